@@ -1,0 +1,223 @@
+// The one source of the configuration's JSON Schema (published as schema/sluice.schema.json for
+// editor autocomplete) and of its TypeScript types. Defaults live here too, so the schema
+// an editor shows and the values sluice runs with never disagree.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$'
+
+const Duration = (description: string, def?: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description: `${description} A number with a unit: 500ms, 30s, 10m, 24h, 7d.`, ...(def ? { default: def } : {}) })
+
+const Strict = { additionalProperties: false } as const
+
+/** A union told apart by its `type` key: gives one clear error instead of one per branch. */
+function Tagged<T extends TSchema[]>(variants: [...T], description: string, def?: object) {
+  return Type.Unsafe<Static<T[number]>>({
+    type: 'object',
+    description,
+    ...(def ? { default: def } : {}),
+    required: ['type'],
+    discriminator: { propertyName: 'type' },
+    oneOf: variants,
+  })
+}
+
+const Listen = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1', description: 'Address to listen on.' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port (0 picks a free one).' }),
+  },
+  { ...Strict, default: {}, description: 'Where the proxy accepts client traffic.' },
+)
+
+const Upstream = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://', description: 'Base URL of the application sluice guards, e.g. http://127.0.0.1:3000.' }),
+    timeout: Duration('How long to wait for the upstream to answer before replying 504.', '30s'),
+    connectTimeout: Duration('How long to wait for a TCP connection before replying 502.', '5s'),
+  },
+  { ...Strict, required: ['url'], description: 'The application behind sluice.' },
+)
+
+const Paths = Type.Object(
+  {
+    caseSensitive: Type.Boolean({ default: false, description: 'Match route paths case-sensitively. Leave false unless the upstream itself is case-sensitive: over-matching is harmless, under-matching is a bypass.' }),
+    stripMatrixParams: Type.Boolean({ default: true, description: 'Ignore ;matrix parameters (e.g. ;jsessionid=…) when matching, as servlet containers and many legacy servers do.' }),
+  },
+  { ...Strict, default: {}, description: 'How request paths are matched against routes.' },
+)
+
+const MemoryStore = Type.Object(
+  {
+    type: Type.Literal('memory'),
+    maxAccounts: Type.Integer({ minimum: 1, default: 100_000, description: 'Accounts held at most; the least recently seen is evicted (counted in metrics).' }),
+  },
+  { ...Strict, description: 'Counts held in this process (one instance).' },
+)
+
+const Algorithms = Type.Array(
+  Type.Union(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'].map((a) => Type.Literal(a))),
+  { minItems: 1, uniqueItems: true, description: 'Algorithms accepted. Never "none".' },
+)
+
+const JwtIdentity = Type.Object(
+  {
+    type: Type.Literal('jwt'),
+    header: Type.String({ default: 'authorization', description: 'Header carrying the token ("Bearer " prefix optional).' }),
+    cookie: Type.Optional(Type.String({ description: 'Read the token from this cookie instead of a header.' })),
+    secret: Type.Optional(Type.String({ minLength: 1, description: 'Shared secret for HS* algorithms. Use ${ENV_VAR}.' })),
+    publicKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (SPKI) for RS*/PS*/ES*/EdDSA algorithms.' })),
+    algorithms: Algorithms,
+    claim: Type.String({ default: 'sub', description: 'Claim naming the account.' }),
+    issuer: Type.Optional(Type.String({ description: 'Required "iss".' })),
+    audience: Type.Optional(Type.String({ description: 'Required "aud".' })),
+  },
+  { ...Strict, required: ['type', 'algorithms'], description: 'A verified JWT. Invalid, expired or badly signed tokens yield no account (the next extractor is tried).' },
+)
+
+const HeaderIdentity = Type.Object(
+  {
+    type: Type.Literal('header'),
+    name: Type.String({ minLength: 1, description: 'Header naming the account, set by an authenticating proxy in front of sluice.' }),
+    trusted: Type.Boolean({ default: false, description: 'Believe this header from any client. Only true if nothing but your own proxy can reach sluice.' }),
+  },
+  { ...Strict, required: ['type', 'name'], description: 'An account named by a header, believed only from trustedProxies (or when trusted: true).' },
+)
+
+const BasicIdentity = Type.Object(
+  { type: Type.Literal('basic') },
+  { ...Strict, description: 'The user name of HTTP Basic authentication (keyed with a fingerprint of the password: a wrong password cannot spend another user\'s budget).' },
+)
+
+const CookieIdentity = Type.Object(
+  {
+    type: Type.Literal('cookie'),
+    name: Type.String({ minLength: 1, description: 'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored.' }),
+  },
+  { ...Strict, required: ['type', 'name'], description: 'One account per session cookie.' },
+)
+
+const Identity = Tagged([JwtIdentity, HeaderIdentity, BasicIdentity, CookieIdentity], 'An account extractor.')
+
+const Action = Type.Union([Type.Literal('log'), Type.Literal('throttle'), Type.Literal('challenge'), Type.Literal('disable')], {
+  description: 'What happens when the limit is crossed. Severity: log < throttle < challenge < disable; the most severe crossed limit acts.',
+})
+
+const Mode = Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], {
+  description: 'enforce blocks; shadow decides and logs exactly the same, and blocks nothing.',
+})
+
+const Limit = Type.Object(
+  {
+    window: Duration('Sliding window length.'),
+    requests: Type.Optional(Type.Integer({ minimum: 1, description: 'At most this many requests in any window (blocked ones count too).' })),
+    distinctRecords: Type.Optional(Type.Integer({ minimum: 1, description: 'At most this many distinct records in any window; re-reading a record is free.' })),
+    action: Action,
+  },
+  { ...Strict, required: ['window', 'action'], description: 'One limit: exactly one of requests or distinctRecords.' },
+)
+
+const ParamRecords = Type.Object(
+  { param: Type.String({ minLength: 1, description: 'Path parameter naming the record, e.g. id for /api/contacts/:id.' }) },
+  { ...Strict, required: ['param'] },
+)
+const QueryRecords = Type.Object(
+  {
+    query: Type.String({ minLength: 1, description: 'Query parameter naming the record(s); repeated parameters all count.' }),
+    split: Type.Optional(Type.String({ minLength: 1, description: 'Separator when one value names several records, e.g. ",".' })),
+  },
+  { ...Strict, required: ['query'] },
+)
+const Records = Type.Union([ParamRecords, QueryRecords], { description: 'Where the record ids of a request are: { param: id } or { query: id, split: "," }.' })
+
+const Method = Type.Union(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)))
+
+const Route = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9_.-]+$', description: 'Unique name, used in logs, metrics and the store.' }),
+    methods: Type.Optional(Type.Array(Method, { minItems: 1, uniqueItems: true, description: 'Methods this route covers (HEAD is always counted as GET). Default: all.' })),
+    path: Type.String({ pattern: '^/', description: 'Path pattern: literal segments, :name for one segment, * for the rest. e.g. /api/contacts/:id' }),
+    mode: Type.Optional(Mode),
+    records: Type.Optional(Records),
+    limits: Type.Array(Limit, { minItems: 1 }),
+  },
+  { ...Strict, required: ['name', 'path', 'limits'], description: 'A sensitive route: counted per account.' },
+)
+
+const Actions = Type.Object(
+  {
+    throttle: Type.Object({ retryAfter: Duration('Retry-After sent with 429.', '30s') }, { ...Strict, default: {} }),
+    challenge: Type.Object({ retryAfter: Duration('Retry-After sent while the challenge action is a throttle.', '30s') }, { ...Strict, default: {} }),
+    disable: Type.Object(
+      { duration: Type.Union([Duration('How long the account stays disabled.'), Type.Literal('forever')], { default: '24h', description: 'How long the account stays disabled, or forever (until an operator unlocks it).' }) },
+      { ...Strict, default: {} },
+    ),
+  },
+  { ...Strict, default: {}, description: 'How each action answers.' },
+)
+
+const Log = Type.Object(
+  {
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  },
+  { ...Strict, default: {} },
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String()),
+    version: Type.Literal(1, { description: 'Configuration format version.' }),
+    listen: Type.Optional(Listen),
+    upstream: Upstream,
+    mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], { default: 'enforce', description: Mode.description })),
+    trustedProxies: Type.Optional(Type.Array(Type.String(), { default: [], description: 'CIDRs (or addresses) of proxies whose X-Forwarded-For and identity headers are believed.' })),
+    paths: Type.Optional(Paths),
+    methodOverride: Type.Optional(
+      Type.Union([Type.Literal('strip'), Type.Literal('forward')], {
+        default: 'strip',
+        description: 'X-HTTP-Method-Override and friends: matched as the method they name either way; strip (default) removes them before forwarding.',
+      }),
+    ),
+    store: Type.Optional(Tagged([MemoryStore], 'Where counts are kept.', { type: 'memory' })),
+    identity: Type.Optional(Type.Array(Identity, { default: [], description: 'Tried in order; if none yields an account, the client IP is the key.' })),
+    routes: Type.Array(Route, { description: 'Sensitive routes. Everything else is forwarded untouched.' }),
+    actions: Type.Optional(Actions),
+    log: Type.Optional(Log),
+  },
+  {
+    ...Strict,
+    required: ['version', 'upstream', 'routes'],
+    $id: 'https://sluice.dev/schema/sluice.schema.json',
+    title: 'sluice configuration',
+    description: 'sluice: stop bulk data extraction through your app\'s own endpoints.',
+  },
+)
+
+export type SluiceConfig = Static<typeof ConfigSchema>
+export type RouteConfig = Static<typeof Route>
+export type LimitConfig = Static<typeof Limit>
+export type IdentityConfig = Static<typeof Identity>
+export type ActionName = Static<typeof Action>
+export type ModeName = Static<typeof Mode>
+
+/**
+ * The JSON Schema as plain JSON. `forEditors` drops keys that have a default from `required`:
+ * an editor does not apply defaults, so it must not ask for them (sluice validates with
+ * defaults applied, where they are always present).
+ */
+export function jsonSchema(forEditors = false): Record<string, unknown> {
+  const schema = { $schema: 'http://json-schema.org/draft-07/schema#', ...JSON.parse(JSON.stringify(ConfigSchema)) }
+  if (forEditors) relaxDefaulted(schema)
+  return schema
+}
+
+function relaxDefaulted(node: unknown): void {
+  if (Array.isArray(node)) return node.forEach(relaxDefaulted)
+  if (node === null || typeof node !== 'object') return
+  const obj = node as { required?: string[]; properties?: Record<string, { default?: unknown }> }
+  if (obj.required && obj.properties) {
+    const props = obj.properties
+    obj.required = obj.required.filter((k) => props[k]?.default === undefined)
+  }
+  Object.values(obj).forEach(relaxDefaulted)
+}
