@@ -1,0 +1,81 @@
+// The engine turns an observation (account, route, records, time) into a decision. It knows
+// nothing of HTTP: the proxy, `sluice replay` and the tests all drive this same code.
+import type { HitResult, Store } from '../store/store.js'
+import type { Limit, RoutePolicy } from './policy.js'
+
+export type DecisionKind =
+  | 'allow'
+  | 'log' //       a `log` limit was crossed; served
+  | 'throttle' //  429
+  | 'challenge' // proof of work (a throttle until the challenge action exists)
+  | 'disable' //   this request crossed a disable limit: 403 from now on
+  | 'disabled' //  the account was already disabled: 403
+
+export interface Decision {
+  kind: DecisionKind
+  /** The decision stops the request (enforce only; in shadow it is logged and served). */
+  block: boolean
+  /** The same decision in enforce mode would have blocked. */
+  wouldBlock: boolean
+  shadow: boolean
+  account: string
+  route: string
+  limit: Limit | null
+  /** Per limit of the route: requests / distinct records in its window, this request included. */
+  counts: number[]
+  /** When a disable ends (Infinity: until unlocked). */
+  disabledUntil: number | null
+}
+
+export interface EngineOptions {
+  /** How long a disable lasts, in ms (Infinity: until an operator unlocks it). */
+  disableForMs: number
+  /** Global shadow mode: every route decides and logs, nothing blocks. */
+  shadow?: boolean
+  clock?: () => number
+}
+
+export class Engine {
+  readonly store: Store
+  private readonly disableForMs: number
+  private readonly shadow: boolean
+  private readonly clock: () => number
+
+  constructor(store: Store, options: EngineOptions) {
+    this.store = store
+    this.disableForMs = options.disableForMs
+    this.shadow = options.shadow ?? false
+    this.clock = options.clock ?? Date.now
+  }
+
+  observe(account: string, policy: RoutePolicy, records: readonly string[], now = this.clock()): Promise<Decision> | Decision {
+    const shadow = this.shadow || policy.shadow
+    const input = { account, policy, records, now, shadow, disableForMs: this.disableForMs }
+    const result = this.store.hit(input)
+    if (result instanceof Promise) return result.then((r) => toDecision(r, account, policy, shadow))
+    return toDecision(result, account, policy, shadow)
+  }
+}
+
+function toDecision(
+  r: HitResult,
+  account: string,
+  policy: RoutePolicy,
+  shadow: boolean,
+): Decision {
+  let kind: DecisionKind
+  if (r.disabledUntil !== null) kind = 'disabled'
+  else kind = r.action ?? 'allow'
+  const wouldBlock = r.blocked
+  return {
+    kind,
+    block: wouldBlock && !shadow,
+    wouldBlock,
+    shadow,
+    account,
+    route: policy.name,
+    limit: r.limit,
+    counts: r.counts,
+    disabledUntil: r.disabledUntil ?? r.disabledNowUntil,
+  }
+}

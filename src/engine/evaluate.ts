@@ -1,0 +1,78 @@
+// One observation against one (account, route) state: the pure heart of sluice. The memory
+// store runs it directly; the Redis store runs the same steps in Lua, atomically.
+import { DistinctLog, RequestLog } from './windows.js'
+import type { ActionName, Limit, RoutePolicy } from './policy.js'
+
+export interface RouteWindows {
+  requests: RequestLog | null
+  distinct: DistinctLog | null
+}
+
+export interface Evaluation {
+  /** The most severe crossed limit, or null. */
+  limit: Limit | null
+  action: ActionName | null
+  /** A crossed limit blocks (throttle and above): records were not counted. */
+  blocked: boolean
+  /** Per limit (policy.limits order): requests or distinct records in its window, this request included. */
+  counts: number[]
+}
+
+export function newWindows(policy: RoutePolicy): RouteWindows {
+  return {
+    requests: policy.requestLimits.length > 0 ? new RequestLog(policy.requestCapacity) : null,
+    distinct: policy.distinctLimits.length > 0 ? new DistinctLog(policy.distinctCapacity) : null,
+  }
+}
+
+/**
+ * Count the request, decide, and count its records only if nothing blocks it: a blocked
+ * request served no data, so it must not spend the account's record budget (ARCHITECTURE.md).
+ * `now` must not run backwards per state; callers clamp it (see MemoryStore).
+ */
+export function evaluate(w: RouteWindows, policy: RoutePolicy, records: readonly string[], now: number): Evaluation {
+  const counts = new Array<number>(policy.limits.length).fill(0)
+  let worst: Limit | null = null
+
+  if (w.requests) {
+    w.requests.add(now)
+    for (const limit of policy.requestLimits) {
+      const count = w.requests.countAfter(now - limit.windowMs)
+      counts[limit.index] = count
+      if (count > limit.max && moreSevere(limit, worst)) worst = limit
+    }
+  }
+
+  const d = w.distinct
+  if (d) {
+    const limits = policy.distinctLimits
+    d.prune(now - policy.longestDistinctWindowMs)
+    const cutoffs = limits.map((l) => now - l.windowMs)
+    const inWindow: number[] = new Array<number>(limits.length)
+    d.countAfter(cutoffs, inWindow)
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i] as Limit
+      const cutoff = cutoffs[i] as number
+      // Records this request touches that are new to this limit's window (a re-read is free).
+      let fresh = 0
+      for (let r = 0; r < records.length; r++) {
+        const record = records[r] as string
+        if (r > 0 && records.indexOf(record) < r) continue // the same id twice in one request
+        const at = d.lastSeen(record)
+        if (at === undefined || at <= cutoff) fresh++
+      }
+      const count = (inWindow[i] as number) + fresh
+      counts[limit.index] = Math.min(count, policy.distinctCapacity)
+      if (fresh > 0 && count > limit.max && moreSevere(limit, worst)) worst = limit
+    }
+  }
+
+  const blocked = worst !== null && worst.severity > 0
+  if (d && !blocked) for (const record of records) d.touch(record, now)
+  return { limit: worst, action: worst?.action ?? null, blocked, counts }
+}
+
+/** The ladder; between equally severe limits the one written first in the config decides. */
+function moreSevere(limit: Limit, than: Limit | null): boolean {
+  return than === null || limit.severity > than.severity || (limit.severity === than.severity && limit.index < than.index)
+}

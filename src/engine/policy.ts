@@ -1,0 +1,63 @@
+// What the engine evaluates: a route's limits compiled once at config load into plain objects,
+// so the hot path only compares numbers.
+export type ActionName = 'log' | 'throttle' | 'challenge' | 'disable'
+
+/** The ladder: when several limits are crossed, the most severe action wins. */
+export const SEVERITY: Readonly<Record<ActionName, number>> = { log: 0, throttle: 1, challenge: 2, disable: 3 }
+
+export interface Limit {
+  /** `route#index`, stable while the config does not change. */
+  id: string
+  index: number
+  kind: 'requests' | 'distinctRecords'
+  windowMs: number
+  max: number
+  action: ActionName
+  severity: number
+  /** `10m distinctRecords 100 → challenge`, for logs and messages. */
+  label: string
+}
+
+export interface RoutePolicy {
+  name: string
+  limits: readonly Limit[]
+  requestLimits: readonly Limit[]
+  /** Sorted by window, longest first (so their cutoffs ascend). */
+  distinctLimits: readonly Limit[]
+  /** History a window needs to decide every limit exactly: the largest max + 1. */
+  requestCapacity: number
+  distinctCapacity: number
+  longestDistinctWindowMs: number
+  /** Shadow: decide and log exactly as enforce would, block nothing. */
+  shadow: boolean
+}
+
+export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[], shadow: boolean): RoutePolicy {
+  const all: Limit[] = limits.map((l, index) => ({
+    ...l,
+    index,
+    id: `${name}#${index}`,
+    severity: SEVERITY[l.action],
+    label: `${formatMs(l.windowMs)} ${l.kind} ${l.max} → ${l.action}`,
+  }))
+  const requestLimits = all.filter((l) => l.kind === 'requests')
+  const distinctLimits = all.filter((l) => l.kind === 'distinctRecords').sort((a, b) => b.windowMs - a.windowMs)
+  return {
+    name,
+    limits: all,
+    requestLimits,
+    distinctLimits,
+    requestCapacity: Math.max(0, ...requestLimits.map((l) => l.max)) + 1,
+    distinctCapacity: Math.max(0, ...distinctLimits.map((l) => l.max)) + 1,
+    longestDistinctWindowMs: distinctLimits[0]?.windowMs ?? 0,
+    shadow,
+  }
+}
+
+export function formatMs(ms: number): string {
+  if (ms === Infinity) return 'forever'
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms}ms`
+}

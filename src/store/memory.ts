@@ -1,0 +1,109 @@
+// The embedded store: every count in this process, bounded by an LRU of accounts.
+import { LRUCache } from 'lru-cache'
+import { evaluate, newWindows, type RouteWindows } from '../engine/evaluate.js'
+import type { RoutePolicy } from '../engine/policy.js'
+import type { DisabledState, HitInput, HitResult, Store } from './store.js'
+
+interface AccountState {
+  /** Per route; rebuilt if the route's policy object changes (config reload). */
+  routes: Map<string, { policy: RoutePolicy; windows: RouteWindows }>
+  /** Wall clocks can step back (NTP); windows must not. */
+  lastNow: number
+}
+
+export interface MemoryStoreOptions {
+  maxAccounts: number
+  onEvict?: (account: string) => void
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory'
+  private readonly accounts: LRUCache<string, AccountState>
+  // Disabled state is kept apart from the LRU of counts: flooding sluice with fresh
+  // identities must not evict (and so unlock) a disabled account.
+  private readonly disabledEnforce: LRUCache<string, number>
+  private readonly disabledShadow: LRUCache<string, number>
+
+  constructor(options: MemoryStoreOptions) {
+    const onEvict = options.onEvict
+    this.accounts = new LRUCache<string, AccountState>({
+      max: options.maxAccounts,
+      ...(onEvict ? { dispose: (_v: AccountState, account: string, reason: string) => { if (reason === 'evict') onEvict(account) } } : {}),
+    })
+    this.disabledEnforce = new LRUCache<string, number>({ max: options.maxAccounts })
+    this.disabledShadow = new LRUCache<string, number>({ max: options.maxAccounts })
+  }
+
+  hit(input: HitInput): HitResult {
+    const { account, policy } = input
+    let state = this.accounts.get(account)
+    if (!state) {
+      state = { routes: new Map(), lastNow: -Infinity }
+      this.accounts.set(account, state)
+    }
+    const now = Math.max(input.now, state.lastNow)
+    state.lastNow = now
+
+    let entry = state.routes.get(policy.name)
+    if (!entry || entry.policy !== policy) {
+      entry = { policy, windows: newWindows(policy) }
+      state.routes.set(policy.name, entry)
+    }
+
+    const disabledUntil = this.disabledUntil(account, input.shadow, now)
+    if (disabledUntil !== null) {
+      // Counted as a request (blocked requests count), never as records.
+      const evaluation = evaluate(entry.windows, policy, [], now)
+      return { ...evaluation, blocked: true, disabledUntil, disabledNowUntil: null }
+    }
+
+    const evaluation = evaluate(entry.windows, policy, input.records, now)
+    let disabledNowUntil: number | null = null
+    if (evaluation.action === 'disable') {
+      disabledNowUntil = now + input.disableForMs
+      this.disable(account, disabledNowUntil, input.shadow, now)
+    }
+    return { ...evaluation, disabledUntil: null, disabledNowUntil }
+  }
+
+  disabled(account: string, now: number): DisabledState[] {
+    const out: DisabledState[] = []
+    for (const [map, shadow] of [[this.disabledEnforce, false], [this.disabledShadow, true]] as const) {
+      const until = map.get(account)
+      if (until !== undefined && until > now) out.push({ account, until, shadow })
+    }
+    return out
+  }
+
+  unlock(account: string): boolean {
+    const a = this.disabledEnforce.delete(account)
+    const b = this.disabledShadow.delete(account)
+    return a || b
+  }
+
+  /** Accounts currently tracked (for metrics and tests). */
+  get size(): number {
+    return this.accounts.size
+  }
+
+  async close(): Promise<void> {
+    this.accounts.clear()
+  }
+
+  private disabledUntil(account: string, shadow: boolean, now: number): number | null {
+    // An enforced disable also shows on shadow routes; a shadow one never blocks enforced routes.
+    const enforced = this.disabledEnforce.get(account)
+    if (enforced !== undefined && enforced > now) return enforced
+    if (shadow) {
+      const shadowed = this.disabledShadow.get(account)
+      if (shadowed !== undefined && shadowed > now) return shadowed
+    }
+    return null
+  }
+
+  private disable(account: string, until: number, shadow: boolean, now: number): void {
+    const map = shadow ? this.disabledShadow : this.disabledEnforce
+    const ttl = until - now
+    map.set(account, until, Number.isFinite(ttl) ? { ttl: Math.max(1, Math.ceil(ttl)) } : {})
+  }
+}
