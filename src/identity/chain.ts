@@ -1,0 +1,84 @@
+// Who is asking: the first extractor that yields an account wins; the client IP is the
+// fallback. Each source is as hard to spoof as we can make it:
+//   jwt    verified (see jwt.ts)
+//   header believed only from a trusted proxy, or when declared `trusted: true`
+//   basic  keyed with a fingerprint of the password, so a wrong password cannot spend (or
+//          disable) somebody else's budget; the upstream still checks the password
+//   cookie hashed; one account per session; sent twice with different values → 400
+//   ip     the socket peer, or X-Forwarded-For only through trusted proxies; IPv6 by /64
+import type { IncomingMessage } from 'node:http'
+import { basicCredentials, bearerToken, fingerprint, headerValue, singleCookie } from './credentials.js'
+import { clientAddress, ipAccount, type TrustFn } from './ip.js'
+import { createJwtVerifier } from './jwt.js'
+import type { IdentityConfig } from '../config/schema.js'
+
+export type IdentitySource = 'jwt' | 'header' | 'basic' | 'cookie' | 'ip'
+
+export interface Identity {
+  account: string
+  source: IdentitySource
+  clientIp: string
+}
+
+type Extractor = (req: IncomingMessage, fromTrustedProxy: boolean, now: number) => string | undefined | Promise<string | undefined>
+
+export interface IdentityChain {
+  identify(req: IncomingMessage, now: number): Promise<Identity>
+  /** Identity headers the upstream must not see from this request (believed or not by us, spoofed ones must not reach it). */
+  untrustedHeaders(req: IncomingMessage): string[]
+}
+
+export function buildIdentityChain(configs: readonly IdentityConfig[], trust: TrustFn): IdentityChain {
+  const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c) }))
+  const headerIdentities = configs.filter((c): c is Extract<IdentityConfig, { type: 'header' }> => c.type === 'header' && !c.trusted).map((c) => c.name)
+
+  const peerTrusted = (req: IncomingMessage) => {
+    const addr = req.socket.remoteAddress
+    return addr !== undefined && trust(addr, 0)
+  }
+
+  return {
+    async identify(req, now) {
+      const fromTrustedProxy = peerTrusted(req)
+      const clientIp = clientAddress(req, trust)
+      for (const step of steps) {
+        const account = await step.extract(req, fromTrustedProxy, now)
+        if (account !== undefined) return { account, source: step.source, clientIp }
+      }
+      return { account: ipAccount(clientIp), source: 'ip', clientIp }
+    },
+    untrustedHeaders(req) {
+      return headerIdentities.length > 0 && !peerTrusted(req) ? headerIdentities : []
+    },
+  }
+}
+
+function extractor(c: IdentityConfig): Extractor {
+  switch (c.type) {
+    case 'jwt': {
+      const verify = createJwtVerifier(c)
+      return (req, _trusted, now) => {
+        const token = c.cookie ? singleCookie(req.headers, c.cookie) : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
+        return token ? verify(token, now) : undefined
+      }
+    }
+    case 'header': {
+      const name = c.name.toLowerCase()
+      return (req, fromTrustedProxy) => {
+        if (!c.trusted && !fromTrustedProxy) return undefined
+        const value = headerValue(req.headers, name)?.trim()
+        return value ? value : undefined
+      }
+    }
+    case 'basic':
+      return (req) => {
+        const creds = basicCredentials(req.headers)
+        return creds ? `basic:${creds[0]}#${fingerprint(`${creds[0]}\0${creds[1]}`, 6)}` : undefined
+      }
+    case 'cookie':
+      return (req) => {
+        const value = singleCookie(req.headers, c.name)
+        return value ? `session:${fingerprint(value)}` : undefined
+      }
+  }
+}

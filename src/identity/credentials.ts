@@ -1,0 +1,70 @@
+// Small parsers for the places credentials live. They never throw on garbage.
+import type { IncomingHttpHeaders } from 'node:http'
+import { createHash } from 'node:crypto'
+
+/** A token shown once in logs and stored as a key must not be the token: hash it. */
+export function fingerprint(value: string, length = 16): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, length)
+}
+
+export class AmbiguousIdentityError extends Error {
+  readonly code = 'SLUICE_ERR_AMBIGUOUS_IDENTITY'
+}
+
+/**
+ * Every value of one cookie. A request may carry a name twice (`a=1; a=2`); servers disagree
+ * on which one wins, so the caller must not pick one silently.
+ */
+export function cookieValues(headers: IncomingHttpHeaders, name: string): string[] {
+  const raw = headers.cookie
+  if (!raw) return []
+  const out: string[] = []
+  for (const header of Array.isArray(raw) ? raw : [raw]) {
+    for (const pair of header.split(';')) {
+      const eq = pair.indexOf('=')
+      if (eq < 0) continue
+      if (pair.slice(0, eq).trim() !== name) continue
+      let value = pair.slice(eq + 1).trim()
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+      if (value !== '') out.push(value)
+    }
+  }
+  return out
+}
+
+/** One cookie's value; throws AmbiguousIdentityError when it is sent twice with different values. */
+export function singleCookie(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const values = cookieValues(headers, name)
+  if (values.length > 1 && values.some((v) => v !== values[0])) {
+    throw new AmbiguousIdentityError(`cookie ${name} sent more than once with different values`)
+  }
+  return values[0]
+}
+
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name]
+  if (Array.isArray(v)) {
+    if (v.length > 1 && v.some((x) => x !== v[0])) throw new AmbiguousIdentityError(`header ${name} sent more than once with different values`)
+    return v[0]
+  }
+  return v
+}
+
+/** `Authorization: Basic …` → [user, password]; undefined for anything else. */
+export function basicCredentials(headers: IncomingHttpHeaders): [string, string] | undefined {
+  const auth = headers.authorization
+  if (!auth || auth.length < 7 || auth.slice(0, 6).toLowerCase() !== 'basic ') return undefined
+  const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon <= 0) return undefined
+  return [decoded.slice(0, colon), decoded.slice(colon + 1)]
+}
+
+/** A bearer token from a header value (`Bearer x` or bare `x`); never a Basic credential. */
+export function bearerToken(value: string | undefined): string | undefined {
+  if (!value) return undefined
+  const v = value.trim()
+  const space = v.indexOf(' ')
+  if (space < 0) return v
+  return v.slice(0, space).toLowerCase() === 'bearer' ? v.slice(space + 1).trim() : undefined
+}

@@ -1,0 +1,44 @@
+// The client address, and the account key when nothing else names an account.
+import type { IncomingMessage } from 'node:http'
+import proxyaddr from 'proxy-addr'
+import ipaddr from 'ipaddr.js'
+
+export type TrustFn = (addr: string, hop: number) => boolean
+
+/** proxy-addr's trust function; also accepts its names: loopback, linklocal, uniquelocal. */
+export function compileTrust(trustedProxies: readonly string[]): TrustFn {
+  return proxyaddr.compile([...trustedProxies])
+}
+
+/**
+ * The client address: the socket peer, or — only when that peer is a trusted proxy — the
+ * right-most X-Forwarded-For entry that is not itself trusted (what a spoofer cannot forge).
+ */
+export function clientAddress(req: IncomingMessage, trust: TrustFn): string {
+  if (!req.socket.remoteAddress) return '0.0.0.0'
+  return proxyaddr(req, trust)
+}
+
+/**
+ * IPv6 clients are keyed by their /64: one host commonly holds a whole /64, and keying by
+ * address would hand it 2^64 fresh budgets. IPv4-mapped IPv6 is folded to IPv4.
+ */
+export function ipAccount(address: string): string {
+  if (!ipaddr.isValid(address)) return `ip:${address}`
+  let ip = ipaddr.parse(address)
+  if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address()
+  if (ip.kind() === 'ipv4') return `ip:${ip.toString()}`
+  const parts = (ip as ipaddr.IPv6).parts.slice(0, 4)
+  return `ip:${parts.map((p) => p.toString(16)).join(':')}::/64`
+}
+
+/** Throws a message for trustedProxies entries proxy-addr would not understand. */
+export function validateTrustEntry(entry: string): string | null {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return null
+  try {
+    proxyaddr.compile(entry)
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
+}
