@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest'
+import { compileRecords } from '../../src/records/extract.js'
+import { compilePattern } from '../../src/routes/pattern.js'
+import { matchRoute } from '../../src/routes/table.js'
+
+const route = (path: string, methods: string[] | null = ['GET'], caseSensitive = false) => ({ name: path, pattern: compilePattern(path, caseSensitive), methods: methods ? new Set(methods) : null })
+
+describe('route patterns', () => {
+  it('matches params, wildcards and literal segments, case-insensitively by default', () => {
+    const routes = [route('/api/contacts/:id'), route('/api/parcels/*', null), route('/')]
+    expect(matchRoute(routes, 'GET', '/api/contacts/42')?.params).toEqual({ id: '42' })
+    expect(matchRoute(routes, 'GET', '/API/Contacts/AbC')?.params).toEqual({ id: 'AbC' })
+    expect(matchRoute(routes, 'GET', '/api/contacts/42/x')).toBeNull()
+    expect(matchRoute(routes, 'POST', '/api/contacts/42')).toBeNull()
+    expect(matchRoute(routes, 'DELETE', '/api/parcels/a/b')?.route.name).toBe('/api/parcels/*')
+    expect(matchRoute(routes, 'GET', '/api/parcels')?.route.name).toBe('/api/parcels/*')
+    expect(matchRoute(routes, 'GET', '/')?.route.name).toBe('/')
+  })
+
+  it('decodes percent-encoded parameters into record ids', () => {
+    expect(matchRoute([route('/c/:id')], 'GET', '/c/caf%C3%A9')?.params.id).toBe('café')
+  })
+
+  it('honours caseSensitive', () => {
+    expect(matchRoute([route('/api/x', ['GET'], true)], 'GET', '/API/x')).toBeNull()
+  })
+
+  it.each([
+    ['api/x', 'start with "/"'],
+    ['/a//b', 'empty segment'],
+    ['/a/*/b', 'last segment'],
+    ['/a/:id/:id', 'twice'],
+    ['/a/file-:id', 'whole segment'],
+    ['/a/../b', 'dot segment'],
+    ['/a/b c', 'characters'],
+  ])('rejects %s', (pattern, message) => {
+    expect(() => compilePattern(pattern, false)).toThrow(message)
+  })
+})
+
+describe('record extraction', () => {
+  it('reads a path parameter', () => {
+    expect(compileRecords({ param: 'id' })({ id: '7' }, '')).toEqual(['7'])
+  })
+
+  it('reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key\'s case or brackets', () => {
+    const extract = compileRecords({ query: 'ids', split: ',' })
+    expect(extract({}, '?ids=1,2, 3&IDS=4&ids[]=5&ids[0]=6&ids=1&other=9&ids=')).toEqual(['1', '2', '3', '4', '5', '6'])
+    expect(extract({}, '')).toEqual([])
+    expect(extract({}, '?%69ds=8')).toEqual(['8'])
+  })
+})
