@@ -55,6 +55,23 @@ const MemoryStore = Type.Object(
   { ...Strict, description: 'Counts held in this process (one instance).' },
 )
 
+const RedisUrl = Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS.' })
+
+const RedisStore = Type.Object(
+  {
+    type: Type.Literal('redis'),
+    url: Type.Optional(RedisUrl),
+    cluster: Type.Optional(Type.Array(RedisUrl, { minItems: 1, description: 'Seed nodes of a Redis Cluster (instead of url).' })),
+    keyPrefix: Type.String({ default: 'sluice:', description: 'Prefix of every key sluice writes.' }),
+    commandTimeout: Duration('Longest wait for one Redis call before the failure policy answers.', '50ms'),
+    onError: Type.Union([Type.Literal('fail-open'), Type.Literal('fail-closed'), Type.Literal('local')], {
+      description: 'When Redis cannot answer: fail-open forwards (and logs), fail-closed answers 503 on sensitive routes, local counts in this instance until Redis is back.',
+    }),
+    maxAccounts: Type.Integer({ minimum: 1, default: 100_000, description: 'Accounts held by the local fallback.' }),
+  },
+  { ...Strict, required: ['type', 'onError'], description: 'Counts shared by every sluice instance, in Redis or Redis Cluster.' },
+)
+
 const Algorithms = Type.Array(
   Type.Union(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'].map((a) => Type.Literal(a))),
   { minItems: 1, uniqueItems: true, description: 'Algorithms accepted. Never "none".' },
@@ -156,6 +173,20 @@ const Actions = Type.Object(
   { ...Strict, default: {}, description: 'How each action answers.' },
 )
 
+const Admin = Type.Object(
+  {
+    listen: Type.Object(
+      {
+        host: Type.String({ default: '127.0.0.1', description: 'Keep it on loopback or a management network.' }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 9090 }),
+      },
+      { ...Strict, default: {} },
+    ),
+    token: Type.String({ minLength: 16, description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.' }),
+  },
+  { ...Strict, required: ['token'], description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.' },
+)
+
 const Log = Type.Object(
   {
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
@@ -178,10 +209,11 @@ export const ConfigSchema = Type.Object(
         description: 'X-HTTP-Method-Override and friends: matched as the method they name either way; strip (default) removes them before forwarding.',
       }),
     ),
-    store: Type.Optional(Tagged([MemoryStore], 'Where counts are kept.', { type: 'memory' })),
+    store: Type.Optional(Tagged([MemoryStore, RedisStore], 'Where counts are kept.', { type: 'memory' })),
     identity: Type.Optional(Type.Array(Identity, { default: [], description: 'Tried in order; if none yields an account, the client IP is the key.' })),
     routes: Type.Array(Route, { description: 'Sensitive routes. Everything else is forwarded untouched.' }),
     actions: Type.Optional(Actions),
+    admin: Type.Optional(Admin),
     log: Type.Optional(Log),
   },
   {
@@ -197,6 +229,7 @@ export type SluiceConfig = Static<typeof ConfigSchema>
 export type RouteConfig = Static<typeof Route>
 export type LimitConfig = Static<typeof Limit>
 export type IdentityConfig = Static<typeof Identity>
+export type StoreConfig = Static<typeof RedisStore> | Static<typeof MemoryStore>
 export type ActionName = Static<typeof Action>
 export type ModeName = Static<typeof Mode>
 

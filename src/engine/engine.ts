@@ -10,6 +10,7 @@ export type DecisionKind =
   | 'challenge' // proof of work (a throttle until the challenge action exists)
   | 'disable' //   this request crossed a disable limit: 403 from now on
   | 'disabled' //  the account was already disabled: 403
+  | 'unavailable' // the store is down and its policy is fail-closed: 503
 
 export interface Decision {
   kind: DecisionKind
@@ -25,6 +26,8 @@ export interface Decision {
   counts: number[]
   /** When a disable ends (Infinity: until unlocked). */
   disabledUntil: number | null
+  /** The store's failure policy answered (the store could not be reached). */
+  degraded?: 'fail-open' | 'fail-closed' | 'local'
 }
 
 export interface EngineOptions {
@@ -64,7 +67,8 @@ function toDecision(
   shadow: boolean,
 ): Decision {
   let kind: DecisionKind
-  if (r.disabledUntil !== null) kind = 'disabled'
+  if (r.degraded === 'fail-closed') kind = 'unavailable'
+  else if (r.disabledUntil !== null) kind = 'disabled'
   else kind = r.action ?? 'allow'
   const wouldBlock = r.blocked
   return {
@@ -77,5 +81,6 @@ function toDecision(
     limit: r.limit,
     counts: r.counts,
     disabledUntil: r.disabledUntil ?? r.disabledNowUntil,
+    ...(r.degraded ? { degraded: r.degraded } : {}),
   }
 }

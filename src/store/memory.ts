@@ -5,7 +5,7 @@ import type { RoutePolicy } from '../engine/policy.js'
 import type { DisabledState, HitInput, HitResult, Store } from './store.js'
 
 interface AccountState {
-  /** Per route; rebuilt if the route's policy object changes (config reload). */
+  /** Per route; kept across a config reload unless the route's window capacities change. */
   routes: Map<string, { policy: RoutePolicy; windows: RouteWindows }>
   /** Wall clocks can step back (NTP); windows must not. */
   lastNow: number
@@ -45,7 +45,7 @@ export class MemoryStore implements Store {
     state.lastNow = now
 
     let entry = state.routes.get(policy.name)
-    if (!entry || entry.policy !== policy) {
+    if (!entry || !sameShape(entry.policy, policy)) {
       entry = { policy, windows: newWindows(policy) }
       state.routes.set(policy.name, entry)
     }
@@ -106,4 +106,15 @@ export class MemoryStore implements Store {
     const ttl = until - now
     map.set(account, until, Number.isFinite(ttl) ? { ttl: Math.max(1, Math.ceil(ttl)) } : {})
   }
+}
+
+/** Windows built for one policy serve another with the same capacities (shadow twin, reload). */
+function sameShape(a: RoutePolicy, b: RoutePolicy): boolean {
+  return (
+    a === b ||
+    (a.requestCapacity === b.requestCapacity &&
+      a.distinctCapacity === b.distinctCapacity &&
+      a.requestLimits.length > 0 === b.requestLimits.length > 0 &&
+      a.distinctLimits.length > 0 === b.distinctLimits.length > 0)
+  )
 }

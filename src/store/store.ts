@@ -21,6 +21,8 @@ export interface HitResult extends Evaluation {
   disabledUntil: number | null
   /** Set when this request crossed a disable limit and disabled the account. */
   disabledNowUntil: number | null
+  /** Set when the store could not be reached and its failure policy answered instead. */
+  degraded?: 'fail-open' | 'fail-closed' | 'local'
 }
 
 export interface DisabledState {

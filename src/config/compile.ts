@@ -1,0 +1,217 @@
+// A validated config compiled once into what the hot path evaluates: route matchers, limit
+// policies, durations in ms. Semantic problems the schema cannot express are reported as
+// ConfigIssues with document paths (the loader turns them into file:line:col).
+import type { KeyObject } from 'node:crypto'
+import { ConfigIssues, type ConfigIssue } from '../errors.js'
+import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
+import { jwtKey } from '../identity/jwt.js'
+import { compileRecords, type RecordExtractor } from '../records/extract.js'
+import { compilePattern } from '../routes/pattern.js'
+import type { MatchableRoute } from '../routes/table.js'
+import { DURATION_HINT, parseDuration } from './duration.js'
+import type { IdentityConfig, RouteConfig, SluiceConfig } from './schema.js'
+
+export interface CompiledRoute extends MatchableRoute {
+  name: string
+  path: string
+  policy: RoutePolicy
+  records: RecordExtractor
+  /** Where records come from, for `sluice check` and logs. */
+  recordSource: string
+}
+
+export interface RedisStoreConfig {
+  type: 'redis'
+  url?: string
+  cluster?: string[]
+  keyPrefix: string
+  commandTimeoutMs: number
+  onError: 'fail-open' | 'fail-closed' | 'local'
+  maxAccounts: number
+}
+
+export interface CompiledConfig {
+  source: SluiceConfig
+  listen: { host: string; port: number }
+  upstream: { url: string; timeoutMs: number; connectTimeoutMs: number }
+  shadow: boolean
+  trust: TrustFn
+  paths: { caseSensitive: boolean; stripMatrixParams: boolean }
+  methodOverride: 'strip' | 'forward'
+  store: { type: 'memory'; maxAccounts: number } | RedisStoreConfig
+  identity: IdentityConfig[]
+  routes: CompiledRoute[]
+  actions: { throttleRetryAfterMs: number; challengeRetryAfterMs: number; disableForMs: number }
+  admin: { host: string; port: number; token: string } | null
+  logLevel: string
+}
+
+type Defaulted = SluiceConfig & Required<Pick<SluiceConfig, 'listen' | 'paths' | 'actions' | 'store' | 'identity' | 'trustedProxies' | 'mode' | 'methodOverride' | 'log'>>
+
+/** Compile a schema-valid, defaulted config; throws ConfigIssues listing every problem. */
+export function compileConfig(input: SluiceConfig): CompiledConfig {
+  const config = input as Defaulted
+  const issues: ConfigIssue[] = []
+  const duration = (text: string, path: (string | number)[]): number => {
+    const ms = parseDuration(text)
+    if (ms === undefined || ms <= 0) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_DURATION', path, message: `"${text}" is not a positive duration`, hint: DURATION_HINT })
+      return 1
+    }
+    return ms
+  }
+
+  try {
+    const u = new URL(config.upstream.url)
+    if (u.search || u.hash) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: 'the upstream URL must not have a query or fragment' })
+  } catch {
+    issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: `"${config.upstream.url}" is not a URL`, hint: 'write e.g. http://127.0.0.1:3000' })
+  }
+
+  config.trustedProxies.forEach((entry, i) => {
+    const problem = validateTrustEntry(entry)
+    if (problem) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['trustedProxies', i], message: `"${entry}" is not an address or CIDR (${problem})`, hint: 'write e.g. 10.0.0.0/8, 192.168.1.10 or loopback' })
+  })
+
+  config.identity.forEach((id, i) => checkIdentity(id, ['identity', i], issues))
+
+  const caseSensitive = config.paths.caseSensitive
+  const names = new Set<string>()
+  const routes: CompiledRoute[] = []
+  config.routes.forEach((route, r) => {
+    const at = ['routes', r]
+    if (names.has(route.name)) issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'name'], message: `route name "${route.name}" is used twice`, hint: 'give every route a unique name: it keys the counts' })
+    names.add(route.name)
+    let pattern
+    try {
+      pattern = compilePattern(route.path, caseSensitive)
+    } catch (err) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'path'], message: (err as Error).message, hint: 'use literal segments, :name for one segment and * for the rest, e.g. /api/contacts/:id' })
+      return
+    }
+    if (route.records && 'param' in route.records && !pattern.params.includes(route.records.param)) {
+      const known = pattern.params.length > 0 ? `it has ${pattern.params.map((p) => `:${p}`).join(', ')}` : 'it has no parameters'
+      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'records', 'param'], message: `records.param "${route.records.param}" is not a parameter of ${route.path} (${known})` })
+    }
+    const limits = compileLimits(route, at, issues, duration)
+    routes.push({
+      name: route.name,
+      path: route.path,
+      pattern,
+      methods: route.methods ? new Set(route.methods.map((m) => (m === 'HEAD' ? 'GET' : m))) : null,
+      policy: buildPolicy(route.name, limits, route.mode === 'shadow'),
+      records: compileRecords(route.records),
+      recordSource: !route.records ? 'none' : 'param' in route.records ? `path :${route.records.param}` : `query ${route.records.query}${route.records.split ? ` split "${route.records.split}"` : ''}`,
+    })
+  })
+
+  const disable = config.actions.disable.duration
+  const compiled: CompiledConfig = {
+    source: config,
+    listen: { host: config.listen.host, port: config.listen.port },
+    upstream: {
+      url: config.upstream.url.replace(/\/+$/, ''),
+      timeoutMs: duration(config.upstream.timeout, ['upstream', 'timeout']),
+      connectTimeoutMs: duration(config.upstream.connectTimeout, ['upstream', 'connectTimeout']),
+    },
+    shadow: config.mode === 'shadow',
+    trust: compileTrust(issues.some((i) => i.path[0] === 'trustedProxies') ? [] : config.trustedProxies),
+    paths: { caseSensitive, stripMatrixParams: config.paths.stripMatrixParams },
+    methodOverride: config.methodOverride,
+    store: compileStore(config.store, issues, duration),
+    identity: config.identity,
+    routes,
+    actions: {
+      throttleRetryAfterMs: duration(config.actions.throttle.retryAfter, ['actions', 'throttle', 'retryAfter']),
+      challengeRetryAfterMs: duration(config.actions.challenge.retryAfter, ['actions', 'challenge', 'retryAfter']),
+      disableForMs: disable === 'forever' ? Infinity : duration(disable, ['actions', 'disable', 'duration']),
+    },
+    admin: config.admin ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token } : null,
+    logLevel: config.log.level,
+  }
+  if (issues.length > 0) throw new ConfigIssues(issues)
+  return compiled
+}
+
+function compileStore(
+  store: Defaulted['store'],
+  issues: ConfigIssue[],
+  duration: (text: string, path: (string | number)[]) => number,
+): CompiledConfig['store'] {
+  if (store.type === 'memory') return store
+  if ((store.url === undefined) === (store.cluster === undefined)) {
+    issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['store'], message: 'a redis store needs either url or cluster (not both)', hint: 'url: redis://127.0.0.1:6379, or cluster: [redis://h1:7000, redis://h2:7000]' })
+  }
+  for (const [i, u] of [store.url, ...(store.cluster ?? [])].entries()) {
+    if (u === undefined) continue
+    try {
+      new URL(u)
+    } catch {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: store.url !== undefined ? ['store', 'url'] : ['store', 'cluster', i - 1], message: `"${u}" is not a Redis URL` })
+    }
+  }
+  const { commandTimeout, ...rest } = store
+  return { ...rest, commandTimeoutMs: duration(commandTimeout, ['store', 'commandTimeout']) }
+}
+
+function compileLimits(
+  route: RouteConfig,
+  at: (string | number)[],
+  issues: ConfigIssue[],
+  duration: (text: string, path: (string | number)[]) => number,
+): Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[] {
+  const out: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[] = []
+  route.limits.forEach((limit, l) => {
+    const path = [...at, 'limits', l]
+    const windowMs = duration(limit.window, [...path, 'window'])
+    if ((limit.requests === undefined) === (limit.distinctRecords === undefined)) {
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path,
+        message: limit.requests === undefined ? 'a limit needs requests or distinctRecords' : 'a limit counts requests or distinctRecords, not both',
+        hint: 'split it into two limits, e.g. { window: 1m, requests: 60, action: throttle } and { window: 10m, distinctRecords: 100, action: challenge }',
+      })
+      return
+    }
+    if (limit.distinctRecords !== undefined && !route.records) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...path, 'distinctRecords'], message: `route "${route.name}" counts distinctRecords but does not say where records are`, hint: 'add records: { param: id } or records: { query: id } to the route' })
+      return
+    }
+    out.push(
+      limit.requests !== undefined
+        ? { kind: 'requests', windowMs, max: limit.requests, action: limit.action }
+        : { kind: 'distinctRecords', windowMs, max: limit.distinctRecords as number, action: limit.action },
+    )
+  })
+  return out
+}
+
+// Which key types can verify which algorithm family (by the algorithm's first two letters).
+const KEY_TYPES: Record<string, string[]> = { RS: ['rsa'], PS: ['rsa', 'rsa-pss'], ES: ['ec'], Ed: ['ed25519', 'ed448'] }
+
+function checkIdentity(id: IdentityConfig, at: (string | number)[], issues: ConfigIssue[]): void {
+  if (id.type !== 'jwt') return
+  const hmac = id.algorithms.filter((a) => a.startsWith('HS'))
+  if (hmac.length > 0 && hmac.length < id.algorithms.length) {
+    // Mixing lets a token signed with the public key as an HMAC secret pass (key confusion).
+    issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'algorithms'], message: 'do not mix HS* with public-key algorithms in one extractor', hint: 'use two jwt extractors, one per key' })
+    return
+  }
+  if (hmac.length > 0 && !id.secret) issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: at, message: `${hmac.join(', ')} needs a secret`, hint: 'add secret: "${JWT_SECRET}"' })
+  if (hmac.length === 0) {
+    if (!id.publicKey) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: at, message: `${id.algorithms.join(', ')} needs a publicKey (PEM)`, hint: 'add publicKey: "${JWT_PUBLIC_KEY}"' })
+      return
+    }
+    let keyType: string | undefined
+    try {
+      keyType = (jwtKey({ publicKey: id.publicKey }) as KeyObject).asymmetricKeyType
+    } catch (err) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'publicKey'], message: `publicKey is not a PEM public key (${(err as Error).message})` })
+      return
+    }
+    const wrong = id.algorithms.filter((a) => !KEY_TYPES[a.slice(0, 2)]?.includes(keyType ?? ''))
+    if (wrong.length > 0) issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'algorithms'], message: `a ${keyType} key cannot verify ${wrong.join(', ')}`, hint: 'list only the algorithms your identity provider signs with this key' })
+  }
+}

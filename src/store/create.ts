@@ -1,0 +1,27 @@
+// The store a config asks for.
+import type { FastifyBaseLogger } from 'fastify'
+import type { CompiledConfig } from '../config/compile.js'
+import type { Metrics } from '../admin/metrics.js'
+import { MemoryStore } from './memory.js'
+import { RedisStore } from './redis.js'
+import type { Store } from './store.js'
+
+export function createStore(config: CompiledConfig['store'], log: FastifyBaseLogger, metrics: Metrics): Store {
+  if (config.type === 'memory') return new MemoryStore({ maxAccounts: config.maxAccounts, onEvict: () => metrics.evictions.inc() })
+  const up = metrics.storeUp.labels('redis', config.onError)
+  up.set(0)
+  return new RedisStore({
+    ...(config.url !== undefined ? { url: config.url } : {}),
+    ...(config.cluster !== undefined ? { cluster: config.cluster } : {}),
+    keyPrefix: config.keyPrefix,
+    commandTimeoutMs: config.commandTimeoutMs,
+    onError: config.onError,
+    maxAccounts: config.maxAccounts,
+    onStateChange: (state, reason) => {
+      up.set(state === 'ok' ? 1 : 0)
+      const entry = { event: 'sluice.store', store: 'redis', state, reason, policy: config.onError }
+      if (state === 'degraded') log.error(entry, `redis unavailable: ${config.onError} until it returns`)
+      else log.info(entry, `redis ${state}`)
+    },
+  })
+}

@@ -1,0 +1,135 @@
+-- One observation, atomically: the same steps as src/engine/evaluate.ts and
+-- MemoryStore.hit, in one round trip. Keep the two in step: test/redis/parity.test.ts runs
+-- both on the same random traces.
+--
+-- KEYS: 1 requests list (newest first)   2 distinct zset (record -> last touch)
+--       3 disabled (enforce)             4 disabled (shadow)
+-- ARGV: 1 now (ms; 0 = use the Redis server clock, shared by every instance)
+--       2 shadow (0/1)   3 disable-for ms (-1 = forever)
+--       4 request capacity   5 distinct capacity   6 longest distinct window ms
+--       7 longest request window ms   8 number of limits L
+--       then L × (kind 0=requests 1=distinct, window ms, max, severity)
+--       then the record ids
+-- Returns: { now, worst limit index (-1), blocked 0/1, disabled-until (-1 none, -2 forever),
+--            disabled-now-until (-1 none, -2 forever), count per limit ... }
+
+local now = tonumber(ARGV[1])
+if now == 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local shadow = ARGV[2] == '1'
+local disableFor = tonumber(ARGV[3])
+local reqCap = tonumber(ARGV[4])
+local distCap = tonumber(ARGV[5])
+local longestDist = tonumber(ARGV[6])
+local longestReq = tonumber(ARGV[7])
+local L = tonumber(ARGV[8])
+
+local limits = {}
+local hasReq, hasDist = false, false
+for i = 0, L - 1 do
+  local base = 9 + i * 4
+  local l = { index = i, kind = tonumber(ARGV[base]), window = tonumber(ARGV[base + 1]), max = tonumber(ARGV[base + 2]), severity = tonumber(ARGV[base + 3]) }
+  limits[#limits + 1] = l
+  if l.kind == 0 then hasReq = true else hasDist = true end
+end
+local records = {}
+do
+  local seen = {}
+  for i = 9 + L * 4, #ARGV do
+    local r = ARGV[i]
+    if not seen[r] then seen[r] = true; records[#records + 1] = r end
+  end
+end
+
+-- The window clock never runs backwards for an account's route.
+local newest = redis.call('LINDEX', KEYS[1], 0)
+if newest and tonumber(newest) > now then now = tonumber(newest) end
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if top[2] and tonumber(top[2]) > now then now = tonumber(top[2]) end
+
+local function disabledUntil(key)
+  local v = redis.call('GET', key)
+  if not v then return nil end
+  if v == 'forever' then return -2 end
+  v = tonumber(v)
+  if v and v > now then return v end
+  return nil
+end
+
+local disabled = disabledUntil(KEYS[3])
+if not disabled and shadow then disabled = disabledUntil(KEYS[4]) end
+if disabled then records = {} end
+
+local counts = {}
+for i = 1, L do counts[i] = 0 end
+local worst = nil
+local function moreSevere(l)
+  return worst == nil or l.severity > worst.severity or (l.severity == worst.severity and l.index < worst.index)
+end
+
+if hasReq then
+  redis.call('LPUSH', KEYS[1], now)
+  redis.call('LTRIM', KEYS[1], 0, reqCap - 1)
+  redis.call('PEXPIRE', KEYS[1], longestReq + 1000)
+  local times = redis.call('LRANGE', KEYS[1], 0, reqCap - 1)
+  for _, l in ipairs(limits) do
+    if l.kind == 0 then
+      local cutoff = now - l.window
+      local n = 0
+      for _, t in ipairs(times) do
+        if tonumber(t) <= cutoff then break end
+        n = n + 1
+      end
+      counts[l.index + 1] = n
+      if n > l.max and moreSevere(l) then worst = l end
+    end
+  end
+end
+
+if hasDist then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - longestDist)
+  local scores = {}
+  for i, r in ipairs(records) do scores[i] = redis.call('ZSCORE', KEYS[2], r) end
+  for _, l in ipairs(limits) do
+    if l.kind == 1 then
+      local cutoff = now - l.window
+      local inWindow = redis.call('ZCOUNT', KEYS[2], '(' .. cutoff, '+inf')
+      local fresh = 0
+      for i = 1, #records do
+        local s = scores[i]
+        if not s or tonumber(s) <= cutoff then fresh = fresh + 1 end
+      end
+      local count = inWindow + fresh
+      counts[l.index + 1] = math.min(count, distCap)
+      if fresh > 0 and count > l.max and moreSevere(l) then worst = l end
+    end
+  end
+end
+
+local blocked = disabled ~= nil or (worst ~= nil and worst.severity > 0)
+
+if hasDist and not blocked and #records > 0 then
+  for _, r in ipairs(records) do redis.call('ZADD', KEYS[2], now, r) end
+  local card = redis.call('ZCARD', KEYS[2])
+  -- Evict the least recently touched past the cap (see windows.ts for why this is exact).
+  if card > distCap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, card - distCap - 1) end
+  redis.call('PEXPIRE', KEYS[2], longestDist + 1000)
+end
+
+local disabledNow = -1
+if not disabled and worst ~= nil and worst.severity == 3 then
+  local key = shadow and KEYS[4] or KEYS[3]
+  if disableFor < 0 then
+    redis.call('SET', key, 'forever')
+    disabledNow = -2
+  else
+    disabledNow = now + disableFor
+    redis.call('SET', key, disabledNow, 'PX', disableFor)
+  end
+end
+
+local out = { now, worst and worst.index or -1, blocked and 1 or 0, disabled or -1, disabledNow }
+for i = 1, L do out[#out + 1] = counts[i] end
+return out

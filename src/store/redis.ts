@@ -1,0 +1,231 @@
+// Counts shared by every sluice instance, in Redis or Redis Cluster (ioredis).
+//
+// One observation is one EVALSHA of lua/hit.lua: every limit of the route, the disabled
+// state and the record update happen atomically, so instances sharing Redis can never both
+// let the N+1-th record through. All keys of an account share the hash tag {account}, so the
+// script runs on Cluster too. Redis' own clock (TIME) times the windows, so instances with
+// skewed clocks still agree.
+//
+// When Redis fails, the configured policy applies (fail-open, fail-closed, local), bounded by
+// commandTimeout and a circuit breaker so a dead Redis never adds seconds to requests.
+import { readFileSync } from 'node:fs'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { RoutePolicy } from '../engine/policy.js'
+import { MemoryStore } from './memory.js'
+import type { DisabledState, HitInput, HitResult, Store } from './store.js'
+
+const HIT_LUA = readFileSync(new URL('./lua/hit.lua', import.meta.url), 'utf8')
+
+export type FailurePolicy = 'fail-open' | 'fail-closed' | 'local'
+export type RedisState = 'connecting' | 'ok' | 'degraded'
+
+export interface RedisStoreOptions {
+  url?: string
+  cluster?: string[]
+  keyPrefix: string
+  commandTimeoutMs: number
+  onError: FailurePolicy
+  /** Accounts held by the local fallback. */
+  maxAccounts: number
+  /** `redis` (default): windows timed by Redis TIME. `local`: by the caller's `now` (tests, replay). */
+  clock?: 'redis' | 'local'
+  /** Consecutive failures that open the breaker, and how long it stays open. */
+  breaker?: { failures: number; cooldownMs: number }
+  onStateChange?: (state: RedisState, reason: string) => void
+}
+
+type HitReply = number[]
+
+interface WithHit {
+  sluiceHit(keys: string[], args: (string | number)[]): Promise<HitReply>
+}
+
+export class RedisUnavailableError extends Error {
+  readonly code = 'SLUICE_ERR_STORE_UNAVAILABLE'
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis'
+  readonly client: (Redis | Cluster) & WithHit
+  private readonly options: RedisStoreOptions
+  private readonly local: MemoryStore | null
+  private readonly breaker: { failures: number; cooldownMs: number }
+  private failures = 0
+  private openUntil = 0
+  private currentState: RedisState = 'connecting'
+  /** Counters for metrics: observations answered by the failure policy, and Redis errors. */
+  readonly stats = { errors: 0, fallbacks: 0 }
+
+  constructor(options: RedisStoreOptions) {
+    this.options = options
+    this.breaker = options.breaker ?? { failures: 3, cooldownMs: 1000 }
+    this.local = options.onError === 'local' ? new MemoryStore({ maxAccounts: options.maxAccounts }) : null
+    const common: RedisOptions = {
+      commandTimeout: options.commandTimeoutMs,
+      // Fail at once while disconnected instead of queueing requests behind a dead server.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      connectTimeout: 2000,
+    }
+    if (options.cluster && options.cluster.length > 0) {
+      const nodes = options.cluster.map((u) => {
+        const p = new URL(u)
+        return { host: p.hostname, port: Number(p.port || 6379) }
+      })
+      const first = new URL(options.cluster[0] as string)
+      this.client = new Cluster(nodes, {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+        redisOptions: {
+          ...common,
+          ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+          ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+          ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+        },
+      }) as Cluster & WithHit
+    } else {
+      this.client = new Redis(options.url ?? 'redis://127.0.0.1:6379', common) as Redis & WithHit
+    }
+    this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
+    this.client.on('ready', () => this.setState('ok', 'connected'))
+    this.client.on('error', (err: Error) => this.setState('degraded', err.message))
+    this.client.on('end', () => this.setState('degraded', 'connection closed'))
+  }
+
+  get state(): RedisState {
+    return this.currentState
+  }
+
+  get policy(): FailurePolicy {
+    return this.options.onError
+  }
+
+  /** Resolves once connected (or rejects after `timeoutMs`): for start-up checks and tests. */
+  async ready(timeoutMs = 5000): Promise<void> {
+    if (this.client.status === 'ready') return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`redis not ready after ${timeoutMs}ms`)), timeoutMs)
+      this.client.once('ready', () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
+  async hit(input: HitInput): Promise<HitResult> {
+    if (!this.available()) return this.fallback(input)
+    const { policy } = input
+    try {
+      const reply = await this.client.sluiceHit(this.keys(input.account, policy.name), this.args(input))
+      this.succeeded()
+      return this.parse(reply, policy)
+    } catch (err) {
+      this.failed(err as Error)
+      return this.fallback(input)
+    }
+  }
+
+  async disabled(account: string, now: number): Promise<DisabledState[]> {
+    const [enforce, shadow] = this.keys(account, '').slice(2)
+    const values = await Promise.all([this.client.get(enforce as string), this.client.get(shadow as string)])
+    const out: DisabledState[] = []
+    values.forEach((v, i) => {
+      if (v === null) return
+      const until = v === 'forever' ? Infinity : Number(v)
+      if (until > now) out.push({ account, until, shadow: i === 1 })
+    })
+    return out
+  }
+
+  async unlock(account: string): Promise<boolean> {
+    const [, , enforce, shadow] = this.keys(account, '')
+    const removed = await this.client.del(enforce as string, shadow as string)
+    const local = this.local?.unlock(account) ?? false
+    return removed > 0 || local
+  }
+
+  async close(): Promise<void> {
+    await this.local?.close()
+    try {
+      await this.client.quit()
+    } catch {
+      this.client.disconnect()
+    }
+  }
+
+  /** Keys of one account share the hash tag {account}: one Cluster slot, one script call. */
+  keys(account: string, route: string): string[] {
+    const base = `${this.options.keyPrefix}{${account}}`
+    return [`${base}:q:${route}`, `${base}:d:${route}`, `${base}:x`, `${base}:xs`]
+  }
+
+  private args(input: HitInput): (string | number)[] {
+    const p = input.policy
+    const args: (string | number)[] = [
+      this.options.clock === 'local' ? input.now : 0,
+      input.shadow ? 1 : 0,
+      Number.isFinite(input.disableForMs) ? input.disableForMs : -1,
+      p.requestCapacity,
+      p.distinctCapacity,
+      p.longestDistinctWindowMs,
+      Math.max(0, ...p.requestLimits.map((l) => l.windowMs)),
+      p.limits.length,
+    ]
+    for (const l of p.limits) args.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity)
+    for (const r of input.records) args.push(r)
+    return args
+  }
+
+  private parse(reply: HitReply, policy: RoutePolicy): HitResult {
+    const [, worstIndex, blocked, disabledUntil, disabledNow, ...counts] = reply.map(Number) as [number, number, number, number, number, ...number[]]
+    const limit = worstIndex >= 0 ? (policy.limits[worstIndex] ?? null) : null
+    const until = (v: number) => (v === -1 ? null : v === -2 ? Infinity : v)
+    return {
+      limit,
+      action: limit?.action ?? null,
+      blocked: blocked === 1,
+      counts,
+      disabledUntil: until(disabledUntil),
+      disabledNowUntil: until(disabledNow),
+    }
+  }
+
+  private available(): boolean {
+    if (this.client.status !== 'ready') return false
+    // Breaker open: skip Redis until the cooldown ends, then let requests probe again.
+    return Date.now() >= this.openUntil
+  }
+
+  private succeeded(): void {
+    this.failures = 0
+    if (this.currentState !== 'ok') this.setState('ok', 'recovered')
+  }
+
+  private failed(err: Error): void {
+    this.stats.errors++
+    this.failures++
+    if (this.failures >= this.breaker.failures) {
+      this.openUntil = Date.now() + this.breaker.cooldownMs
+      this.setState('degraded', `circuit open after ${this.failures} failures: ${err.message}`)
+    }
+  }
+
+  private fallback(input: HitInput): HitResult | Promise<HitResult> {
+    this.stats.fallbacks++
+    switch (this.options.onError) {
+      case 'local':
+        return { ...(this.local as MemoryStore).hit(input), degraded: 'local' }
+      case 'fail-closed':
+        return { limit: null, action: null, blocked: true, counts: input.policy.limits.map(() => 0), disabledUntil: null, disabledNowUntil: null, degraded: 'fail-closed' }
+      default:
+        return { limit: null, action: null, blocked: false, counts: input.policy.limits.map(() => 0), disabledUntil: null, disabledNowUntil: null, degraded: 'fail-open' }
+    }
+  }
+
+  private setState(state: RedisState, reason: string): void {
+    if (state === this.currentState) return
+    this.currentState = state
+    this.options.onStateChange?.(state, reason)
+  }
+}

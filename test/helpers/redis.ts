@@ -1,0 +1,104 @@
+// Throwaway redis-server processes on free loopback ports: a single node, or a 3-master
+// cluster. Started and stopped by the tests themselves, by PID.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const hasRedis = spawnSync('redis-server', ['--version']).status === 0
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export interface RedisServer {
+  port: number
+  url: string
+  stop(): Promise<void>
+  /** Start again on the same port (after stop), e.g. to test recovery. */
+  start(): Promise<void>
+}
+
+async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => {
+        s.destroy()
+        resolve(true)
+      })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`redis-server on ${port} did not start`)
+}
+
+export async function startRedis(extra: string[] = [], port?: number): Promise<RedisServer> {
+  const p = port ?? (await freePort())
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'))
+  let child: ChildProcess | undefined
+  const start = async () => {
+    child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' })
+    await waitForPort(p)
+  }
+  const stop = async () => {
+    const c = child
+    if (!c || c.exitCode !== null) return
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve())
+      c.kill('SIGKILL')
+    })
+  }
+  await start()
+  return {
+    port: p,
+    url: `redis://127.0.0.1:${p}`,
+    start,
+    stop: async () => {
+      await stop()
+    },
+  }
+}
+
+export interface RedisCluster {
+  urls: string[]
+  stop(): Promise<void>
+}
+
+/** Three masters, no replicas, slots spread evenly. */
+export async function startCluster(): Promise<RedisCluster> {
+  const nodes: RedisServer[] = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'))
+    nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'], port))
+  }
+  const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 })
+  if (create.status !== 0) throw new Error(`cluster create failed: ${create.stdout} ${create.stderr}`)
+  // Wait until every node agrees the cluster is up.
+  const deadline = Date.now() + 15_000
+  for (const n of nodes) {
+    while (Date.now() < deadline) {
+      const info = spawnSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' })
+      if (info.stdout.includes('cluster_state:ok')) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+  return {
+    urls: nodes.map((n) => n.url),
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()))
+    },
+  }
+}

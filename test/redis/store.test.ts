@@ -1,0 +1,212 @@
+// The Redis store against a real redis-server: exactness across instances, the shared clock,
+// key expiry, restarts and every failure policy.
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { readiness } from '../../src/admin/server.js'
+import { Engine } from '../../src/engine/engine.js'
+import { buildPolicy } from '../../src/engine/policy.js'
+import { RedisStore, type FailurePolicy } from '../../src/store/redis.js'
+import { basic, send } from '../helpers/http.js'
+import { startProxy, type RunningProxy } from '../helpers/proxy.js'
+import { hasRedis, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
+import { startUpstream, type Upstream } from '../helpers/upstream.js'
+
+const config = (store: string, limit = 25) => `
+version: 1
+upstream: { url: UPSTREAM, timeout: 5s }
+store: ${store}
+identity: [ { type: basic } ]
+routes:
+  - name: contact
+    methods: [GET]
+    path: /api/contacts/:id
+    records: { param: id }
+    limits:
+      - { window: 1h, distinctRecords: ${limit}, action: throttle }
+`
+
+let upstream: Upstream
+const proxies: RunningProxy[] = []
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+})
+afterAll(async () => {
+  await upstream.close()
+})
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()))
+})
+
+async function startInstances(n: number, store: string, limit?: number): Promise<RunningProxy[]> {
+  const started = await Promise.all(Array.from({ length: n }, () => startProxy(config(store, limit), { upstream: upstream.url })))
+  proxies.push(...started)
+  for (const p of started) await (p.app.sluice.store as RedisStore).ready()
+  return started
+}
+
+/** 200 concurrent requests for 200 different records, spread round-robin over the instances. */
+async function attack(instances: RunningProxy[], user: string): Promise<number[]> {
+  const results = await Promise.all(
+    Array.from({ length: 200 }, (_, i) => send((instances[i % instances.length] as RunningProxy).url, `/api/contacts/${i + 1}`, { headers: basic(user) })),
+  )
+  return results.map((r) => r.status)
+}
+
+describe.skipIf(!hasRedis)('redis store, single node', () => {
+  let server: RedisServer
+  beforeAll(async () => {
+    server = await startRedis()
+  })
+  afterAll(async () => {
+    await server.stop()
+  })
+
+  it('serves exactly distinctRecords records across 4 instances under 200 concurrent requests', async () => {
+    const instances = await startInstances(4, `{ type: redis, url: "REDIS", keyPrefix: "exact:", onError: fail-closed, commandTimeout: 2s }`.replace('REDIS', server.url))
+    const statuses = await attack(instances, 'mallory')
+    expect(statuses.filter((s) => s === 200).length).toBe(25)
+    expect(statuses.filter((s) => s === 429).length).toBe(175)
+    // Every instance blocks the account now.
+    for (const p of instances) expect((await send(p.url, '/api/contacts/999', { headers: basic('mallory') })).status).toBe(429)
+  })
+
+  it('times windows by the Redis clock: instances with skewed clocks agree', async () => {
+    const url = server.url
+    const make = (skewMs: number) =>
+      new Engine(new RedisStore({ url, keyPrefix: 'skew:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 }), { disableForMs: 1000, clock: () => Date.now() + skewMs })
+    const ahead = make(10 * 60_000)
+    const behind = make(-10 * 60_000)
+    await (ahead.store as RedisStore).ready()
+    await (behind.store as RedisStore).ready()
+    const policy = buildPolicy('c', [{ kind: 'distinctRecords', windowMs: 1500, max: 3, action: 'throttle' }], false)
+    expect((await ahead.observe('a', policy, ['1'])).kind).toBe('allow')
+    expect((await behind.observe('a', policy, ['2'])).kind).toBe('allow')
+    expect((await ahead.observe('a', policy, ['3'])).kind).toBe('allow')
+    expect((await behind.observe('a', policy, ['4'])).kind).toBe('throttle')
+    expect((await ahead.observe('a', policy, ['4'])).kind).toBe('throttle')
+    // 1.5 s later by Redis' clock the window has moved on for both.
+    await new Promise((r) => setTimeout(r, 1600))
+    expect((await behind.observe('a', policy, ['4'])).kind).toBe('allow')
+    await ahead.store.close()
+    await behind.store.close()
+  })
+
+  it('lets keys expire with their windows, and shares disable/unlock', async () => {
+    const store = new RedisStore({ url: server.url, keyPrefix: 'ttl:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 60_000 })
+    const policy = buildPolicy('c', [
+      { kind: 'requests', windowMs: 200, max: 100, action: 'throttle' },
+      { kind: 'distinctRecords', windowMs: 300, max: 1, action: 'disable' },
+    ], false)
+    await engine.observe('x', policy, ['1'])
+    const [q, d, dis] = store.keys('x', 'c')
+    const probe = new Redis(server.url)
+    expect(await probe.pttl(q as string)).toBeLessThanOrEqual(1200)
+    expect(await probe.pttl(d as string)).toBeLessThanOrEqual(1300)
+    expect((await engine.observe('x', policy, ['2'])).kind).toBe('disable')
+    expect(Number(await probe.get(dis as string))).toBeGreaterThan(Date.now())
+    expect((await store.disabled('x', Date.now()))[0]?.shadow).toBe(false)
+    expect(await store.unlock('x')).toBe(true)
+    expect(await store.disabled('x', Date.now())).toEqual([])
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(await probe.exists(q as string, d as string)).toBe(0)
+    probe.disconnect()
+    await store.close()
+  })
+
+  it('reloads its script after a Redis restart', async () => {
+    const own = await startRedis()
+    const store = new RedisStore({ url: own.url, keyPrefix: 'restart:', commandTimeoutMs: 500, onError: 'fail-closed', maxAccounts: 10, breaker: { failures: 1, cooldownMs: 100 } })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 1000 })
+    const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 100, action: 'throttle' }], false)
+    expect((await engine.observe('r', policy, [])).degraded).toBeUndefined()
+    await own.stop()
+    expect((await engine.observe('r', policy, [])).kind).toBe('unavailable')
+    await own.start()
+    await store.ready(10_000)
+    await new Promise((r) => setTimeout(r, 150))
+    const after = await engine.observe('r', policy, [])
+    expect(after.degraded).toBeUndefined()
+    expect(after.kind).toBe('allow')
+    await store.close()
+    await own.stop()
+  })
+})
+
+describe.skipIf(!hasRedis)('failure policies: Redis killed under load', () => {
+  const cases: [FailurePolicy, number][] = [
+    ['fail-open', 200],
+    ['fail-closed', 503],
+    ['local', 200],
+  ]
+  it.each(cases)('%s', async (policy, statusWhileDown) => {
+    const server = await startRedis()
+    const [proxy] = await startInstances(1, `{ type: redis, url: "${server.url}", keyPrefix: "fail:", onError: ${policy}, commandTimeout: 50ms }`, 3)
+    const p = proxy as RunningProxy
+    const user = `user-${policy}`
+    expect((await send(p.url, '/api/contacts/1', { headers: basic(user) })).status).toBe(200)
+
+    // Kill Redis while a bounded load is running: nothing crashes, nothing hangs.
+    const load = Promise.all(Array.from({ length: 60 }, (_, i) => send(p.url, `/api/contacts/${1 + (i % 2)}`, { headers: basic(user), timeoutMs: 3000 })))
+    await server.stop()
+    const during = await load
+    expect(during.every((r) => [200, 503].includes(r.status))).toBe(true)
+
+    const started = Date.now()
+    const down = await send(p.url, '/api/contacts/2', { headers: basic(user) })
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(down.status).toBe(statusWhileDown)
+    // Non-sensitive routes never depend on Redis.
+    expect((await send(p.url, '/about')).status).toBe(200)
+    if (policy === 'local') {
+      // The local fallback still enforces the limit (3 distinct records) in this instance.
+      const statuses = []
+      for (let id = 10; id < 15; id++) statuses.push((await send(p.url, `/api/contacts/${id}`, { headers: basic(`${user}-2`) })).status)
+      expect(statuses).toEqual([200, 200, 200, 429, 429])
+    }
+    expect(p.logs.some((l) => l.event === 'sluice.store' && l.state === 'degraded')).toBe(true)
+    // The state shows in readiness and metrics too.
+    const ready = readiness(p.app.sluice.store)
+    expect(ready.body).toMatchObject({ status: 'degraded', store: { type: 'redis', policy } })
+    expect(ready.code).toBe(policy === 'fail-closed' ? 503 : 200)
+    const metrics = p.app.sluice.metrics.registry
+    expect(await metrics.getSingleMetricAsString('sluice_store_up')).toContain(`sluice_store_up{store="redis",policy="${policy}"} 0`)
+    expect(await metrics.getSingleMetricAsString('sluice_store_fallback_total')).toContain(`policy="${policy}"`)
+
+    // Back: sluice reconnects by itself and counts in Redis again.
+    await server.start()
+    const store = p.app.sluice.store as RedisStore
+    await store.ready(10_000)
+    await new Promise((r) => setTimeout(r, 1100)) // the breaker's cooldown
+    expect((await send(p.url, '/api/contacts/1', { headers: basic('after-recovery') })).status).toBe(200)
+    const probe = new Redis(server.url)
+    // Redis restarted empty (no persistence): keys now exist only if sluice counts there again.
+    expect((await probe.keys('fail:*')).length).toBeGreaterThan(0)
+    probe.disconnect()
+    expect(p.logs.some((l) => l.event === 'sluice.store' && l.state === 'ok')).toBe(true)
+    expect(readiness(p.app.sluice.store)).toMatchObject({ code: 200, body: { status: 'ready' } })
+    expect(await metrics.getSingleMetricAsString('sluice_store_up')).toContain(`policy="${policy}"} 1`)
+    await server.stop()
+  })
+})
+
+describe.skipIf(!hasRedis)('redis cluster (3 masters)', () => {
+  let cluster: RedisCluster
+  beforeAll(async () => {
+    cluster = await startCluster()
+  }, 60_000)
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  it('serves exactly distinctRecords records across 4 instances', async () => {
+    const instances = await startInstances(4, `{ type: redis, cluster: [${cluster.urls.map((u) => `"${u}"`).join(', ')}], keyPrefix: "c:", onError: fail-closed, commandTimeout: 2s }`)
+    for (const user of ['mallory', 'trudy', 'eve']) {
+      const statuses = await attack(instances, user)
+      expect(statuses.filter((s) => s === 200).length).toBe(25)
+    }
+  })
+})
