@@ -1,0 +1,164 @@
+// `sluice start | check | schema | demo`. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+import { fileURLToPath } from 'node:url'
+import { Command, CommanderError } from 'commander'
+import type { FastifyInstance } from 'fastify'
+import { buildAdmin } from '../admin/server.js'
+import { loadConfig, type CompiledConfig } from '../config/index.js'
+import { jsonSchema } from '../config/schema.js'
+import { startLegacyApp } from '../demo/legacy-app.js'
+import { ConfigError } from '../errors.js'
+import { buildProxy } from '../server.js'
+import { describeConfig } from './describe.js'
+
+const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
+
+export async function main(argv: string[]): Promise<number | undefined> {
+  let code: number | undefined
+  const program = new Command('sluice')
+    .description('Stop bulk data extraction through your web app\'s own endpoints.')
+    .exitOverride()
+    .showHelpAfterError()
+
+  program
+    .command('start')
+    .description('run the proxy in front of the upstream named in the config')
+    .requiredOption('-c, --config <file>', 'YAML configuration file')
+    .option('-p, --port <port>', 'listen on this port instead of listen.port', parsePort)
+    .action(async (opts: { config: string; port?: number }) => {
+      const config = await loadOrReport(opts.config)
+      if (!config) return void (code = 2)
+      if (opts.port !== undefined) config.listen.port = opts.port
+      const app = await buildProxy(config)
+      await listen(app, config)
+      if (config.admin) {
+        const admin = await buildAdmin({ token: config.admin.token, metrics: app.sluice.metrics, store: app.sluice.store })
+        const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
+        app.addHook('onClose', () => admin.close())
+        app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
+      }
+      app.log.info({ event: 'sluice.started', upstream: config.upstream.url, mode: config.shadow ? 'shadow' : 'enforce', routes: config.routes.map((r) => r.name) }, 'sluice started')
+      await untilSignal(app)
+    })
+
+  program
+    .command('check')
+    .description('validate config files and print the effective routes and limits')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .argument('[files...]', 'more configuration files')
+    .action(async (files: string[], opts: { config?: string }) => {
+      const all = [...(opts.config ? [opts.config] : []), ...files]
+      if (all.length === 0) throw new CommanderError(2, 'sluice.usage', 'error: name a config file: sluice check -c sluice.yaml')
+      let failed = 0
+      for (const file of all) {
+        const config = await loadOrReport(file)
+        if (!config) {
+          failed++
+          continue
+        }
+        console.log(`${file}: OK\n${describeConfig(config)}\n`)
+      }
+      code = failed > 0 ? 2 : 0
+    })
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the configuration (for editor autocomplete)')
+    .action(() => {
+      console.log(JSON.stringify(jsonSchema(true), null, 2))
+    })
+
+  program
+    .command('demo')
+    .description('run a bundled legacy address-book app with sluice in front of it (examples/demo.yaml)')
+    .option('-p, --port <port>', 'sluice port', parsePort, 8080)
+    .option('--app-port <port>', 'demo app port', parsePort, 3000)
+    .action(async (opts: { port: number; appPort: number }) => {
+      const config = await loadOrReport(DEMO_CONFIG)
+      if (!config) return void (code = 2)
+      const legacy = await startLegacyApp({ port: opts.appPort })
+      config.upstream.url = legacy.url
+      config.listen.port = opts.port
+      const app = await buildProxy(config)
+      app.addHook('onClose', () => legacy.close())
+      const url = await listen(app, config)
+      console.error(demoBanner(url, legacy.url))
+      await untilSignal(app)
+    })
+
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    throw err
+  }
+  return code
+}
+
+async function loadOrReport(file: string): Promise<CompiledConfig | undefined> {
+  try {
+    return await loadConfig(file)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    console.error(`${err.format()}\n${file}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}, not started`)
+    return undefined
+  }
+}
+
+async function listen(app: FastifyInstance, config: CompiledConfig): Promise<string> {
+  return app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `sluice listening on ${address}` })
+}
+
+/** SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), exit 0. */
+function untilSignal(app: FastifyInstance): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      app.log.info({ event: 'sluice.stopping', signal }, 'stopping')
+      const force = setTimeout(() => {
+        app.log.warn('in-flight requests did not finish within 10s; exiting')
+        resolve()
+      }, 10_000)
+      force.unref()
+      app.close().then(() => {
+        clearTimeout(force)
+        resolve()
+      }, resolve)
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  })
+}
+
+function parsePort(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(2, 'sluice.port', `error: "${value}" is not a port (0-65535)`)
+  return n
+}
+
+function demoBanner(proxy: string, app: string): string {
+  return `
+  sluice demo
+  ───────────
+  legacy address book (unprotected)   ${app}
+  sluice in front of it               ${proxy}     config: examples/demo.yaml
+
+  Users: alice / alice-pw, bob / bob-pw, mallory / mallory-pw
+
+  Enumerate contacts as mallory, one id after another (copy-paste):
+
+    for i in $(seq 1 60); do curl -s -o /dev/null -w "contact $i → %{http_code}\\n" -u mallory:mallory-pw ${proxy}/api/contacts/$i; done
+
+  → 1-20 are served (200), then mallory is throttled (429: 20 distinct contacts a minute),
+    and, as the script keeps hammering, disabled (403: 40 requests a minute) for 15 minutes.
+
+  Meanwhile alice is not affected:
+
+    curl -s -u alice:alice-pw ${proxy}/api/contacts/7
+
+  Path tricks are counted or refused, never let through:
+
+    curl -s -u mallory:mallory-pw "${proxy}/API//contacts/./9;jsessionid=x"    # counted as /api/contacts/9
+    curl -s -u mallory:mallory-pw "${proxy}/api%2fcontacts/9"                  # 400
+
+  Decisions are logged as JSON lines on stdout. Ctrl-C stops both.
+`
+}

@@ -1,0 +1,65 @@
+// The standalone proxy: Fastify + the sluice plugin + @fastify/http-proxy to the upstream.
+import proxy from '@fastify/http-proxy'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import type { LoggerOptions } from 'pino'
+import { sendProblem } from './actions/respond.js'
+import type { CompiledConfig } from './config/compile.js'
+import { sluice } from './plugin.js'
+import type { Store } from './store/store.js'
+
+export interface ProxyOptions {
+  store?: Store
+  /** A pino logger config, or false for silence (tests). Defaults to JSON lines on stdout. */
+  logger?: LoggerOptions | boolean
+  clock?: () => number
+}
+
+export async function buildProxy(config: CompiledConfig, options: ProxyOptions = {}): Promise<FastifyInstance> {
+  const logger = options.logger === undefined ? { level: config.logLevel } : options.logger
+  const app = Fastify({
+    logger,
+    // One line per decision is what operators read; a line per request would cost more
+    // than everything else sluice does.
+    disableRequestLogging: true,
+    // Identity and client address are sluice's business (trustedProxies), not Fastify's.
+    trustProxy: false,
+    // The wildcard proxy route captures whole paths; find-my-way's default (100) would turn
+    // long legitimate URLs into 414s.
+    routerOptions: { maxParamLength: 8192 },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  })
+
+  await app.register(sluice, {
+    config,
+    forwarding: true,
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  })
+
+  const { url, timeoutMs, connectTimeoutMs } = config.upstream
+  await app.register(proxy, {
+    upstream: url,
+    undici: { connections: 128, connect: { timeout: connectTimeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+    replyOptions: {
+      timeout: timeoutMs,
+      // reply-from retries GETs answered with 503 up to ten times by default: a struggling
+      // legacy app would get ten times the load. sluice forwards exactly once.
+      retryDelay: () => null,
+      onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
+    },
+  })
+  return app
+}
+
+function upstreamFailed(reply: FastifyReply, error: Error & { code?: string; statusCode?: number }): void {
+  const timedOut = error.statusCode === 504 || /TIMEOUT/i.test(error.code ?? '')
+  reply.log.error({ event: 'sluice.upstream_error', code: error.code, err: error.message, cause: (error.cause as Error | undefined)?.message }, 'upstream failed')
+  if (reply.sent) return
+  sendProblem(
+    reply,
+    timedOut
+      ? { kind: 'upstream-timeout', status: 504, title: 'Gateway Timeout', detail: 'The application did not answer in time.' }
+      : { kind: 'upstream-unavailable', status: 502, title: 'Bad Gateway', detail: 'The application cannot be reached.' },
+  )
+}

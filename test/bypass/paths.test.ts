@@ -1,0 +1,139 @@
+// The bypass table: every way we know to spell a sensitive request. Each must either be
+// counted as the sensitive route or refused with 400 — never reach the upstream uncounted.
+//
+// Method: each variant gets a fresh account whose budget is one request. We spend it with the
+// plain path first; the variant must then be answered 429 (it was counted) or 400 (refused).
+// A 2xx means it went through uncounted.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { send } from '../helpers/http.js'
+import { startProxy, type RunningProxy } from '../helpers/proxy.js'
+import { startUpstream, type Upstream } from '../helpers/upstream.js'
+
+const CONFIG = `
+version: 1
+upstream: { url: UPSTREAM }
+identity:
+  - { type: header, name: x-account-id, trusted: true }
+routes:
+  - name: contact
+    methods: [GET]
+    path: /api/contacts/:id
+    records: { param: id }
+    limits:
+      - { window: 1h, requests: 1, action: throttle }
+`
+
+let upstream: Upstream
+let proxy: RunningProxy
+
+beforeAll(async () => {
+  upstream = await startUpstream()
+  proxy = await startProxy(CONFIG, { upstream: upstream.url })
+})
+afterAll(async () => {
+  await proxy.close()
+  await upstream.close()
+})
+
+interface Variant {
+  target: string
+  method?: string
+  headers?: Record<string, string>
+}
+
+const VARIANTS: Variant[] = [
+  { target: '/api/contacts/5' },
+  { target: '//api/contacts/5' },
+  { target: '/api//contacts/5' },
+  { target: '/api/contacts//5' },
+  { target: '/api/./contacts/5' },
+  { target: '/./api/contacts/5' },
+  { target: '/api/contacts/./5' },
+  { target: '/api/x/../contacts/5' },
+  { target: '/x/y/../../api/contacts/5' },
+  { target: '/api/contacts/5/' },
+  { target: '/api/contacts/5//' },
+  { target: '/API/contacts/5' },
+  { target: '/Api/Contacts/5' },
+  { target: '/api/CONTACTS/5' },
+  { target: '/api/contacts/5;jsessionid=ABC123' },
+  { target: '/api/contacts;jsessionid=ABC123/5' },
+  { target: '/api;x=1/contacts/5' },
+  { target: '/api/x/..;/contacts/5' },
+  { target: '/api/;/contacts/5' },
+  { target: '/%61pi/contacts/5' },
+  { target: '/%61%70%69/%63ontacts/%35' },
+  { target: '/api/contacts/%35' },
+  { target: '/api/%2e/contacts/5' },
+  { target: '/api/x/%2e%2e/contacts/5' },
+  { target: '/api/x/%2E%2E/contacts/5' },
+  { target: '/api/x/.%2e/contacts/5' },
+  { target: '/api%2fcontacts/5' },
+  { target: '/api%2Fcontacts%2F5' },
+  { target: '/api%5ccontacts/5' },
+  { target: '/api\\contacts\\5' },
+  { target: '/api/contacts/5%00' },
+  { target: '/api/contacts/5%00.json' },
+  { target: '/api/%c0%ae%c0%ae/api/contacts/5' },
+  { target: '/api/x/%252e%252e/contacts/5' },
+  { target: '/api/contacts/%u0035' },
+  { target: '/api/contacts/%' },
+  { target: '/api/contacts/5%' },
+  { target: '/api/contacts/%G5' },
+  { target: '/api/contacts/5?id=6' },
+  { target: '/api/contacts/5#frag' },
+  { target: 'http://evil.example/api/contacts/5' },
+  { target: '/api/contacts/5', method: 'HEAD' },
+  { target: '/api/contacts/5', method: 'POST', headers: { 'x-http-method-override': 'GET' } },
+  { target: '/api/contacts/5', method: 'POST', headers: { 'x-http-method': 'get' } },
+  { target: '/api/contacts/5', method: 'PUT', headers: { 'x-method-override': 'GET' } },
+  { target: '/api/contacts/5', method: 'GET', headers: { 'x-http-method-override': 'DELETE' } },
+  { target: '/API/./Contacts//5/;x' },
+  { target: '/api/contacts/%35/.' },
+  { target: '/api/contacts/5/x/..' },
+  { target: '/api/contacts/5/%2e' },
+]
+
+describe('path bypass table', () => {
+  it.each(VARIANTS.map((v, i) => [i, v.method ?? 'GET', v.target, v] as const))('#%i %s %s is counted or refused', async (i, _m, _t, variant) => {
+    const account = `bypass-${i}`
+    const spend = await send(proxy.url, '/api/contacts/1', { headers: { 'x-account-id': account } })
+    expect(spend.status).toBe(200)
+    const before = upstream.received.length
+    const res = await send(proxy.url, variant.target, { method: variant.method ?? 'GET', headers: { 'x-account-id': account, ...variant.headers } })
+    expect([400, 429]).toContain(res.status)
+    expect(upstream.received.length).toBe(before)
+  })
+
+  it('has at least 30 variants', () => {
+    expect(VARIANTS.length).toBeGreaterThanOrEqual(30)
+  })
+
+  it('forwards the canonical path, keeping case and matrix parameters as sent', async () => {
+    const account = 'canonical-forward'
+    // A fresh account has one request: spend it on a variant and look at what the upstream got.
+    const res = await send(proxy.url, '/Api/x/..//Contacts/./7;jsessionid=Q?x=1', { headers: { 'x-account-id': account } })
+    expect(res.status).toBe(200)
+    expect(upstream.received.at(-1)?.url).toBe('/Api/Contacts/7;jsessionid=Q?x=1')
+  })
+
+  it('strips method-override headers before forwarding', async () => {
+    const res = await send(proxy.url, '/api/other', { method: 'POST', headers: { 'x-http-method-override': 'DELETE', 'x-account-id': 'mo' } })
+    expect(res.status).toBe(200)
+    const got = upstream.received.at(-1)
+    expect(got?.url).toBe('/api/other')
+    expect(got?.headers['x-http-method-override']).toBeUndefined()
+  })
+
+  it('refuses invalid UTF-8 and control characters in paths', async () => {
+    for (const target of ['/api/%ff/contacts', '/api/contacts/%e0%80%af', '/api/%01/x']) {
+      expect((await send(proxy.url, target)).status).toBe(400)
+    }
+  })
+
+  it('answers 431 to huge headers without crashing', async () => {
+    const res = await send(proxy.url, '/api/contacts/1', { headers: { 'x-account-id': 'huge', 'x-junk': 'a'.repeat(40_000) } })
+    expect(res.status).toBe(431)
+    expect((await send(proxy.url, '/api/other')).status).toBe(200)
+  })
+})

@@ -1,0 +1,89 @@
+// The sluice command as a user runs it (the built bin; `npm test` builds first).
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { basic, send } from '../helpers/http.js'
+
+const BIN = join(import.meta.dirname, '../../bin/sluice.js')
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, JWT_SECRET: 'x'.repeat(40) } })
+
+function tempConfig(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-cli-')), 'sluice.yaml')
+  writeFileSync(file, text)
+  return file
+}
+
+describe('sluice check', () => {
+  it('prints the effective routes and limits and exits 0', () => {
+    const res = run('check', '-c', 'examples/demo.yaml')
+    expect(res.status).toBe(0)
+    expect(res.stdout).toContain('examples/demo.yaml: OK')
+    expect(res.stdout).toMatch(/contact\s+GET \/api\/contacts\/:id\s+records: path :id/)
+    expect(res.stdout).toMatch(/1m\s+distinctRecords\s+20\s+→ throttle/)
+  })
+
+  it('prints every error with file:line:col and exits 2', () => {
+    const file = tempConfig(`version: 1
+upstream: { url: http://127.0.0.1:3000 }
+mode: enforcing
+routes:
+  - name: c
+    path: /c/:id
+    limts: []
+`)
+    const res = run('check', '--config', file)
+    expect(res.status).toBe(2)
+    expect(res.stderr).toContain(`${file}:3:7: SLUICE_ERR_CONFIG_SCHEMA`)
+    expect(res.stderr).toMatch(/:7:5: SLUICE_ERR_CONFIG_UNKNOWN_KEY.*limts/)
+    expect(res.stderr).toContain('did you mean "limits"')
+  })
+
+  it('fails cleanly on a missing file and on no file at all', () => {
+    expect(run('check', '-c', '/nonexistent/sluice.yaml').status).toBe(2)
+    expect(run('check').status).toBe(2)
+    expect(run('start').status).toBe(2)
+  })
+})
+
+describe('sluice schema', () => {
+  it('prints the JSON Schema', () => {
+    const res = run('schema')
+    expect(res.status).toBe(0)
+    const schema = JSON.parse(res.stdout)
+    expect(schema.title).toBe('sluice configuration')
+    expect(schema.properties.routes.items.properties.limits).toBeDefined()
+  })
+})
+
+describe('sluice demo', () => {
+  it('runs the legacy app behind sluice and shows the ladder the banner promises', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--app-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      let banner = ''
+      const proxyUrl = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`demo did not start: ${banner}`)), 15_000)
+        child.stderr.on('data', (chunk) => {
+          banner += String(chunk)
+          const m = /sluice in front of it\s+(http:\/\/\S+)/.exec(banner)
+          if (m) {
+            clearTimeout(timer)
+            resolve(m[1] as string)
+          }
+        })
+      })
+      const statuses: number[] = []
+      for (let i = 1; i <= 45; i++) statuses.push((await send(proxyUrl, `/api/contacts/${i}`, { headers: basic('mallory') })).status)
+      expect(statuses.slice(0, 20)).toEqual(Array(20).fill(200))
+      expect(statuses.slice(20, 40)).toEqual(Array(20).fill(429))
+      expect(statuses.slice(40)).toEqual(Array(5).fill(403))
+      expect((await send(proxyUrl, '/api/contacts/7', { headers: basic('alice') })).status).toBe(200)
+      expect((await send(proxyUrl, '/api/contacts/7')).status).toBe(401)
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+    }
+    expect(child.exitCode ?? 0).toBe(0)
+  })
+})
