@@ -1,6 +1,7 @@
 // The standalone proxy: Fastify + the sluice plugin + @fastify/http-proxy to the upstream.
+import type { IncomingHttpHeaders } from 'node:http'
 import proxy from '@fastify/http-proxy'
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import { sendProblem } from './actions/respond.js'
 import type { CompiledConfig } from './config/compile.js'
@@ -20,7 +21,7 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
     logger,
     // One line per decision is what operators read; a line per request would cost more
     // than everything else sluice does.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Identity and client address are sluice's business (trustedProxies), not Fastify's.
     trustProxy: false,
     // The wildcard proxy route captures whole paths; find-my-way's default (100) would turn
@@ -40,16 +41,28 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
   const { url, timeoutMs, connectTimeoutMs } = config.upstream
   await app.register(proxy, {
     upstream: url,
+    disableRequestLogging: true,
     undici: { connections: 128, connect: { timeout: connectTimeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
     replyOptions: {
       timeout: timeoutMs,
       // reply-from retries GETs answered with 503 up to ten times by default: a struggling
       // legacy app would get ten times the load. sluice forwards exactly once.
       retryDelay: () => null,
+      rewriteHeaders: withoutHopByHop,
       onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
     },
   })
   return app
+}
+
+// RFC 9110 §7.6.1: connection-specific headers describe the upstream connection, not ours.
+// Copying `connection: keep-alive` would override a client's `Connection: close`.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']
+
+function withoutHopByHop<H extends IncomingHttpHeaders>(headers: H): H {
+  const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((h) => h.trim().toLowerCase()) : []
+  for (const h of [...HOP_BY_HOP, ...named]) delete headers[h]
+  return headers
 }
 
 function upstreamFailed(reply: FastifyReply, error: Error & { code?: string; statusCode?: number }): void {

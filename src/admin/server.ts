@@ -29,7 +29,7 @@ export function readiness(store: Store): { code: number; body: Readiness } {
 }
 
 export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, disableRequestLogging: true })
+  const app = Fastify({ logger: false })
   const expected = digest(options.token)
 
   const authorize = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -9,6 +9,7 @@ import { startLegacyApp } from '../demo/legacy-app.js'
 import { ConfigError } from '../errors.js'
 import { buildProxy } from '../server.js'
 import { describeConfig } from './describe.js'
+import { registerReplayCommands } from './replay.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
 
@@ -84,6 +85,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
       console.error(demoBanner(url, legacy.url))
       await untilSignal(app)
     })
+
+  registerReplayCommands(program, (c) => (code = c))
 
   try {
     await program.parseAsync(argv, { from: 'user' })

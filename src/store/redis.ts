@@ -90,7 +90,7 @@ export class RedisStore implements Store {
     this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
     this.client.on('ready', () => this.setState('ok', 'connected'))
     this.client.on('error', (err: Error) => this.setState('degraded', err.message))
-    this.client.on('end', () => this.setState('degraded', 'connection closed'))
+    this.client.on('close', () => this.setState('degraded', 'connection closed'))
   }
 
   get state(): RedisState {
@@ -192,7 +192,10 @@ export class RedisStore implements Store {
   }
 
   private available(): boolean {
-    if (this.client.status !== 'ready') return false
+    if (this.client.status !== 'ready') {
+      this.setState('degraded', `not connected (${this.client.status})`)
+      return false
+    }
     // Breaker open: skip Redis until the cooldown ends, then let requests probe again.
     return Date.now() >= this.openUntil
   }
@@ -224,7 +227,8 @@ export class RedisStore implements Store {
   }
 
   private setState(state: RedisState, reason: string): void {
-    if (state === this.currentState) return
+    // 'connecting' → 'degraded' at start-up is only news once connecting has failed.
+    if (state === this.currentState || (state === 'degraded' && this.currentState === 'connecting' && reason.startsWith('not connected'))) return
     this.currentState = state
     this.options.onStateChange?.(state, reason)
   }

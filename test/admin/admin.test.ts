@@ -41,7 +41,7 @@ describe('admin listener', () => {
   })
 
   it('refuses /metrics without or with a wrong token, and leaks nothing', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }]) {
       const res = await fetch(`${adminUrl}/metrics`, { headers })
       expect(res.status).toBe(401)
       expect(await res.text()).not.toContain('sluice_')

@@ -25,7 +25,7 @@ export function send(
       socket.destroy()
       reject(new Error(`no response to ${method} ${target} within ${options.timeoutMs ?? 10_000}ms`))
     }, options.timeoutMs ?? 10_000)
-    socket.on('connect', () => socket.end(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(options.body ?? '')])))
+    socket.on('connect', () => socket.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(options.body ?? '')])))
     socket.on('data', (c) => chunks.push(c))
     socket.on('error', (err) => {
       clearTimeout(timer)

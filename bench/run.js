@@ -1,0 +1,198 @@
+// `npm run bench` (about 4 minutes) and `npm run bench -- --quick` (under 1 minute).
+//
+// Side by side in one run, interleaved A B C D … for several rounds, on loopback:
+//   upstream direct · plain @fastify/http-proxy · sluice (memory, non-sensitive route) ·
+//   sluice (memory, sensitive route, 3 limits, 10,000 accounts) · sluice (redis store)
+// The proxies are pinned to CPU 0, the upstream and the load generator to CPU 1 (taskset).
+// Ratios to the plain proxy are what count: absolute numbers on a noisy 2-core box are not.
+// Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, and an
+// exactness run (200 concurrent connections enumerating records on one account).
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const quick = process.argv.includes('--quick')
+const ROUNDS = quick ? 1 : 3
+const DURATION = quick ? 2 : 8
+const CONNECTIONS = 50
+const ACCOUNTS = 10_000
+const hasTaskset = spawnSync('taskset', ['-V']).status === 0 && os.cpus().length >= 2
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0
+const children = []
+
+function pin(cpu) {
+  return hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath]] : [process.execPath, []]
+}
+
+function start(kind, args, cpu) {
+  const [cmd, pre] = pin(cpu)
+  const child = spawn(cmd, [...pre, join(here, 'targets.js'), kind, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(child)
+  return new Promise((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`${kind} did not start`)), 20_000)
+    child.stdout.on('data', (c) => {
+      out += c
+      const m = /READY (\S+)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1])
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)))
+  })
+}
+
+async function startRedis() {
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const [cmd, pre] = hasTaskset ? ['taskset', ['-c', '1', 'redis-server']] : ['redis-server', []]
+  const child = spawn(cmd, [...pre, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  children.push(child)
+  await new Promise((r) => setTimeout(r, 400))
+  return `redis://127.0.0.1:${port}`
+}
+
+function load(url, { path = 'records', duration = DURATION } = {}) {
+  let n = 0
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration,
+    requests: [
+      {
+        method: 'GET',
+        setupRequest(req) {
+          n++
+          // Many accounts rotating, each reading a few records: honest-looking traffic that
+          // exercises identity, windows and the store on every request.
+          req.path = path === 'list' ? `/list?page=${n % 20}` : `/records/${(n * 7919) % 100_000}`
+          req.headers = { ...req.headers, 'x-account-id': `acct-${n % ACCOUNTS}` }
+          return req
+        },
+      },
+    ],
+  })
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+async function throughput() {
+  const upstream = await start('upstream', [], 1)
+  const redisUrl = hasRedis ? await startRedis() : undefined
+  const targets = [
+    { key: 'upstream', label: '1. upstream direct', url: upstream },
+    { key: 'plain', label: '2. plain @fastify/http-proxy', url: await start('plain', [upstream], 0) },
+    { key: 'nonsensitive', label: '3. sluice, memory, non-sensitive route', url: await start('sluice', [upstream, 'memory'], 0), path: 'list' },
+    { key: 'sensitive', label: '4. sluice, memory, sensitive route (3 limits, 10k accounts)', url: await start('sluice', [upstream, 'memory'], 0) },
+  ]
+  if (redisUrl) targets.push({ key: 'redis', label: '5. sluice, redis store, sensitive route', url: await start('sluice', [upstream, 'redis', redisUrl], 0) })
+  // The list endpoint is also what the plain proxy serves for the non-sensitive comparison.
+  const plainList = { key: 'plainList', label: '2b. plain proxy, list endpoint', url: targets[1].url, path: 'list' }
+  targets.splice(2, 0, plainList)
+
+  for (const t of targets) await load(t.url, { path: t.path, duration: 1 }) // warm-up
+  const samples = Object.fromEntries(targets.map((t) => [t.key, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) {
+      const r = await load(t.url, { path: t.path })
+      samples[t.key].push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx })
+      process.stderr.write(`  round ${round + 1}/${ROUNDS} ${t.label}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms\n`)
+    }
+  }
+  const summary = {}
+  for (const t of targets) {
+    const s = samples[t.key]
+    summary[t.key] = {
+      label: t.label,
+      rps: { median: median(s.map((x) => x.rps)), min: Math.min(...s.map((x) => x.rps)), max: Math.max(...s.map((x) => x.rps)) },
+      p50: median(s.map((x) => x.p50)),
+      p99: median(s.map((x) => x.p99)),
+      errors: s.reduce((a, x) => a + x.errors, 0),
+    }
+  }
+  return summary
+}
+
+function memory() {
+  const out = {}
+  for (const accounts of [10_000, 100_000]) {
+    const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'memory.js'), String(accounts)], { encoding: 'utf8', timeout: 240_000 })
+    if (res.status !== 0) throw new Error(`memory bench failed: ${res.stderr}`)
+    out[accounts] = JSON.parse(res.stdout)
+  }
+  return out
+}
+
+async function exactness() {
+  const res = spawnSync(process.execPath, [join(here, 'attack.js')], { encoding: 'utf8', timeout: 120_000 })
+  if (res.status !== 0) throw new Error(`attack bench failed: ${res.stderr}`)
+  return JSON.parse(res.stdout)
+}
+
+function targetsReport(t, mem, attack) {
+  const plain = t.plain.rps.median
+  const lines = []
+  const ratio = (k, base = plain) => t[k].rps.median / base
+  const check = (name, ok, got) => lines.push(`| ${name} | ${got} | ${ok ? 'pass' : '**miss**'} |`)
+  check('sensitive route (memory) ≥ 0.90 × plain proxy req/s', ratio('sensitive') >= 0.9, ratio('sensitive').toFixed(3))
+  check('sensitive route (memory) p99 within +1 ms of plain', t.sensitive.p99 - t.plain.p99 <= 1, `${(t.sensitive.p99 - t.plain.p99).toFixed(2)} ms`)
+  check('non-sensitive route ≥ 0.97 × plain proxy req/s', ratio('nonsensitive', t.plainList.rps.median) >= 0.97, ratio('nonsensitive', t.plainList.rps.median).toFixed(3))
+  if (t.redis) check('redis store ≥ 0.75 × plain proxy req/s', ratio('redis') >= 0.75, ratio('redis').toFixed(3))
+  const rss = mem['100000'].rssMB
+  check('100,000 accounts × 3 routes ≤ 300 MB RSS', rss <= 300, `${rss} MB`)
+  check('records served in the attack run = the limit', attack.served === attack.limit, `${attack.served} / ${attack.limit}`)
+  return lines
+}
+
+function markdown(t, mem, attack, machine) {
+  const plain = t.plain.rps.median
+  const rows = Object.values(t).map((s) => {
+    const base = s.label.includes('non-sensitive') ? t.plainList.rps.median : plain
+    return `| ${s.label} | ${Math.round(s.rps.median)} (${Math.round(s.rps.min)}–${Math.round(s.rps.max)}) | ${(s.rps.median / base).toFixed(3)} | ${s.p50} | ${s.p99} | ${s.errors} |`
+  })
+  return [
+    `Machine: ${machine.cpus} × ${machine.cpu}, ${machine.memGB} GB, Node ${process.version}, ${machine.pinned ? 'proxies pinned to CPU 0, load + upstream to CPU 1' : 'not pinned'}; ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections.`,
+    '',
+    '| scenario | req/s median (min–max) | ratio to plain proxy | p50 ms | p99 ms | non-2xx/errors |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    '(The non-sensitive scenario is compared with the plain proxy on the same list endpoint, 2b.)',
+    '',
+    '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
+    '|---|---|---|---|',
+    ...Object.entries(mem).map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    '',
+    `Attack: ${attack.connections} concurrent connections enumerating records on one account, limit ${attack.limit} distinct records → **${attack.served} served**, ${attack.blocked} blocked; first block ${attack.firstBlockAfterMs} ms after the limit-th record was served.`,
+    '',
+    '| target | measured | |',
+    '|---|---|---|',
+    ...targetsReport(t, mem, attack),
+  ].join('\n')
+}
+
+try {
+  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memGB: Math.round(os.totalmem() / 2 ** 30), pinned: hasTaskset }
+  if (hasTaskset) spawnSync('taskset', ['-cp', '1', String(process.pid)])
+  process.stderr.write(`sluice bench${quick ? ' (quick)' : ''}: ${ROUNDS} round(s) × ${DURATION}s${hasRedis ? '' : ' (no redis-server: redis scenario skipped)'}\n`)
+  const t = await throughput()
+  for (const c of children.splice(0)) c.kill('SIGTERM')
+  process.stderr.write('  memory…\n')
+  const mem = memory()
+  process.stderr.write('  attack…\n')
+  const attack = await exactness()
+  const report = markdown(t, mem, attack, machine)
+  mkdirSync(join(here, 'results'), { recursive: true })
+  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick, machine, throughput: t, memory: mem, attack }, null, 2))
+  writeFileSync(join(here, 'results', 'latest.md'), `${report}\n`)
+  console.log(report)
+} finally {
+  for (const c of children) c.kill('SIGTERM')
+}

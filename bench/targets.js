@@ -1,0 +1,73 @@
+// One benchmark target per process, so the load generator never shares an event loop with
+// what it measures. Prints `READY <url>` when listening.
+//   node bench/targets.js upstream
+//   node bench/targets.js plain <upstreamUrl>
+//   node bench/targets.js sluice <upstreamUrl> <scenario> [redisUrl]
+import http from 'node:http'
+
+const [kind, upstreamUrl, scenario, redisUrl] = process.argv.slice(2)
+
+function record(id) {
+  return { id, name: `Contact ${id}`, email: `contact${id}@example.com`, phone: '+44 7700 900123', street: '12 Station Road', city: 'Leeds', postcode: 'LS4 7QT' }
+}
+
+async function upstream() {
+  const one = (id) => JSON.stringify(record(id))
+  const list = JSON.stringify({ items: Array.from({ length: 50 }, (_, i) => record(i + 1)), page: 1, pageSize: 50, total: 1000 })
+  const server = http.createServer((req, res) => {
+    req.resume()
+    const body = req.url.startsWith('/list') ? list : one(Number(req.url.split('/')[2]?.split('?')[0]) || 1)
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    res.end(body)
+  })
+  server.keepAliveTimeout = 60_000
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return `http://127.0.0.1:${server.address().port}`
+}
+
+async function plain() {
+  const { default: Fastify } = await import('fastify')
+  const { default: proxy } = await import('@fastify/http-proxy')
+  const app = Fastify({ logger: false })
+  await app.register(proxy, { upstream: upstreamUrl, undici: { connections: 128 } })
+  return app.listen({ host: '127.0.0.1', port: 0 })
+}
+
+const ROUTES = `
+routes:
+  - name: contact
+    methods: [GET]
+    path: /records/:id
+    records: { param: id }
+    limits:
+      - { window: 1m,  requests: 1000,        action: throttle }
+      - { window: 10m, distinctRecords: 500,  action: challenge }
+      - { window: 24h, distinctRecords: 5000, action: disable }
+  - name: unused
+    path: /api/never/:id
+    limits: [ { window: 1m, requests: 10, action: throttle } ]
+`
+
+function configFor(name) {
+  const store = name === 'redis'
+    ? `store: { type: redis, url: "${redisUrl}", keyPrefix: "bench:${process.pid}:", onError: fail-open, commandTimeout: 500ms }`
+    : 'store: { type: memory, maxAccounts: 200000 }'
+  return `version: 1
+upstream: { url: ${upstreamUrl} }
+log: { level: warn }
+${store}
+identity:
+  - { type: header, name: x-account-id, trusted: true }
+${ROUTES}`
+}
+
+async function sluice() {
+  const { compileConfigText, buildProxy } = await import('../dist/index.js')
+  const config = compileConfigText(configFor(scenario), `bench:${scenario}`, { env: {} })
+  const app = await buildProxy(config, { logger: false })
+  if (scenario === 'redis') await app.sluice.store.ready()
+  return app.listen({ host: '127.0.0.1', port: 0 })
+}
+
+const url = kind === 'upstream' ? await upstream() : kind === 'plain' ? await plain() : await sluice()
+console.log(`READY ${url}`)
