@@ -71,3 +71,5 @@ async function sluice() {
 
 const url = kind === 'upstream' ? await upstream() : kind === 'plain' ? await plain() : await sluice()
 console.log(`READY ${url}`)
+process.on('SIGINT', () => process.exit(0))
+process.on('SIGTERM', () => process.exit(0))

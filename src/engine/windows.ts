@@ -1,118 +1,163 @@
-// Exact sliding windows with bounded memory.
+// Exact sliding windows with bounded, compact memory.
 //
 // A window of length W at time `now` covers the times t with now - W < t <= now: an event
 // exactly one window old has dropped out. Each structure keeps only as much history as the
 // largest limit can ever need (limit + 1 entries), so its memory is bounded no matter how
 // hard an account pushes; counts above that cap are reported as the cap, which is already
 // past every limit.
+//
+// Memory matters: a busy portal has 100,000 active accounts × several routes. Both structures
+// use plain number arrays (unboxed doubles on the V8 heap: 8 bytes an entry, no per-array
+// malloc as small typed arrays would cost) that grow on demand, since most accounts never come
+// near a limit.
+import { randomBytes } from 'node:crypto'
 
 /** Timestamps of the most recent requests, in arrival order (a ring buffer). */
 export class RequestLog {
-  private times: Float64Array
+  private times: number[] = []
   private start = 0
-  private size = 0
 
-  constructor(private readonly capacity: number) {
-    // Grow on demand: most accounts never come near the limit.
-    this.times = new Float64Array(Math.min(capacity, 8))
-  }
+  constructor(private readonly capacity: number) {}
 
   add(now: number): void {
-    if (this.size === this.times.length && this.size < this.capacity) this.grow()
-    const len = this.times.length
-    if (this.size < len) {
-      this.times[(this.start + this.size) % len] = now
-      this.size++
-    } else {
-      this.times[this.start] = now
-      this.start = (this.start + 1) % len
+    if (this.times.length < this.capacity) {
+      // Not yet full: the ring has not wrapped, so start is 0 and pushing keeps the order.
+      this.times.push(now)
+      return
     }
+    this.times[this.start] = now
+    this.start = (this.start + 1) % this.capacity
   }
 
   /** Requests after `cutoff` (i.e. inside the window now - W). */
   countAfter(cutoff: number): number {
-    const len = this.times.length
+    const t = this.times
+    const len = t.length
     let n = 0
     // Newest first: stop at the first one outside the window.
-    for (let i = this.size - 1; i >= 0; i--) {
-      if ((this.times[(this.start + i) % len] as number) <= cutoff) break
+    for (let i = len - 1; i >= 0; i--) {
+      if ((t[(this.start + i) % len] as number) <= cutoff) break
       n++
     }
     return n
   }
 
-  /** The newest timestamp, or -Infinity. */
-  latest(): number {
-    if (this.size === 0) return -Infinity
-    return this.times[(this.start + this.size - 1) % this.times.length] as number
-  }
-
   get length(): number {
-    return this.size
-  }
-
-  private grow(): void {
-    const next = new Float64Array(Math.min(this.capacity, this.times.length * 2))
-    for (let i = 0; i < this.size; i++) next[i] = this.times[(this.start + i) % this.times.length] as number
-    this.times = next
-    this.start = 0
+    return this.times.length
   }
 }
 
 /**
- * Distinct records with the time each was last touched, oldest first.
- * A Map keeps insertion order, so deleting and re-inserting on every touch keeps it sorted by
- * last touch: pruning and eviction only ever look at the front.
+ * Distinct records with the time each was last touched, as a 52-bit seeded hash of the record
+ * id: 16 bytes a record instead of a string and a Map entry (~70 bytes). By chance, two of
+ * 1,000 ids collide with probability ~1e-10. The hash is not a cryptographic PRF, but its seed
+ * is random per process and never leaves it, and no hash value is ever shown, so collisions
+ * cannot be searched for offline. Entries are unordered; every operation is one pass over at
+ * most `capacity` numbers.
  */
 export class DistinctLog {
-  private readonly seen = new Map<string, number>()
+  /** [hash, lastSeen, hash, lastSeen, …] */
+  private entries: number[] = []
+  /** Lower bound of the oldest lastSeen: pruning is skipped while nothing can be old enough. */
+  private oldest = Infinity
 
   constructor(private readonly capacity: number) {}
 
   /** Last time `record` was touched, or undefined. */
   lastSeen(record: string): number | undefined {
-    return this.seen.get(record)
+    const i = this.indexOf(recordHash(record))
+    return i < 0 ? undefined : (this.entries[i + 1] as number)
   }
 
   touch(record: string, now: number): void {
-    this.seen.delete(record)
-    this.seen.set(record, now)
-    if (this.seen.size > this.capacity) {
+    const h = recordHash(record)
+    const e = this.entries
+    const i = this.indexOf(h)
+    if (i >= 0) {
+      e[i + 1] = now
+      return
+    }
+    if (e.length / 2 >= this.capacity) {
       // Evicting the least recently touched record keeps every blocking decision exact: a
       // blocking limit never lets its window hold more than `max` records, so the set only
       // overflows through `log` limits, already past their max; there a re-read of the evicted
       // record may be logged again as new. That is the whole cost of bounded memory.
-      const oldest = this.seen.keys().next()
-      if (!oldest.done) this.seen.delete(oldest.value)
+      const j = this.indexOfOldest()
+      e[j] = h
+      e[j + 1] = now
+      this.oldest = -Infinity // unknown now; the next prune recomputes it
+      return
     }
+    e.push(h, now)
+    if (now < this.oldest) this.oldest = now
   }
 
   /** Drop records last touched at or before `cutoff` (outside the longest window). */
   prune(cutoff: number): void {
-    for (const [record, at] of this.seen) {
-      if (at > cutoff) break
-      this.seen.delete(record)
+    if (this.oldest > cutoff) return
+    const e = this.entries
+    let w = 0
+    let oldest = Infinity
+    for (let r = 0; r < e.length; r += 2) {
+      const at = e[r + 1] as number
+      if (at <= cutoff) continue
+      if (at < oldest) oldest = at
+      e[w] = e[r] as number
+      e[w + 1] = at
+      w += 2
     }
+    e.length = w
+    this.oldest = oldest
   }
 
-  /** Distinct records touched after each cutoff; cutoffs must be sorted ascending. */
+  /** Distinct records touched after each cutoff. */
   countAfter(cutoffs: readonly number[], out: number[]): void {
-    const total = this.seen.size
-    let k = 0
-    let older = 0
-    for (const at of this.seen.values()) {
-      while (k < cutoffs.length && at > (cutoffs[k] as number)) out[k++] = total - older
-      if (k === cutoffs.length) return
-      older++
+    for (let k = 0; k < cutoffs.length; k++) out[k] = 0
+    const e = this.entries
+    for (let r = 1; r < e.length; r += 2) {
+      const at = e[r] as number
+      for (let k = 0; k < cutoffs.length; k++) if (at > (cutoffs[k] as number)) (out[k] as number)++
     }
-    while (k < cutoffs.length) out[k++] = total - older
   }
 
   get size(): number {
-    return this.seen.size
+    return this.entries.length / 2
   }
 
-  records(): IterableIterator<[string, number]> {
-    return this.seen.entries()
+  private indexOf(h: number): number {
+    const e = this.entries
+    for (let r = 0; r < e.length; r += 2) if (e[r] === h) return r
+    return -1
   }
+
+  private indexOfOldest(): number {
+    const e = this.entries
+    let j = 0
+    for (let r = 2; r < e.length; r += 2) if ((e[r + 1] as number) < (e[j + 1] as number)) j = r
+    return j
+  }
+}
+
+// ─── record hashing ───────────────────────────────────────────────────────────────────────
+// Two independent 32-bit multiply-xorshift lanes over the UTF-16 code units, each seeded from
+// a per-process random key, combined into a 52-bit integer (exact in a double).
+const seed = randomBytes(8)
+const SEED_A = seed.readUInt32LE(0)
+const SEED_B = seed.readUInt32LE(4)
+
+export function recordHash(id: string): number {
+  let a = SEED_A ^ id.length
+  let b = SEED_B ^ Math.imul(id.length, 0x9e3779b1)
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x85ebca6b)
+    a ^= a >>> 13
+    b = Math.imul(b ^ c, 0xc2b2ae35)
+    b ^= b >>> 16
+  }
+  a = Math.imul(a ^ (a >>> 16), 0x7feb352d)
+  a ^= a >>> 15
+  b = Math.imul(b ^ (b >>> 15), 0x846ca68b)
+  b ^= b >>> 16
+  return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff)
 }

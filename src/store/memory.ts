@@ -4,9 +4,18 @@ import { evaluate, newWindows, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
 import type { DisabledState, HitInput, HitResult, Store } from './store.js'
 
+interface RouteEntry {
+  policy: RoutePolicy
+  windows: RouteWindows
+}
+
 interface AccountState {
-  /** Per route; kept across a config reload unless the route's window capacities change. */
-  routes: Map<string, { policy: RoutePolicy; windows: RouteWindows }>
+  /**
+   * Per route (a short array, not a Map: an account touches a handful of routes, and 100,000
+   * accounts × a Map each is real memory). Kept across a config reload unless the route's
+   * window capacities change.
+   */
+  routes: RouteEntry[]
   /** Wall clocks can step back (NTP); windows must not. */
   lastNow: number
 }
@@ -38,16 +47,19 @@ export class MemoryStore implements Store {
     const { account, policy } = input
     let state = this.accounts.get(account)
     if (!state) {
-      state = { routes: new Map(), lastNow: -Infinity }
+      state = { routes: [], lastNow: -Infinity }
       this.accounts.set(account, state)
     }
     const now = Math.max(input.now, state.lastNow)
     state.lastNow = now
 
-    let entry = state.routes.get(policy.name)
+    let entry = state.routes.find((r) => r.policy.name === policy.name)
     if (!entry || !sameShape(entry.policy, policy)) {
-      entry = { policy, windows: newWindows(policy) }
-      state.routes.set(policy.name, entry)
+      const fresh: RouteEntry = { policy, windows: newWindows(policy) }
+      state.routes = [...state.routes.filter((r) => r.policy.name !== policy.name), fresh]
+      entry = fresh
+    } else if (entry.policy !== policy) {
+      entry.policy = policy
     }
 
     const disabledUntil = this.disabledUntil(account, input.shadow, now)
