@@ -72,6 +72,11 @@ export function canonicalize(target: string, options: CanonicalOptions): Canonic
   }
   const matchResolved = resolveDots(matchSegments)
   if (matchResolved === null) return fail('".." climbs above the root')
+  if (options.stripMatrixParams && !sameAfterStripping(resolved, matchResolved)) {
+    // `/a/5/;/..` is `/a/5/` to a server that keeps `;` segments and `/a` to one that strips
+    // them (and `..;` is `..` to Tomcat): we cannot know which the upstream is, so refuse.
+    return fail('matrix parameters (;) combined with dot segments')
+  }
   return { ok: true, path, matchPath: toMatchPath(matchResolved, options), search }
 }
 
@@ -89,6 +94,15 @@ function resolveDots(segments: readonly string[]): string[] | null {
     out.push(s)
   }
   return out
+}
+
+function sameAfterStripping(forwarded: readonly string[], matched: readonly string[]): boolean {
+  const stripped = forwarded.map((s) => {
+    const semi = s.indexOf(';')
+    return semi >= 0 ? s.slice(0, semi) : s
+  }).filter((s) => s !== '')
+  const m = matched.filter((s) => s !== '')
+  return stripped.length === m.length && stripped.every((s, i) => s === m[i])
 }
 
 /** Matching ignores empty segments (so a trailing slash) and, unless told otherwise, case. */

@@ -92,6 +92,8 @@ const VARIANTS: Variant[] = [
   { target: '/api/contacts/%35/.' },
   { target: '/api/contacts/5/x/..' },
   { target: '/api/contacts/5/%2e' },
+  { target: '/api/contacts/5/;/..' },
+  { target: '/api/contacts/5/;x/..' },
 ]
 
 describe('path bypass table', () => {

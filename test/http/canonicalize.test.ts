@@ -15,7 +15,6 @@ describe('canonicalize', () => {
     ['//api//contacts/5/', '/api/contacts/5/', '/api/contacts/5'],
     ['/API/./x/../Contacts/5', '/API/Contacts/5', '/api/contacts/5'],
     ['/api/contacts;jsessionid=A1/5;v=2', '/api/contacts;jsessionid=A1/5;v=2', '/api/contacts/5'],
-    ['/api/x/..;/contacts/5', '/api/x/..;/contacts/5', '/api/contacts/5'],
     ['/%61pi/%63ontacts/%35', '/api/contacts/5', '/api/contacts/5'],
     ['/a/%2e%2E/b', '/b', '/b'],
     ['/caf%c3%a9', '/caf%C3%A9', '/caf%c3%a9'],
@@ -60,6 +59,8 @@ describe('canonicalize', () => {
     ['/..', 'above the root'],
     ['/a/../..', 'above the root'],
     ['/..;x/a', 'above the root'],
+    ['/api/x/..;/contacts/5', 'matrix parameters'],
+    ['/api/contacts/5/;/..', 'matrix parameters'],
     ['/a/%252e%252e/b', 'double percent-encoding'],
     ['/a/%252F', 'double percent-encoding'],
     [`/${'a'.repeat(9000)}`, 'longer than'],
@@ -84,7 +85,7 @@ describe('canonicalize', () => {
           expect(again.matchPath).toBe(c.matchPath)
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: 5000 },
     )
     fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => void canonicalize(`/${s}`, LAX)), { numRuns: 2000 })
   })
