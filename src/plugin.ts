@@ -53,6 +53,15 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   const stripOverride = forwarding && config.methodOverride === 'strip'
 
   fastify.decorate('sluice', { engine, store, metrics })
+  // Metric children resolved once, not a label lookup per request.
+  const storeLatency = metrics.storeLatency.labels(store.kind)
+  const counters = new Map<string, ReturnType<typeof metrics.decisions.labels>>()
+  const decisionCounter = (route: string, kind: string, shadow: boolean) => {
+    const key = `${route}\0${kind}\0${shadow}`
+    let c = counters.get(key)
+    if (!c) counters.set(key, (c = metrics.decisions.labels(route, kind, shadow ? 'true' : 'false')))
+    return c
+  }
   if (!options.store) fastify.addHook('onClose', () => store.close())
 
   fastify.addHook('onRequest', async (request, reply) => {
@@ -88,12 +97,12 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const records = match.route.records(match.params, canonical.search)
     const started = performance.now()
     const decision = await engine.observe(who.account, match.route.policy, records, now)
-    metrics.storeLatency.labels(store.kind).observe((performance.now() - started) / 1000)
-    metrics.decisions.labels(match.route.name, decision.kind, decision.shadow ? 'true' : 'false').inc()
+    storeLatency.observe((performance.now() - started) / 1000)
+    decisionCounter(match.route.name, decision.kind, decision.shadow).inc()
     if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
     if (decision.kind === 'allow') return // a fail-open allow is logged once, by the store's state change
     if (decision.block) metrics.blocks.labels(decision.kind).inc()
-    logDecision(request, decision, match.route, who.source, who.clientIp, records.length)
+    logDecision(request, decision, match.route, who.source, identity.clientIp(raw), records.length)
     if (decision.block) return block(reply, decision)
   })
 

@@ -17,13 +17,14 @@ export type IdentitySource = 'jwt' | 'header' | 'basic' | 'cookie' | 'ip'
 export interface Identity {
   account: string
   source: IdentitySource
-  clientIp: string
 }
 
 type Extractor = (req: IncomingMessage, fromTrustedProxy: boolean, now: number) => string | undefined | Promise<string | undefined>
 
 export interface IdentityChain {
   identify(req: IncomingMessage, now: number): Promise<Identity>
+  /** The client address (trusted X-Forwarded-For hops resolved); computed on demand, it is not free. */
+  clientIp(req: IncomingMessage): string
   /** Identity headers the upstream must not see from this request (believed or not by us, spoofed ones must not reach it). */
   untrustedHeaders(req: IncomingMessage): string[]
 }
@@ -40,12 +41,15 @@ export function buildIdentityChain(configs: readonly IdentityConfig[], trust: Tr
   return {
     async identify(req, now) {
       const fromTrustedProxy = peerTrusted(req)
-      const clientIp = clientAddress(req, trust)
       for (const step of steps) {
-        const account = await step.extract(req, fromTrustedProxy, now)
-        if (account !== undefined) return { account, source: step.source, clientIp }
+        const found = step.extract(req, fromTrustedProxy, now)
+        const account = found instanceof Promise ? await found : found
+        if (account !== undefined) return { account, source: step.source }
       }
-      return { account: ipAccount(clientIp), source: 'ip', clientIp }
+      return { account: ipAccount(clientAddress(req, trust)), source: 'ip' }
+    },
+    clientIp(req) {
+      return clientAddress(req, trust)
     },
     untrustedHeaders(req) {
       return headerIdentities.length > 0 && !peerTrusted(req) ? headerIdentities : []

@@ -47,6 +47,45 @@ routes:
   })
 })
 
+describe('sluice start', () => {
+  it('proxies to the upstream of the config and exits 0 on SIGTERM', async () => {
+    const { startUpstream } = await import('../helpers/upstream.js')
+    const upstream = await startUpstream()
+    const file = tempConfig(`version: 1
+listen: { host: 127.0.0.1, port: 0 }
+upstream: { url: ${upstream.url} }
+routes:
+  - name: c
+    path: /api/contacts/:id
+    limits: [ { window: 1m, requests: 1, action: throttle } ]
+`)
+    const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      let out = ''
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not started: ${out}`)), 15_000)
+        child.stdout.on('data', (chunk) => {
+          out += String(chunk)
+          const m = /sluice listening on (http:\/\/[^"\s]+)/.exec(out)
+          if (m) {
+            clearTimeout(timer)
+            resolve(m[1] as string)
+          }
+        })
+      })
+      expect((await send(url, '/api/contacts/1')).status).toBe(200)
+      expect((await send(url, '/api/contacts/2')).status).toBe(429)
+      expect(upstream.received.map((r) => r.url)).toEqual(['/api/contacts/1'])
+      expect(out).toContain('"event":"sluice.decision"')
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+      await upstream.close()
+    }
+    expect(child.exitCode).toBe(0)
+  })
+})
+
 describe('sluice schema', () => {
   it('prints the JSON Schema', () => {
     const res = run('schema')

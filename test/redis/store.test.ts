@@ -136,6 +136,51 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   })
 })
 
+describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
+  it('authenticates with a password and uses the database index of the URL', async () => {
+    const server = await startRedis(['--requirepass', 's3cret-pw'])
+    const store = new RedisStore({ url: `redis://:s3cret-pw@127.0.0.1:${server.port}/3`, keyPrefix: 'auth:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 1000 })
+    const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
+    expect((await engine.observe('a', policy, [])).kind).toBe('allow')
+    const probe = new Redis({ port: server.port, password: 's3cret-pw', db: 3 })
+    expect(await probe.exists(store.keys('a', 'c')[0] as string)).toBe(1)
+    probe.disconnect()
+    await store.close()
+    const wrong = new RedisStore({ url: `redis://:wrong@127.0.0.1:${server.port}`, keyPrefix: 'auth:', commandTimeoutMs: 200, onError: 'fail-closed', maxAccounts: 10 })
+    expect((await new Engine(wrong, { disableForMs: 1 }).observe('a', policy, [])).kind).toBe('unavailable')
+    await wrong.close()
+    await server.stop()
+  })
+
+  it('bounds a slow Redis by commandTimeout, then opens the breaker', async () => {
+    const server = await startRedis(['--enable-debug-command', 'yes'])
+    const store = new RedisStore({ url: server.url, keyPrefix: 'slow:', commandTimeoutMs: 50, onError: 'fail-open', maxAccounts: 10 })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 1000 })
+    const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
+    const blocker = new Redis(server.url)
+    const sleeping = blocker.call('DEBUG', 'SLEEP', '1.5') // the server stalls for 1.5 s
+    await new Promise((r) => setTimeout(r, 50))
+    const times: number[] = []
+    for (let i = 0; i < 6; i++) {
+      const started = performance.now()
+      const d = await engine.observe('a', policy, [])
+      times.push(performance.now() - started)
+      expect(d.degraded).toBe('fail-open')
+    }
+    // Each call waits at most ~commandTimeout; once the breaker is open, not at all.
+    expect(Math.max(...times)).toBeLessThan(400)
+    expect(times.slice(3).every((t) => t < 20)).toBe(true)
+    expect(store.state).toBe('degraded')
+    await sleeping
+    blocker.disconnect()
+    await store.close()
+    await server.stop()
+  })
+})
+
 describe.skipIf(!hasRedis)('failure policies: Redis killed under load', () => {
   const cases: [FailurePolicy, number][] = [
     ['fail-open', 200],
