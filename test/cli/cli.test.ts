@@ -1,16 +1,21 @@
 // The sluice command as a user runs it (the built bin; `npm test` builds first).
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { basic, send } from '../helpers/http.js'
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js')
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, JWT_SECRET: 'x'.repeat(40) } })
 
+const dirs: string[] = []
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
+
 function tempConfig(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'sluice-cli-')), 'sluice.yaml')
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-'))
+  dirs.push(dir)
+  const file = join(dir, 'sluice.yaml')
   writeFileSync(file, text)
   return file
 }

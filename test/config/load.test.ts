@@ -1,5 +1,5 @@
 // Every class of bad config gets the documented code, at the right line, with a fix.
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -123,6 +123,7 @@ describe('loading a config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-load-'))
     writeFileSync(join(dir, 'ok.yaml'), VALID)
     expect((await loadConfigFile(join(dir, 'ok.yaml'), { env: {} })).routes).toHaveLength(1)
+    rmSync(dir, { recursive: true, force: true })
   })
 
   it('formats issues as file:line:col: CODE at path: message, with the fix', () => {

@@ -1,7 +1,7 @@
 // Throwaway redis-server processes on free loopback ports: a single node, or a 3-master
 // cluster. Started and stopped by the tests themselves, by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,7 +51,12 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'))
   let child: ChildProcess | undefined
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' })
+    const c = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' })
+    child = c
+    // Even if a test times out before its afterAll runs, no redis-server outlives the run.
+    const reap = () => c.kill('SIGKILL')
+    process.once('exit', reap)
+    c.once('exit', () => process.removeListener('exit', reap))
     await waitForPort(p)
   }
   const stop = async () => {
@@ -69,6 +74,7 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
     start,
     stop: async () => {
       await stop()
+      rmSync(dir, { recursive: true, force: true })
     },
   }
 }
@@ -83,8 +89,8 @@ export async function startCluster(): Promise<RedisCluster> {
   const nodes: RedisServer[] = []
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'))
-    nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000'], port))
+    // nodes.conf lives in the node's own --dir, removed when it stops.
+    nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'], port))
   }
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 })
   if (create.status !== 0) throw new Error(`cluster create failed: ${create.stdout} ${create.stderr}`)
