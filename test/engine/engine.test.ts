@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
+import { limitArb, stepArb } from '../helpers/traces.js'
 import { Engine, type Decision } from '../../src/engine/engine.js'
 import { buildPolicy, SEVERITY, type ActionName, type Limit, type RoutePolicy } from '../../src/engine/policy.js'
 import { MemoryStore } from '../../src/store/memory.js'
@@ -180,18 +181,6 @@ class Reference {
   }
 }
 
-const windowArb = fc.constantFrom(10, 50, 100, 250)
-const limitArb = fc.record({
-  kind: fc.constantFrom('requests' as const, 'distinctRecords' as const),
-  windowMs: windowArb,
-  max: fc.integer({ min: 1, max: 6 }),
-  action: fc.constantFrom<ActionName>('log', 'throttle', 'challenge', 'disable'),
-})
-const stepArb = fc.record({
-  // Gaps include 0 (same millisecond) and exact window lengths (edges).
-  gap: fc.oneof(fc.integer({ min: 0, max: 30 }), windowArb),
-  records: fc.array(fc.integer({ min: 1, max: 12 }).map(String), { maxLength: 3 }),
-})
 
 describe('property: engine equals the naive reference', () => {
   it('on random traces, limits and ladders', () => {

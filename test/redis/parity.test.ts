@@ -1,9 +1,10 @@
 // The Redis store against the memory store on the same random traces: the Lua script must
 // make exactly the decisions evaluate.ts makes.
 import fc from 'fast-check'
+import { limitArb, stepArb } from '../helpers/traces.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Engine, type Decision } from '../../src/engine/engine.js'
-import { buildPolicy, type ActionName } from '../../src/engine/policy.js'
+import { buildPolicy } from '../../src/engine/policy.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { RedisStore } from '../../src/store/redis.js'
 import { hasRedis, startRedis, type RedisServer } from '../helpers/redis.js'
@@ -22,18 +23,6 @@ afterAll(async () => {
   await server?.stop()
 })
 
-const windowArb = fc.constantFrom(10, 50, 100, 250)
-const limitArb = fc.record({
-  kind: fc.constantFrom('requests' as const, 'distinctRecords' as const),
-  windowMs: windowArb,
-  max: fc.integer({ min: 1, max: 6 }),
-  action: fc.constantFrom<ActionName>('log', 'throttle', 'challenge', 'disable'),
-})
-const stepArb = fc.record({
-  gap: fc.oneof(fc.integer({ min: 0, max: 30 }), windowArb),
-  records: fc.array(fc.integer({ min: 1, max: 12 }).map(String), { maxLength: 3 }),
-  shadow: fc.boolean(),
-})
 
 describe.skipIf(!hasRedis)('redis store parity with the memory store', () => {
   it('makes the same decisions with the same counts on random traces', async () => {
