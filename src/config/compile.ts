@@ -2,6 +2,7 @@
 // policies, durations in ms. Semantic problems the schema cannot express are reported as
 // ConfigIssues with document paths (the loader turns them into file:line:col).
 import type { KeyObject } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { ConfigIssues, type ConfigIssue } from '../errors.js'
 import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
@@ -26,6 +27,7 @@ export interface RedisStoreConfig {
   url?: string
   cluster?: string[]
   keyPrefix: string
+  caFile?: string
   commandTimeoutMs: number
   onError: 'fail-open' | 'fail-closed' | 'local'
   maxAccounts: number
@@ -149,6 +151,13 @@ function compileStore(
       new URL(u)
     } catch {
       issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: store.url !== undefined ? ['store', 'url'] : ['store', 'cluster', i - 1], message: `"${u}" is not a Redis URL` })
+    }
+  }
+  if (store.caFile !== undefined) {
+    try {
+      readFileSync(store.caFile)
+    } catch (err) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['store', 'caFile'], message: `cannot read ${store.caFile}: ${(err as Error).message}` })
     }
   }
   const { commandTimeout, ...rest } = store

@@ -63,6 +63,7 @@ const RedisStore = Type.Object(
     url: Type.Optional(RedisUrl),
     cluster: Type.Optional(Type.Array(RedisUrl, { minItems: 1, description: 'Seed nodes of a Redis Cluster (instead of url).' })),
     keyPrefix: Type.String({ default: 'sluice:', description: 'Prefix of every key sluice writes.' }),
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA that signed the Redis server certificate (rediss:// with a private CA).' })),
     commandTimeout: Duration('Longest wait for one Redis call before the failure policy answers.', '50ms'),
     onError: Type.Union([Type.Literal('fail-open'), Type.Literal('fail-closed'), Type.Literal('local')], {
       description: 'When Redis cannot answer: fail-open forwards (and logs), fail-closed answers 503 on sensitive routes, local counts in this instance until Redis is back.',

@@ -14,6 +14,7 @@ export function createStore(config: CompiledConfig['store'], log: FastifyBaseLog
     ...(config.url !== undefined ? { url: config.url } : {}),
     ...(config.cluster !== undefined ? { cluster: config.cluster } : {}),
     keyPrefix: config.keyPrefix,
+    ...(config.caFile !== undefined ? { caFile: config.caFile } : {}),
     commandTimeoutMs: config.commandTimeoutMs,
     onError: config.onError,
     maxAccounts: config.maxAccounts,

@@ -23,6 +23,8 @@ export interface RedisStoreOptions {
   url?: string
   cluster?: string[]
   keyPrefix: string
+  /** PEM of the CA that signed the server certificate, for rediss:// with a private CA. */
+  caFile?: string
   commandTimeoutMs: number
   onError: FailurePolicy
   /** Accounts held by the local fallback. */
@@ -68,6 +70,7 @@ export class RedisStore implements Store {
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
       connectTimeout: 2000,
     }
+    const tls = options.caFile ? { ca: readFileSync(options.caFile) } : {}
     if (options.cluster && options.cluster.length > 0) {
       const nodes = options.cluster.map((u) => {
         const p = new URL(u)
@@ -81,11 +84,12 @@ export class RedisStore implements Store {
           ...common,
           ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
           ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
-          ...(first.protocol === 'rediss:' ? { tls: {} } : {}),
+          ...(first.protocol === 'rediss:' ? { tls } : {}),
         },
       }) as Cluster & WithHit
     } else {
-      this.client = new Redis(options.url ?? 'redis://127.0.0.1:6379', common) as Redis & WithHit
+      const url = options.url ?? 'redis://127.0.0.1:6379'
+      this.client = new Redis(url, { ...common, ...(url.startsWith('rediss:') ? { tls } : {}) }) as Redis & WithHit
     }
     this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
     this.client.on('ready', () => this.setState('ok', 'connected'))

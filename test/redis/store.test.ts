@@ -1,5 +1,9 @@
 // The Redis store against a real redis-server: exactness across instances, the shared clock,
 // key expiry, restarts and every failure policy.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { readiness } from '../../src/admin/server.js'
@@ -8,7 +12,10 @@ import { buildPolicy } from '../../src/engine/policy.js'
 import { RedisStore, type FailurePolicy } from '../../src/store/redis.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
-import { hasRedis, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
+import { freePort, hasRedis, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
+
+const hasOpenssl = spawnSync('openssl', ['version']).status === 0
+if (!hasOpenssl && process.env.CI) throw new Error('openssl is not installed: CI must install it (.ci/run)')
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 const config = (store: string, limit = 25) => `
@@ -152,6 +159,31 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
     expect((await new Engine(wrong, { disableForMs: 1 }).observe('a', policy, [])).kind).toBe('unavailable')
     await wrong.close()
     await server.stop()
+  })
+
+  it.skipIf(!hasOpenssl)('speaks TLS (rediss://) to a server signed by a private CA given as caFile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'))
+    const ssl = (...args: string[]) => expect(spawnSync('openssl', args, { cwd: dir }).status).toBe(0)
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=sluice test CA')
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
+    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'ext.cnf')
+    const tlsPort = await freePort()
+    const server = await startRedis(['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'), '--tls-auth-clients', 'no'])
+    const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
+    const store = new RedisStore({ url: `rediss://127.0.0.1:${tlsPort}`, caFile: join(dir, 'ca.crt'), keyPrefix: 'tls:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
+    await store.ready()
+    const d = await new Engine(store, { disableForMs: 1 }).observe('a', policy, [])
+    expect(d.kind).toBe('allow')
+    expect(d.degraded).toBeUndefined()
+    await store.close()
+    // Without the CA the certificate is not trusted: the failure policy answers.
+    const untrusted = new RedisStore({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls:', commandTimeoutMs: 300, onError: 'fail-closed', maxAccounts: 10 })
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await new Engine(untrusted, { disableForMs: 1 }).observe('a', policy, [])).kind).toBe('unavailable')
+    await untrusted.close()
+    await server.stop()
+    rmSync(dir, { recursive: true, force: true })
   })
 
   it('bounds a slow Redis by commandTimeout, then opens the breaker', async () => {
