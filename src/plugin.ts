@@ -86,7 +86,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const now = clock()
     let who
     try {
-      who = await identity.identify(raw, now)
+      const found = identity.identify(raw, now)
+      who = found instanceof Promise ? await found : found
     } catch (err) {
       if (!(err instanceof AmbiguousIdentityError)) throw err
       metrics.rejected.inc({ reason: 'identity' })
@@ -96,7 +97,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
 
     const records = match.route.records(match.params, canonical.search)
     const started = performance.now()
-    const decision = await engine.observe(who.account, match.route.policy, records, now)
+    const observed = engine.observe(who.account, match.route.policy, records, now)
+    const decision = observed instanceof Promise ? await observed : observed
     storeLatency.observe((performance.now() - started) / 1000)
     decisionCounter(match.route.name, decision.kind, decision.shadow).inc()
     if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()

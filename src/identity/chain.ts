@@ -22,7 +22,8 @@ export interface Identity {
 type Extractor = (req: IncomingMessage, fromTrustedProxy: boolean, now: number) => string | undefined | Promise<string | undefined>
 
 export interface IdentityChain {
-  identify(req: IncomingMessage, now: number): Promise<Identity>
+  /** Synchronous unless a JWT must be verified (saves a promise per request on the hot path). */
+  identify(req: IncomingMessage, now: number): Identity | Promise<Identity>
   /** The client address (trusted X-Forwarded-For hops resolved); computed on demand, it is not free. */
   clientIp(req: IncomingMessage): string
   /** Identity headers the upstream must not see from this request (believed or not by us, spoofed ones must not reach it). */
@@ -38,15 +39,22 @@ export function buildIdentityChain(configs: readonly IdentityConfig[], trust: Tr
     return addr !== undefined && trust(addr, 0)
   }
 
-  return {
-    async identify(req, now) {
-      const fromTrustedProxy = peerTrusted(req)
-      for (const step of steps) {
-        const found = step.extract(req, fromTrustedProxy, now)
-        const account = found instanceof Promise ? await found : found
-        if (account !== undefined) return { account, source: step.source }
+  // Tries extractors from `first` on; stays synchronous until one returns a promise (JWT).
+  const identifyFrom = (first: number, req: IncomingMessage, fromTrustedProxy: boolean, now: number): Identity | Promise<Identity> => {
+    for (let i = first; i < steps.length; i++) {
+      const step = steps[i] as (typeof steps)[number]
+      const found = step.extract(req, fromTrustedProxy, now)
+      if (found instanceof Promise) {
+        return found.then((account) => (account !== undefined ? { account, source: step.source } : identifyFrom(i + 1, req, fromTrustedProxy, now)))
       }
-      return { account: ipAccount(clientAddress(req, trust)), source: 'ip' }
+      if (found !== undefined) return { account: found, source: step.source }
+    }
+    return { account: ipAccount(clientAddress(req, trust)), source: 'ip' }
+  }
+
+  return {
+    identify(req, now) {
+      return identifyFrom(0, req, peerTrusted(req), now)
     },
     clientIp(req) {
       return clientAddress(req, trust)

@@ -53,7 +53,8 @@ export class MemoryStore implements Store {
     const now = Math.max(input.now, state.lastNow)
     state.lastNow = now
 
-    let entry = state.routes.find((r) => r.policy.name === policy.name)
+    let entry: RouteEntry | undefined
+    for (const r of state.routes) if (r.policy.name === policy.name) entry = r
     if (!entry || !sameShape(entry.policy, policy)) {
       const fresh: RouteEntry = { policy, windows: newWindows(policy) }
       state.routes = [...state.routes.filter((r) => r.policy.name !== policy.name), fresh]
@@ -65,17 +66,21 @@ export class MemoryStore implements Store {
     const disabledUntil = this.disabledUntil(account, input.shadow, now)
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
-      const evaluation = evaluate(entry.windows, policy, [], now)
-      return { ...evaluation, blocked: true, disabledUntil, disabledNowUntil: null }
+      const result = evaluate(entry.windows, policy, [], now) as HitResult
+      result.blocked = true
+      result.disabledUntil = disabledUntil
+      result.disabledNowUntil = null
+      return result
     }
 
-    const evaluation = evaluate(entry.windows, policy, input.records, now)
-    let disabledNowUntil: number | null = null
-    if (evaluation.action === 'disable') {
-      disabledNowUntil = now + input.disableForMs
-      this.disable(account, disabledNowUntil, input.shadow, now)
+    const result = evaluate(entry.windows, policy, input.records, now) as HitResult
+    result.disabledUntil = null
+    result.disabledNowUntil = null
+    if (result.action === 'disable') {
+      result.disabledNowUntil = now + input.disableForMs
+      this.disable(account, result.disabledNowUntil, input.shadow, now)
     }
-    return { ...evaluation, disabledUntil: null, disabledNowUntil }
+    return result
   }
 
   disabled(account: string, now: number): DisabledState[] {

@@ -1,7 +1,7 @@
 // Throwaway redis-server processes on free loopback ports: a single node, or a 3-master
 // cluster. Started and stopped by the tests themselves, by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,6 +51,7 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'))
   let child: ChildProcess | undefined
   const start = async () => {
+    mkdirSync(dir, { recursive: true }) // stop() removes it; a restart needs it back
     const c = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' })
     child = c
     // Even if a test times out before its afterAll runs, no redis-server outlives the run.
