@@ -1,4 +1,5 @@
 // `sluice start | check | schema | demo`. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import type { FastifyInstance } from 'fastify'
@@ -6,17 +7,19 @@ import { buildAdmin } from '../admin/server.js'
 import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { jsonSchema } from '../config/schema.js'
 import { startLegacyApp } from '../demo/legacy-app.js'
-import { ConfigError } from '../errors.js'
+import { ConfigError, SluiceError } from '../errors.js'
 import { buildProxy } from '../server.js'
 import { describeConfig } from './describe.js'
 import { registerReplayCommands } from './replay.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 export async function main(argv: string[]): Promise<number | undefined> {
   let code: number | undefined
   const program = new Command('sluice')
     .description('Stop bulk data extraction through your web app\'s own endpoints.')
+    .version(VERSION, '-V, --version')
     .exitOverride()
     .showHelpAfterError()
 
@@ -92,6 +95,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
     await program.parseAsync(argv, { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    if (err instanceof SluiceError) {
+      console.error(`sluice: ${err.message} (${err.code})`)
+      return 1
+    }
     throw err
   }
   return code
@@ -108,7 +115,15 @@ async function loadOrReport(file: string): Promise<CompiledConfig | undefined> {
 }
 
 async function listen(app: FastifyInstance, config: CompiledConfig): Promise<string> {
-  return app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `sluice listening on ${address}` })
+  try {
+    return await app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `sluice listening on ${address}` })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    // Release what was opened (a Redis connection would keep the process alive).
+    await app.close().catch(() => undefined)
+    const why = e.code === 'EADDRINUSE' ? 'the address is already in use' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.message
+    throw new SluiceError('SLUICE_ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${why}`)
+  }
 }
 
 /** SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), exit 0. */

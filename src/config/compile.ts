@@ -67,6 +67,8 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
   try {
     const u = new URL(config.upstream.url)
     if (u.search || u.hash) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: 'the upstream URL must not have a query or fragment' })
+    // The request path is forwarded as is; a base path here would be silently ignored.
+    if (u.pathname !== '/' && u.pathname !== '') issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: `the upstream URL must not have a path ("${u.pathname}"): sluice forwards the request path unchanged`, hint: `write ${u.origin} and let clients keep requesting ${u.pathname}/…` })
   } catch {
     issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: `"${config.upstream.url}" is not a URL`, hint: 'write e.g. http://127.0.0.1:3000' })
   }

@@ -45,6 +45,27 @@ routes:
     expect(res.stderr).toContain('did you mean "limits"')
   })
 
+  it('refuses an upstream URL with a path, which would be silently dropped', () => {
+    const res = run('check', '-c', tempConfig('version: 1\nupstream: { url: http://127.0.0.1:3000/portal }\nroutes: []\n'))
+    expect(res.status).toBe(2)
+    expect(res.stderr).toContain('must not have a path')
+  })
+
+  it('says so when the port is taken, and exits 1', async () => {
+    const net = await import('node:net')
+    const blocker = net.createServer()
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
+    const port = (blocker.address() as { port: number }).port
+    const res = run('start', '-c', tempConfig(`version: 1\nlisten: { port: ${port} }\nupstream: { url: http://127.0.0.1:3000 }\nroutes: []\n`))
+    blocker.close()
+    expect(res.status).toBe(1)
+    expect(res.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the address is already in use`)
+  })
+
+  it('prints its version', () => {
+    expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/)
+  })
+
   it('fails cleanly on a missing file and on no file at all', () => {
     expect(run('check', '-c', '/nonexistent/sluice.yaml').status).toBe(2)
     expect(run('check').status).toBe(2)
