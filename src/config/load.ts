@@ -157,6 +157,14 @@ function schemaIssues(errors: ErrorObject[], config: unknown, doc: Document, at:
       case 'required':
         issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"` }
         break
+      case 'minItems':
+        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `needs at least ${(e.params as { limit: number }).limit} entr${(e.params as { limit: number }).limit === 1 ? 'y' : 'ies'}` }
+        break
+      case 'minimum':
+      case 'maximum':
+      case 'minLength':
+        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} ${e.message ?? 'is out of range'}` }
+        break
       case 'type':
         issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `must be ${article((e.params as { type: string }).type)}, got ${describeValue(value)}` }
         break

@@ -89,6 +89,11 @@ describe('loading a config', () => {
     expect(issues.map((i) => i.message)).toEqual(['missing required key "upstream"', 'must be a whole number, got "eighty"'])
   })
 
+  it('explains empty lists and out-of-range numbers', () => {
+    expect(issuesOf(VALID.replace(/    limits:\n.*\n/, '    limits: []\n'))[0]?.message).toBe('needs at least 1 entry')
+    expect(issuesOf(`listen: { port: 70000 }\n${VALID}`)[0]?.message).toBe('70000 must be <= 65535')
+  })
+
   it('substitutes environment variables, with types and $${ escapes', () => {
     const text = VALID.replace('version: 1', 'version: 1\nlisten: { port: "${PORT}", host: "${HOST}" }\nlog: { level: "$${literal}" }'.replace('"$${literal}"', 'info'))
     const c = parseConfigText(text, 'x.yaml', { env: { PORT: '9000', HOST: '0.0.0.0' } })
