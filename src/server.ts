@@ -1,5 +1,5 @@
 // The standalone proxy: Fastify + the sluice plugin + @fastify/http-proxy to the upstream.
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import proxy from '@fastify/http-proxy'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { LoggerOptions } from 'pino'
@@ -49,6 +49,7 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
       // legacy app would get ten times the load. sluice forwards exactly once.
       retryDelay: () => null,
       rewriteHeaders: withoutHopByHop,
+      rewriteRequestHeaders: (request, headers) => forwardedFor(request.raw as IncomingMessage, headers, config),
       onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
     },
   })
@@ -62,6 +63,21 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-en
 function withoutHopByHop<H extends IncomingHttpHeaders>(headers: H): H {
   const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((h) => h.trim().toLowerCase()) : []
   for (const h of [...HOP_BY_HOP, ...named]) delete headers[h]
+  return headers
+}
+
+/**
+ * Tell the upstream who the client is, as nginx's $proxy_add_x_forwarded_for does — but a chain
+ * sent by an untrusted client is replaced, not extended: the legacy app must not log (or trust)
+ * an address the client made up.
+ */
+function forwardedFor(req: IncomingMessage, headers: IncomingHttpHeaders, config: CompiledConfig): IncomingHttpHeaders {
+  const peer = req.socket.remoteAddress ?? ''
+  const trusted = peer !== '' && config.trust(peer, 0)
+  const prior = trusted ? headers['x-forwarded-for'] : undefined
+  headers['x-forwarded-for'] = prior ? `${String(prior)}, ${peer}` : peer
+  if (!trusted || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = 'http'
+  if ((!trusted || !headers['x-forwarded-host']) && req.headers.host) headers['x-forwarded-host'] = req.headers.host
   return headers
 }
 

@@ -93,6 +93,20 @@ describe('enumeration', () => {
   })
 })
 
+describe('forwarding', () => {
+  it('tells the upstream the client address, replacing a chain sent by an untrusted client', async () => {
+    proxy = await startProxy(CONFIG, { upstream: upstream.url })
+    await send(proxy.url, '/about', { headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', host: 'portal.example' } })
+    expect(upstream.received.at(-1)?.headers).toMatchObject({ 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'portal.example' })
+  })
+
+  it('extends the chain of a trusted proxy', async () => {
+    proxy = await startProxy(CONFIG.replace('version: 1', 'version: 1\ntrustedProxies: [loopback]'), { upstream: upstream.url })
+    await send(proxy.url, '/about', { headers: { 'x-forwarded-for': '198.51.100.7', 'x-forwarded-proto': 'https' } })
+    expect(upstream.received.at(-1)?.headers).toMatchObject({ 'x-forwarded-for': '198.51.100.7, 127.0.0.1', 'x-forwarded-proto': 'https' })
+  })
+})
+
 describe('shadow mode', () => {
   it('blocks nothing and logs the same decisions enforce makes', async () => {
     const trace = [1, 2, 3, 1, 4, 5, 2, 6]
