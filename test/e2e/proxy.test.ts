@@ -1,4 +1,5 @@
 // sluice as a standalone proxy in front of a real upstream on loopback.
+import { SignJWT } from 'jose'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
@@ -90,6 +91,43 @@ describe('enumeration', () => {
     }
     expect(upstream.received.at(-1)?.url).toBe('/api/parcels/19?x=19')
     expect(proxy.decisions()).toEqual([])
+  })
+})
+
+describe('identity through the proxy', () => {
+  const SECRET = 'shared-secret-of-the-legacy-app-0123456789'
+  const JWT_CONFIG = `
+version: 1
+upstream: { url: UPSTREAM }
+identity:
+  - { type: jwt, secret: "\${JWT_SECRET}", algorithms: [HS256] }
+routes:
+  - name: contact
+    path: /api/contacts/:id
+    records: { param: id }
+    limits: [ { window: 1h, distinctRecords: 2, action: throttle } ]
+`
+  const token = (sub: string, expSec = Math.floor(Date.now() / 1000) + 600, secret = SECRET) =>
+    new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(expSec).sign(new TextEncoder().encode(secret))
+
+  it('counts per verified JWT subject; garbage, forged and expired tokens fall back to the client address', async () => {
+    proxy = await startProxy(JWT_CONFIG, { upstream: upstream.url, env: { JWT_SECRET: SECRET } })
+    const bearer = async (t: string) => ({ authorization: `Bearer ${t}` })
+    const alice = await bearer(await token('alice'))
+    expect((await send(proxy.url, '/api/contacts/1', { headers: alice })).status).toBe(200)
+    expect((await send(proxy.url, '/api/contacts/2', { headers: alice })).status).toBe(200)
+    expect((await send(proxy.url, '/api/contacts/3', { headers: alice })).status).toBe(429)
+    // A fresh token for the same subject is the same account.
+    expect((await send(proxy.url, '/api/contacts/3', { headers: await bearer(await token('alice', Math.floor(Date.now() / 1000) + 900)) })).status).toBe(429)
+    // None of these become "bob"; they all count against the client address (127.0.0.1).
+    const spoofs = [await token('bob', Math.floor(Date.now() / 1000) - 10), await token('bob', undefined, 'a-different-secret-0123456789abcdef'), 'not.a.jwt', '%%%']
+    const statuses = []
+    for (const [i, t] of spoofs.entries()) statuses.push((await send(proxy.url, `/api/contacts/${10 + i}`, { headers: await bearer(t) })).status)
+    expect(statuses).toEqual([200, 200, 429, 429])
+    const accounts = proxy.decisions().map((d) => d.account)
+    expect(accounts).toContain('alice')
+    expect(accounts).toContain('ip:127.0.0.1')
+    expect(accounts).not.toContain('bob')
   })
 })
 
