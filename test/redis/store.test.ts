@@ -186,6 +186,24 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  it('starts while Redis is down (policy applies at once) and connects when it appears', async () => {
+    const port = await freePort()
+    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: 'late:', commandTimeoutMs: 50, onError: 'fail-closed', maxAccounts: 10 })
+    const engine = new Engine(store, { disableForMs: 1 })
+    const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
+    const started = performance.now()
+    expect((await engine.observe('a', policy, [])).kind).toBe('unavailable')
+    expect(performance.now() - started).toBeLessThan(100)
+    const server = await startRedis([], port)
+    await store.ready(10_000)
+    await new Promise((r) => setTimeout(r, 1100)) // let the breaker's cooldown pass
+    const d = await engine.observe('a', policy, [])
+    expect(d.kind).toBe('allow')
+    expect(d.degraded).toBeUndefined()
+    await store.close()
+    await server.stop()
+  })
+
   it('bounds a slow Redis by commandTimeout, then opens the breaker', async () => {
     const server = await startRedis(['--enable-debug-command', 'yes'])
     const store = new RedisStore({ url: server.url, keyPrefix: 'slow:', commandTimeoutMs: 50, onError: 'fail-open', maxAccounts: 10 })
