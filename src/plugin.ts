@@ -8,7 +8,7 @@ import { Engine, type Decision } from './engine/engine.js'
 import { canonicalize, type CanonicalOptions } from './http/canonicalize.js'
 import { buildIdentityChain } from './identity/chain.js'
 import { AmbiguousIdentityError } from './identity/credentials.js'
-import { matchRoute } from './routes/table.js'
+import { METHOD_OVERRIDE_HEADERS, methodOverride, resolveRoute } from './routes/resolve.js'
 import { Metrics } from './admin/metrics.js'
 import { createStore } from './store/create.js'
 import { MemoryStore } from './store/memory.js'
@@ -28,10 +28,6 @@ export interface SluiceOptions {
   /** Defaults to a fresh registry; `app.sluice.metrics` exposes it. */
   metrics?: Metrics
 }
-
-// Old frameworks honour these on POST; a scraper can use them to dress a GET as something else.
-const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
-const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -77,9 +73,9 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       if (url !== raw.url) raw.url = url
     }
 
-    const overridden = methodOverride(request)
+    const overridden = methodOverride(request.headers)
     if (stripOverride && overridden !== undefined) for (const h of METHOD_OVERRIDE_HEADERS) delete raw.headers[h]
-    const match = findRoute(config.routes, overridden, request.method, canonical.matchPath)
+    const match = resolveRoute(config.routes, request.method, canonical.matchPath, overridden)
     if (forwarding) for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
     if (!match) return
 
@@ -121,28 +117,6 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
         return sendProblem(reply, disabled())
     }
   }
-}
-
-/** The method named by an override header, if it is a real one. */
-function methodOverride(request: FastifyRequest): string | undefined {
-  for (const h of METHOD_OVERRIDE_HEADERS) {
-    const v = request.headers[h]
-    if (typeof v === 'string' && v !== '') {
-      const m = v.trim().toUpperCase()
-      if (KNOWN_METHODS.has(m)) return m
-    }
-  }
-  return undefined
-}
-
-/** HEAD counts as GET; an override header is matched as the method it names, and the real method too (whichever the upstream honours). */
-function findRoute(routes: readonly CompiledRoute[], overridden: string | undefined, method: string, path: string) {
-  const fold = (m: string) => (m === 'HEAD' ? 'GET' : m)
-  if (overridden !== undefined) {
-    const viaOverride = matchRoute(routes, fold(overridden), path)
-    if (viaOverride) return viaOverride
-  }
-  return matchRoute(routes, fold(method), path)
 }
 
 function logDecision(request: FastifyRequest, d: Decision, route: CompiledRoute, source: string, clientIp: string, records: number): void {
