@@ -1,6 +1,6 @@
 // The engine turns an observation (account, route, records, time) into a decision. It knows
 // nothing of HTTP: the proxy, `sluice replay` and the tests all drive this same code.
-import type { HitResult, Store } from '../store/store.js'
+import type { HitInput, HitResult, Store } from '../store/store.js'
 import type { Limit, RoutePolicy } from './policy.js'
 
 export type DecisionKind =
@@ -30,6 +30,11 @@ export interface Decision {
   degraded?: 'fail-open' | 'fail-closed' | 'local'
 }
 
+export interface ObserveStep {
+  countRequest?: boolean
+  passes?: readonly number[]
+}
+
 export interface EngineOptions {
   /** How long a disable lasts, in ms (Infinity: until an operator unlocks it). */
   disableForMs: number
@@ -51,9 +56,15 @@ export class Engine {
     this.clock = options.clock ?? Date.now
   }
 
-  observe(account: string, policy: RoutePolicy, records: readonly string[], now = this.clock()): Promise<Decision> | Decision {
+  /**
+   * `step.countRequest: false` observes the records of a response whose request was observed
+   * before; `step.passes` names challenge limits the request holds a solved pass for.
+   */
+  observe(account: string, policy: RoutePolicy, records: readonly string[], now = this.clock(), step?: ObserveStep): Promise<Decision> | Decision {
     const shadow = this.shadow || policy.shadow
-    const input = { account, policy, records, now, shadow, disableForMs: this.disableForMs }
+    const input: HitInput = { account, policy, records, now, shadow, disableForMs: this.disableForMs }
+    if (step?.countRequest === false) input.countRequest = false
+    if (step?.passes && step.passes.length > 0) input.passes = step.passes
     const result = this.store.hit(input)
     if (result instanceof Promise) return result.then((r) => toDecision(r, account, policy, shadow))
     return toDecision(result, account, policy, shadow)

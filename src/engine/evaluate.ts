@@ -30,16 +30,18 @@ export function newWindows(policy: RoutePolicy): RouteWindows {
  * request served no data, so it must not spend the account's record budget (ARCHITECTURE.md).
  * `now` must not run backwards per state; callers clamp it (see MemoryStore).
  */
-export function evaluate(w: RouteWindows, policy: RoutePolicy, records: readonly string[], now: number): Evaluation {
+export function evaluate(w: RouteWindows, policy: RoutePolicy, records: readonly string[], now: number, step: EvaluateStep = REQUEST): Evaluation {
   const counts = new Array<number>(policy.limits.length).fill(0)
   let worst: Limit | null = null
+  const passes = step.passes
 
   if (w.requests) {
-    w.requests.add(now)
+    // The response step reads the request counts for the logs; the request decided them.
+    if (step.countRequest) w.requests.add(now)
     for (const limit of policy.requestLimits) {
       const count = w.requests.countAfter(now - limit.windowMs)
       counts[limit.index] = count
-      if (count > limit.max && moreSevere(limit, worst)) worst = limit
+      if (step.countRequest && count > limit.max && !passed(limit, passes) && moreSevere(limit, worst)) worst = limit
     }
   }
 
@@ -63,13 +65,30 @@ export function evaluate(w: RouteWindows, policy: RoutePolicy, records: readonly
       }
       const count = (inWindow[i] as number) + fresh
       counts[limit.index] = Math.min(count, policy.distinctCapacity)
-      if (fresh > 0 && count > limit.max && moreSevere(limit, worst)) worst = limit
+      if (fresh > 0 && count > limit.max && !passed(limit, passes) && moreSevere(limit, worst)) worst = limit
     }
   }
 
   const blocked = worst !== null && worst.severity > 0
   if (d && !blocked) for (const record of records) d.touch(record, now)
   return { limit: worst, action: worst?.action ?? null, blocked, counts }
+}
+
+/**
+ * Which part of an exchange is being counted. A route whose records come from the response
+ * is observed twice: the request (counted, request limits decided, no records yet), then the
+ * response's records (the request is not counted again).
+ */
+export interface EvaluateStep {
+  countRequest: boolean
+  /** Indices of challenge limits this request holds a valid pass for: they do not act. */
+  passes?: readonly number[] | undefined
+}
+
+export const REQUEST: EvaluateStep = { countRequest: true }
+
+function passed(limit: Limit, passes: readonly number[] | undefined): boolean {
+  return passes !== undefined && limit.action === 'challenge' && passes.includes(limit.index)
 }
 
 /** The ladder; between equally severe limits the one written first in the config decides. */

@@ -1,6 +1,6 @@
 // The embedded store: every count in this process, bounded by an LRU of accounts.
 import { LRUCache } from 'lru-cache'
-import { evaluate, newWindows, type RouteWindows } from '../engine/evaluate.js'
+import { evaluate, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
 import type { DisabledState, HitInput, HitResult, Store } from './store.js'
 
@@ -32,6 +32,8 @@ export class MemoryStore implements Store {
   // identities must not evict (and so unlock) a disabled account.
   private readonly disabledEnforce: LRUCache<string, number>
   private readonly disabledShadow: LRUCache<string, number>
+  private readonly sessions: LRUCache<string, string>
+  private readonly claimed: LRUCache<string, true>
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict
@@ -41,6 +43,9 @@ export class MemoryStore implements Store {
     })
     this.disabledEnforce = new LRUCache<string, number>({ max: options.maxAccounts })
     this.disabledShadow = new LRUCache<string, number>({ max: options.maxAccounts })
+    this.sessions = new LRUCache<string, string>({ max: options.maxAccounts })
+    // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
+    this.claimed = new LRUCache<string, true>({ max: 100_000 })
   }
 
   hit(input: HitInput): HitResult {
@@ -63,17 +68,18 @@ export class MemoryStore implements Store {
       entry.policy = policy
     }
 
+    const step: EvaluateStep = input.countRequest === false || input.passes ? { countRequest: input.countRequest ?? true, passes: input.passes } : REQUEST
     const disabledUntil = this.disabledUntil(account, input.shadow, now)
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
-      const result = evaluate(entry.windows, policy, [], now) as HitResult
+      const result = evaluate(entry.windows, policy, [], now, step) as HitResult
       result.blocked = true
       result.disabledUntil = disabledUntil
       result.disabledNowUntil = null
       return result
     }
 
-    const result = evaluate(entry.windows, policy, input.records, now) as HitResult
+    const result = evaluate(entry.windows, policy, input.records, now, step) as HitResult
     result.disabledUntil = null
     result.disabledNowUntil = null
     if (result.action === 'disable') {
@@ -96,6 +102,24 @@ export class MemoryStore implements Store {
     const a = this.disabledEnforce.delete(account)
     const b = this.disabledShadow.delete(account)
     return a || b
+  }
+
+  claimOnce(token: string, ttlMs: number): boolean {
+    if (this.claimed.has(token)) return false
+    this.claimed.set(token, true, { ttl: Math.max(1, Math.ceil(ttlMs)) })
+    return true
+  }
+
+  bindSession(session: string, account: string, ttlMs: number): void {
+    this.sessions.set(session, account, { ttl: Math.max(1, Math.ceil(ttlMs)) })
+  }
+
+  sessionAccount(session: string): string | undefined {
+    return this.sessions.get(session)
+  }
+
+  unbindSession(session: string): void {
+    this.sessions.delete(session)
   }
 
   /** Accounts currently tracked (for metrics and tests). */

@@ -149,6 +149,50 @@ export class RedisStore implements Store {
     return removed > 0 || local
   }
 
+  // One-time tokens and session bindings are plain keys (no hash tag: one key per command).
+  // When Redis cannot answer, the local fallback answers under `local`; otherwise a claim is
+  // refused (a solution cannot be checked for replay) and a session counts on its own.
+  async claimOnce(token: string, ttlMs: number): Promise<boolean> {
+    try {
+      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+      const ok = await this.client.set(`${this.options.keyPrefix}once:${token}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')
+      return ok === 'OK'
+    } catch (err) {
+      this.noteError(err)
+      return this.local?.claimOnce(token, ttlMs) ?? false
+    }
+  }
+
+  async bindSession(session: string, account: string, ttlMs: number): Promise<void> {
+    this.local?.bindSession(session, account, ttlMs)
+    try {
+      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+      await this.client.set(this.sessionKey(session), account, 'PX', Math.max(1, Math.ceil(ttlMs)))
+    } catch (err) {
+      this.noteError(err)
+    }
+  }
+
+  async sessionAccount(session: string): Promise<string | undefined> {
+    try {
+      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+      return (await this.client.get(this.sessionKey(session))) ?? undefined
+    } catch (err) {
+      this.noteError(err)
+      return this.local?.sessionAccount(session)
+    }
+  }
+
+  async unbindSession(session: string): Promise<void> {
+    this.local?.unbindSession(session)
+    try {
+      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+      await this.client.del(this.sessionKey(session))
+    } catch (err) {
+      this.noteError(err)
+    }
+  }
+
   async close(): Promise<void> {
     await this.local?.close()
     try {
@@ -156,6 +200,14 @@ export class RedisStore implements Store {
     } catch {
       this.client.disconnect()
     }
+  }
+
+  private sessionKey(session: string): string {
+    return `${this.options.keyPrefix}session:${session}`
+  }
+
+  private noteError(err: unknown): void {
+    if (!(err instanceof RedisUnavailableError)) this.failed(err as Error)
   }
 
   /** Keys of one account share the hash tag {account}: one Cluster slot, one script call. */
@@ -175,6 +227,8 @@ export class RedisStore implements Store {
       p.longestDistinctWindowMs,
       Math.max(0, ...p.requestLimits.map((l) => l.windowMs)),
       p.limits.length,
+      input.countRequest === false ? 0 : 1,
+      input.passes && input.passes.length > 0 ? `,${input.passes.join(',')},` : '',
     ]
     for (const l of p.limits) args.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity)
     for (const r of input.records) args.push(r)

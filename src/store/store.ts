@@ -14,6 +14,10 @@ export interface HitInput {
   shadow: boolean
   /** How long a crossed disable limit disables the account (Infinity: until unlocked). */
   disableForMs: number
+  /** false: the response step of an exchange (records only; the request was counted before). */
+  countRequest?: boolean
+  /** Indices of challenge limits passed by a solved proof of work. */
+  passes?: readonly number[]
 }
 
 export interface HitResult extends Evaluation {
@@ -38,5 +42,11 @@ export interface Store {
   disabled(account: string, now: number): DisabledState[] | Promise<DisabledState[]>
   /** Lift a disable (both modes); true if there was one. */
   unlock(account: string): boolean | Promise<boolean>
+  /** Claim a one-time token (a proof-of-work solution): true the first time, false after, until ttl. */
+  claimOnce(token: string, ttlMs: number): boolean | Promise<boolean>
+  /** Session binding: a session cookie (fingerprint) counts against an account. */
+  bindSession(session: string, account: string, ttlMs: number): void | Promise<void>
+  sessionAccount(session: string): string | undefined | Promise<string | undefined>
+  unbindSession(session: string): void | Promise<void>
   close(): Promise<void>
 }

@@ -17,4 +17,8 @@ export const stepArb = fc.record({
   gap: fc.oneof(fc.integer({ min: 0, max: 30 }), windowArb),
   records: fc.array(fc.integer({ min: 1, max: 12 }).map(String), { maxLength: 3 }),
   shadow: fc.boolean(),
+  /** The response step of an exchange: records only, the request is not counted again. */
+  response: fc.boolean(),
+  /** Challenge limits (by index) the request holds a solved pass for. */
+  passes: fc.subarray([0, 1, 2, 3]),
 })

@@ -8,6 +8,8 @@
 --       2 shadow (0/1)   3 disable-for ms (-1 = forever)
 --       4 request capacity   5 distinct capacity   6 longest distinct window ms
 --       7 longest request window ms   8 number of limits L
+--       9 count the request (0: the response step of an exchange: records only)
+--       10 passed challenge limits, as ",i,j," (indices), or ""
 --       then L × (kind 0=requests 1=distinct, window ms, max, severity)
 --       then the record ids
 -- Returns: { now, worst limit index (-1), blocked 0/1, disabled-until (-1 none, -2 forever),
@@ -25,19 +27,24 @@ local distCap = tonumber(ARGV[5])
 local longestDist = tonumber(ARGV[6])
 local longestReq = tonumber(ARGV[7])
 local L = tonumber(ARGV[8])
+local countRequest = ARGV[9] == '1'
+local passes = ARGV[10]
+local FIRST = 11
 
 local limits = {}
 local hasReq, hasDist = false, false
 for i = 0, L - 1 do
-  local base = 9 + i * 4
+  local base = FIRST + i * 4
   local l = { index = i, kind = tonumber(ARGV[base]), window = tonumber(ARGV[base + 1]), max = tonumber(ARGV[base + 2]), severity = tonumber(ARGV[base + 3]) }
+  -- A solved challenge passes its limit (severity 2); more severe limits still act.
+  l.passed = l.severity == 2 and passes ~= '' and string.find(passes, ',' .. i .. ',', 1, true) ~= nil
   limits[#limits + 1] = l
   if l.kind == 0 then hasReq = true else hasDist = true end
 end
 local records = {}
 do
   local seen = {}
-  for i = 9 + L * 4, #ARGV do
+  for i = FIRST + L * 4, #ARGV do
     local r = ARGV[i]
     if not seen[r] then seen[r] = true; records[#records + 1] = r end
   end
@@ -70,9 +77,11 @@ local function moreSevere(l)
 end
 
 if hasReq then
-  redis.call('LPUSH', KEYS[1], now)
-  redis.call('LTRIM', KEYS[1], 0, reqCap - 1)
-  redis.call('PEXPIRE', KEYS[1], longestReq + 1000)
+  if countRequest then
+    redis.call('LPUSH', KEYS[1], now)
+    redis.call('LTRIM', KEYS[1], 0, reqCap - 1)
+    redis.call('PEXPIRE', KEYS[1], longestReq + 1000)
+  end
   local times = redis.call('LRANGE', KEYS[1], 0, reqCap - 1)
   for _, l in ipairs(limits) do
     if l.kind == 0 then
@@ -83,7 +92,7 @@ if hasReq then
         n = n + 1
       end
       counts[l.index + 1] = n
-      if n > l.max and moreSevere(l) then worst = l end
+      if countRequest and n > l.max and not l.passed and moreSevere(l) then worst = l end
     end
   end
 end
@@ -103,7 +112,7 @@ if hasDist then
       end
       local count = inWindow + fresh
       counts[l.index + 1] = math.min(count, distCap)
-      if fresh > 0 and count > l.max and moreSevere(l) then worst = l end
+      if fresh > 0 and count > l.max and not l.passed and moreSevere(l) then worst = l end
     end
   end
 end
