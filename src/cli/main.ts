@@ -10,6 +10,7 @@ import { startLegacyApp } from '../demo/legacy-app.js'
 import { ConfigError, SluiceError } from '../errors.js'
 import { buildProxy } from '../server.js'
 import { describeConfig } from './describe.js'
+import { registerReplay } from './replay.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -87,6 +88,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
       console.error(demoBanner(url, legacy.url))
       await untilSignal(app)
     })
+
+  registerReplay(program, (exit) => void (code = exit))
 
   try {
     await program.parseAsync(argv, { from: 'user' })

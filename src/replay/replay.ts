@@ -1,0 +1,352 @@
+// `sluice replay`: access-log lines through the real engine, as if sluice had been in front.
+//
+// Every line goes the proxy's way: canonicalize the target (a path the proxy would refuse is
+// counted as a 400), resolve the route (HEAD as GET), take the request-side records, and
+// observe it twice:
+//  - enforce: the configured limits, in enforce mode whatever `mode` says: what would have
+//    been served, throttled, challenged, disabled;
+//  - measure: the same windows with every limit turned into a never-blocking `log` limit and a
+//    high cap, so each account's unconstrained count per window is known (the distribution
+//    `sluice suggest` and the report's charts are made of).
+// The log line's time is `now`; the store clamps time per account when lines are out of order.
+import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
+import { Engine, type Decision, type DecisionKind } from '../engine/engine.js'
+import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
+import { ipAccount } from '../identity/ip.js'
+import { resolveRoute } from '../routes/resolve.js'
+import { MemoryStore } from '../store/memory.js'
+import {
+  combinedParser,
+  DEFAULT_JSON_FIELDS,
+  detectFormat,
+  IGNORED,
+  jsonParser,
+  sluiceParser,
+  type FormatName,
+  type JsonFields,
+  type LineParser,
+  type LogEntry,
+} from './formats.js'
+import { openLog } from './input.js'
+
+export interface ReplayOptions {
+  format?: FormatName | 'auto'
+  /** See AccountField in formats.ts. Default: `user` for combined, the JSON defaults for json. */
+  account?: string
+  /** JSON field names, each overriding the defaults' candidates. */
+  fields?: Partial<Record<keyof JsonFields, string>>
+  /** Accounts the stores hold; default config.store.maxAccounts. */
+  maxAccounts?: number
+  /** Blocked requests kept for the output (the total is always counted). Default 50. */
+  keepBlocked?: number
+  /** Accounts listed per route and per limit. Default 20. */
+  top?: number
+  /** Bad lines listed (the total is always counted). Default 5. */
+  keepBad?: number
+  /**
+   * Highest per-window count measured exactly, per route: default max(1000, 10 × the route's
+   * largest limit). Windows are scanned per request, so this bounds the cost of an enumerator.
+   */
+  measureCap?: number
+  onDecision?: (event: ReplayedRequest) => void
+  onProgress?: (progress: Progress) => void
+}
+
+export interface LineRef {
+  file: string
+  line: number
+}
+
+export interface ReplayedRequest {
+  at: LineRef
+  entry: LogEntry
+  account: string
+  route: CompiledRoute
+  records: readonly string[]
+  decision: Decision
+}
+
+export interface Progress {
+  file: string
+  lines: number
+  bytesRead: number
+  bytesTotal: number | undefined
+}
+
+export interface BadLine extends LineRef {
+  reason: string
+}
+
+export interface BlockedRequest extends LineRef {
+  time: number
+  account: string
+  route: string
+  method: string
+  target: string
+  kind: DecisionKind
+  limit: string | null
+  counts: number[]
+}
+
+export interface AccountStats {
+  account: string
+  requests: number
+  blocked: number
+  first: number
+  last: number
+  /** Per limit: the highest count in any window of that limit's length, unconstrained (measure pass). */
+  max: number[]
+  /** Per limit: the first time the enforce pass counted past the limit, or -1. */
+  crossedAt: number[]
+}
+
+export interface Crossing {
+  account: string
+  time: number
+  at: LineRef
+  /** All of the route's counts at that request (enforce pass), in limit order. */
+  counts: number[]
+  decision: DecisionKind
+}
+
+export interface LimitStats {
+  limit: Limit
+  /** Accounts whose count went past this limit (enforce pass). */
+  accounts: number
+  /** Requests where this limit was the one that decided. */
+  decided: number
+  /** The first crossings, in log order. */
+  crossings: Crossing[]
+}
+
+export interface RouteStats {
+  route: CompiledRoute
+  requests: number
+  blocked: number
+  decisions: Record<DecisionKind, number>
+  limits: LimitStats[]
+  /** Measured counts are exact up to this; above it they read as cap + 1. */
+  measureCap: number
+  accounts: Map<string, AccountStats>
+}
+
+export interface FileSummary {
+  name: string
+  format: FormatName
+  gzip: boolean
+  lines: number
+  /** Set when the file could not be read to its end (e.g. a truncated gzip). */
+  error?: string
+}
+
+export interface ReplayResult {
+  config: { mode: 'enforce'; configuredMode: 'enforce' | 'shadow'; disableForMs: number; maxAccounts: number }
+  files: FileSummary[]
+  lines: number
+  /** Lines that were requests. */
+  requests: number
+  /** Well-formed lines without a request (other sluice log events, blank lines). */
+  ignored: number
+  bad: { count: number; first: BadLine[] }
+  /** Paths the proxy would refuse with 400 (ambiguous encodings, dot segments above the root …). */
+  rejected: { count: number; reasons: Record<string, number> }
+  /** Requests to no sensitive route: forwarded uncounted. */
+  passedThrough: number
+  from: number | null
+  to: number | null
+  routes: RouteStats[]
+  blocked: { count: number; first: BlockedRequest[] }
+  elapsedMs: number
+}
+
+const KINDS: DecisionKind[] = ['allow', 'log', 'throttle', 'challenge', 'disable', 'disabled', 'unavailable']
+
+export async function replayLogs(config: CompiledConfig, files: readonly string[], options: ReplayOptions = {}): Promise<ReplayResult> {
+  const started = performance.now()
+  const maxAccounts = options.maxAccounts ?? config.store.maxAccounts
+  const keepBlocked = options.keepBlocked ?? 50
+  const keepBad = options.keepBad ?? 5
+  const top = options.top ?? 20
+  // Enforce regardless of config.mode and of per-route shadow: replay answers "what would have happened".
+  const enforce = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: config.actions.disableForMs, shadow: false })
+  const measure = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: 0, shadow: false })
+  const canonicalOptions: CanonicalOptions = { caseSensitive: true, stripMatrixParams: config.paths.stripMatrixParams }
+
+  const enforcePolicies = new Map<CompiledRoute, RoutePolicy>()
+  const measurePolicies = new Map<CompiledRoute, RoutePolicy>()
+  const stats = new Map<CompiledRoute, RouteStats>()
+  for (const route of config.routes) {
+    const p = route.policy
+    enforcePolicies.set(route, p.shadow ? { ...p, shadow: false } : p)
+    const largest = Math.max(0, ...p.limits.map((l) => l.max))
+    const cap = options.measureCap ?? Math.max(1000, 10 * largest)
+    measurePolicies.set(route, buildPolicy(p.name, p.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: cap, action: 'log' as const })), false))
+    stats.set(route, {
+      route,
+      requests: 0,
+      blocked: 0,
+      decisions: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<DecisionKind, number>,
+      limits: p.limits.map((limit) => ({ limit, accounts: 0, decided: 0, crossings: [] })),
+      measureCap: cap,
+      accounts: new Map(),
+    })
+  }
+
+  const result: ReplayResult = {
+    config: { mode: 'enforce', configuredMode: config.shadow ? 'shadow' : 'enforce', disableForMs: config.actions.disableForMs, maxAccounts },
+    files: [],
+    lines: 0,
+    requests: 0,
+    ignored: 0,
+    bad: { count: 0, first: [] },
+    rejected: { count: 0, reasons: {} },
+    passedThrough: 0,
+    from: null,
+    to: null,
+    routes: [...stats.values()],
+    blocked: { count: 0, first: [] },
+    elapsedMs: 0,
+  }
+
+  const bad = (file: string, line: number, reason: string) => {
+    result.bad.count++
+    if (result.bad.first.length < keepBad) result.bad.first.push({ file, line, reason })
+  }
+
+  for (const name of files) {
+    const input = await openLog(name)
+    let parser: LineParser | undefined
+    const summary: FileSummary = { name, format: options.format === 'auto' || !options.format ? 'combined' : options.format, gzip: false, lines: 0 }
+    result.files.push(summary)
+    let lineNo = 0
+    try {
+      for await (const line of input.lines()) {
+        lineNo++
+        result.lines++
+        if (options.onProgress && (lineNo & 0x3fff) === 0) options.onProgress({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
+        if (line.trim() === '') {
+          result.ignored++
+          continue
+        }
+        if (!parser) {
+          if (options.format && options.format !== 'auto') summary.format = options.format
+          else summary.format = detectFormat(line)
+          parser = makeParser(summary.format, options)
+        }
+        const parsed = parser(line)
+        if (parsed === IGNORED) {
+          result.ignored++
+          continue
+        }
+        if (typeof parsed === 'string') {
+          bad(name, lineNo, parsed)
+          continue
+        }
+        const entry = parsed
+        result.requests++
+        if (result.from === null || entry.time < result.from) result.from = entry.time
+        if (result.to === null || entry.time > result.to) result.to = entry.time
+
+        const canonical = canonicalize(entry.target, canonicalOptions)
+        if (!canonical.ok) {
+          result.rejected.count++
+          result.rejected.reasons[canonical.reason] = (result.rejected.reasons[canonical.reason] ?? 0) + 1
+          continue
+        }
+        const match = resolveRoute(config.routes, entry.method, canonical.matchPath)
+        if (!match) {
+          result.passedThrough++
+          continue
+        }
+        const account = entry.account ?? (entry.client !== undefined ? ipAccount(entry.client) : undefined)
+        if (account === undefined) {
+          result.requests--
+          bad(name, lineNo, 'neither an account nor a client address')
+          continue
+        }
+        const route = match.route
+        const records = route.records(match.params, canonical.search)
+        const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time)
+        const decision = observed instanceof Promise ? await observed : observed
+        const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time)
+        const unconstrained = (measured instanceof Promise ? await measured : measured).counts
+        const at = { file: name, line: lineNo }
+        count(stats.get(route) as RouteStats, account, entry, decision, unconstrained, at, top)
+        if (decision.block) {
+          result.blocked.count++
+          if (result.blocked.first.length < keepBlocked) {
+            result.blocked.first.push({ ...at, time: entry.time, account, route: route.name, method: entry.method, target: entry.target, kind: decision.kind, limit: decision.limit?.label ?? null, counts: decision.counts })
+          }
+        }
+        options.onDecision?.({ at, entry, account, route, records, decision })
+      }
+    } catch (err) {
+      // A truncated gzip (a log being rotated) ends this file, not the replay.
+      summary.error = (err as Error).message
+    }
+    summary.lines = lineNo
+    summary.gzip = input.gzip()
+    options.onProgress?.({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
+  }
+  result.elapsedMs = performance.now() - started
+  return result
+}
+
+function makeParser(format: FormatName, options: ReplayOptions): LineParser {
+  switch (format) {
+    case 'combined':
+      return combinedParser(options.account ?? 'user')
+    case 'sluice':
+      return sluiceParser()
+    case 'json': {
+      const fields: JsonFields = { ...DEFAULT_JSON_FIELDS }
+      for (const [k, v] of Object.entries(options.fields ?? {})) if (v) fields[k as keyof JsonFields] = [v]
+      if (options.account !== undefined) fields.account = options.account === 'none' ? [] : [options.account]
+      return jsonParser(fields)
+    }
+  }
+}
+
+function count(s: RouteStats, account: string, entry: LogEntry, d: Decision, unconstrained: readonly number[], at: LineRef, top: number): void {
+  s.requests++
+  s.decisions[d.kind]++
+  let a = s.accounts.get(account)
+  if (!a) {
+    const n = s.limits.length
+    a = { account, requests: 0, blocked: 0, first: entry.time, last: entry.time, max: new Array<number>(n).fill(0), crossedAt: new Array<number>(n).fill(-1) }
+    s.accounts.set(account, a)
+  }
+  a.requests++
+  if (entry.time < a.first) a.first = entry.time
+  if (entry.time > a.last) a.last = entry.time
+  if (d.block) {
+    a.blocked++
+    s.blocked++
+  }
+  for (let i = 0; i < s.limits.length; i++) {
+    const u = unconstrained[i] as number
+    if (u > (a.max[i] as number)) a.max[i] = u
+    const ls = s.limits[i] as LimitStats
+    if (d.limit === ls.limit) ls.decided++
+    if ((a.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
+      a.crossedAt[i] = entry.time
+      ls.accounts++
+      if (ls.crossings.length < top) ls.crossings.push({ account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
+    }
+  }
+}
+
+/** The accounts of a route with the highest unconstrained counts, by the route's longest distinct-records window (else its longest request window). */
+export function topAccounts(s: RouteStats, n: number): AccountStats[] {
+  const key = rankingLimit(s.route.policy)
+  const all = [...s.accounts.values()]
+  all.sort((x, y) => (key < 0 ? 0 : (y.max[key] as number) - (x.max[key] as number)) || y.requests - x.requests || (x.account < y.account ? -1 : 1))
+  return all.slice(0, n)
+}
+
+/** Index of the limit accounts are ranked by. */
+export function rankingLimit(p: RoutePolicy): number {
+  const byWindow = (kind: Limit['kind']) => p.limits.filter((l) => l.kind === kind).sort((a, b) => b.windowMs - a.windowMs)[0]
+  return (byWindow('distinctRecords') ?? byWindow('requests'))?.index ?? -1
+}
