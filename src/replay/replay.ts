@@ -160,6 +160,9 @@ export interface ReplayResult {
   elapsedMs: number
 }
 
+/** JSON lines looked at before deciding a file is not sluice's log. */
+const SNIFF_LINES = 50
+
 const KINDS: DecisionKind[] = ['allow', 'log', 'throttle', 'challenge', 'disable', 'disabled', 'unavailable']
 
 export async function replayLogs(config: CompiledConfig, files: readonly string[], options: ReplayOptions = {}): Promise<ReplayResult> {
@@ -209,6 +212,43 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     elapsedMs: 0,
   }
 
+  const observe = async (entry: LogEntry, at: LineRef) => {
+    result.requests++
+    if (result.from === null || entry.time < result.from) result.from = entry.time
+    if (result.to === null || entry.time > result.to) result.to = entry.time
+
+    const canonical = canonicalize(entry.target, canonicalOptions)
+    if (!canonical.ok) {
+      result.rejected.count++
+      result.rejected.reasons[canonical.reason] = (result.rejected.reasons[canonical.reason] ?? 0) + 1
+      return
+    }
+    const match = resolveRoute(config.routes, entry.method, canonical.matchPath)
+    if (!match) {
+      result.passedThrough++
+      return
+    }
+    const account = entry.account ?? (entry.client !== undefined ? ipAccount(entry.client) : undefined)
+    if (account === undefined) {
+      result.requests--
+      return bad(at.file, at.line, 'neither an account nor a client address')
+    }
+    const route = match.route
+    const records = route.records(match.params, canonical.search)
+    const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time)
+    const decision = observed instanceof Promise ? await observed : observed
+    const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time)
+    const unconstrained = (measured instanceof Promise ? await measured : measured).counts
+    count(stats.get(route) as RouteStats, account, entry, decision, unconstrained, at, top)
+    if (decision.block) {
+      result.blocked.count++
+      if (result.blocked.first.length < keepBlocked) {
+        result.blocked.first.push({ ...at, time: entry.time, account, route: route.name, method: entry.method, target: entry.target, kind: decision.kind, limit: decision.limit?.label ?? null, counts: decision.counts })
+      }
+    }
+    options.onDecision?.({ at, entry, account, route, records, decision })
+  }
+
   const bad = (file: string, line: number, reason: string) => {
     result.bad.count++
     if (result.bad.first.length < keepBad) result.bad.first.push({ file, line, reason })
@@ -217,9 +257,26 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
   for (const name of files) {
     const input = await openLog(name)
     let parser: LineParser | undefined
-    const summary: FileSummary = { name, format: options.format === 'auto' || !options.format ? 'combined' : options.format, gzip: false, lines: 0 }
+    const summary: FileSummary = { name, format: 'combined', gzip: false, lines: 0 }
     result.files.push(summary)
     let lineNo = 0
+    // Auto-detection: a JSON file is sluice's log if any of its first lines is a sluice event
+    // (its first line is usually Fastify's "Server listening"); until that is known, lines wait.
+    const fixed = options.format && options.format !== 'auto' ? options.format : undefined
+    let pending: { line: string; lineNo: number }[] | null = null
+    const decide = (format: FormatName) => {
+      summary.format = format
+      parser = makeParser(format, options)
+    }
+    const handle = async (line: string, n: number) => {
+      const parsed = (parser as LineParser)(line)
+      if (parsed === IGNORED) {
+        result.ignored++
+        return
+      }
+      if (typeof parsed === 'string') return bad(name, n, parsed)
+      await observe(parsed, { file: name, line: n })
+    }
     try {
       for await (const line of input.lines()) {
         lineNo++
@@ -230,56 +287,24 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
           continue
         }
         if (!parser) {
-          if (options.format && options.format !== 'auto') summary.format = options.format
-          else summary.format = detectFormat(line)
-          parser = makeParser(summary.format, options)
-        }
-        const parsed = parser(line)
-        if (parsed === IGNORED) {
-          result.ignored++
-          continue
-        }
-        if (typeof parsed === 'string') {
-          bad(name, lineNo, parsed)
-          continue
-        }
-        const entry = parsed
-        result.requests++
-        if (result.from === null || entry.time < result.from) result.from = entry.time
-        if (result.to === null || entry.time > result.to) result.to = entry.time
-
-        const canonical = canonicalize(entry.target, canonicalOptions)
-        if (!canonical.ok) {
-          result.rejected.count++
-          result.rejected.reasons[canonical.reason] = (result.rejected.reasons[canonical.reason] ?? 0) + 1
-          continue
-        }
-        const match = resolveRoute(config.routes, entry.method, canonical.matchPath)
-        if (!match) {
-          result.passedThrough++
-          continue
-        }
-        const account = entry.account ?? (entry.client !== undefined ? ipAccount(entry.client) : undefined)
-        if (account === undefined) {
-          result.requests--
-          bad(name, lineNo, 'neither an account nor a client address')
-          continue
-        }
-        const route = match.route
-        const records = route.records(match.params, canonical.search)
-        const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time)
-        const decision = observed instanceof Promise ? await observed : observed
-        const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time)
-        const unconstrained = (measured instanceof Promise ? await measured : measured).counts
-        const at = { file: name, line: lineNo }
-        count(stats.get(route) as RouteStats, account, entry, decision, unconstrained, at, top)
-        if (decision.block) {
-          result.blocked.count++
-          if (result.blocked.first.length < keepBlocked) {
-            result.blocked.first.push({ ...at, time: entry.time, account, route: route.name, method: entry.method, target: entry.target, kind: decision.kind, limit: decision.limit?.label ?? null, counts: decision.counts })
+          if (fixed) decide(fixed)
+          else {
+            ;(pending ??= []).push({ line, lineNo })
+            const sniffed = detectFormat(line)
+            if (pending.length === 1 && sniffed === 'combined') decide('combined')
+            else if (sniffed === 'sluice') decide('sluice')
+            else if (pending.length >= SNIFF_LINES) decide('json')
+            else continue
+            for (const p of pending) await handle(p.line, p.lineNo)
+            pending = null
+            continue
           }
         }
-        options.onDecision?.({ at, entry, account, route, records, decision })
+        await handle(line, lineNo)
+      }
+      if (pending) {
+        decide('json')
+        for (const p of pending) await handle(p.line, p.lineNo)
       }
     } catch (err) {
       // A truncated gzip (a log being rotated) ends this file, not the replay.
