@@ -1,15 +1,40 @@
-// The Fastify plugin: canonicalize → match → identify → count → decide, in one onRequest hook.
+// The Fastify plugin: canonicalize → match → identify → count → decide.
+//
+// One exchange on a sensitive route goes through up to three hooks:
+//   onRequest   canonicalize, clamp the query, match, identify (session binding, challenge
+//               pass or solution), and for request-side records (path, query) decide here;
+//   preHandler  routes whose records are in the request body (and logins): read it, decide;
+//   onSend      routes whose records are in the response: read it before a byte is sent,
+//               count its ids, and withhold it if it would cross a limit; logins and logouts
+//               bind or unbind their session.
 // Requests to non-sensitive routes only pay for canonicalization and a route lookup.
+import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { badRequest, disabled, sendProblem, throttled, unavailable } from './actions/respond.js'
-import type { CompiledConfig, CompiledRoute } from './config/compile.js'
+import { Challenges, PASS_COOKIE, PASS_HEADER, SOLUTION_COOKIE, SOLUTION_HEADER, type Verdict } from './actions/challenge.js'
+import {
+  badRequest,
+  disabled,
+  renderChallenge,
+  renderProblem,
+  sendProblem,
+  sendRendered,
+  throttled,
+  unavailable,
+  uninspectable,
+  type Rendered,
+} from './actions/respond.js'
+import { Metrics } from './admin/metrics.js'
+import type { CompiledConfig, CompiledRoute, Inspection } from './config/compile.js'
 import { Engine, type Decision } from './engine/engine.js'
 import { canonicalize, type CanonicalOptions } from './http/canonicalize.js'
-import { buildIdentityChain } from './identity/chain.js'
-import { AmbiguousIdentityError } from './identity/credentials.js'
+import { withoutCookies } from './http/cookies.js'
+import { buildIdentityChain, type IdentitySource } from './identity/chain.js'
+import { AmbiguousIdentityError, cookieValues, singleCookie } from './identity/credentials.js'
+import { decodeContent, parseBody, readCapped, UninspectableError } from './records/body.js'
 import { METHOD_OVERRIDE_HEADERS, methodOverride, resolveRoute } from './routes/resolve.js'
-import { Metrics } from './admin/metrics.js'
+import { SessionBinder, type SessionEvent } from './sessions/binding.js'
 import { createStore } from './store/create.js'
 import { MemoryStore } from './store/memory.js'
 import type { Store } from './store/store.js'
@@ -20,8 +45,8 @@ export interface SluiceOptions {
   store?: Store
   /**
    * Proxy mode: rewrite the request URL to its canonical form (so the upstream receives the
-   * path that was matched) and strip method-override and untrusted identity headers.
-   * Leave false when sluice guards routes of the same Fastify app.
+   * path that was matched) and strip method-override, untrusted identity and sluice's own
+   * headers and cookies. Leave false when sluice guards routes of the same Fastify app.
    */
   forwarding?: boolean
   clock?: () => number
@@ -29,9 +54,23 @@ export interface SluiceOptions {
   metrics?: Metrics
 }
 
+/** What one sensitive exchange carries from hook to hook. */
+interface Exchange {
+  route: CompiledRoute | null
+  account: string
+  source: IdentitySource
+  passes: number[]
+  /** Where the route's records still have to be read from. */
+  pending: 'body' | 'response' | null
+  session: SessionEvent | null
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    sluice: { engine: Engine; store: Store; metrics: Metrics }
+    sluice: { engine: Engine; store: Store; metrics: Metrics; challenges: Challenges }
+  }
+  interface FastifyRequest {
+    sluiceExchange: Exchange | null
   }
 }
 
@@ -42,13 +81,20 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   const store: Store = options.store ?? createStore(config.store, fastify.log, metrics)
   const engine = new Engine(store, { disableForMs: config.actions.disableForMs, shadow: config.shadow, clock })
   const identity = buildIdentityChain(config.identity, config.trust)
+  const challenges = new Challenges(config.actions.challenge, store)
+  const sessions = config.sessions ? new SessionBinder(config.sessions, store, fastify.log) : null
   // Match with case preserved (the pattern regexes carry the case rule), so record ids
   // extracted from the path keep the case the client sent.
   const canonicalOptions: CanonicalOptions = { caseSensitive: true, stripMatrixParams: config.paths.stripMatrixParams }
   const forwarding = options.forwarding ?? false
   const stripOverride = forwarding && config.methodOverride === 'strip'
+  const challenged = config.routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
+  if (challenged && config.actions.challenge.secret === undefined) {
+    fastify.log.warn({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (solutions and passes do not survive a restart or cross instances)')
+  }
 
-  fastify.decorate('sluice', { engine, store, metrics })
+  fastify.decorate('sluice', { engine, store, metrics, challenges })
+  fastify.decorateRequest('sluiceExchange', null)
   // Metric children resolved once, not a label lookup per request.
   const storeLatency = metrics.storeLatency.labels(store.kind)
   const counters = new Map<string, ReturnType<typeof metrics.decisions.labels>>()
@@ -68,17 +114,33 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       request.log.warn({ event: 'sluice.rejected', reason: canonical.reason, url: raw.url }, 'request path rejected')
       return sendProblem(reply, badRequest(`The request path cannot be interpreted unambiguously: ${canonical.reason}.`))
     }
-    if (forwarding) {
-      const url = canonical.path + canonical.search
-      if (url !== raw.url) raw.url = url
-    }
 
     const overridden = methodOverride(request.headers)
     if (stripOverride && overridden !== undefined) for (const h of METHOD_OVERRIDE_HEADERS) delete raw.headers[h]
     const match = resolveRoute(config.routes, request.method, canonical.matchPath, overridden)
-    if (forwarding) for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
-    if (!match) return
+    const sessionKind = sessions?.classify(overridden ?? request.method, canonical.matchPath) ?? null
+    let search = canonical.search
+    const clamped = match?.route.clamp?.(search)
+    if (clamped) {
+      search = clamped.search
+      request.log.info({ event: 'sluice.clamped', route: match?.route.name, params: clamped.clamped }, 'query clamped')
+      if (!forwarding) clampParsedQuery(request, match?.route.clampCaps ?? {})
+    }
+    if (forwarding) {
+      const url = canonical.path + search
+      if (url !== raw.url) raw.url = url
+      for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
+    }
+    if (!match && !sessionKind) return
 
+    let exchange: Exchange | null = null
+    if (sessionKind) exchange = sessionExchange(request, sessionKind)
+    if (!match) {
+      if (forwarding) stripSluiceCredentials(request)
+      return
+    }
+
+    const route = match.route
     const now = clock()
     let who
     try {
@@ -87,39 +149,312 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     } catch (err) {
       if (!(err instanceof AmbiguousIdentityError)) throw err
       metrics.rejected.inc({ reason: 'identity' })
-      request.log.warn({ event: 'sluice.rejected', reason: err.message, route: match.route.name }, 'ambiguous identity')
+      request.log.warn({ event: 'sluice.rejected', reason: err.message, route: route.name }, 'ambiguous identity')
       return sendProblem(reply, { ...badRequest(`${err.message}.`), kind: 'ambiguous-identity' })
     }
+    let account = who.account
+    if (sessions && who.source === 'cookie') {
+      const bound = await sessions.resolve(account)
+      if (bound !== undefined) account = bound
+    }
 
-    const records = match.route.records(match.params, canonical.search)
-    const started = performance.now()
-    const observed = engine.observe(who.account, match.route.policy, records, now)
-    const decision = observed instanceof Promise ? await observed : observed
-    storeLatency.observe((performance.now() - started) / 1000)
-    decisionCounter(match.route.name, decision.kind, decision.shadow).inc()
-    if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
-    if (decision.kind === 'allow') return // a fail-open allow is logged once, by the store's state change
-    if (decision.block) metrics.blocks.labels(decision.kind).inc()
-    logDecision(request, decision, match.route, who.source, identity.clientIp(raw), records.length)
-    if (decision.block) return block(reply, decision)
+    // Challenge passes and solutions (only on routes that can challenge: the common case pays nothing).
+    let passes: number[] = []
+    let verdict: Verdict | null = null
+    let grant: string | undefined
+    if (route.policy.limits.some((l) => l.action === 'challenge')) {
+      const passToken = tokenFrom(request, PASS_HEADER, PASS_COOKIE)
+      passes = challenges.passes(passToken, account, route.policy, now)
+      const solution = tokenFrom(request, SOLUTION_HEADER, SOLUTION_COOKIE)
+      if (solution) {
+        verdict = await challenges.verify(solution, account, route.policy, now)
+        metrics.challenges.labels(verdict.ok ? 'solved' : verdict.reason).inc()
+        if (verdict.ok) {
+          if (!passes.includes(verdict.limit.index)) passes.push(verdict.limit.index)
+          grant = challenges.grant(passToken, account, verdict.limit, now)
+          request.log.info({ event: 'sluice.challenge', outcome: 'solved', account, route: route.name, limit: verdict.limit.label }, 'challenge solved')
+        } else {
+          request.log.warn({ event: 'sluice.challenge', outcome: 'rejected', reason: verdict.reason, account, route: route.name }, `challenge solution rejected: ${verdict.reason}`)
+        }
+      }
+      if (verdict) reply.header('set-cookie', `${SOLUTION_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`)
+    }
+    if (forwarding) stripSluiceCredentials(request)
+
+    exchange ??= { route: null, account, source: who.source, passes, pending: null, session: null }
+    Object.assign(exchange, { route, account, source: who.source, passes })
+    request.sluiceExchange = exchange
+
+    if (route.inspect?.from === 'body') {
+      exchange.pending = 'body'
+      if (grant) setPass(reply, grant)
+      return
+    }
+    const records = route.records(match.params, search)
+    const decision = await observe(exchange, records, now, true)
+    if (decision.kind !== 'allow') logDecision(request, decision, route, who.source, identity.clientIp(raw), records.length, 'request')
+    if (decision.block) return block(request, reply, decision, exchange, verdict)
+    if (grant) setPass(reply, grant)
+    if (route.inspect?.from === 'response') exchange.pending = 'response'
   })
 
-  function block(reply: FastifyReply, decision: Decision): FastifyReply {
+  const needsBody = sessions !== null || config.routes.some((r) => r.inspect?.from === 'body')
+  if (needsBody) {
+    fastify.addHook('preHandler', (request, reply, done) => {
+      const ex = request.sluiceExchange
+      if (!ex || (ex.pending !== 'body' && ex.session?.kind !== 'login')) return done()
+      readRequestBody(request, reply, ex).then(() => done(), done)
+    })
+  }
+
+  const needsResponse = sessions !== null || config.routes.some((r) => r.inspect?.from === 'response')
+  if (needsResponse) {
+    fastify.addHook('onSend', (request, reply, payload, done) => {
+      const ex = request.sluiceExchange
+      if (!ex || (ex.pending !== 'response' && ex.session === null)) return done(null, payload)
+      answered(request, reply, payload, ex).then((p) => done(null, p), (err: Error) => done(err))
+    })
+  }
+
+  async function observe(ex: Exchange, records: readonly string[], now: number, countRequest: boolean): Promise<Decision> {
+    const route = ex.route as CompiledRoute
+    const started = performance.now()
+    const observed = engine.observe(ex.account, route.policy, records, now, { countRequest, passes: ex.passes })
+    const decision = observed instanceof Promise ? await observed : observed
+    storeLatency.observe((performance.now() - started) / 1000)
+    decisionCounter(route.name, decision.kind, decision.shadow).inc()
+    if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
+    if (decision.block) metrics.blocks.labels(decision.kind).inc()
+    return decision
+  }
+
+  /** preHandler: a login's user name, and the records of a `records: { body }` route. */
+  async function readRequestBody(request: FastifyRequest, reply: FastifyReply, ex: Exchange): Promise<void> {
+    const route = ex.route
+    const inspect = ex.pending === 'body' ? (route?.inspect as Inspection) : null
+    const cap = inspect?.maxBytes ?? 64 * 1024
+    const body = await requestBody(request, cap)
+    if (ex.session?.kind === 'login') ex.session.username = body.parsed !== undefined ? sessions?.username(body.parsed) : undefined
+    if (!inspect || !route) return
+
+    let records: string[]
+    if (body.problem) {
+      if (inspect.uninspectable === 'block') {
+        metrics.uninspectable.labels(route.name, 'request').inc()
+        request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: body.problem.detail }, 'request body cannot be inspected: refused')
+        return void sendProblem(reply, body.problem)
+      }
+      records = synthetic(inspect.uninspectable)
+    } else {
+      records = body.parsed === undefined ? [] : inspect.select(body.parsed)
+    }
+    ex.pending = null
+    const decision = await observe(ex, records, clock(), true)
+    if (decision.kind !== 'allow') logDecision(request, decision, route, ex.source, identity.clientIp(request.raw), records.length, 'request')
+    if (decision.block) return void (await block(request, reply, decision, ex, null))
+  }
+
+  /** onSend: count a response's records before it leaves; bind or unbind a session. */
+  async function answered(request: FastifyRequest, reply: FastifyReply, payload: unknown, ex: Exchange): Promise<unknown> {
+    if (ex.session) await sessionAnswered(request, reply, ex.session)
+    if (ex.pending !== 'response' || !ex.route) return payload
+    ex.pending = null
+    const route = ex.route
+    const inspect = route.inspect as Inspection
+    if (reply.statusCode < 200 || reply.statusCode >= 300 || payload === null || payload === undefined) return payload
+
+    let body: Buffer | null = null
+    let forward: unknown = payload
+    let problem: string | null = null
+    try {
+      if (payload instanceof Readable) {
+        const length = Number(reply.getHeader('content-length'))
+        const read = await readCapped(payload, inspect.maxBytes, Number.isSafeInteger(length) && length >= 0 ? length : undefined)
+        if (read.complete) forward = body = read.body
+        else {
+          problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+          forward = read.rest() // sent on only if the decision allows it (shadow, or counted within limits)
+        }
+      } else if (typeof payload === 'string' || Buffer.isBuffer(payload)) {
+        body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+        if (body.length > inspect.maxBytes) problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+      } else {
+        problem = 'response body is not a byte stream'
+      }
+    } catch (err) {
+      // The upstream broke off mid-body: nothing complete can be sent anyway.
+      request.log.error({ event: 'sluice.upstream_error', route: route.name, err: (err as Error).message }, 'upstream response failed while being inspected')
+      return replaceResponse(reply, renderProblem(request.headers.accept, { kind: 'upstream-unavailable', status: 502, title: 'Bad Gateway', detail: 'The application\'s answer broke off.' }))
+    }
+
+    let records: string[] = []
+    if (body && !problem) {
+      try {
+        const decoded = await decodeContent(body, headerText(reply.getHeader('content-encoding')), inspect.maxBytes)
+        const parsed = parseBody(decoded, headerText(reply.getHeader('content-type')))
+        records = parsed === undefined ? [] : inspect.select(parsed)
+      } catch (err) {
+        if (!(err instanceof UninspectableError)) throw err
+        problem = err.message
+      }
+    }
+    if (problem) {
+      metrics.uninspectable.labels(route.name, 'response').inc()
+      request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem, policy: inspect.uninspectable }, `response cannot be inspected (${problem})`)
+      records = synthetic(inspect.uninspectable === 'block' ? route.policy.distinctCapacity : inspect.uninspectable)
+    }
+
+    const decision = await observe(ex, records, clock(), false)
+    if (decision.kind !== 'allow') logDecision(request, decision, route, ex.source, identity.clientIp(request.raw), records.length, 'response')
+    if (!decision.block) return forward
+    if (payload instanceof Readable) payload.destroy()
+    metrics.withheld.labels(route.name).inc()
+    return replaceResponse(reply, await blockResponse(request, decision, ex, null))
+  }
+
+  async function sessionAnswered(request: FastifyRequest, reply: FastifyReply, event: SessionEvent): Promise<void> {
+    if (!sessions) return
+    if (event.kind === 'login') {
+      const account = await sessions.loginAnswered(event.username, reply.statusCode, reply.getHeader('set-cookie'), clock())
+      if (account) request.log.info({ event: 'sluice.session', outcome: 'bound', account }, 'session bound to account')
+    } else if (await sessions.logoutAnswered(event.session, reply.statusCode)) {
+      request.log.info({ event: 'sluice.session', outcome: 'unbound' }, 'session unbound at logout')
+    }
+  }
+
+  function sessionExchange(request: FastifyRequest, kind: 'login' | 'logout'): Exchange {
+    let session: SessionEvent
+    if (kind === 'login') session = { kind: 'login', username: undefined }
+    else {
+      const value = cookieValues(request.headers, (sessions as SessionBinder).config.login.cookie)[0]
+      session = { kind: 'logout', session: value !== undefined ? (sessions as SessionBinder).sessionAccount(value) : undefined }
+    }
+    const ex: Exchange = { route: null, account: '', source: 'ip', passes: [], pending: null, session }
+    request.sluiceExchange = ex
+    return ex
+  }
+
+  async function block(request: FastifyRequest, reply: FastifyReply, decision: Decision, ex: Exchange, verdict: Verdict | null): Promise<FastifyReply> {
+    return sendRendered(reply, await blockResponse(request, decision, ex, verdict))
+  }
+
+  async function blockResponse(request: FastifyRequest, decision: Decision, ex: Exchange, verdict: Verdict | null): Promise<Rendered> {
+    const accept = request.headers.accept
     switch (decision.kind) {
       case 'throttle':
-        return sendProblem(reply, throttled(config.actions.throttleRetryAfterMs))
-      case 'challenge':
-        // Until the proof-of-work action lands, a challenge answers like a throttle (logged as challenge).
-        return sendProblem(reply, throttled(config.actions.challengeRetryAfterMs, 'challenge'))
+        return renderProblem(accept, throttled(config.actions.throttleRetryAfterMs))
+      case 'challenge': {
+        const challenge = await challenges.issue(ex.account, decision.limit as NonNullable<Decision['limit']>, clock())
+        metrics.challenges.labels('issued').inc()
+        return renderChallenge(accept, challenge, verdict && !verdict.ok ? verdict.reason : undefined)
+      }
       case 'unavailable':
-        return sendProblem(reply, unavailable())
+        return renderProblem(accept, unavailable())
       default:
-        return sendProblem(reply, disabled())
+        return renderProblem(accept, disabled())
     }
+  }
+
+  /** Read (and re-arm for forwarding) the request body, parsed when possible. */
+  async function requestBody(request: FastifyRequest, cap: number): Promise<{ parsed?: unknown; problem?: ReturnType<typeof uninspectable> }> {
+    const body: unknown = request.body
+    const contentType = request.headers['content-type']
+    if (body === undefined || body === null) return {}
+    if (!(body instanceof Readable)) {
+      // Guarding routes of the same app: Fastify's own parsers already ran.
+      if (typeof body === 'string' || Buffer.isBuffer(body)) return parseOrProblem(Buffer.from(body), contentType)
+      return { parsed: body }
+    }
+    const declared = Number(request.headers['content-length'])
+    let read
+    try {
+      read = await readCapped(body, cap, Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined)
+    } catch {
+      return { problem: uninspectable(400, 'The request body could not be read.') }
+    }
+    if (!read.complete) {
+      request.body = read.rest()
+      return { problem: uninspectable(413, `The request body is larger than ${cap} bytes, the most this route inspects.`) }
+    }
+    // The upstream receives exactly the bytes the client sent (headers untouched).
+    request.body = Readable.from([read.body])
+    return parseOrProblem(read.body, contentType)
   }
 }
 
-function logDecision(request: FastifyRequest, d: Decision, route: CompiledRoute, source: string, clientIp: string, records: number): void {
+function parseOrProblem(body: Buffer, contentType: string | undefined): { parsed?: unknown; problem?: ReturnType<typeof uninspectable> } {
+  try {
+    return { parsed: parseBody(body, contentType) }
+  } catch (err) {
+    if (!(err instanceof UninspectableError)) throw err
+    return { problem: uninspectable(err.message.startsWith('content-type') ? 415 : 400, `The request body cannot be read for record ids: ${err.message}.`) }
+  }
+}
+
+/** A withheld response replaces the upstream's status and headers (nothing of it may leak). */
+function replaceResponse(reply: FastifyReply, r: Rendered): string {
+  for (const name of Object.keys(reply.getHeaders())) if (name !== 'set-cookie' || !isSluiceCookie(reply.getHeader(name))) reply.removeHeader(name)
+  reply.code(r.status).headers(r.headers)
+  return r.body
+}
+
+function isSluiceCookie(value: unknown): boolean {
+  const all = Array.isArray(value) ? value : [value]
+  return all.every((v) => typeof v === 'string' && (v.startsWith(`${PASS_COOKIE}=`) || v.startsWith(`${SOLUTION_COOKIE}=`)))
+}
+
+/** `n` records nobody else can name: an uninspectable body counted as its worst case. */
+function synthetic(n: number): string[] {
+  const id = randomUUID()
+  return Array.from({ length: n }, (_, i) => `\0uninspectable:${id}:${i}`)
+}
+
+function tokenFrom(request: FastifyRequest, header: string, cookie: string): string | undefined {
+  const h = request.headers[header]
+  if (typeof h === 'string' && h !== '') return h.trim()
+  try {
+    return singleCookie(request.headers, cookie)
+  } catch {
+    return undefined
+  }
+}
+
+function setPass(reply: FastifyReply, token: string): void {
+  reply.header(PASS_HEADER, token)
+  reply.header('set-cookie', `${PASS_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax`)
+}
+
+/** sluice's own headers and cookies are for sluice: the upstream never sees them. */
+function stripSluiceCredentials(request: FastifyRequest): void {
+  const headers = request.raw.headers
+  delete headers[PASS_HEADER]
+  delete headers[SOLUTION_HEADER]
+  const cookie = headers.cookie
+  if (typeof cookie === 'string' && cookie.includes('sluice_')) {
+    const kept = withoutCookies(cookie, [PASS_COOKIE, SOLUTION_COOKIE])
+    if (kept === undefined) delete headers.cookie
+    else headers.cookie = kept
+  }
+}
+
+/** Plugin mode: the app reads request.query, already parsed; clamp it there too. */
+function clampParsedQuery(request: FastifyRequest, caps: Readonly<Record<string, number>>): void {
+  const query = request.query as Record<string, unknown> | undefined
+  if (!query || typeof query !== 'object') return
+  for (const key of Object.keys(query)) {
+    const cap = Object.entries(caps).find(([k]) => k.toLowerCase() === key.replace(/\[.*$/, '').toLowerCase())?.[1]
+    if (cap === undefined) continue
+    const ok = (v: unknown) => typeof v === 'string' && /^[0-9]{1,15}$/.test(v) && Number(v) >= 1 && Number(v) <= cap
+    const v = query[key]
+    query[key] = Array.isArray(v) ? v.map((x) => (ok(x) ? x : String(cap))) : ok(v) ? v : String(cap)
+  }
+}
+
+function headerText(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : Array.isArray(v) ? String(v[0]) : typeof v === 'number' ? String(v) : undefined
+}
+
+function logDecision(request: FastifyRequest, d: Decision, route: CompiledRoute, source: string, clientIp: string, records: number, step: 'request' | 'response'): void {
   const counts: Record<string, number> = {}
   route.policy.limits.forEach((l, i) => {
     counts[l.label] = d.counts[i] ?? 0
@@ -134,6 +469,7 @@ function logDecision(request: FastifyRequest, d: Decision, route: CompiledRoute,
       identity: source,
       clientIp,
       route: d.route,
+      step,
       limit: d.limit?.label ?? null,
       counts,
       records,

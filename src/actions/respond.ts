@@ -1,10 +1,22 @@
 // Turn a decision (or a rejected request) into the response the client sees. Bodies say what
 // happened and when to come back, never which limit or how close the client came to it: that
 // would teach a scraper the exact pace to keep. Operators get the details in the logs.
+import type { Challenge } from 'altcha-lib'
 import type { FastifyReply } from 'fastify'
 import { prefersHtml } from '../http/negotiate.js'
+import { SOLUTION_HEADER } from './challenge.js'
+import { challengePage } from './challenge-page.js'
 
-export type ProblemKind = 'throttled' | 'challenge' | 'disabled' | 'bad-request' | 'upstream-unavailable' | 'upstream-timeout' | 'ambiguous-identity' | 'store-unavailable'
+export type ProblemKind =
+  | 'throttled'
+  | 'challenge'
+  | 'disabled'
+  | 'bad-request'
+  | 'uninspectable'
+  | 'upstream-unavailable'
+  | 'upstream-timeout'
+  | 'ambiguous-identity'
+  | 'store-unavailable'
 
 export interface Problem {
   kind: ProblemKind
@@ -16,11 +28,19 @@ export interface Problem {
 
 export const PROBLEM_TYPE_BASE = 'https://sluice.dev/problems/'
 
-export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
-  reply.code(problem.status).header('cache-control', 'no-store')
-  if (problem.retryAfterSec !== undefined) reply.header('retry-after', String(problem.retryAfterSec))
-  if (prefersHtml(reply.request.headers.accept)) {
-    return reply.type('text/html; charset=utf-8').send(page(problem))
+/** A response as data: sent by sendProblem, or swapped in for a withheld upstream response. */
+export interface Rendered {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+export function renderProblem(accept: string | undefined, problem: Problem, extra?: Record<string, unknown>): Rendered {
+  const headers: Record<string, string> = { 'cache-control': 'no-store' }
+  if (problem.retryAfterSec !== undefined) headers['retry-after'] = String(problem.retryAfterSec)
+  if (prefersHtml(accept)) {
+    headers['content-type'] = 'text/html; charset=utf-8'
+    return { status: problem.status, headers, body: page(problem) }
   }
   const body = {
     type: PROBLEM_TYPE_BASE + problem.kind,
@@ -28,13 +48,47 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
     status: problem.status,
     detail: problem.detail,
     ...(problem.retryAfterSec !== undefined ? { retryAfter: problem.retryAfterSec } : {}),
+    ...extra,
   }
-  return reply.type('application/problem+json').send(JSON.stringify(body))
+  headers['content-type'] = 'application/problem+json'
+  return { status: problem.status, headers, body: JSON.stringify(body) }
 }
 
-export function throttled(retryAfterMs: number, kind: 'throttled' | 'challenge' = 'throttled'): Problem {
+export function sendProblem(reply: FastifyReply, problem: Problem, extra?: Record<string, unknown>): FastifyReply {
+  return sendRendered(reply, renderProblem(reply.request.headers.accept, problem, extra))
+}
+
+export function sendRendered(reply: FastifyReply, r: Rendered): FastifyReply {
+  return reply.code(r.status).headers(r.headers).send(r.body)
+}
+
+/**
+ * The challenge: a page that solves it and retries by itself, or for an API client a problem
+ * carrying the challenge and how to answer it. `rejected` says why a submitted solution failed.
+ */
+export function renderChallenge(accept: string | undefined, challenge: Challenge, rejected?: string): Rendered {
+  const problem: Problem = {
+    kind: 'challenge',
+    status: 429,
+    title: 'Proof of work required',
+    detail: `Solve the challenge and repeat the request with the solution in the ${SOLUTION_HEADER} header.`,
+  }
+  if (prefersHtml(accept)) {
+    return { status: 429, headers: { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' }, body: challengePage(challenge) }
+  }
+  return renderProblem(accept, problem, {
+    challenge,
+    solution: {
+      header: SOLUTION_HEADER,
+      format: 'base64(JSON {"challenge": <challenge>, "solution": {"counter": n, "derivedKey": "<hex>"}}) — the ALTCHA v2 payload; altcha-lib solveChallenge() produces the solution',
+    },
+    ...(rejected ? { solutionRejected: rejected } : {}),
+  })
+}
+
+export function throttled(retryAfterMs: number): Problem {
   const retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000))
-  return { kind, status: 429, title: 'Too Many Requests', detail: `Too many requests from this account. Try again in ${retryAfterSec} seconds.`, retryAfterSec }
+  return { kind: 'throttled', status: 429, title: 'Too Many Requests', detail: `Too many requests from this account. Try again in ${retryAfterSec} seconds.`, retryAfterSec }
 }
 
 export function disabled(): Problem {
@@ -47,6 +101,11 @@ export function unavailable(): Problem {
 
 export function badRequest(detail: string): Problem {
   return { kind: 'bad-request', status: 400, title: 'Bad Request', detail }
+}
+
+export function uninspectable(status: 413 | 415 | 400, detail: string): Problem {
+  const titles = { 400: 'Bad Request', 413: 'Content Too Large', 415: 'Unsupported Media Type' }
+  return { kind: 'uninspectable', status, title: titles[status], detail }
 }
 
 function page(p: Problem): string {

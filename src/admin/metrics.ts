@@ -12,6 +12,9 @@ export class Metrics {
   readonly storeUp: Gauge<'store' | 'policy'>
   readonly evictions: Counter
   readonly accounts: Gauge
+  readonly challenges: Counter<'outcome'>
+  readonly uninspectable: Counter<'route' | 'step'>
+  readonly withheld: Counter<'route'>
 
   constructor(options: { accounts?: () => number } = {}) {
     const registers = [this.registry]
@@ -24,6 +27,9 @@ export class Metrics {
     this.storeFallbacks = new Counter({ name: 'sluice_store_fallback_total', help: 'Observations answered by the failure policy instead of the store.', labelNames: ['policy'], registers })
     this.storeUp = new Gauge({ name: 'sluice_store_up', help: '1 when the store answers, 0 while its failure policy is in force.', labelNames: ['store', 'policy'], registers })
     this.evictions = new Counter({ name: 'sluice_evictions_total', help: 'Accounts evicted from the memory store (LRU, maxAccounts).', registers })
+    this.challenges = new Counter({ name: 'sluice_challenges_total', help: 'Proof-of-work challenges: issued, solved, or a rejected solution by reason (forged, expired, replayed, other-account, …).', labelNames: ['outcome'], registers })
+    this.uninspectable = new Counter({ name: 'sluice_uninspectable_total', help: 'Bodies that could not be read for record ids (too large, not JSON, undecodable), by route and step (request, response).', labelNames: ['route', 'step'], registers })
+    this.withheld = new Counter({ name: 'sluice_responses_withheld_total', help: 'Upstream responses withheld because their records would cross a limit.', labelNames: ['route'], registers })
     const accounts = options.accounts
     this.accounts = new Gauge({
       name: 'sluice_accounts_tracked',

@@ -7,11 +7,13 @@ import { ConfigIssues, type ConfigIssue } from '../errors.js'
 import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
+import { compileClamp, type QueryClamp } from '../records/clamp.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
-import { compilePattern } from '../routes/pattern.js'
+import { compileSelector, SelectorError, type Selector } from '../records/selector.js'
+import { compilePattern, type PathPattern } from '../routes/pattern.js'
 import type { MatchableRoute } from '../routes/table.js'
-import { DURATION_HINT, parseDuration } from './duration.js'
-import type { IdentityConfig, RouteConfig, SluiceConfig } from './schema.js'
+import { DURATION_HINT, parseDuration, parseSize } from './duration.js'
+import type { IdentityConfig, RecordsConfig, RouteConfig, SessionsConfig, SluiceConfig } from './schema.js'
 
 export interface CompiledRoute extends MatchableRoute {
   name: string
@@ -20,6 +22,33 @@ export interface CompiledRoute extends MatchableRoute {
   records: RecordExtractor
   /** Where records come from, for `sluice check` and logs. */
   recordSource: string
+  /** Records read from a body: the request's (decided before forwarding) or the response's. */
+  inspect: Inspection | null
+  clamp: QueryClamp | null
+  clampCaps: Readonly<Record<string, number>> | null
+}
+
+export interface Inspection {
+  from: 'body' | 'response'
+  select: Selector
+  maxBytes: number
+  /** A body that cannot be read for ids: refused/withheld, or counted as this many new records. */
+  uninspectable: 'block' | number
+}
+
+export interface CompiledSessions {
+  login: { method: string; pattern: PathPattern; usernameField: string; cookie: string; success: (status: number) => boolean }
+  logout: { method: string | null; pattern: PathPattern } | null
+  ttlMs: number
+  caseInsensitive: boolean
+}
+
+export interface ChallengeConfig {
+  difficulty: number
+  validForMs: number
+  timeoutMs: number
+  /** Undefined: a random key per process (passes and challenges do not cross instances). */
+  secret: string | undefined
 }
 
 export interface RedisStoreConfig {
@@ -44,7 +73,8 @@ export interface CompiledConfig {
   store: { type: 'memory'; maxAccounts: number } | RedisStoreConfig
   identity: IdentityConfig[]
   routes: CompiledRoute[]
-  actions: { throttleRetryAfterMs: number; challengeRetryAfterMs: number; disableForMs: number }
+  actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
+  sessions: CompiledSessions | null
   admin: { host: string; port: number; token: string } | null
   logLevel: string
 }
@@ -99,14 +129,23 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'records', 'param'], message: `records.param "${route.records.param}" is not a parameter of ${route.path} (${known})` })
     }
     const limits = compileLimits(route, at, issues, duration)
+    const inspect = compileInspection(route.records, [...at, 'records'], issues)
+    if (inspect && !limits.some((l) => l.kind === 'distinctRecords')) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...at, 'records'], message: `route "${route.name}" reads record ids from the ${inspect.from === 'body' ? 'request body' : 'response'} but has no distinctRecords limit to count them`, hint: 'add e.g. { window: 10m, distinctRecords: 200, action: challenge }' })
+    }
+    let clamp: QueryClamp | null = null
+    if (route.clampQuery) clamp = compileClamp(route.clampQuery)
     routes.push({
       name: route.name,
       path: route.path,
       pattern,
       methods: route.methods ? new Set(route.methods.map((m) => (m === 'HEAD' ? 'GET' : m))) : null,
       policy: buildPolicy(route.name, limits, route.mode === 'shadow'),
-      records: compileRecords(route.records),
-      recordSource: !route.records ? 'none' : 'param' in route.records ? `path :${route.records.param}` : `query ${route.records.query}${route.records.split ? ` split "${route.records.split}"` : ''}`,
+      records: compileRecords(route.records && ('param' in route.records || 'query' in route.records) ? route.records : undefined),
+      recordSource: describeRecords(route.records),
+      inspect,
+      clamp,
+      clampCaps: route.clampQuery ?? null,
     })
   })
 
@@ -128,14 +167,95 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     routes,
     actions: {
       throttleRetryAfterMs: duration(config.actions.throttle.retryAfter, ['actions', 'throttle', 'retryAfter']),
-      challengeRetryAfterMs: duration(config.actions.challenge.retryAfter, ['actions', 'challenge', 'retryAfter']),
       disableForMs: disable === 'forever' ? Infinity : duration(disable, ['actions', 'disable', 'duration']),
+      challenge: {
+        difficulty: config.actions.challenge.difficulty,
+        validForMs: duration(config.actions.challenge.validFor, ['actions', 'challenge', 'validFor']),
+        timeoutMs: duration(config.actions.challenge.timeout, ['actions', 'challenge', 'timeout']),
+        secret: config.actions.challenge.secret,
+      },
     },
+    sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token } : null,
     logLevel: config.log.level,
   }
+  const challenged = routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
+  if (challenged && compiled.store.type === 'redis' && compiled.actions.challenge.secret === undefined) {
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_VALUE',
+      path: ['actions', 'challenge'],
+      message: 'several instances share this Redis store, but challenges are signed with a random per-process key: a solution made for one instance would be refused by the others',
+      hint: 'add secret: "${SLUICE_CHALLENGE_SECRET}" (the same on every instance)',
+    })
+  }
   if (issues.length > 0) throw new ConfigIssues(issues)
   return compiled
+}
+
+function describeRecords(records: RecordsConfig | undefined): string {
+  if (!records) return 'none'
+  if ('param' in records) return `path :${records.param}`
+  if ('query' in records) return `query ${records.query}${records.split ? ` split "${records.split}"` : ''}`
+  if ('body' in records) return `request body ${records.body}`
+  return `response ${records.response}`
+}
+
+function compileInspection(records: RecordsConfig | undefined, at: (string | number)[], issues: ConfigIssue[]): Inspection | null {
+  if (!records || 'param' in records || 'query' in records) return null
+  const from = 'body' in records ? 'body' : 'response'
+  const text = 'body' in records ? records.body : records.response
+  let select: Selector = () => []
+  try {
+    select = compileSelector(text)
+  } catch (err) {
+    if (!(err instanceof SelectorError)) throw err
+    issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, from], message: err.message, hint: 'e.g. $.items[*].id, $[*].id or $.ids' })
+  }
+  const maxBytes = parseSize(records.maxInspectBytes ?? '4mb')
+  if (maxBytes === undefined) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: [...at, 'maxInspectBytes'], message: `"${records.maxInspectBytes}" is not a size`, hint: 'write e.g. 512kb or 4mb' })
+  return { from, select, maxBytes: maxBytes ?? 1, uninspectable: records.uninspectable ?? 'block' }
+}
+
+function compileSessions(
+  s: SessionsConfig,
+  config: Defaulted,
+  issues: ConfigIssue[],
+  duration: (text: string, path: (string | number)[]) => number,
+): CompiledSessions | null {
+  const caseSensitive = config.paths.caseSensitive
+  const cookieIdentity = config.identity.some((id) => id.type === 'cookie' && id.name === s.login.cookie)
+  if (!cookieIdentity) {
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_IDENTITY',
+      path: ['sessions', 'login', 'cookie'],
+      message: `sessions are bound through the ${s.login.cookie} cookie, but no identity reads it`,
+      hint: `add { type: cookie, name: ${s.login.cookie} } to identity`,
+    })
+  }
+  const pattern = (path: string, at: (string | number)[]): PathPattern | null => {
+    try {
+      return compilePattern(path, caseSensitive)
+    } catch (err) {
+      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: at, message: (err as Error).message })
+      return null
+    }
+  }
+  const login = pattern(s.login.path, ['sessions', 'login', 'path'])
+  const logout = s.logout ? pattern(s.logout.path, ['sessions', 'logout', 'path']) : null
+  if (!login || (s.logout && !logout)) return null
+  const statuses = s.login.successStatus ? new Set(s.login.successStatus) : null
+  return {
+    login: {
+      method: s.login.method ?? 'POST',
+      pattern: login,
+      usernameField: s.login.usernameField,
+      cookie: s.login.cookie,
+      success: statuses ? (status) => statuses.has(status) : (status) => status >= 200 && status < 400,
+    },
+    logout: s.logout && logout ? { method: s.logout.method ?? null, pattern: logout } : null,
+    ttlMs: duration(s.ttl ?? '12h', ['sessions', 'ttl']),
+    caseInsensitive: (s.usernames ?? 'case-insensitive') === 'case-insensitive',
+  }
 }
 
 function compileStore(

@@ -12,3 +12,15 @@ export function parseDuration(text: string): number | undefined {
 }
 
 export const DURATION_HINT = 'write a number with a unit: 500ms, 30s, 10m, 24h or 7d'
+
+const UNIT_BYTES = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 } as const
+const SIZE = /^([0-9]+(?:\.[0-9]+)?)\s*(b|kb|mb|gb)$/i
+
+/** Bytes for a number or `512kb`, `4mb` (binary units); undefined when the text is not a size. */
+export function parseSize(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined
+  const m = SIZE.exec(value.trim())
+  if (!m) return undefined
+  const bytes = Math.floor(Number(m[1]) * UNIT_BYTES[(m[2] as string).toLowerCase() as keyof typeof UNIT_BYTES])
+  return bytes > 0 && Number.isSafeInteger(bytes) ? bytes : undefined
+}

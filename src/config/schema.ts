@@ -146,7 +146,30 @@ const QueryRecords = Type.Object(
   },
   { ...Strict, required: ['query'] },
 )
-const Records = Type.Union([ParamRecords, QueryRecords], { description: 'Where the record ids of a request are: { param: id } or { query: id, split: "," }.' })
+const Size = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*(b|kb|mb|gb)$' })], {
+  description: 'A size: bytes as a number, or with a unit: 512kb, 4mb.',
+})
+const Selector = (where: string) =>
+  Type.String({ minLength: 1, description: `JSON selector of the record ids in the ${where}: $ then .name, ["name"], [n], [*]; e.g. $.items[*].id` })
+const InspectOptions = {
+  maxInspectBytes: Type.Optional(Type.Union(Size.anyOf, { description: 'Largest body read for ids (after decompression); bigger bodies are uninspectable. Default 4mb.' })),
+  uninspectable: Type.Optional(
+    Type.Union([Type.Literal('block'), Type.Integer({ minimum: 0 })], {
+      description: 'A body that cannot be read for ids (too large, not JSON, undecodable): block (default: refuse a request; count a response as crossing every distinctRecords limit), or count it as this many new records.',
+    }),
+  ),
+}
+const BodyRecords = Type.Object(
+  { body: Selector('request body (JSON or a form)'), ...InspectOptions },
+  { ...Strict, required: ['body'] },
+)
+const ResponseRecords = Type.Object(
+  { response: Selector('upstream\'s JSON response (2xx only)'), ...InspectOptions },
+  { ...Strict, required: ['response'] },
+)
+const Records = Type.Union([ParamRecords, QueryRecords, BodyRecords, ResponseRecords], {
+  description: 'Where the record ids are: { param: id }, { query: id, split: "," }, { body: "$.ids[*]" } or { response: "$.items[*].id" }.',
+})
 
 const Method = Type.Union(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)))
 
@@ -157,6 +180,11 @@ const Route = Type.Object(
     path: Type.String({ pattern: '^/', description: 'Path pattern: literal segments, :name for one segment, * for the rest. e.g. /api/contacts/:id' }),
     mode: Type.Optional(Mode),
     records: Type.Optional(Records),
+    clampQuery: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 }), {
+        description: 'Query parameters capped before forwarding, e.g. { pageSize: 50 }: a value that is not a whole number from 1 to the cap is rewritten to the cap.',
+      }),
+    ),
     limits: Type.Array(Limit, { minItems: 1 }),
   },
   { ...Strict, required: ['name', 'path', 'limits'], description: 'A sensitive route: counted per account.' },
@@ -165,7 +193,15 @@ const Route = Type.Object(
 const Actions = Type.Object(
   {
     throttle: Type.Object({ retryAfter: Duration('Retry-After sent with 429.', '30s') }, { ...Strict, default: {} }),
-    challenge: Type.Object({ retryAfter: Duration('Retry-After sent while the challenge action is a throttle.', '30s') }, { ...Strict, default: {} }),
+    challenge: Type.Object(
+      {
+        difficulty: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 300_000, description: 'Most SHA-256 hashes a solution takes (about half to all of it; see docs/challenge.md for solve times).' }),
+        validFor: Duration('How long a solved challenge passes its limit.', '10m'),
+        timeout: Duration('How long a challenge can be solved and submitted.', '5m'),
+        secret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key signing challenges and passes; the same on every instance. Use ${SLUICE_CHALLENGE_SECRET}. Default: random per process (one instance only).' })),
+      },
+      { ...Strict, default: {}, description: 'The proof-of-work challenge.' },
+    ),
     disable: Type.Object(
       { duration: Type.Union([Duration('How long the account stays disabled.'), Type.Literal('forever')], { default: '24h', description: 'How long the account stays disabled, or forever (until an operator unlocks it).' }) },
       { ...Strict, default: {} },
@@ -186,6 +222,30 @@ const Admin = Type.Object(
     token: Type.String({ minLength: 16, description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.' }),
   },
   { ...Strict, required: ['token'], description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.' },
+)
+
+const Sessions = Type.Object(
+  {
+    login: Type.Object(
+      {
+        method: Type.Union([Type.Literal('POST'), Type.Literal('GET'), Type.Literal('PUT')], { default: 'POST' }),
+        path: Type.String({ pattern: '^/', description: 'The login form\'s target, e.g. /login.' }),
+        usernameField: Type.String({ minLength: 1, description: 'Field of the login body (form or JSON) holding the user name.' }),
+        cookie: Type.String({ minLength: 1, description: 'Session cookie the upstream sets on success, e.g. JSESSIONID (also a cookie identity).' }),
+        successStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, description: 'Statuses that mean success. Default: any 2xx or 3xx.' })),
+      },
+      { ...Strict, required: ['path', 'usernameField', 'cookie'] },
+    ),
+    logout: Type.Optional(
+      Type.Object(
+        { method: Type.Optional(Type.Union([Type.Literal('POST'), Type.Literal('GET')])), path: Type.String({ pattern: '^/' }) },
+        { ...Strict, required: ['path'], description: 'A successful request here unbinds the session.' },
+      ),
+    ),
+    ttl: Duration('How long a binding lasts when the cookie names no lifetime.', '12h'),
+    usernames: Type.Union([Type.Literal('case-insensitive'), Type.Literal('case-sensitive')], { default: 'case-insensitive', description: 'How user names compare (most legacy logins ignore case).' }),
+  },
+  { ...Strict, required: ['login'], description: 'Bind session cookies to the account that logged in: logging in again does not reset its budget.' },
 )
 
 const Log = Type.Object(
@@ -213,6 +273,7 @@ export const ConfigSchema = Type.Object(
     store: Type.Optional(Tagged([MemoryStore, RedisStore], 'Where counts are kept.', { type: 'memory' })),
     identity: Type.Optional(Type.Array(Identity, { default: [], description: 'Tried in order; if none yields an account, the client IP is the key.' })),
     routes: Type.Array(Route, { description: 'Sensitive routes. Everything else is forwarded untouched.' }),
+    sessions: Type.Optional(Sessions),
     actions: Type.Optional(Actions),
     admin: Type.Optional(Admin),
     log: Type.Optional(Log),
@@ -230,6 +291,8 @@ export type SluiceConfig = Static<typeof ConfigSchema>
 export type RouteConfig = Static<typeof Route>
 export type LimitConfig = Static<typeof Limit>
 export type IdentityConfig = Static<typeof Identity>
+export type RecordsConfig = Static<typeof Records>
+export type SessionsConfig = Static<typeof Sessions>
 export type StoreConfig = Static<typeof RedisStore> | Static<typeof MemoryStore>
 export type ActionName = Static<typeof Action>
 export type ModeName = Static<typeof Mode>

@@ -1,0 +1,149 @@
+// The challenge action: a proof of work (ALTCHA's v2 protocol, altcha-lib on the server).
+//
+//   1. A request crosses a `challenge` limit: sluice answers 429 with a signed challenge bound
+//      to the account and the limit (the HTML page solves it and retries by itself; an API
+//      client solves it, e.g. with altcha-lib's solveChallenge, and retries with the
+//      `Sluice-Solution` header).
+//   2. A retry carrying a valid solution gets a pass: that request, and every request of the
+//      same account for `validFor`, is not challenged by that limit (more severe limits still
+//      act). The pass is an HMAC-signed token, returned as the `sluice_pass` cookie and the
+//      `Sluice-Pass` header; clients send either back.
+//   3. Solutions are single use (claimed in the store, shared by every instance), expire after
+//      `timeout`, and carry a tag of the account they were made for: another account's
+//      solution or pass is refused.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createChallenge, randomInt, verifySolution, type Challenge } from 'altcha-lib'
+import { deriveKey } from 'altcha-lib/algorithms/sha'
+import type { ChallengeConfig } from '../config/compile.js'
+import type { Limit, RoutePolicy } from '../engine/policy.js'
+import type { Store } from '../store/store.js'
+
+export const SOLUTION_HEADER = 'sluice-solution'
+export const SOLUTION_COOKIE = 'sluice_solution'
+export const PASS_HEADER = 'sluice-pass'
+export const PASS_COOKIE = 'sluice_pass'
+
+export type Verdict = { ok: true; limit: Limit } | { ok: false; reason: 'malformed' | 'forged' | 'expired' | 'replayed' | 'other-account' | 'wrong-route' | 'store-unavailable' }
+
+interface PassToken {
+  /** Account tag. */
+  a: string
+  /** Limit id → pass expiry (ms). */
+  p: Record<string, number>
+}
+
+export class Challenges {
+  readonly config: ChallengeConfig
+  private readonly store: Store
+  private readonly signKey: string
+  private readonly keySignKey: string
+  private readonly passKey: Buffer
+  private readonly tagKey: Buffer
+
+  constructor(config: ChallengeConfig, store: Store) {
+    this.config = config
+    this.store = store
+    const secret = config.secret ?? randomBytes(32).toString('base64')
+    // One configured secret, a separate key per use.
+    const derive = (use: string) => createHmac('sha256', secret).update(`sluice ${use}`).digest()
+    this.signKey = derive('challenge').toString('base64')
+    this.keySignKey = derive('challenge key').toString('base64')
+    this.passKey = derive('pass')
+    this.tagKey = derive('account')
+  }
+
+  /** A short keyed tag of the account: binds tokens without writing internal account keys into them. */
+  tag(account: string): string {
+    return createHmac('sha256', this.tagKey).update(account).digest('base64url').slice(0, 22)
+  }
+
+  async issue(account: string, limit: Limit, now: number): Promise<Challenge> {
+    const max = this.config.difficulty
+    return createChallenge({
+      algorithm: 'SHA-256',
+      cost: 1,
+      // Deterministic mode: the solver must find this counter; between half and all of the difficulty.
+      counter: randomInt(max, Math.ceil(max / 2)),
+      deriveKey,
+      hmacSignatureSecret: this.signKey,
+      hmacKeySignatureSecret: this.keySignKey,
+      // Expiry in our own clock (altcha's expiresAt reads the wall clock), covered by the signature.
+      data: { account: this.tag(account), limit: limit.id, expires: now + this.config.timeoutMs },
+    })
+  }
+
+  /** Check a solution (the `Sluice-Solution` header or cookie) for this account and route. */
+  async verify(encoded: string, account: string, policy: RoutePolicy, now: number): Promise<Verdict> {
+    let payload: { challenge?: Challenge; solution?: { counter: number; derivedKey: string } }
+    try {
+      payload = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as typeof payload
+    } catch {
+      return { ok: false, reason: 'malformed' }
+    }
+    const { challenge, solution } = payload
+    if (!challenge?.parameters || typeof challenge.signature !== 'string' || typeof solution?.counter !== 'number' || typeof solution.derivedKey !== 'string') {
+      return { ok: false, reason: 'malformed' }
+    }
+    let result
+    try {
+      result = await verifySolution({ challenge, solution, deriveKey, hmacSignatureSecret: this.signKey, hmacKeySignatureSecret: this.keySignKey })
+    } catch {
+      return { ok: false, reason: 'malformed' }
+    }
+    if (!result.verified) return { ok: false, reason: 'forged' }
+    const data = challenge.parameters.data ?? {}
+    if (typeof data.expires !== 'number' || data.expires <= now) return { ok: false, reason: 'expired' }
+    if (data.account !== this.tag(account)) return { ok: false, reason: 'other-account' }
+    const limit = policy.limits.find((l) => l.id === data.limit && l.action === 'challenge')
+    if (!limit) return { ok: false, reason: 'wrong-route' }
+    let first: boolean
+    try {
+      first = await this.store.claimOnce(`pow:${challenge.signature}`, data.expires - now + 1000)
+    } catch {
+      return { ok: false, reason: 'store-unavailable' }
+    }
+    return first ? { ok: true, limit } : { ok: false, reason: 'replayed' }
+  }
+
+  /** Indices of this route's challenge limits that a pass token (cookie or header) lets through. */
+  passes(token: string | undefined, account: string, policy: RoutePolicy, now: number): number[] {
+    const pass = token ? this.readPass(token) : null
+    if (!pass || pass.a !== this.tag(account)) return []
+    const out: number[] = []
+    for (const l of policy.limits) {
+      const until = pass.p[l.id]
+      if (l.action === 'challenge' && typeof until === 'number' && until > now) out.push(l.index)
+    }
+    return out
+  }
+
+  /** A pass token for `limit`, keeping the still-valid passes of an earlier token of the same account. */
+  grant(previous: string | undefined, account: string, limit: Limit, now: number): string {
+    const tag = this.tag(account)
+    const kept = previous ? this.readPass(previous) : null
+    const p: Record<string, number> = {}
+    if (kept && kept.a === tag) for (const [id, until] of Object.entries(kept.p)) if (until > now) p[id] = until
+    p[limit.id] = now + this.config.validForMs
+    const body = Buffer.from(JSON.stringify({ a: tag, p } satisfies PassToken)).toString('base64url')
+    return `${body}.${this.mac(body)}`
+  }
+
+  private readPass(token: string): PassToken | null {
+    const dot = token.indexOf('.')
+    if (dot <= 0) return null
+    const body = token.slice(0, dot)
+    const mac = Buffer.from(token.slice(dot + 1), 'base64url')
+    const want = Buffer.from(this.mac(body), 'base64url')
+    if (mac.length !== want.length || !timingSafeEqual(mac, want)) return null
+    try {
+      const pass = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as PassToken
+      return typeof pass.a === 'string' && pass.p && typeof pass.p === 'object' ? pass : null
+    } catch {
+      return null
+    }
+  }
+
+  private mac(body: string): string {
+    return createHmac('sha256', this.passKey).update(body).digest('base64url')
+  }
+}
