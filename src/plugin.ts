@@ -301,7 +301,14 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (problem) {
       metrics.uninspectable.labels(route.name, 'response').inc()
       request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem, policy: inspect.uninspectable }, `response cannot be inspected (${problem})`)
-      records = synthetic(inspect.uninspectable === 'block' ? route.policy.distinctCapacity : inspect.uninspectable)
+      if (inspect.uninspectable === 'block' && !config.shadow) {
+        // Ids that cannot be counted cannot be let out (shadow mode only logs it).
+        if (payload instanceof Readable) payload.destroy()
+        if (forward instanceof Readable && forward !== payload) forward.destroy()
+        metrics.withheld.labels(route.name).inc()
+        return replaceResponse(reply, renderProblem(request.headers.accept, uninspectable(502, `The application's answer cannot be checked for record ids (${problem}), so it is withheld.`)))
+      }
+      records = inspect.uninspectable === 'block' ? [] : synthetic(inspect.uninspectable)
     }
 
     const decision = await observe(ex, records, clock(), false)

@@ -103,8 +103,8 @@ export function badRequest(detail: string): Problem {
   return { kind: 'bad-request', status: 400, title: 'Bad Request', detail }
 }
 
-export function uninspectable(status: 413 | 415 | 400, detail: string): Problem {
-  const titles = { 400: 'Bad Request', 413: 'Content Too Large', 415: 'Unsupported Media Type' }
+export function uninspectable(status: 413 | 415 | 400 | 502, detail: string): Problem {
+  const titles = { 400: 'Bad Request', 413: 'Content Too Large', 415: 'Unsupported Media Type', 502: 'Bad Gateway' }
   return { kind: 'uninspectable', status, title: titles[status], detail }
 }
 

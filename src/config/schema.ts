@@ -155,7 +155,7 @@ const InspectOptions = {
   maxInspectBytes: Type.Optional(Type.Union(Size.anyOf, { description: 'Largest body read for ids (after decompression); bigger bodies are uninspectable. Default 4mb.' })),
   uninspectable: Type.Optional(
     Type.Union([Type.Literal('block'), Type.Integer({ minimum: 0 })], {
-      description: 'A body that cannot be read for ids (too large, not JSON, undecodable): block (default: refuse a request; count a response as crossing every distinctRecords limit), or count it as this many new records.',
+      description: 'A body that cannot be read for ids (too large, not JSON, undecodable): block (default: refuse such a request, withhold such a response with 502), or let it through counted as this many new distinct records (which may cross a limit and withhold it).',
     }),
   ),
 }

@@ -11,28 +11,33 @@ export type ReadResult =
   | { complete: false; head: Buffer[]; rest: () => Readable }
 
 export async function readCapped(stream: Readable, cap: number, expectedLength?: number): Promise<ReadResult> {
+  // Known length within the cap: one buffer, filled in place (one copy of the body). A body
+  // that turns out longer than declared goes on in `chunks`.
+  const prealloc = expectedLength !== undefined && expectedLength <= cap ? Buffer.allocUnsafe(expectedLength) : null
+  let filled = 0
   const chunks: Buffer[] = []
   let size = 0
-  // Known length within the cap: one buffer, filled in place (one copy of the body).
-  const prealloc = expectedLength !== undefined && expectedLength <= cap ? Buffer.allocUnsafe(expectedLength) : null
   const iterator = stream[Symbol.asyncIterator]()
   for (;;) {
     const { value, done } = (await iterator.next()) as IteratorResult<Buffer | string>
     if (done) break
     const chunk = typeof value === 'string' ? Buffer.from(value) : value
     if (size + chunk.length > cap) {
-      chunks.push(chunk)
       // Stop pulling: the caller forwards the whole body (rest) or destroys the stream.
-      const head = prealloc ? [prealloc.subarray(0, size), chunk] : chunks
+      const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks, chunk]
       return { complete: false, head, rest: () => Readable.from(resume(head, iterator)) }
     }
-    if (prealloc && size + chunk.length <= prealloc.length) chunk.copy(prealloc, size)
-    else chunks.push(chunk)
+    if (prealloc && chunks.length === 0 && filled + chunk.length <= prealloc.length) {
+      chunk.copy(prealloc, filled)
+      filled += chunk.length
+    } else {
+      chunks.push(chunk)
+    }
     size += chunk.length
   }
-  if (prealloc && size === prealloc.length && chunks.length === 0) return { complete: true, body: prealloc }
-  if (prealloc) return { complete: true, body: Buffer.concat([prealloc.subarray(0, Math.min(size, prealloc.length)), ...chunks]) }
-  return { complete: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) }
+  if (prealloc && filled === prealloc.length && chunks.length === 0) return { complete: true, body: prealloc }
+  const parts = prealloc && filled > 0 ? [prealloc.subarray(0, filled), ...chunks] : chunks
+  return { complete: true, body: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size) }
 }
 
 async function* resume(head: Buffer[], iterator: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {

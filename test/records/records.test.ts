@@ -1,0 +1,138 @@
+// The pieces that find record ids in bodies: the JSON selector, body reading and decoding,
+// and the query clamp.
+import { Readable } from 'node:stream'
+import { gzipSync, brotliCompressSync, deflateSync } from 'node:zlib'
+import { describe, expect, it } from 'vitest'
+import { decodeContent, parseBody, parseForm, readCapped, UninspectableError } from '../../src/records/body.js'
+import { compileClamp } from '../../src/records/clamp.js'
+import { compileSelector, SelectorError } from '../../src/records/selector.js'
+
+describe('selector', () => {
+  const doc = {
+    items: [
+      { id: 1, name: 'a' },
+      { id: '2', name: 'b' },
+      { id: null },
+      { id: { nested: true } },
+      { name: 'no id' },
+      { id: 3.5 },
+    ],
+    'odd key': { ids: [7, 8] },
+    total: 3,
+  }
+
+  it('selects with dot paths, [*], [n], negative [n] and quoted keys', () => {
+    expect(compileSelector('$.items[*].id')(doc)).toEqual(['1', '2', '3.5'])
+    expect(compileSelector('$.items[0].id')(doc)).toEqual(['1'])
+    expect(compileSelector('$.items[-1].id')(doc)).toEqual(['3.5'])
+    expect(compileSelector('$["odd key"].ids[*]')(doc)).toEqual(['7', '8'])
+    expect(compileSelector("$['odd key'].ids")(doc)).toEqual(['7', '8'])
+    expect(compileSelector('$.total')(doc)).toEqual(['3'])
+    expect(compileSelector('$.*.ids')(doc)).toEqual(['7', '8'])
+    expect(compileSelector('$')([5, 'x', true])).toEqual(['5', 'x'])
+  })
+
+  it('finds nothing (never throws) where the document has another shape', () => {
+    const sel = compileSelector('$.items[*].id')
+    for (const v of [null, 1, 'text', [], {}, { items: 'x' }, { items: { a: { id: 9 } } }]) expect(() => sel(v)).not.toThrow()
+    expect(sel({ items: { a: { id: 9 } } })).toEqual(['9']) // [*] over an object's values
+    expect(sel({ items: [[{ id: 1 }]] })).toEqual([])
+    expect(compileSelector('$.items[9].id')(doc)).toEqual([])
+  })
+
+  it('reads own properties only (no prototype walk)', () => {
+    expect(compileSelector('$.constructor.name')({})).toEqual([])
+    expect(compileSelector('$.__proto__')(JSON.parse('{"__proto__": "x"}'))).toEqual(['x'])
+  })
+
+  it('refuses what it does not support, saying what to write', () => {
+    for (const bad of ['items[*].id', '$..id', '$.items[?(@.id)]', '$.items[', '$ .x', '$.']) {
+      expect(() => compileSelector(bad), bad).toThrow(SelectorError)
+    }
+  })
+})
+
+describe('reading bodies', () => {
+  const chunks = (...parts: string[]) => Readable.from(parts.map((p) => Buffer.from(p)))
+
+  it('reads a body within the cap, with or without a known length', async () => {
+    for (const expected of [undefined, 11]) {
+      const r = await readCapped(chunks('hello', ' ', 'world'), 100, expected)
+      expect(r.complete && r.body.toString()).toBe('hello world')
+    }
+  })
+
+  it('a body shorter or longer than its declared length is still read whole', async () => {
+    const short = await readCapped(chunks('abc'), 100, 10)
+    expect(short.complete && short.body.toString()).toBe('abc')
+    const long = await readCapped(chunks('abcdef', 'gh'), 100, 4)
+    expect(long.complete && long.body.toString()).toBe('abcdefgh')
+    const mixed = await readCapped(chunks('ab', 'cd', 'ef'), 100, 4)
+    expect(mixed.complete && mixed.body.toString()).toBe('abcdef')
+  })
+
+  it('past the cap stops reading and can still stream every byte on', async () => {
+    const r = await readCapped(chunks('aaaa', 'bbbb', 'cccc', 'dddd'), 6)
+    expect(r.complete).toBe(false)
+    if (r.complete) return
+    const rest: Buffer[] = []
+    for await (const c of r.rest()) rest.push(c as Buffer)
+    expect(Buffer.concat(rest).toString()).toBe('aaaabbbbccccdddd')
+    const declared = await readCapped(chunks('aaaa', 'bbbb', 'cc'), 6, 4)
+    expect(declared.complete).toBe(false)
+    if (declared.complete) return
+    const all: Buffer[] = []
+    for await (const c of declared.rest()) all.push(c as Buffer)
+    expect(Buffer.concat(all).toString()).toBe('aaaabbbbcc')
+  })
+
+  it('decodes gzip, deflate and br, and caps the decoded size (no zip bombs)', async () => {
+    const json = Buffer.from(JSON.stringify({ items: [{ id: 1 }] }))
+    expect(await decodeContent(gzipSync(json), 'gzip', 1000)).toEqual(json)
+    expect(await decodeContent(deflateSync(json), 'deflate', 1000)).toEqual(json)
+    expect(await decodeContent(brotliCompressSync(json), 'br', 1000)).toEqual(json)
+    expect(await decodeContent(json, undefined, 1000)).toBe(json)
+    const bomb = gzipSync(Buffer.alloc(10_000_000))
+    await expect(decodeContent(bomb, 'gzip', 1_000_000)).rejects.toThrow(UninspectableError)
+    await expect(decodeContent(Buffer.from('not gzip'), 'gzip', 1000)).rejects.toThrow(/cannot decode gzip/)
+    await expect(decodeContent(json, 'zstd', 1000)).rejects.toThrow(/not supported/)
+  })
+
+  it('parses JSON and forms; refuses other types and broken JSON', () => {
+    expect(parseBody(Buffer.from('{"ids":[1,2]}'), 'application/json; charset=utf-8')).toEqual({ ids: [1, 2] })
+    expect(parseBody(Buffer.from('{"a":1}'), 'application/vnd.api+json')).toEqual({ a: 1 })
+    expect(parseBody(Buffer.from('ids=1&ids=2&ids[]=3&name=x'), 'application/x-www-form-urlencoded')).toEqual({ ids: ['1', '2', '3'], name: 'x' })
+    expect(parseBody(Buffer.alloc(0), 'application/json')).toBeUndefined()
+    expect(() => parseBody(Buffer.from('{"a":'), 'application/json')).toThrow(/not valid JSON/)
+    expect(() => parseBody(Buffer.from('<x/>'), 'text/xml')).toThrow(/cannot be inspected/)
+  })
+
+  it('form parsing cannot pollute prototypes', () => {
+    const form = parseForm('__proto__=x&constructor=y')
+    expect(Object.getPrototypeOf(form)).toBeNull()
+    expect(({} as Record<string, unknown>).x).toBeUndefined()
+  })
+})
+
+describe('clampQuery', () => {
+  const clamp = compileClamp({ pageSize: 50, limit: 100 })
+
+  it('rewrites values above the cap, and anything that is not a whole number from 1 to the cap', () => {
+    expect(clamp('?page=2&pageSize=100000')).toEqual({ search: '?page=2&pageSize=50', clamped: ['pageSize'] })
+    for (const v of ['0', '-1', 'all', '', '1e9', '50.5', '%31%30%30']) expect(clamp(`?pageSize=${v}`)?.search).toBe('?pageSize=50')
+    expect(clamp('?pageSize')?.search).toBe('?pageSize=50')
+  })
+
+  it('leaves values within the cap and other parameters byte for byte', () => {
+    expect(clamp('?pageSize=50&x=%20y')).toBeNull()
+    expect(clamp('?page=1&pagesize=10&limit=100')).toBeNull()
+    expect(clamp('')).toBeNull()
+  })
+
+  it('matches keys case-insensitively, encoded or PHP-bracketed, and clamps every repetition', () => {
+    expect(clamp('?PAGESIZE=999&pageSize=10&pageSize=999')?.search).toBe('?PAGESIZE=50&pageSize=10&pageSize=50')
+    expect(clamp('?page%53ize=999')?.search).toBe('?page%53ize=50')
+    expect(clamp('?pageSize[]=999')?.search).toBe('?pageSize[]=50')
+    expect(clamp('?limit=101')?.clamped).toEqual(['limit'])
+  })
+})
