@@ -21,11 +21,19 @@ export function describeConfig(c: CompiledConfig): string {
   lines.push(`  identity  ${[...ids, 'client IP'].join('  →  ')}`)
   lines.push(`  trusted   ${(s.trustedProxies ?? []).length > 0 ? (s.trustedProxies ?? []).join(', ') : 'no proxies (X-Forwarded-For ignored)'}`)
   lines.push(`  paths     ${c.paths.caseSensitive ? 'case-sensitive' : 'case-insensitive'}, matrix params ${c.paths.stripMatrixParams ? 'ignored' : 'significant'}, method override ${c.methodOverride === 'strip' ? 'stripped' : 'forwarded'}`)
-  lines.push(`  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 (proof of work not yet available) · disable → 403 for ${formatMs(c.actions.disableForMs)}`)
+  const ch = c.actions.challenge
+  const key = ch.secret === undefined ? 'random key per process' : 'configured key'
+  lines.push(`  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, pass ${formatMs(ch.validForMs)}, ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`)
+  if (c.sessions) {
+    const { login, logout, ttlMs } = c.sessions
+    lines.push(`  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to the user for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} unbinds` : ''}`)
+  }
   lines.push(`  routes    ${c.routes.length === 0 ? '(none: everything is forwarded uncounted)' : ''}`)
   for (const r of c.routes) {
     const methods = r.methods ? [...r.methods].join(',') : 'ANY'
-    lines.push(`    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${r.policy.shadow ? '  [shadow]' : ''}`)
+    const inspect = r.inspect ? ` (reads ≤ ${r.inspect.maxBytes} bytes; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})` : ''
+    const clamp = Object.entries(r.clampCaps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
+    lines.push(`    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${inspect}${clamp.length ? `  clamp: ${clamp.join(', ')}` : ''}${r.policy.shadow ? '  [shadow]' : ''}`)
     for (const l of r.policy.limits) {
       lines.push(`      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(15)} ${String(l.max).padStart(6)}  → ${l.action}`)
     }

@@ -168,6 +168,21 @@ function demoBanner(proxy: string, app: string): string {
   → 1-20 are served (200), then mallory is throttled (429: 20 distinct contacts a minute),
     and, as the script keeps hammering, disabled (403: 40 requests a minute) for 15 minutes.
 
+  Page through the whole address book as mallory, asking for 100000 contacts a page:
+
+    for p in $(seq 1 5); do curl -s -o /dev/null -w "page $p → %{http_code}\\n" -u mallory:mallory-pw "${proxy}/api/contacts?page=$p&pageSize=100000"; done
+
+  → the app only ever sees pageSize=50; pages 1-2 are served (100 contacts), page 3 is
+    withheld: its 50 ids would cross 100 distinct contacts in 10 minutes (429, a proof-of-work
+    challenge; a browser solves it by itself and goes on, a script gets nothing more).
+
+  A browser session counts against the user who logged in, however often they log in again:
+
+    curl -s -c s1 -o /dev/null -d 'username=bob&password=bob-pw' ${proxy}/login
+    for p in 1 2 3; do curl -s -o /dev/null -w "page $p → %{http_code}\\n" -b s1 "${proxy}/api/contacts?page=$p&pageSize=50"; done
+    curl -s -c s2 -o /dev/null -d 'username=bob&password=bob-pw' ${proxy}/login   # a new session …
+    curl -s -o /dev/null -w "page 3 → %{http_code}\\n" -b s2 "${proxy}/api/contacts?page=3&pageSize=50"   # … the same budget: 429
+
   Meanwhile alice is not affected:
 
     curl -s -u alice:alice-pw ${proxy}/api/contacts/7

@@ -1,11 +1,16 @@
 // `sluice replay` and `sluice suggest`: access logs through the real engine.
-import { access, stat, writeFile } from 'node:fs/promises'
+//
+// Exit codes: 0 done; 1 a log could not be read (to its end): what was read is still
+// reported, and stderr says which file and why; 2 bad config or usage.
+// stdout carries the answer (text, YAML or JSON); progress, warnings and errors go to stderr.
+import { access, constants, stat, writeFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { ConfigError, SluiceError } from '../errors.js'
 import type { JsonFields } from '../replay/formats.js'
+import { printable } from '../replay/escape.js'
 import { progressBar } from '../replay/progress.js'
-import { replayLogs, type ReplayOptions, type ReplayResult } from '../replay/replay.js'
+import { describeFileError, replayLogs, type ReplayOptions, type ReplayResult } from '../replay/replay.js'
 import { renderReport } from '../replay/report.js'
 import { formatSuggestionYaml, suggestLimits, type SuggestOptions } from '../replay/suggest.js'
 import { formatReplayText, replayToJson } from '../replay/summary.js'
@@ -22,7 +27,7 @@ interface InputOptions {
   top: number
 }
 
-/** Registers both commands; `exit` receives the exit code (0 ok, 2 bad config or usage). */
+/** Registers both commands; `exit` receives the exit code. */
 export function registerReplay(program: Command, exit: (code: number) => void): void {
   withInputOptions(
     program
@@ -34,10 +39,10 @@ export function registerReplay(program: Command, exit: (code: number) => void): 
       const run = await runReplay(logs, opts, { keepBlocked: Math.max(opts.blocked, 50) })
       if (!run) return exit(2)
       const suggestion = suggestLimits(run.result)
-      if (opts.json) console.log(JSON.stringify(replayToJson(run.result, suggestion, { top: opts.top }), null, 2))
-      else process.stdout.write(formatReplayText(run.result, { top: opts.top, blocked: opts.blocked }))
+      if (opts.json) await print(`${JSON.stringify(replayToJson(run.result, suggestion, { top: opts.top }), null, 2)}\n`)
+      else await print(formatReplayText(run.result, { top: opts.top, blocked: opts.blocked }))
       await writeReport(run.result, suggestion, opts)
-      exit(0)
+      exit(finish(run.result))
     })
 
   withInputOptions(
@@ -49,13 +54,13 @@ export function registerReplay(program: Command, exit: (code: number) => void): 
     .option('--margin <x>', 'multiplier on the percentile', positive, 2)
     .option('--floor <n>', 'no threshold below this', count, 10)
     .action(async (logs: string[], opts: InputOptions & Required<Pick<SuggestOptions, 'percentile' | 'margin' | 'floor'>>) => {
-      const run = await runReplay(logs, opts, { keepBlocked: 50 })
+      const run = await runReplay(logs, opts, { keepBlocked: 50, warnOnStderr: true })
       if (!run) return exit(2)
       const suggestion = suggestLimits(run.result, { percentile: opts.percentile, margin: opts.margin, floor: opts.floor })
-      if (opts.json) console.log(JSON.stringify(replayToJson(run.result, suggestion, { top: opts.top }), null, 2))
-      else process.stdout.write(formatSuggestionYaml(suggestion, run.result))
+      if (opts.json) await print(`${JSON.stringify(replayToJson(run.result, suggestion, { top: opts.top }), null, 2)}\n`)
+      else await print(formatSuggestionYaml(suggestion, run.result))
       await writeReport(run.result, suggestion, opts)
-      exit(0)
+      exit(finish(run.result))
     })
 }
 
@@ -73,7 +78,8 @@ function withInputOptions(cmd: Command): Command {
     .option('--measure-cap <n>', 'highest per-window count measured exactly (default: max(1000, 10 × the route\'s largest limit))', count)
 }
 
-async function runReplay(logs: string[], opts: InputOptions, extra: Partial<ReplayOptions>): Promise<{ config: CompiledConfig; result: ReplayResult } | undefined> {
+async function runReplay(logs: string[], opts: InputOptions, extra: Partial<ReplayOptions> & { warnOnStderr?: boolean }): Promise<{ config: CompiledConfig; result: ReplayResult } | undefined> {
+  const { warnOnStderr, ...replayOptions } = extra
   let config: CompiledConfig
   try {
     config = await loadConfig(opts.config)
@@ -88,11 +94,15 @@ async function runReplay(logs: string[], opts: InputOptions, extra: Partial<Repl
       sizes.set(file, undefined)
       continue
     }
+    // Every file is checked before the first is read: a typo in the last of twenty names
+    // should not cost a replay of the other nineteen.
     try {
-      await access(file)
-      sizes.set(file, (await stat(file)).size)
+      const info = await stat(file)
+      if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' })
+      await access(file, constants.R_OK)
+      sizes.set(file, info.size)
     } catch (err) {
-      throw new SluiceError('SLUICE_ERR_REPLAY_INPUT', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      throw new SluiceError('SLUICE_ERR_REPLAY_INPUT', `cannot read ${printable(file)}: ${describeFileError(err)}`)
     }
   }
   const progress = progressBar(process.stderr, sizes)
@@ -105,17 +115,40 @@ async function runReplay(logs: string[], opts: InputOptions, extra: Partial<Repl
       ...(opts.measureCap !== undefined ? { measureCap: opts.measureCap } : {}),
       top: opts.top,
       onProgress: progress.update,
-      ...extra,
+      ...replayOptions,
     })
+    // Said once each on stderr, unless the text summary (which lists them) is the output.
+    if (opts.json || warnOnStderr) for (const w of result.warnings) console.error(`sluice: warning: ${printable(w)}`)
     return { config, result }
   } finally {
     progress.done()
   }
 }
 
+/** The exit code, after saying on stderr which files could not be read to their end. */
+function finish(result: ReplayResult): number {
+  const failed = result.files.filter((f) => f.error !== undefined)
+  for (const f of failed) {
+    console.error(`sluice: ${printable(f.name)}: ${f.error}${f.lines > 0 ? ` (after line ${f.lines}; the lines before it are counted above)` : ''} (SLUICE_ERR_REPLAY_INPUT)`)
+  }
+  return failed.length > 0 ? 1 : 0
+}
+
+/** stdout, waiting for the pipe to drain; a reader that went away (`| head`) is not an error. */
+function print(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    process.stdout.once('error', () => resolve())
+    process.stdout.write(text, () => resolve())
+  })
+}
+
 async function writeReport(result: ReplayResult, suggestion: ReturnType<typeof suggestLimits>, opts: InputOptions): Promise<void> {
   if (!opts.report) return
-  await writeFile(opts.report, renderReport(result, suggestion, { config: opts.config, top: Math.max(opts.top, 20) }))
+  try {
+    await writeFile(opts.report, renderReport(result, suggestion, { config: opts.config, top: Math.max(opts.top, 20) }))
+  } catch (err) {
+    throw new SluiceError('SLUICE_ERR_REPLAY_REPORT', `cannot write the report ${printable(opts.report)}: ${describeFileError(err)}`)
+  }
   console.error(`report written to ${opts.report}`)
 }
 
