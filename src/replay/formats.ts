@@ -4,6 +4,7 @@
 // lines with configurable field names, and sluice's own decision log (pino JSON lines with
 // `event: "sluice.decision"`). Parsers return an entry, a reason the line is bad, or IGNORED
 // for lines that are well-formed but carry no request (other sluice log events).
+import { clip } from './escape.js'
 
 /** One request as the log recorded it. */
 export interface LogEntry {
@@ -329,10 +330,4 @@ export function parseTime(v: unknown): number | undefined {
   if (clf !== undefined) return clf
   const t = Date.parse(v)
   return Number.isNaN(t) ? undefined : t
-}
-
-/** Shortened, with control and non-ASCII characters shown as \xHH (as nginx logs them). */
-function clip(s: string, n = 60): string {
-  const short = s.length > n ? `${s.slice(0, n)}…` : s
-  return short.replace(/[^\x20-\x7e…]/g, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
 }

@@ -9,9 +9,12 @@
 //    high cap, so each account's unconstrained count per window is known (the distribution
 //    `sluice suggest` and the report's charts are made of).
 // The log line's time is `now`; the store clamps time per account when lines are out of order.
+//
+// Access logs carry no bodies: on a route whose records come from the request or response
+// body, replay counts requests only, and says so (RouteStats.requestsOnly, a warning).
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import { Engine, type Decision, type DecisionKind } from '../engine/engine.js'
-import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { buildPolicy, formatMs, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
 import { ipAccount } from '../identity/ip.js'
 import { resolveRoute } from '../routes/resolve.js'
@@ -28,7 +31,7 @@ import {
   type LineParser,
   type LogEntry,
 } from './formats.js'
-import { openLog } from './input.js'
+import { openLog, type LogInput } from './input.js'
 
 export interface ReplayOptions {
   format?: FormatName | 'auto'
@@ -129,6 +132,11 @@ export interface RouteStats {
   /** Measured counts are exact up to this; above it they read as cap + 1. */
   measureCap: number
   accounts: Map<string, AccountStats>
+  /**
+   * The route reads its records from a body, which access logs do not carry: its distinct
+   * counts are unknown (shown as such, never as 0), only its request limits are replayed.
+   */
+  requestsOnly: 'body' | 'response' | null
 }
 
 export interface FileSummary {
@@ -157,6 +165,8 @@ export interface ReplayResult {
   to: number | null
   routes: RouteStats[]
   blocked: { count: number; first: BlockedRequest[] }
+  /** What the log could not tell (body records, a log shorter than a window), one line each. */
+  warnings: string[]
   elapsedMs: number
 }
 
@@ -193,6 +203,7 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
       limits: p.limits.map((limit) => ({ limit, accounts: 0, decided: 0, crossings: [] })),
       measureCap: cap,
       accounts: new Map(),
+      requestsOnly: route.inspect?.from ?? null,
     })
   }
 
@@ -209,7 +220,11 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     to: null,
     routes: [...stats.values()],
     blocked: { count: 0, first: [] },
+    warnings: [],
     elapsedMs: 0,
+  }
+  for (const s of result.routes) {
+    if (s.requestsOnly) result.warnings.push(`route ${s.route.name}: records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}, which access logs do not carry; only its requests are counted, its distinctRecords limits are not replayed`)
   }
 
   const observe = async (entry: LogEntry, at: LineRef) => {
@@ -255,10 +270,16 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
   }
 
   for (const name of files) {
-    const input = await openLog(name)
     let parser: LineParser | undefined
     const summary: FileSummary = { name, format: 'combined', gzip: false, lines: 0 }
     result.files.push(summary)
+    let input: LogInput
+    try {
+      input = await openLog(name)
+    } catch (err) {
+      summary.error = describeFileError(err)
+      continue
+    }
     let lineNo = 0
     // Auto-detection: a JSON file is sluice's log if any of its first lines is a sluice event
     // (its first line is usually Fastify's "Server listening"); until that is known, lines wait.
@@ -308,14 +329,71 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
       }
     } catch (err) {
       // A truncated gzip (a log being rotated) ends this file, not the replay.
-      summary.error = (err as Error).message
+      summary.error = describeFileError(err)
     }
     summary.lines = lineNo
     summary.gzip = input.gzip()
     options.onProgress?.({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
   }
+  result.warnings.push(...shortLogWarnings(result))
   result.elapsedMs = performance.now() - started
   return result
+}
+
+/** How long the log covers, first to last request (0 when it has fewer than two). */
+export function logSpanMs(r: Pick<ReplayResult, 'from' | 'to'>): number {
+  return r.from !== null && r.to !== null ? r.to - r.from : 0
+}
+
+/**
+ * A window longer than the log never fills: every account's count in it is lower than a full
+ * window would hold, so "nobody crossed it" and any threshold drawn from it are optimistic.
+ */
+function shortLogWarnings(r: ReplayResult): string[] {
+  if (r.requests === 0) return []
+  const span = logSpanMs(r)
+  const routesByWindow = new Map<number, Set<string>>()
+  for (const s of r.routes) {
+    if (s.requests === 0) continue
+    for (const l of s.limits) {
+      // Distinct records a route cannot see are unknown anyway (warned about above).
+      if (l.limit.windowMs <= span || (s.requestsOnly && l.limit.kind === 'distinctRecords')) continue
+      routesByWindow.set(l.limit.windowMs, (routesByWindow.get(l.limit.windowMs) ?? new Set()).add(s.route.name))
+    }
+  }
+  return [...routesByWindow.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([w, routes]) => `the log covers ${formatSpan(span)}, less than the ${formatMs(w)} window of route${routes.size > 1 ? 's' : ''} ${[...routes].join(', ')}: counts there are lower than a full window would hold, and no limit is suggested for it`)
+}
+
+/** `18h53m`, `7m`, `42s`. */
+export function formatSpan(ms: number): string {
+  const d = Math.floor(ms / 86_400_000)
+  const h = Math.floor((ms % 86_400_000) / 3_600_000)
+  const m = Math.floor((ms % 3_600_000) / 60_000)
+  if (d > 0) return `${d}d${h > 0 ? `${h}h` : ''}`
+  if (h > 0) return `${h}h${m > 0 ? `${m}m` : ''}`
+  return m > 0 ? `${m}m` : `${Math.max(0, Math.floor(ms / 1000))}s`
+}
+
+/** A file error as a person would say it (no stack, no errno jargon). */
+export function describeFileError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  switch (e.code) {
+    case 'ENOENT':
+      return 'no such file or directory'
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied'
+    case 'EISDIR':
+      return 'is a directory, not a log file'
+    case 'Z_DATA_ERROR':
+      return `not a valid gzip file (${e.message})`
+    case 'Z_BUF_ERROR':
+      return 'unexpected end of file: the gzip data is cut short (a file still being written, or copied incompletely)'
+    default:
+      return e.message ?? String(err)
+  }
 }
 
 function makeParser(format: FormatName, options: ReplayOptions): LineParser {

@@ -1,10 +1,17 @@
 // `--report FILE.html`: one self-contained page (inline CSS and SVG, no script, nothing
-// fetched) that can be mailed or attached to a ticket. Every string from the log (accounts,
-// paths) is attacker-controlled and escaped.
+// fetched; its Content-Security-Policy forbids loading anything) that can be mailed or
+// attached to a ticket. Every string from the log (accounts, paths) is attacker-controlled and
+// goes through `esc`.
+//
+// One chart per route and window: the limits on one window (a ladder: 300 → log, 600 →
+// throttle, or distinct records then requests) are drawn on the same distribution, since they
+// measure the same thing.
 import { formatMs, type Limit } from '../engine/policy.js'
+import { html as esc } from './escape.js'
 import { histogram, type Bucket } from './histogram.js'
 import { rankingLimit, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
 import { formatSuggestionYaml, isoTime, type LimitSuggestion, type RouteSuggestion, type Suggestion } from './suggest.js'
+import { cell } from './summary.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
 
@@ -20,6 +27,7 @@ export function renderReport(r: ReplayResult, suggestion: Suggestion, options: {
   body.push(row(['blocked', `${n(r.blocked.count)} requests would have been blocked`]))
   body.push(row(['bad lines', r.bad.count === 0 ? 'none' : `${n(r.bad.count)} skipped; first: ${r.bad.first.map((b) => `${b.file}:${b.line} ${b.reason}`).join(' · ')}`]))
   body.push('</table>')
+  if (r.warnings.length > 0) body.push(`<ul class="warnings">${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>`)
 
   r.routes.forEach((s, i) => body.push(renderRoute(s, suggestion.routes[i] as RouteSuggestion, top)))
 
@@ -36,13 +44,14 @@ export function renderReport(r: ReplayResult, suggestion: Suggestion, options: {
 
   body.push('<section class="suggest"><h2>Suggested limits</h2>')
   body.push('<p>From each account\'s highest count per window, likely scrapers left out; see docs/tuning.md for the method.</p>')
-  body.push(`<pre>${esc(formatSuggestionYaml(suggestion, r))}</pre></section>`)
+  body.push(`<pre>${formatSuggestionYaml(suggestion, r).split('\n').map(esc).join('\n')}</pre></section>`)
 
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <title>${esc(options.title ?? 'sluice replay')}</title>
 <style>${CSS}</style>
 </head>
@@ -57,24 +66,25 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
   const route = s.route
   const methods = route.methods ? [...route.methods].join(',') : 'ANY'
   const out: string[] = []
-  out.push(`<section class="route" id="route-${esc(route.name)}">`)
-  out.push(`<h2>Route ${esc(route.name)} <code>${esc(methods)} ${esc(route.path)}</code></h2>`)
+  out.push(`<section class="route${s.requestsOnly ? ' requests-only' : ''}" id="route-${esc(route.name)}">`)
+  out.push(`<h2>Route ${esc(route.name)} <code>${esc(methods)} ${esc(route.path)}</code>${s.requestsOnly ? ' <span class="badge">requests only</span>' : ''}</h2>`)
   out.push(`<p class="meta">records: ${esc(route.recordSource)} · ${n(s.requests)} requests from ${n(s.accounts.size)} accounts · ${n(s.blocked)} blocked</p>`)
+  if (s.requestsOnly) {
+    out.push(`<p class="note">This route reads its records from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}. Access logs do not carry bodies, so only its requests were counted: its distinct-records limits were not replayed, and nothing here says whether they would have been crossed. Run it in shadow mode to measure them.</p>`)
+  }
   out.push('<table class="data"><thead>' + row(['limit', 'accounts crossed', 'first crossed', 'by', 'counts then', 'requests decided', 'suggested'], 'th') + '</thead><tbody>')
   s.limits.forEach((l, i) => {
     const first = l.crossings[0]
-    out.push(row([l.limit.label, String(l.accounts), first ? isoTime(first.time) : '-', first?.account ?? '', first ? first.counts.join(' / ') : '', String(l.decided), String(sug.limits[i]?.suggested ?? '-')]))
+    const ls = sug.limits[i]
+    const suggested = ls?.suggested != null ? String(ls.suggested) : `kept (${ls?.kept ?? 'no data'})`
+    if (s.requestsOnly && l.limit.kind === 'distinctRecords') out.push(row([l.limit.label, 'n/a', '-', '', '', 'n/a', suggested]))
+    else out.push(row([l.limit.label, String(l.accounts), first ? isoTime(first.time) : '-', first?.account ?? '', first ? first.counts.join(' / ') : '', String(l.decided), suggested]))
   })
   out.push('</tbody></table>')
 
   if (s.requests > 0) {
     out.push('<div class="charts">')
-    const values = [...s.accounts.values()]
-    s.limits.forEach((l, i) => {
-      const ls = sug.limits[i] as LimitSuggestion
-      const buckets = histogram(values.map((a) => a.max[i] as number), Math.max(l.limit.max, ls.suggested ?? 0) + 1)
-      out.push(`<figure>${renderChart(buckets, l.limit, ls.suggested)}<figcaption>Accounts by their highest ${l.limit.kind === 'requests' ? 'requests' : 'distinct records'} in any ${formatMs(l.limit.windowMs)} window (unconstrained). Red line: the limit (${l.limit.max} → ${l.limit.action}); green dashed: suggested${ls.suggested === null ? ' (none)' : ` (${ls.suggested})`}.</figcaption></figure>`)
-    })
+    for (const group of ladders(s.route.policy.limits)) out.push(renderFigure(s, sug, group))
     out.push('</div>')
 
     const rank = rankingLimit(route.policy)
@@ -83,7 +93,7 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
     const scrapers = new Set(sug.scrapers.map((x) => x.account))
     out.push('<table class="data"><thead>' + row(['account', 'requests', 'blocked', ...heads, 'first seen', 'last seen'], 'th') + '</thead><tbody>')
     for (const a of topAccounts(s, top)) {
-      const cells = [a.account + (scrapers.has(a.account) ? ' ⚑' : ''), String(a.requests), String(a.blocked), ...a.max.map((v) => (v > s.measureCap ? `>${s.measureCap}` : String(v))), isoTime(a.first), isoTime(a.last)]
+      const cells = [a.account + (scrapers.has(a.account) ? ' ⚑' : ''), String(a.requests), String(a.blocked), ...a.max.map((v, i) => cell(s, i, v)), isoTime(a.first), isoTime(a.last)]
       out.push(row(cells, 'td', scrapers.has(a.account) ? 'scraper' : undefined))
     }
     out.push('</tbody></table>')
@@ -95,14 +105,43 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
 
 // ─── the chart ───────────────────────────────────────────────────────────────────────────
 
+/** A route's limits grouped by kind and window, each group's steps mildest first. */
+export function ladders(limits: readonly Limit[]): Limit[][] {
+  const groups = new Map<string, Limit[]>()
+  for (const l of limits) {
+    const key = `${l.kind} ${l.windowMs}`
+    groups.set(key, [...(groups.get(key) ?? []), l])
+  }
+  return [...groups.values()].map((g) => g.sort((a, b) => a.max - b.max || a.severity - b.severity))
+}
+
+function renderFigure(s: RouteStats, sug: RouteSuggestion, steps: Limit[]): string {
+  const first = steps[0] as Limit
+  const what = first.kind === 'requests' ? 'requests' : 'distinct records'
+  if (s.requestsOnly && first.kind === 'distinctRecords') {
+    return `<figure class="unmeasured"><div class="unmeasured-box">${esc(`${formatMs(first.windowMs)} distinct records: not in access logs`)}</div><figcaption>Records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}: requests only.</figcaption></figure>`
+  }
+  const values = [...s.accounts.values()].map((a) => a.max[first.index] as number)
+  const suggestions = steps.map((l) => sug.limits[l.index] as LimitSuggestion)
+  const top = Math.max(...steps.map((l) => l.max), ...suggestions.map((x) => x.suggested ?? 0)) + 1
+  const buckets = histogram(values, top)
+  const limitsText = steps.map((l) => `${l.max} → ${l.action}`).join(', ')
+  const suggestedText = suggestions.map((x) => x.suggested ?? 'kept').join(', ')
+  return `<figure>${renderChart(buckets, s.route.name, steps, suggestions.map((x) => x.suggested))}<figcaption>Accounts by their highest ${what} in any ${formatMs(first.windowMs)} window (unconstrained: as if no limit had stopped them). Solid red lines: the limits (${esc(limitsText)}); dashed green: suggested (${esc(suggestedText)}).</figcaption></figure>`
+}
+
 const W = 640
 const H = 260
 const M = { left: 52, right: 16, top: 24, bottom: 64 }
 // Headroom above the tallest bar for its count label.
 const HEADROOM = 14
 
-/** Accounts per bucket (log-scaled bars), with the current and suggested thresholds as vertical lines. */
-export function renderChart(buckets: Bucket[], limit: Limit, suggested: number | null): string {
+/**
+ * Accounts per bucket (log-scaled bars), with every step of one window's ladder and its
+ * suggested value as vertical lines. Bars at or past the mildest step are red.
+ */
+export function renderChart(buckets: Bucket[], route: string, steps: readonly Limit[], suggested: readonly (number | null)[]): string {
+  const first = steps[0] as Limit
   const plotW = W - M.left - M.right
   const plotH = H - M.top - M.bottom
   const bw = plotW / buckets.length
@@ -115,9 +154,11 @@ export function renderChart(buckets: Bucket[], limit: Limit, suggested: number |
     const frac = Math.min(1, Math.max(0, (v - b.low) / (b.high - b.low)))
     return M.left + i * bw + frac * bw
   }
+  const kind = first.kind === 'requests' ? 'requests' : 'distinct records'
+  const title = `${formatMs(first.windowMs)} ${kind}`
   const parts: string[] = []
-  parts.push(`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(limit.label)}">`)
-  parts.push(`<text class="title" x="${M.left}" y="15">${esc(limit.label)}</text>`)
+  parts.push(`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(`${route}: ${title}`)}" data-route="${esc(route)}" data-window="${formatMs(first.windowMs)}" data-kind="${first.kind}">`)
+  parts.push(`<text class="title" x="${M.left}" y="15">${esc(title)}</text>`)
   // y axis: 1, 10, 100 … accounts
   for (let t = 1; t <= maxCount; t *= 10) {
     const y = yOf(t).toFixed(1)
@@ -127,7 +168,7 @@ export function renderChart(buckets: Bucket[], limit: Limit, suggested: number |
   buckets.forEach((b, i) => {
     const x = M.left + i * bw + 1
     const y = yOf(b.accounts)
-    const over = b.low >= limit.max
+    const over = b.low >= first.max
     parts.push(`<rect class="bar${over ? ' over' : ''}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(M.top + plotH - y).toFixed(1)}"><title>${esc(b.label)}: ${b.accounts} account${b.accounts === 1 ? '' : 's'}</title></rect>`)
     if (b.accounts > 0) parts.push(`<text class="count" x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle">${b.accounts}</text>`)
     const lx = (x + bw / 2 - 1).toFixed(1)
@@ -135,15 +176,21 @@ export function renderChart(buckets: Bucket[], limit: Limit, suggested: number |
     parts.push(`<text class="tick" x="${lx}" y="${ly}" text-anchor="end" transform="rotate(-35 ${lx} ${ly})">${esc(b.label)}</text>`)
   })
   parts.push(`<line class="axis-line" x1="${M.left}" x2="${W - M.right}" y1="${M.top + plotH}" y2="${M.top + plotH}"/>`)
-  parts.push(`<text class="axis" x="${M.left + plotW / 2}" y="${H - 4}" text-anchor="middle">highest ${limit.kind === 'requests' ? 'requests' : 'distinct records'} per ${formatMs(limit.windowMs)} window</text>`)
-  const line = (cls: string, v: number, label: string, dy: number) => {
+  parts.push(`<text class="axis" x="${M.left + plotW / 2}" y="${H - 4}" text-anchor="middle">highest ${kind} per ${formatMs(first.windowMs)} window</text>`)
+  // Labels stack down the plot, one row per line, so a ladder's close steps stay readable.
+  let row = 0
+  const line = (cls: string, v: number, label: string) => {
     const x = xOf(v).toFixed(1)
     // Labels go right of the line, or left of it near the right edge.
-    const left = Number(x) > W - M.right - 90
-    return `<line class="threshold ${cls}" x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + plotH}"/><text class="threshold-label ${cls}" x="${(Number(x) + (left ? -4 : 4)).toFixed(1)}" y="${M.top + dy}" text-anchor="${left ? 'end' : 'start'}">${esc(label)}</text>`
+    const left = Number(x) > W - M.right - 110
+    const dy = 10 + 13 * row++
+    return `<line class="threshold ${cls}" x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + plotH}" data-value="${v}"/><text class="threshold-label ${cls}" x="${(Number(x) + (left ? -4 : 4)).toFixed(1)}" y="${M.top + dy}" text-anchor="${left ? 'end' : 'start'}">${esc(label)}</text>`
   }
-  parts.push(line('current', limit.max, `limit ${limit.max}`, 10))
-  if (suggested !== null && suggested !== limit.max) parts.push(line('suggested', suggested, `suggested ${suggested}`, 24))
+  for (const l of steps) parts.push(line('current', l.max, `${l.max} → ${l.action}`))
+  steps.forEach((l, i) => {
+    const v = suggested[i]
+    if (v !== null && v !== undefined && v !== l.max) parts.push(line('suggested', v, `suggested ${v} → ${l.action}`))
+  })
   parts.push('</svg>')
   return parts.join('')
 }
@@ -152,10 +199,6 @@ export function renderChart(buckets: Bucket[], limit: Limit, suggested: number |
 
 function row(cells: string[], tag: 'td' | 'th' = 'td', cls?: string): string {
   return `<tr${cls ? ` class="${cls}"` : ''}>${cells.map((c) => `<${tag}>${esc(c)}</${tag}>`).join('')}</tr>`
-}
-
-export function esc(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
 }
 
 const CSS = `
@@ -170,6 +213,9 @@ table.summary td:first-child { font-weight: 600; }
 table.data td { font-variant-numeric: tabular-nums; max-width: 38rem; overflow-wrap: anywhere; }
 tr.scraper td { background: #fdecec; }
 .note { color: #8a1f1f; }
+.badge { font-size: 12px; font-weight: 600; color: #7a4b00; background: #fff1d6; border: 1px solid #e8c27a; border-radius: 3px; padding: .1rem .4rem; vertical-align: middle; }
+ul.warnings { background: #fff8e6; border-left: 4px solid #e8a33d; padding: .6rem 1rem .6rem 2rem; }
+.unmeasured-box { width: 640px; max-width: 100%; height: 120px; display: flex; align-items: center; justify-content: center; border: 1px dashed #c9ced8; color: #5a6476; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; max-width: 640px; } figcaption { color: #5a6476; font-size: 12px; }
 svg.chart { background: #fff; border: 1px solid #e6e9ef; max-width: 100%; height: auto; }

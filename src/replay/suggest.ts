@@ -9,10 +9,14 @@
 //     above the floor. Flagged accounts are excluded from every percentile of the route.
 //  2. The threshold: the P-th percentile (nearest rank) of the remaining accounts' values,
 //     × margin, rounded up to two significant figures, at least the floor.
+//  3. Ladders: a harsher step on the same window is raised, if need be, to keep its configured
+//     ratio to the milder step (keepLadders).
+// No number is proposed (the current one is kept, and the YAML says why) for a window longer
+// than the log, or for distinct records the log cannot show (records read from bodies).
 // The windows and actions of the config are kept; only the numbers are proposed.
-import type { Limit } from '../engine/policy.js'
-import { formatMs } from '../engine/policy.js'
-import type { ReplayResult, RouteStats } from './replay.js'
+import { formatMs, type Limit } from '../engine/policy.js'
+import { printable, yamlString } from './escape.js'
+import { formatSpan, logSpanMs, type ReplayResult, type RouteStats } from './replay.js'
 
 export interface SuggestOptions {
   /** Percentile of honest accounts' per-window maxima. Default 99.9. */
@@ -43,6 +47,10 @@ export interface LimitSuggestion {
   capped: boolean
   /** Above this (on the v scale) an account is a likely scraper for this limit. */
   outlierAbove: number | null
+  /** Why no number is proposed (the current one is kept), when `suggested` is null. */
+  kept: string | null
+  /** Raised to keep the configured ratio to this milder step of the same window (its index). */
+  ladder: number | null
 }
 
 export interface Scraper {
@@ -57,6 +65,8 @@ export interface RouteSuggestion {
   route: string
   path: string
   accounts: number
+  /** Records from bodies access logs do not carry: only request limits are suggested. */
+  requestsOnly: 'body' | 'response' | null
   limits: LimitSuggestion[]
   scrapers: Scraper[]
 }
@@ -68,17 +78,20 @@ export interface Suggestion {
 
 export function suggestLimits(result: ReplayResult, options: SuggestOptions = {}): Suggestion {
   const method = { percentile: options.percentile ?? 99.9, margin: options.margin ?? 2, floor: options.floor ?? 10, z: options.z ?? 3.5, minSpread: MIN_SPREAD }
-  return { method, routes: result.routes.map((s) => suggestRoute(s, method)) }
+  const span = logSpanMs(result)
+  return { method, routes: result.routes.map((s) => suggestRoute(s, method, span)) }
 }
 
-function suggestRoute(s: RouteStats, m: Suggestion['method']): RouteSuggestion {
+function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): RouteSuggestion {
   const accounts = [...s.accounts.values()]
   const limits = s.route.policy.limits
+  // A body-records route's distinct counts are all 0 in a replay: they are not evidence.
+  const unknown = (l: Limit) => s.requestsOnly !== null && l.kind === 'distinctRecords'
   const flagged = new Map<number, number[]>() // account index → limits it stood out on
   const cutoffs: (number | null)[] = []
   limits.forEach((limit, li) => {
     const values = Float64Array.from(accounts, (a) => Math.log1p(a.max[li] as number))
-    const cutoff = accounts.length >= 3 ? outlierCutoff(values, m.z) : null
+    const cutoff = accounts.length >= 3 && !unknown(limit) ? outlierCutoff(values, m.z) : null
     cutoffs.push(cutoff === null ? null : Math.expm1(cutoff))
     if (cutoff === null) return
     accounts.forEach((a, ai) => {
@@ -88,25 +101,60 @@ function suggestRoute(s: RouteStats, m: Suggestion['method']): RouteSuggestion {
   })
 
   const honest = accounts.filter((_, ai) => !flagged.has(ai))
+  const sorted = limits.map((_, li) => Float64Array.from(honest, (a) => a.max[li] as number).sort())
   const out: LimitSuggestion[] = limits.map((limit, li) => {
-    const values = Float64Array.from(honest, (a) => a.max[li] as number).sort()
+    const values = sorted[li] as Float64Array
     const n = values.length
-    const base: LimitSuggestion = { limit, current: limit.max, suggested: null, accounts: n, percentileValue: null, honestMax: null, honestAbove: 0, capped: false, outlierAbove: cutoffs[li] ?? null }
-    if (n === 0) return base
+    const base: LimitSuggestion = { limit, current: limit.max, suggested: null, kept: null, accounts: n, percentileValue: null, honestMax: null, honestAbove: 0, capped: false, outlierAbove: cutoffs[li] ?? null, ladder: null }
+    if (n === 0) return { ...base, kept: 'no requests on this route in the log' }
+    if (unknown(limit)) return { ...base, kept: `records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response'}, which access logs do not carry` }
     const p = values[Math.max(0, Math.ceil((m.percentile / 100) * n) - 1)] as number
-    // A ladder on one window (300 → log, 600 → throttle) measures the same thing: the lowest
-    // step gets the suggestion, the others keep their ratio to it.
-    const lowest = Math.min(...limits.filter((l) => l.kind === limit.kind && l.windowMs === limit.windowMs).map((l) => l.max))
-    const suggested = roundUp2(Math.max(m.floor, roundUp2(p * m.margin)) * (limit.max / lowest))
-    let above = 0
-    for (let i = n - 1; i >= 0 && (values[i] as number) > suggested; i--) above++
-    return { ...base, suggested, percentileValue: p, honestMax: values[n - 1] as number, honestAbove: above, capped: (values[n - 1] as number) > s.measureCap }
+    const measured = { ...base, percentileValue: p, honestMax: values[n - 1] as number, capped: (values[n - 1] as number) > s.measureCap }
+    // A window the log does not fill holds less than it would in production: a threshold
+    // drawn from it would catch honest users, so none is proposed.
+    if (limit.windowMs > spanMs) return { ...measured, kept: `the log covers ${formatSpan(spanMs)}, less than this ${formatMs(limit.windowMs)} window` }
+    return { ...measured, suggested: Math.max(m.floor, roundUp2(p * m.margin)) }
   })
+
+  keepLadders(out)
+  for (const [li, l] of out.entries()) {
+    if (l.suggested === null) continue
+    const values = sorted[li] as Float64Array
+    let above = 0
+    for (let i = values.length - 1; i >= 0 && (values[i] as number) > l.suggested; i--) above++
+    l.honestAbove = above
+  }
 
   const scrapers: Scraper[] = [...flagged.entries()]
     .map(([ai, on]) => ({ account: (accounts[ai] as (typeof accounts)[number]).account, values: [...(accounts[ai] as (typeof accounts)[number]).max], flaggedOn: on }))
     .sort((a, b) => Math.max(...b.values) - Math.max(...a.values))
-  return { route: s.route.name, path: s.route.path, accounts: accounts.length, limits: out, scrapers }
+  return { route: s.route.name, path: s.route.path, accounts: accounts.length, requestsOnly: s.requestsOnly, limits: out, scrapers }
+}
+
+/**
+ * The limits of a route on one window form a ladder (`1m distinctRecords 20 → throttle`, then
+ * `1m requests 40 → disable` for whoever keeps going): each step was written to fire after the
+ * milder ones. Suggested separately, steps measuring the same thing get the same number, and a
+ * requests step (every record costs a request) would fire no later than a distinct step at
+ * the same number: the milder action would never be seen. So a step more severe than another
+ * (or the same action, higher) on the same window keeps at least its configured ratio to it.
+ * Only ever raises: each step stays above the honest percentile.
+ */
+function keepLadders(steps: LimitSuggestion[]): void {
+  const order = [...steps].sort((a, b) => a.limit.windowMs - b.limit.windowMs || a.limit.severity - b.limit.severity || a.current - b.current)
+  for (const [j, step] of order.entries()) {
+    if (step.suggested === null) continue
+    for (const lower of order.slice(0, j)) {
+      if (lower.limit.windowMs !== step.limit.windowMs || lower.suggested === null || lower.current <= 0) continue
+      const milder = lower.limit.severity < step.limit.severity || (lower.limit.severity === step.limit.severity && lower.current < step.current)
+      if (!milder || step.current <= lower.current) continue
+      const kept = roundUp2((lower.suggested * step.current) / lower.current)
+      if (kept > step.suggested) {
+        step.suggested = kept
+        step.ladder = lower.limit.index
+      }
+    }
+  }
 }
 
 /** On the ln(1 + v) scale: median + z × robust spread. */
@@ -131,46 +179,45 @@ export function roundUp2(v: number): number {
   return Math.ceil(Math.round((v / step) * 1e9) / 1e9) * step
 }
 
-/** The suggestion as YAML a config can take (comments carry the evidence). */
+/**
+ * The suggestion as a YAML snippet of `routes:` (comments carry the evidence). Only route
+ * names and numbers are written as values; every string from the log (an account) appears in
+ * a comment, made printable, so no log line can add YAML to what the operator pastes.
+ */
 export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): string {
   const m = s.method
   const lines: string[] = []
-  const span = result.from !== null && result.to !== null ? `${isoTime(result.from)} → ${isoTime(result.to)}` : 'no requests'
+  const span = result.from !== null && result.to !== null ? `${isoTime(result.from)} → ${isoTime(result.to)} (${formatSpan(logSpanMs(result))})` : 'no requests'
   lines.push(`# sluice suggest: ${result.requests.toLocaleString('en-US')} requests, ${span}`)
-  lines.push(`# threshold = p${m.percentile} of each account's highest count per window × ${m.margin}, rounded up, at least ${m.floor};`)
+  lines.push(`# threshold = max(${m.floor}, p${m.percentile} of honest accounts' highest count per window × ${m.margin}, rounded up to 2 significant figures);`)
+  lines.push(`# a harsher step on the same window keeps its configured ratio to the milder one;`)
   lines.push(`# likely scrapers (modified z-score > ${m.z} on a log scale) are left out of the percentile. See docs/tuning.md.`)
   lines.push('routes:')
   for (const r of s.routes) {
-    lines.push(`  - name: ${r.route}    # ${r.path} · ${r.accounts} account${r.accounts === 1 ? '' : 's'}`)
-    if (r.accounts === 0) {
-      lines.push('    # no traffic on this route in the log: keep the current limits')
-    }
+    lines.push(`  - name: ${yamlString(r.route)}    # ${printable(r.path)} · ${r.accounts} account${r.accounts === 1 ? '' : 's'}`)
+    if (r.accounts === 0) lines.push('    # no traffic on this route in the log: keep the current limits')
+    if (r.requestsOnly) lines.push(`    # records come from the ${r.requestsOnly === 'body' ? 'request body' : 'response'}: access logs do not carry it, so requests only`)
     for (const sc of r.scrapers.slice(0, 10)) {
       const on = sc.flaggedOn.map((i) => `${shortLabel(r.limits[i]?.limit)} ${sc.values[i]}`).join(', ')
-      lines.push(`    # likely scraper: ${sc.account} (${on})`)
+      lines.push(`    # likely scraper: ${printable(sc.account)} (${on})`)
     }
     if (r.scrapers.length > 10) lines.push(`    # … and ${r.scrapers.length - 10} more likely scrapers`)
     if (r.accounts > 0 && r.accounts < 30) lines.push(`    # only ${r.accounts} accounts: the percentile is the largest of them; replay a longer log if you can`)
-    const span = result.from !== null && result.to !== null ? result.to - result.from : 0
-    const short = r.limits.filter((l) => l.suggested !== null && l.limit.windowMs > span).map((l) => formatMs(l.limit.windowMs))
-    if (short.length > 0) lines.push(`    # the log covers ${formatSpan(span)}, less than the ${[...new Set(short)].join(', ')} window: those counts understate a full window`)
     lines.push('    limits:')
     for (const l of r.limits) {
       const value = l.suggested ?? l.current
       const entry = `{ window: ${formatMs(l.limit.windowMs)}, ${l.limit.kind}: ${value}, action: ${l.limit.action} }`
-      const evidence = l.suggested === null
-        ? 'no data: current value kept'
-        : `now ${l.current} · p${m.percentile} ${l.percentileValue} of ${l.accounts} · max ${l.honestMax}${l.honestAbove > 0 ? ` · ${l.honestAbove} honest above` : ''}${l.capped ? ' · values capped: raise --measure-cap' : ''}`
-      lines.push(`      - ${entry.padEnd(58)} # ${evidence}`)
+      lines.push(`      - ${entry.padEnd(58)} # ${evidence(l, r, m)}`)
     }
   }
   return `${lines.join('\n')}\n`
 }
 
-function formatSpan(ms: number): string {
-  const h = Math.floor(ms / 3_600_000)
-  const m = Math.floor((ms % 3_600_000) / 60_000)
-  return h > 0 ? `${h}h${m > 0 ? `${m}m` : ''}` : `${Math.max(m, 0)}m`
+function evidence(l: LimitSuggestion, r: RouteSuggestion, m: Suggestion['method']): string {
+  const measured = l.percentileValue === null ? '' : ` · p${m.percentile} ${l.percentileValue} of ${l.accounts} · max ${l.honestMax}`
+  if (l.suggested === null) return `current value kept: ${l.kept ?? 'no data'}${measured}`
+  const ladder = l.ladder === null ? '' : ` · raised to keep ${l.current}/${r.limits[l.ladder]?.current} of the ${shortLabel(r.limits[l.ladder]?.limit)} step`
+  return `now ${l.current}${measured}${l.honestAbove > 0 ? ` · ${l.honestAbove} honest above` : ''}${ladder}${l.capped ? ' · values capped: raise --measure-cap' : ''}`
 }
 
 function shortLabel(l: Limit | undefined): string {
