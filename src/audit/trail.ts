@@ -22,7 +22,7 @@ export interface AuditLogger {
  *   per batch (batches grow under load, so not one per entry).
  * - `interval`: every `fsyncIntervalMs`. A power loss can lose that much; a crash of sluice alone
  *   loses nothing written (the kernel has it).
- * - `never`: the kernel decides; close() and rotation still fsync.
+ * - `never`: the kernel decides; flush(), close() and rotation still fsync.
  */
 export type FsyncPolicy = 'always' | 'interval' | 'never'
 
@@ -243,6 +243,7 @@ export class AuditTrail {
 
   /** Resolves once everything accepted before the call is written and fsynced. Waits while the disk fails. */
   async flush(): Promise<void> {
+    if (this.closed) return
     const ordinal = this.acceptedOrdinal
     if (this.writtenOrdinal < ordinal || this.head || this.batch) {
       await new Promise<void>((resolve) => this.waiters.push({ ordinal, resolve }))
