@@ -18,9 +18,13 @@ export function printable(s: string): string {
   })
 }
 
-/** Shortened to `n` characters, then made printable. */
+/**
+ * Shortened to `n` characters, every non-ASCII character as `\xHH`: for quoting a bad line,
+ * whose bytes the log format unescaped one by one (nginx's `\xF1` is a byte, not an ñ).
+ */
 export function clip(s: string, n = 60): string {
-  return printable(s.length > n ? `${s.slice(0, n)}…` : s)
+  const short = s.length > n ? `${s.slice(0, n)}…` : s
+  return short.replace(/[^\x20-\x7e…]/g, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
 }
 
 /** A YAML scalar: plain when that is unambiguous, else double-quoted (JSON's escapes are YAML's). */

@@ -198,7 +198,8 @@ export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): strin
     if (r.accounts === 0) lines.push('    # no traffic on this route in the log: keep the current limits')
     if (r.requestsOnly) lines.push(`    # records come from the ${r.requestsOnly === 'body' ? 'request body' : 'response'}: access logs do not carry it, so requests only`)
     for (const sc of r.scrapers.slice(0, 10)) {
-      const on = sc.flaggedOn.map((i) => `${shortLabel(r.limits[i]?.limit)} ${sc.values[i]}`).join(', ')
+      // A ladder's steps share a window: one value each.
+      const on = [...new Set(sc.flaggedOn.map((i) => `${shortLabel(r.limits[i]?.limit)} ${sc.values[i]}`))].join(', ')
       lines.push(`    # likely scraper: ${printable(sc.account)} (${on})`)
     }
     if (r.scrapers.length > 10) lines.push(`    # … and ${r.scrapers.length - 10} more likely scrapers`)
