@@ -2,7 +2,8 @@
 //
 // Side by side in one run, interleaved A B C D … for several rounds, on loopback:
 //   upstream direct · plain @fastify/http-proxy · sluice (memory, non-sensitive route) ·
-//   sluice (memory, sensitive route, 3 limits, 10,000 accounts) · sluice (redis store)
+//   sluice (memory, sensitive route, 3 limits, 10,000 accounts) · sluice (redis store) ·
+//   sluice (memory, the 10 KB list endpoint with its response ids counted)
 // The proxies are pinned to CPU 0, the upstream and the load generator to CPU 1 (taskset).
 // Ratios to the plain proxy are what count: absolute numbers on a noisy 2-core box are not.
 // Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, and an
@@ -93,6 +94,7 @@ async function throughput() {
     { key: 'sensitive', label: '4. sluice, memory, sensitive route (3 limits, 10k accounts)', url: await start('sluice', [upstream, 'memory'], 0) },
   ]
   if (redisUrl) targets.push({ key: 'redis', label: '5. sluice, redis store, sensitive route', url: await start('sluice', [upstream, 'redis', redisUrl], 0) })
+  targets.push({ key: 'inspect', label: '6. sluice, memory, list endpoint inspected (10 KB JSON)', url: await start('sluice', [upstream, 'inspect'], 0), path: 'list' })
   // The list endpoint is also what the plain proxy serves for the non-sensitive comparison.
   const plainList = { key: 'plainList', label: '2b. plain proxy, list endpoint', url: targets[1].url, path: 'list' }
   targets.splice(2, 0, plainList)
@@ -156,7 +158,7 @@ function targetsReport(t, mem, attack) {
 function markdown(t, mem, attack, machine) {
   const plain = t.plain.rps.median
   const rows = Object.values(t).map((s) => {
-    const base = s.label.includes('non-sensitive') ? t.plainList.rps.median : plain
+    const base = s.label.includes('non-sensitive') || s.label.includes('inspected') ? t.plainList.rps.median : plain
     return `| ${s.label} | ${Math.round(s.rps.median)} (${Math.round(s.rps.min)}–${Math.round(s.rps.max)}) | ${(s.rps.median / base).toFixed(3)} | ${s.p50} | ${s.p99} | ${s.errors} |`
   })
   return [
@@ -166,7 +168,7 @@ function markdown(t, mem, attack, machine) {
     '|---|---|---|---|---|---|',
     ...rows,
     '',
-    '(The non-sensitive scenario is compared with the plain proxy on the same list endpoint, 2b.)',
+    '(The non-sensitive and inspected scenarios are compared with the plain proxy on the same list endpoint, 2b.)',
     '',
     '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
     '|---|---|---|---|',

@@ -8,7 +8,7 @@ import http from 'node:http'
 const [kind, upstreamUrl, scenario, redisUrl] = process.argv.slice(2)
 
 function record(id) {
-  return { id, name: `Contact ${id}`, email: `contact${id}@example.com`, phone: '+44 7700 900123', street: '12 Station Road', city: 'Leeds', postcode: 'LS4 7QT' }
+  return { id, name: `Contact ${id}`, email: `contact${id}@example.com`, phone: '+44 7700 900123', street: '12 Station Road', city: 'Leeds', postcode: 'LS4 7QT', notes: 'Leave parcels with the neighbour at no. 14.' }
 }
 
 async function upstream() {
@@ -48,6 +48,19 @@ routes:
     limits: [ { window: 1m, requests: 10, action: throttle } ]
 `
 
+// Scenario 6: the list endpoint (50 records, about 10 KB of JSON) with its ids counted from
+// every response before it is sent.
+const INSPECTED = `
+  - name: list
+    methods: [GET]
+    path: /list
+    records: { response: "$.items[*].id" }
+    limits:
+      - { window: 1m,  requests: 1000,        action: throttle }
+      - { window: 10m, distinctRecords: 500,  action: challenge }
+      - { window: 24h, distinctRecords: 5000, action: disable }
+`
+
 function configFor(name) {
   const store = name === 'redis'
     ? `store: { type: redis, url: "${redisUrl}", keyPrefix: "bench:${process.pid}:", onError: fail-open, commandTimeout: 500ms }`
@@ -58,7 +71,10 @@ log: { level: warn }
 ${store}
 identity:
   - { type: header, name: x-account-id, trusted: true }
-${ROUTES}`
+${ROUTES}${name === 'inspect' ? INSPECTED : ''}
+actions:
+  challenge: { secret: bench-challenge-secret-0123456789 }
+`
 }
 
 async function sluice() {
