@@ -442,14 +442,15 @@ function count(s: RouteStats, account: string, entry: LogEntry, d: Decision, unc
 
 /** The accounts of a route with the highest unconstrained counts, by the route's longest distinct-records window (else its longest request window). */
 export function topAccounts(s: RouteStats, n: number): AccountStats[] {
-  const key = rankingLimit(s.route.policy)
+  const key = rankingLimit(s)
   const all = [...s.accounts.values()]
   all.sort((x, y) => (key < 0 ? 0 : (y.max[key] as number) - (x.max[key] as number)) || y.requests - x.requests || (x.account < y.account ? -1 : 1))
   return all.slice(0, n)
 }
 
-/** Index of the limit accounts are ranked by. */
-export function rankingLimit(p: RoutePolicy): number {
+/** Index of the limit accounts are ranked by (never a distinct count the log cannot show). */
+export function rankingLimit(s: Pick<RouteStats, 'route' | 'requestsOnly'>): number {
+  const p = s.route.policy
   const byWindow = (kind: Limit['kind']) => p.limits.filter((l) => l.kind === kind).sort((a, b) => b.windowMs - a.windowMs)[0]
-  return (byWindow('distinctRecords') ?? byWindow('requests'))?.index ?? -1
+  return ((s.requestsOnly ? undefined : byWindow('distinctRecords')) ?? byWindow('requests'))?.index ?? -1
 }

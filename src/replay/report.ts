@@ -87,7 +87,7 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
     for (const group of ladders(s.route.policy.limits)) out.push(renderFigure(s, sug, group))
     out.push('</div>')
 
-    const rank = rankingLimit(route.policy)
+    const rank = rankingLimit(s)
     const heads = route.policy.limits.map((l) => `${formatMs(l.windowMs)} ${l.kind === 'requests' ? 'requests' : 'distinct'} (${l.max})`)
     out.push(`<h3>Top accounts${rank >= 0 ? ` by ${esc(heads[rank] ?? '')}` : ''}</h3>`)
     const scrapers = new Set(sug.scrapers.map((x) => x.account))
@@ -225,5 +225,5 @@ svg .axis { font-size: 11px; fill: #5a6476; }
 svg .grid { stroke: #eef0f4; } svg .axis-line { stroke: #9aa3b2; }
 svg .bar { fill: #4a78c2; } svg .bar.over { fill: #c8453c; }
 svg .threshold { stroke-width: 2; } svg .threshold.current { stroke: #c8453c; } svg .threshold.suggested { stroke: #2e8b57; stroke-dasharray: 6 4; }
-svg .threshold-label { font-size: 11px; } svg .threshold-label.current { fill: #c8453c; } svg .threshold-label.suggested { fill: #2e8b57; }
+svg .threshold-label { font-size: 11px; paint-order: stroke; stroke: #fff; stroke-width: 3px; stroke-linejoin: round; } svg .threshold-label.current { fill: #c8453c; } svg .threshold-label.suggested { fill: #2e8b57; }
 `

@@ -51,7 +51,7 @@ export function formatReplayText(r: ReplayResult, options: { top?: number; block
       for (const c of l.crossings.slice(1, 5)) out.push(`  ${''.padEnd(labelWidth)}  ${''.padStart(16)}  ${isoTime(c.time)} ${p(c.account)} counts [${c.counts.join(', ')}]`)
       if (l.accounts > 5) out.push(`  ${''.padEnd(labelWidth)}  ${''.padStart(16)}  … ${l.accounts - 5} more`)
     }
-    const rank = rankingLimit(route.policy)
+    const rank = rankingLimit(s)
     const heads = route.policy.limits.map((l) => `${formatMs(l.windowMs)} ${l.kind === 'requests' ? 'req' : 'distinct'} (${l.max})`)
     const accounts = topAccounts(s, top)
     const width = Math.max(7, ...accounts.map((a) => p(a.account).length))
