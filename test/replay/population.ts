@@ -14,6 +14,11 @@ export interface PopulationOptions {
   clerks?: number
   slow?: boolean
   fast?: boolean
+  /** The slow enumerator: one new contact every `slowGapMs` (12 s) for `slowForMs` (8 h). */
+  slowGapMs?: number
+  slowForMs?: number
+  /** The fast one: 4 a second for `fastForMs` (3 min). */
+  fastForMs?: number
   /** Stop after this many lines. */
   maxLines?: number
   /** Apache %t offset, minutes east of UTC. */
@@ -57,8 +62,8 @@ export function* population(options: PopulationOptions = {}): Generator<Hit> {
   const days = options.days ?? 1
   const actors: Actor[] = []
   for (let c = 0; c < (options.clerks ?? 40); c++) actors.push(clerk(c, start, days, rnd))
-  if (options.slow ?? true) actors.push(walker(SLOW, '10.20.0.15', start + 19 * HOUR, 12_000, 8 * HOUR, 50_000, 'python-requests/2.31.0'))
-  if (options.fast ?? true) actors.push(walker(FAST, '203.0.113.77', start + 14 * HOUR + 1_234_000, 250, 180_000, 80_000, 'curl/8.5.0'))
+  if (options.slow ?? true) actors.push(walker(SLOW, '10.20.0.15', start + 19 * HOUR, options.slowGapMs ?? 12_000, options.slowForMs ?? 8 * HOUR, 50_000, 'python-requests/2.31.0'))
+  if (options.fast ?? true) actors.push(walker(FAST, '203.0.113.77', start + 14 * HOUR + 1_234_000, 250, options.fastForMs ?? 180_000, 80_000, 'curl/8.5.0'))
   const heap = new Heap(actors)
   const max = options.maxLines ?? Infinity
   for (let n = 0; n < max; ) {
@@ -83,14 +88,22 @@ function clerk(c: number, start: number, days: number, rnd: () => number): Actor
   for (let i = 0; i < size; i++) working.push(1 + Math.floor(rnd() * 40_000))
   const pick = () => working[Math.floor(rnd() * working.length)] as number
   let day = 0
+  let loggedIn = false
   const dayStart = () => start + day * 24 * HOUR + 8 * HOUR + Math.floor(rnd() * 3_600) * 1000
   const actor: Actor = {
     at: dayStart(),
     next(r) {
       const time = actor.at
+      if (!loggedIn) {
+        // The day starts with the login form (no $remote_user yet: it is the login request).
+        loggedIn = true
+        actor.at += 3000
+        return { time, account: '-', client, agent, method: 'POST', target: '/login', status: 302, bytes: 0 }
+      }
       actor.at += (20 + Math.floor(r() * 160)) * 1000
       if (actor.at > start + day * 24 * HOUR + 17 * HOUR) {
         day++
+        loggedIn = false
         actor.at = day < days ? dayStart() : Infinity
       }
       const roll = r()
@@ -102,10 +115,11 @@ function clerk(c: number, start: number, days: number, rnd: () => number): Actor
         working.push(id)
         return { ...hit, target: `/api/contacts/${id}` }
       }
-      if (roll < 0.76) {
+      if (roll < 0.72) {
         const ids = [pick(), pick(), pick()].slice(0, 1 + Math.floor(r() * 3))
         return { ...hit, target: `/api/contacts?ids=${[...new Set(ids)].join(',')}` }
       }
+      if (roll < 0.76) return { ...hit, target: `/api/contacts?page=${1 + Math.floor(r() * 3)}&pageSize=50`, bytes: 9_800 }
       if (roll < 0.8) return { ...hit, method: 'POST', target: '/api/contacts/search', bytes: 2100 }
       const page = PAGES[Math.floor(r() * PAGES.length)] as string
       return { ...hit, target: page, status: r() < 0.5 ? 304 : 200, bytes: page === '/app.js' ? 48_211 : 1_234 }
