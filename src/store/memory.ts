@@ -2,7 +2,8 @@
 import { LRUCache } from 'lru-cache'
 import { evaluate, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
-import type { DisabledState, HitInput, HitResult, Store } from './store.js'
+import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
+import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
 interface RouteEntry {
   policy: RoutePolicy
@@ -27,7 +28,7 @@ export interface MemoryStoreOptions {
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
-  private readonly accounts: LRUCache<string, AccountState>
+  private readonly tracked: LRUCache<string, AccountState>
   // Disabled state is kept apart from the LRU of counts: flooding sluice with fresh
   // identities must not evict (and so unlock) a disabled account.
   private readonly disabledEnforce: LRUCache<string, number>
@@ -37,7 +38,7 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict
-    this.accounts = new LRUCache<string, AccountState>({
+    this.tracked = new LRUCache<string, AccountState>({
       max: options.maxAccounts,
       ...(onEvict ? { dispose: (_v: AccountState, account: string, reason: string) => { if (reason === 'evict') onEvict(account) } } : {}),
     })
@@ -50,10 +51,10 @@ export class MemoryStore implements Store {
 
   hit(input: HitInput): HitResult {
     const { account, policy } = input
-    let state = this.accounts.get(account)
+    let state = this.tracked.get(account)
     if (!state) {
       state = { routes: [], lastNow: -Infinity }
-      this.accounts.set(account, state)
+      this.tracked.set(account, state)
     }
     const now = Math.max(input.now, state.lastNow)
     state.lastNow = now
@@ -104,6 +105,87 @@ export class MemoryStore implements Store {
     return a || b
   }
 
+  reset(account: string, scope: ResetScope): boolean {
+    let had = false
+    if (scope.route === undefined) {
+      had = this.tracked.delete(account)
+    } else {
+      const state = this.tracked.peek(account)
+      if (state) {
+        const before = state.routes.length
+        state.routes = state.routes.filter((r) => r.policy.name !== scope.route)
+        had = state.routes.length < before
+      }
+    }
+    const unlocked = this.unlock(account)
+    return had || unlocked
+  }
+
+  // The admin reads below never touch the LRU order (peek) nor the windows (counting is
+  // read-only), so looking at an account changes nothing about how it is treated.
+
+  account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null {
+    const state = this.tracked.peek(account)
+    const disabled = this.disabled(account, now)
+    if (!state && disabled.length === 0) return null
+    const routes: AccountView['routes'] = []
+    if (state) {
+      const at = Math.max(now, state.lastNow)
+      for (const policy of policies) {
+        const counts = countsOf(state, policy, at)
+        if (counts) routes.push(routeCounts(policy, counts))
+      }
+    }
+    return { account, now, routes, disabled }
+  }
+
+  /**
+   * Walks every tracked account (O(accounts × routes × window capacity), about the cost of one
+   * observation each), yielding to the event loop every few thousand accounts: this store
+   * lives in the proxy's own process and the requests it serves must not wait for a listing.
+   */
+  async accounts(query: AccountsQuery): Promise<AccountsPage> {
+    const policies = policiesOf(query)
+    const top = new TopAccounts<null>(query.limit)
+    const names = [...this.tracked.keys()]
+    let scanned = 0
+    for (let i = 0; i < names.length; i++) {
+      if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      const account = names[i] as string
+      const state = this.tracked.peek(account)
+      if (!state) continue
+      scanned++
+      const now = Math.max(query.now, state.lastNow)
+      let found = false
+      let ratio = 0
+      let count = 0
+      for (const policy of policies) {
+        const counts = countsOf(state, policy, now)
+        if (!counts) continue
+        found = true
+        const p = pressure(policy, counts, query.by)
+        if (p.ratio > ratio) ratio = p.ratio
+        if (p.count > count) count = p.count
+      }
+      if (found) top.offer({ account, ratio, count, data: null })
+    }
+    // Disabled accounts whose counts were evicted (or expired) are still worth listing.
+    if (query.route === undefined) {
+      const disabled = new Set([...this.disabledEnforce.keys(), ...this.disabledShadow.keys()])
+      for (const account of disabled) {
+        if (this.tracked.has(account) || this.disabled(account, query.now).length === 0) continue
+        scanned++
+        top.offer({ account, ratio: 0, count: 0, data: null })
+      }
+    }
+    const accounts: AccountsPage['accounts'] = []
+    for (const c of top.result()) {
+      const view = this.account(c.account, policies, query.now)
+      if (view) accounts.push({ ...view, pressure: c.ratio })
+    }
+    return { now: query.now, accounts, scanned, truncated: false }
+  }
+
   claimOnce(token: string, ttlMs: number): boolean {
     if (this.claimed.has(token)) return false
     this.claimed.set(token, true, { ttl: Math.max(1, Math.ceil(ttlMs)) })
@@ -124,11 +206,11 @@ export class MemoryStore implements Store {
 
   /** Accounts currently tracked (for metrics and tests). */
   get size(): number {
-    return this.accounts.size
+    return this.tracked.size
   }
 
   async close(): Promise<void> {
-    this.accounts.clear()
+    this.tracked.clear()
   }
 
   private disabledUntil(account: string, shadow: boolean, now: number): number | null {
@@ -147,6 +229,28 @@ export class MemoryStore implements Store {
     const ttl = until - now
     map.set(account, until, Number.isFinite(ttl) ? { ttl: Math.max(1, Math.ceil(ttl)) } : {})
   }
+}
+
+/**
+ * An account's counts on one route at `now`, read without changing anything; null when it has
+ * no state there (or state the next observation would replace: a reload changed its shape).
+ */
+function countsOf(state: AccountState, policy: RoutePolicy, now: number): number[] | null {
+  let entry: RouteEntry | undefined
+  for (const r of state.routes) if (r.policy.name === policy.name) entry = r
+  if (!entry || !sameShape(entry.policy, policy)) return null
+  const counts = new Array<number>(policy.limits.length).fill(0)
+  const { requests, distinct } = entry.windows
+  if (requests) for (const l of policy.requestLimits) counts[l.index] = requests.countAfter(now - l.windowMs)
+  if (distinct) {
+    const limits = policy.distinctLimits
+    const inWindow = new Array<number>(limits.length)
+    distinct.countAfter(limits.map((l) => now - l.windowMs), inWindow)
+    limits.forEach((l, i) => {
+      counts[l.index] = Math.min(inWindow[i] as number, policy.distinctCapacity)
+    })
+  }
+  return counts
 }
 
 /** Windows built for one policy serve another with the same capacities (shadow twin, reload). */

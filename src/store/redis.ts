@@ -12,9 +12,22 @@ import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RoutePolicy } from '../engine/policy.js'
 import { MemoryStore } from './memory.js'
-import type { DisabledState, HitInput, HitResult, Store } from './store.js'
+import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
+import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
 const HIT_LUA = readFileSync(new URL('./lua/hit.lua', import.meta.url), 'utf8')
+const READ_LUA = readFileSync(new URL('./lua/read.lua', import.meta.url), 'utf8')
+
+/**
+ * Keys one listing scans at most (over all Cluster masters). SCAN walks the whole keyspace in
+ * small steps (COUNT 1000, never KEYS, so Redis never blocks); past this bound the listing is
+ * marked truncated instead of growing without limit.
+ */
+export const SCAN_BOUND = 1_000_000
+/** Accounts read concurrently while listing (one read.lua call each). */
+const READ_BATCH = 128
+/** `prefix{account}:q:route` / `:d:route`; route names are [A-Za-z0-9_.-]+ (the config schema). */
+const ROUTE_KEY = /\}:([qd]):([A-Za-z0-9_.-]+)$/
 
 export type FailurePolicy = 'fail-open' | 'fail-closed' | 'local'
 export type RedisState = 'connecting' | 'ok' | 'degraded'
@@ -40,6 +53,14 @@ type HitReply = number[]
 
 interface WithHit {
   sluiceHit(keys: string[], args: (string | number)[]): Promise<HitReply>
+  sluiceRead(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<(number | string)[]>
+}
+
+interface ReadReply {
+  now: number
+  disabled: DisabledState[]
+  /** Per policy: its counts, or null when the account has no state on that route. */
+  counts: (number[] | null)[]
 }
 
 export class RedisUnavailableError extends Error {
@@ -92,6 +113,7 @@ export class RedisStore implements Store {
       this.client = new Redis(url, { ...common, ...(url.startsWith('rediss:') ? { tls } : {}) }) as Redis & WithHit
     }
     this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
+    this.client.defineCommand('sluiceRead', { lua: READ_LUA })
     this.client.on('ready', () => this.setState('ok', 'connected'))
     this.client.on('error', (err: Error) => this.setState('degraded', err.message))
     this.client.on('close', () => this.setState('degraded', 'connection closed'))
@@ -147,6 +169,120 @@ export class RedisStore implements Store {
     const removed = await this.client.del(enforce as string, shadow as string)
     const local = this.local?.unlock(account) ?? false
     return removed > 0 || local
+  }
+
+  async reset(account: string, scope: ResetScope): Promise<boolean> {
+    const routes = scope.route === undefined ? scope.policies.map((p) => p.name) : [scope.route]
+    const [, , enforce, shadow] = this.keys(account, '')
+    // Every key of the account shares its hash tag: one DEL, one slot, atomic on Cluster too.
+    const keys = [...routes.flatMap((r) => this.keys(account, r).slice(0, 2)), enforce as string, shadow as string]
+    const removed = await this.client.del(...keys)
+    const local = this.local?.reset(account, scope) ?? false
+    return removed > 0 || local
+  }
+
+  async account(account: string, policies: readonly RoutePolicy[], now: number): Promise<AccountView | null> {
+    const read = await this.read(account, policies, now)
+    const routes = policies.flatMap((p, i) => {
+      const counts = read.counts[i]
+      return counts ? [routeCounts(p, counts)] : []
+    })
+    if (routes.length === 0 && read.disabled.length === 0) return null
+    return { account, now: read.now, routes, disabled: read.disabled }
+  }
+
+  /**
+   * SCAN (per Cluster master) for the accounts' keys, then one read.lua per account, a batch
+   * at a time. The cost is proportional to the whole keyspace under the prefix — admin work,
+   * bounded by SCAN_BOUND. A sorted set of accounts per route kept up to date by hit.lua would
+   * answer faster, but it would put every account of a route in one key: one Cluster slot,
+   * which a script keyed by {account} cannot touch, and one more write on every request.
+   */
+  async accounts(query: AccountsQuery): Promise<AccountsPage> {
+    const policies = policiesOf(query)
+    const { found, truncated } = await this.scanAccounts(query.route)
+    const top = new TopAccounts<ReadReply>(query.limit)
+    let now = query.now
+    const names = [...found]
+    for (let i = 0; i < names.length; i += READ_BATCH) {
+      const batch = names.slice(i, i + READ_BATCH)
+      const reads = await Promise.all(batch.map((account) => this.read(account, policies, query.now)))
+      reads.forEach((read, j) => {
+        now = read.now
+        let any = read.disabled.length > 0 && query.route === undefined
+        let ratio = 0
+        let count = 0
+        policies.forEach((policy, k) => {
+          const counts = read.counts[k]
+          if (!counts) return
+          any = true
+          const p = pressure(policy, counts, query.by)
+          if (p.ratio > ratio) ratio = p.ratio
+          if (p.count > count) count = p.count
+        })
+        if (any) top.offer({ account: batch[j] as string, ratio, count, data: read })
+      })
+    }
+    const accounts = top.result().map((c) => ({
+      account: c.account,
+      now: c.data.now,
+      routes: policies.flatMap((p, k) => {
+        const counts = c.data.counts[k]
+        return counts ? [routeCounts(p, counts)] : []
+      }),
+      disabled: c.data.disabled,
+      pressure: c.ratio,
+    }))
+    return { now, accounts, scanned: names.length, truncated }
+  }
+
+  /** Account ids with keys under the prefix (only those with state on `route`, when given). */
+  private async scanAccounts(route: string | undefined): Promise<{ found: Set<string>; truncated: boolean }> {
+    const prefix = this.options.keyPrefix
+    const pattern = `${globEscape(prefix)}{*`
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
+    const found = new Set<string>()
+    let scanned = 0
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+        cursor = next
+        scanned += keys.length
+        for (const key of keys) {
+          const account = accountOfKey(key.slice(prefix.length), route)
+          if (account !== null) found.add(account)
+        }
+        if (scanned >= SCAN_BOUND) return { found, truncated: true }
+      } while (cursor !== '0')
+    }
+    return { found, truncated: false }
+  }
+
+  private async read(account: string, policies: readonly RoutePolicy[], now: number): Promise<ReadReply> {
+    const [, , enforce, shadow] = this.keys(account, '')
+    const keys: string[] = [enforce as string, shadow as string]
+    const args: (string | number)[] = [this.options.clock === 'local' ? now : 0, policies.length]
+    for (const p of policies) {
+      keys.push(...this.keys(account, p.name).slice(0, 2))
+      args.push(p.requestCapacity, p.distinctCapacity, p.limits.length)
+      for (const l of p.limits) args.push(l.kind === 'requests' ? 0 : 1, l.windowMs)
+    }
+    const reply = (await this.client.sluiceRead(keys.length, ...keys, ...args)).map(Number)
+    const at = reply[0] as number
+    const disabled: DisabledState[] = []
+    const until = (v: number) => (v === -2 ? Infinity : v)
+    if (reply[1] !== -1) disabled.push({ account, until: until(reply[1] as number), shadow: false })
+    if (reply[2] !== -1) disabled.push({ account, until: until(reply[2] as number), shadow: true })
+    const counts: (number[] | null)[] = []
+    let i = 3
+    for (const p of policies) {
+      const present = reply[i] === 1
+      const c = reply.slice(i + 1, i + 1 + p.limits.length)
+      counts.push(present ? c : null)
+      i += 1 + p.limits.length
+    }
+    return { now: at, disabled, counts }
   }
 
   // One-time tokens and session bindings are plain keys (no hash tag: one key per command).
@@ -290,4 +426,24 @@ export class RedisStore implements Store {
     this.currentState = state
     this.options.onStateChange?.(state, reason)
   }
+}
+
+/** Redis glob: a key prefix is literal text. */
+function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`)
+}
+
+/**
+ * The account of a key (the part after the prefix: `{account}:x`, `{account}:xs`,
+ * `{account}:q:route`, `{account}:d:route`); null for other keys, or for route keys of another
+ * route than `route`. Parsed from the end, where the layout is fixed: an account id may itself
+ * contain braces and colons.
+ */
+export function accountOfKey(rest: string, route: string | undefined): string | null {
+  if (!rest.startsWith('{')) return null
+  if (rest.endsWith('}:x')) return route === undefined ? rest.slice(1, -3) : null
+  if (rest.endsWith('}:xs')) return route === undefined ? rest.slice(1, -4) : null
+  const m = ROUTE_KEY.exec(rest)
+  if (!m || (route !== undefined && m[2] !== route)) return null
+  return rest.slice(1, m.index)
 }

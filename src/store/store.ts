@@ -2,7 +2,7 @@
 // single atomic step (one Redis round trip for the Redis store), so two proxies sharing a
 // store can never both let the N+1-th record through.
 import type { Evaluation } from '../engine/evaluate.js'
-import type { RoutePolicy } from '../engine/policy.js'
+import type { ActionName, RoutePolicy } from '../engine/policy.js'
 
 export interface HitInput {
   account: string
@@ -35,6 +35,70 @@ export interface DisabledState {
   shadow: boolean
 }
 
+/** One limit's count at one moment: what the admin API shows. */
+export interface LimitCount {
+  /** `route#index`, as in the logs. */
+  limit: string
+  /** `10m distinctRecords 100 → challenge` */
+  label: string
+  kind: 'requests' | 'distinctRecords'
+  windowMs: number
+  max: number
+  action: ActionName
+  /** Requests or distinct records in the window ending at `now` (capped at max + 1). */
+  count: number
+}
+
+export interface RouteCounts {
+  route: string
+  /** Every limit of the route, in config order. */
+  limits: LimitCount[]
+}
+
+/** An account as the store holds it. Only routes of the given policies with state are listed. */
+export interface AccountView {
+  account: string
+  /** When the counts were read (the Redis store reads Redis' clock unless `clock: local`). */
+  now: number
+  routes: RouteCounts[]
+  /** Enforced and shadow disables in force. */
+  disabled: DisabledState[]
+}
+
+export type PressureBy = 'distinct' | 'requests'
+
+export interface AccountsQuery {
+  /** The routes of the running config: the store counts with their limits (and ignores state of other routes). */
+  policies: readonly RoutePolicy[]
+  /** Only this route (a name among `policies`). */
+  route?: string
+  by: PressureBy
+  /** Top N. */
+  limit: number
+  now: number
+}
+
+export interface RankedAccount extends AccountView {
+  /** The highest count / max over the limits of the chosen kind: 1 means at a limit, above 1 past it. */
+  pressure: number
+}
+
+export interface AccountsPage {
+  now: number
+  /** Most pressed first; ties by the larger count, then by account id. */
+  accounts: RankedAccount[]
+  /** Accounts looked at. */
+  scanned: number
+  /** The enumeration stopped at its bound (Redis: keys scanned): accounts beyond it were not considered. */
+  truncated: boolean
+}
+
+export interface ResetScope {
+  policies: readonly RoutePolicy[]
+  /** Only this route's counters; without it, every route's. The disable is lifted either way. */
+  route?: string
+}
+
 export interface Store {
   readonly kind: string
   hit(input: HitInput): HitResult | Promise<HitResult>
@@ -42,6 +106,12 @@ export interface Store {
   disabled(account: string, now: number): DisabledState[] | Promise<DisabledState[]>
   /** Lift a disable (both modes); true if there was one. */
   unlock(account: string): boolean | Promise<boolean>
+  /** Clear an account's counters (one route or all) and lift its disable; true if there was anything. */
+  reset(account: string, scope: ResetScope): boolean | Promise<boolean>
+  /** One account's counts per route and its disabled state; null when the store holds nothing for it. */
+  account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null | Promise<AccountView | null>
+  /** The top accounts by pressure. Admin work, never on the request path: it walks every account. */
+  accounts(query: AccountsQuery): AccountsPage | Promise<AccountsPage>
   /** Claim a one-time token (a proof-of-work solution): true the first time, false after, until ttl. */
   claimOnce(token: string, ttlMs: number): boolean | Promise<boolean>
   /** Session binding: a session cookie (fingerprint) counts against an account. */
