@@ -1,54 +1,183 @@
 // The admin listener: a separate port, never the public one. /healthz and /readyz answer
 // load-balancer probes without a token (they reveal only up/degraded); everything else needs
-// `Authorization: Bearer <admin.token>`, compared in constant time.
+// `Authorization: Bearer <admin.token>`, compared in constant time. Endpoints: docs/admin.md.
 import { createHash, timingSafeEqual } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Metrics } from './metrics.js'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { parseDuration } from '../config/duration.js'
+import type { RoutePolicy } from '../engine/policy.js'
 import type { Store } from '../store/store.js'
 import { RedisStore } from '../store/redis.js'
+import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
+import type { IncidentLog, RecordedIncident } from './incidents.js'
+import type { Metrics } from './metrics.js'
+import { AdminError, badRequest, sendAdminProblem } from './problem.js'
+
+export type { AdminAction, AdminActionName, AdminActionResult } from './accounts.js'
+
+export interface ReloadResult {
+  ok: boolean
+  errors?: string[]
+}
+
+/** What readiness needs of the audit trail (AuditTrail.state() has all but `refusing`). */
+export interface AuditHealth {
+  /** False while writes fail (entries are kept and retried). */
+  healthy: boolean
+  /** Accepted, not yet written. */
+  backlog: number
+  /** The queue is full: new entries are being refused (lost). */
+  refusing?: boolean
+}
 
 export interface AdminOptions {
   token: string
   metrics: Metrics
   store: Store
-  logger?: FastifyInstance['log'] | boolean
+  /** The running config's route policies (`config.routes.map((r) => r.policy)`); a function follows reloads. */
+  policies?: readonly RoutePolicy[] | (() => readonly RoutePolicy[])
+  /** Recent incidents for GET /incidents (empty without it). */
+  incidents?: IncidentLog
+  /** POST /reload calls it (501 without it). */
+  reload?: () => Promise<ReloadResult>
+  /** Every admin action (unlock, reset, reload), done or refused: for the audit trail. Must not throw. */
+  onAdminAction?: (action: AdminAction) => void
+  /** Audit state for /readyz. */
+  audit?: () => AuditHealth
+  clock?: () => number
+  /** Where admin actions and refused tokens are logged (e.g. the proxy's `app.log`). */
+  logger?: FastifyBaseLogger | boolean
 }
 
 export interface Readiness {
   status: 'ready' | 'degraded'
   store: { type: string; state: string; policy?: string }
+  audit?: { state: 'ok' | 'retrying' | 'refusing'; backlog: number }
 }
 
-export function readiness(store: Store): { code: number; body: Readiness } {
-  if (!(store instanceof RedisStore)) return { code: 200, body: { status: 'ready', store: { type: store.kind, state: 'ok' } } }
-  const degraded = store.state !== 'ok'
-  const body: Readiness = { status: degraded ? 'degraded' : 'ready', store: { type: 'redis', state: store.state, policy: store.policy } }
-  // Only fail-closed stops serving sensitive routes; with fail-open or local the instance still
-  // serves, and taking every instance out of rotation at once would be the outage itself.
-  return { code: degraded && store.policy === 'fail-closed' ? 503 : 200, body }
+export interface ReadinessChecks {
+  audit?: () => AuditHealth
+}
+
+export function readiness(store: Store, checks: ReadinessChecks = {}): { code: number; body: Readiness } {
+  let code = 200
+  let degraded = false
+  let storeBody: Readiness['store']
+  if (store instanceof RedisStore) {
+    const down = store.state !== 'ok'
+    degraded ||= down
+    storeBody = { type: 'redis', state: store.state, policy: store.policy }
+    // Only fail-closed stops serving sensitive routes; with fail-open or local the instance still
+    // serves, and taking every instance out of rotation at once would be the outage itself.
+    if (down && store.policy === 'fail-closed') code = 503
+  } else {
+    storeBody = { type: store.kind, state: 'ok' }
+  }
+  const body: Readiness = { status: 'ready', store: storeBody }
+  if (checks.audit) {
+    const a = checks.audit()
+    const state = a.refusing ? 'refusing' : a.healthy ? 'ok' : 'retrying'
+    body.audit = { state, backlog: a.backlog }
+    degraded ||= state !== 'ok'
+    // While the sink retries, nothing accepted is lost: keep serving. Once the queue refuses
+    // entries, decisions go unrecorded: out of rotation until the disk takes writes again.
+    if (state === 'refusing') code = 503
+  }
+  body.status = degraded ? 'degraded' : 'ready'
+  return { code, body }
 }
 
 export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false })
+  // Account ids in the path are URL-encoded and can be long (a JWT subject, an e-mail address).
+  const app = Fastify({ logger: false, routerOptions: { maxParamLength: 4096 } })
   const expected = digest(options.token)
+  const log = typeof options.logger === 'object' ? options.logger : undefined
+  const clock = options.clock ?? Date.now
+  const given = options.policies
+  const policies = typeof given === 'function' ? given : () => given ?? []
 
-  const authorize = async (request: FastifyRequest, reply: FastifyReply) => {
+  // Every route is protected unless it says otherwise; so are unknown paths (a 404 would tell
+  // an unauthenticated caller which endpoints exist).
+  app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if ((request.routeOptions.config as { public?: boolean } | undefined)?.public === true) return
     const header = request.headers.authorization ?? ''
-    const given = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : ''
-    if (!timingSafeEqual(digest(given), expected)) {
-      return reply.code(401).header('www-authenticate', 'Bearer realm="sluice-admin"').type('application/problem+json').send({ type: 'https://sluice.dev/problems/unauthorized', title: 'Unauthorized', status: 401 })
+    const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : ''
+    if (!timingSafeEqual(digest(token), expected)) {
+      log?.warn({ event: 'sluice.admin.refused', remoteAddress: request.ip, method: request.method, reason: header === '' ? 'no token' : 'wrong token' }, 'admin request refused: bad token')
+      reply.header('www-authenticate', 'Bearer realm="sluice-admin"')
+      return sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_UNAUTHORIZED', 'send the admin token: Authorization: Bearer <token>'))
+    }
+  })
+  app.setNotFoundHandler((request, reply) => sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0]} (see docs/admin.md)`)))
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    if (err instanceof AdminError) return sendAdminProblem(reply, err)
+    // Fastify's own 4xx (bad URL encoding, an unparsable body): the caller's mistake.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendAdminProblem(reply, badRequest(err.message))
+    log?.error({ event: 'sluice.admin.error', err: err.message, method: request.method, url: request.url }, 'admin request failed')
+    return sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_INTERNAL', 'the admin API failed; the log says why'))
+  })
+
+  const act = (request: FastifyRequest, action: Omit<AdminAction, 'remoteAddress' | 'time'>) => {
+    const full: AdminAction = { ...action, remoteAddress: request.ip, time: clock() }
+    log?.warn({ event: 'sluice.admin.action', ...full, time: new Date(full.time).toISOString() }, `admin ${full.action}${full.account !== undefined ? ` ${full.account}` : ''}: ${full.result}`)
+    try {
+      options.onAdminAction?.(full)
+    } catch (err) {
+      log?.error({ event: 'sluice.admin.error', err: (err as Error).message }, 'onAdminAction failed')
     }
   }
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_req, reply) => {
-    const r = readiness(options.store)
+  app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }))
+  app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
+    const r = readiness(options.store, options.audit ? { audit: options.audit } : {})
     return reply.code(r.code).send(r.body)
   })
-  app.get('/metrics', { onRequest: authorize }, async (_req, reply) => {
+  app.get('/metrics', async (_req, reply) => {
     return reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics())
   })
+
+  registerAccountRoutes(app, { store: options.store, policies, clock, act })
+
+  app.get('/incidents', async (request): Promise<{ incidents: RecordedIncident[]; capacity: number; recorded: number }> => {
+    const q = queryOf(request, ['limit', 'account', 'since'])
+    const limit = q.limit === undefined ? 50 : integer('limit', q.limit, 1, 10_000)
+    const since = q.since === undefined ? undefined : parseSince(q.since, clock())
+    if (q.account === '') throw badRequest('account is empty')
+    const ring = options.incidents
+    const incidents = ring?.list({ limit, ...(q.account !== undefined ? { account: q.account } : {}), ...(since !== undefined ? { since } : {}) }) ?? []
+    return { incidents, capacity: ring?.capacity ?? 0, recorded: ring?.recorded ?? 0 }
+  })
+
+  app.post('/reload', async (request, reply) => {
+    queryOf(request, [])
+    if (!options.reload) throw new AdminError('SLUICE_ERR_ADMIN_RELOAD_UNSUPPORTED', 'this sluice cannot reload through the admin API (embedded plugin?): restart it, or send SIGHUP')
+    let result: ReloadResult
+    try {
+      result = await options.reload()
+    } catch (err) {
+      const message = (err as Error).message
+      act(request, { action: 'reload', result: 'failed', errors: [message] })
+      throw new AdminError('SLUICE_ERR_ADMIN_INTERNAL', `reload failed: ${message}; the running config stays`)
+    }
+    if (!result.ok) {
+      const errors = result.errors ?? []
+      act(request, { action: 'reload', result: 'rejected', errors })
+      throw new AdminError('SLUICE_ERR_ADMIN_RELOAD_REJECTED', `the new config is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}); the running config stays`, { errors })
+    }
+    act(request, { action: 'reload', result: 'reloaded' })
+    return reply.send({ ok: true })
+  })
+
   return app
+}
+
+/** `since`: an ISO 8601 time, milliseconds since the epoch, or a duration back from now (15m). */
+function parseSince(text: string, now: number): number {
+  const ago = parseDuration(text)
+  if (ago !== undefined) return now - ago
+  if (/^[0-9]{1,15}$/.test(text)) return Number(text)
+  const t = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN
+  if (Number.isNaN(t)) throw badRequest(`since must be a time (2024-05-01T12:00:00Z), milliseconds since the epoch, or a duration back from now (15m), not "${text}"`)
+  return t
 }
 
 // Hash both sides first: timingSafeEqual needs equal lengths, and the length of the token

@@ -1,0 +1,212 @@
+// /accounts: who is under pressure, one account's windows, unlock and reset.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { formatMs, type RoutePolicy } from '../engine/policy.js'
+import type { AccountView, DisabledState, LimitCount, PressureBy, RouteCounts, Store } from '../store/store.js'
+import { AdminError, badRequest } from './problem.js'
+
+export interface DisabledJson {
+  mode: 'enforce' | 'shadow'
+  /** ISO 8601, or `forever` (until an operator unlocks it). */
+  until: string
+}
+
+export interface LimitJson extends Omit<LimitCount, 'windowMs'> {
+  /** `10m` */
+  window: string
+  windowMs: number
+}
+
+export interface RouteJson {
+  route: string
+  limits: LimitJson[]
+}
+
+/** GET /accounts/:account */
+export interface AccountJson {
+  account: string
+  /** When the counts were read. */
+  at: string
+  disabled: DisabledJson[]
+  routes: RouteJson[]
+}
+
+/** GET /accounts */
+export interface AccountListJson {
+  at: string
+  by: PressureBy
+  route: string | null
+  limit: number
+  /** Accounts looked at. */
+  scanned: number
+  /** The store stopped enumerating at its bound (Redis: SCAN_BOUND keys). */
+  truncated: boolean
+  accounts: (Omit<AccountJson, 'at'> & { pressure: number })[]
+}
+
+export interface UnlockJson {
+  account: string
+  /** false: the account was not disabled (nothing changed). */
+  unlocked: boolean
+  /** The disables lifted. */
+  lifted: DisabledJson[]
+}
+
+export interface ResetJson {
+  account: string
+  route: string | null
+  reset: true
+  lifted: DisabledJson[]
+}
+
+export type AdminActionName = 'unlock' | 'reset' | 'reload'
+export type AdminActionResult = 'unlocked' | 'not-disabled' | 'reset' | 'not-found' | 'reloaded' | 'rejected' | 'failed'
+
+/** Reported for every admin action, done or refused (the audit trail records it). */
+export interface AdminAction {
+  action: AdminActionName
+  account?: string
+  route?: string
+  result: AdminActionResult
+  /** Disables an unlock or reset lifted. */
+  lifted?: DisabledJson[]
+  /** Why a reload was rejected or failed. */
+  errors?: string[]
+  remoteAddress: string
+  /** Milliseconds since the epoch. */
+  time: number
+}
+
+export interface AccountRoutesContext {
+  store: Store
+  policies: () => readonly RoutePolicy[]
+  clock: () => number
+  act: (request: FastifyRequest, action: Omit<AdminAction, 'remoteAddress' | 'time'>) => void
+}
+
+const MAX_LIST = 1000
+
+export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesContext): void {
+  const { store } = ctx
+
+  app.get('/accounts', async (request): Promise<AccountListJson> => {
+    const q = queryOf(request, ['route', 'by', 'limit'])
+    const policies = ctx.policies()
+    const route = q.route === undefined ? undefined : knownRoute(q.route, policies)
+    const by = q.by ?? 'distinct'
+    if (by !== 'distinct' && by !== 'requests') throw badRequest(`by must be distinct or requests, not "${by}"`)
+    const limit = q.limit === undefined ? 20 : integer('limit', q.limit, 1, MAX_LIST)
+    const page = await fromStore(() => store.accounts({ policies, by, limit, now: ctx.clock(), ...(route !== undefined ? { route } : {}) }))
+    return {
+      at: iso(page.now),
+      by,
+      route: route ?? null,
+      limit,
+      scanned: page.scanned,
+      truncated: page.truncated,
+      accounts: page.accounts.map((a) => ({ account: a.account, pressure: Math.round(a.pressure * 1000) / 1000, disabled: a.disabled.map(disabledJson), routes: a.routes.map(routeJson) })),
+    }
+  })
+
+  app.get('/accounts/:account', async (request): Promise<AccountJson> => {
+    queryOf(request, [])
+    const account = accountParam(request)
+    const view = await fromStore(() => store.account(account, ctx.policies(), ctx.clock()))
+    if (!view) throw unknownAccount(account)
+    return accountJson(view)
+  })
+
+  app.post('/accounts/:account/unlock', async (request): Promise<UnlockJson> => {
+    queryOf(request, [])
+    const account = accountParam(request)
+    const view = await fromStore(() => store.account(account, ctx.policies(), ctx.clock()))
+    if (!view) {
+      ctx.act(request, { action: 'unlock', account, result: 'not-found' })
+      throw unknownAccount(account)
+    }
+    const unlocked = await fromStore(() => store.unlock(account))
+    const lifted = unlocked ? view.disabled.map(disabledJson) : []
+    ctx.act(request, { action: 'unlock', account, result: unlocked ? 'unlocked' : 'not-disabled', lifted })
+    return { account, unlocked, lifted }
+  })
+
+  app.post('/accounts/:account/reset', async (request): Promise<ResetJson> => {
+    const q = queryOf(request, ['route'])
+    const account = accountParam(request)
+    const policies = ctx.policies()
+    const route = q.route === undefined ? undefined : knownRoute(q.route, policies)
+    const view = await fromStore(() => store.account(account, policies, ctx.clock()))
+    if (!view) {
+      ctx.act(request, { action: 'reset', account, ...(route !== undefined ? { route } : {}), result: 'not-found' })
+      throw unknownAccount(account)
+    }
+    await fromStore(() => store.reset(account, { policies, ...(route !== undefined ? { route } : {}) }))
+    const lifted = view.disabled.map(disabledJson)
+    ctx.act(request, { action: 'reset', account, ...(route !== undefined ? { route } : {}), result: 'reset', lifted })
+    return { account, route: route ?? null, reset: true, lifted }
+  })
+}
+
+export function accountJson(view: AccountView): AccountJson {
+  return { account: view.account, at: iso(view.now), disabled: view.disabled.map(disabledJson), routes: view.routes.map(routeJson) }
+}
+
+function routeJson(r: RouteCounts): RouteJson {
+  return { route: r.route, limits: r.limits.map((l) => ({ limit: l.limit, label: l.label, kind: l.kind, window: formatMs(l.windowMs), windowMs: l.windowMs, max: l.max, action: l.action, count: l.count })) }
+}
+
+export function disabledJson(d: DisabledState): DisabledJson {
+  return { mode: d.shadow ? 'shadow' : 'enforce', until: Number.isFinite(d.until) ? iso(d.until) : 'forever' }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString()
+}
+
+/** Store failures are the store's (503), never a 500 that reads like a bug. */
+export async function fromStore<T>(call: () => T | Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    if (err instanceof AdminError) throw err
+    throw new AdminError('SLUICE_ERR_ADMIN_STORE', `the store did not answer: ${(err as Error).message}`)
+  }
+}
+
+function unknownAccount(account: string): AdminError {
+  return new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. basic:alice#3f2a1b, user:alice, ip:1.2.3.4, URL-encoded`)
+}
+
+function accountParam(request: FastifyRequest): string {
+  const account = (request.params as { account?: unknown }).account
+  if (typeof account !== 'string' || account.length === 0) throw badRequest('name an account: /accounts/<account id, URL-encoded>')
+  if (account.length > 1024) throw badRequest('an account id is at most 1024 characters')
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(account)) throw badRequest('an account id contains no control characters')
+  return account
+}
+
+function knownRoute(route: string, policies: readonly RoutePolicy[]): string {
+  if (policies.some((p) => p.name === route)) return route
+  const names = policies.map((p) => p.name).join(', ')
+  throw badRequest(`no route named "${route}" in the running config${names ? ` (routes: ${names})` : ''}`)
+}
+
+export function integer(name: string, text: string, min: number, max: number): number {
+  const n = /^[0-9]{1,9}$/.test(text) ? Number(text) : NaN
+  if (!(n >= min && n <= max)) throw badRequest(`${name} must be a whole number from ${min} to ${max}, not "${text}"`)
+  return n
+}
+
+/** Query parameters, each at most once; an unknown one is a typo worth refusing. */
+export function queryOf<K extends string>(request: FastifyRequest, allowed: readonly K[]): Partial<Record<K, string>> {
+  const query = (request.query ?? {}) as Record<string, string | string[] | undefined>
+  const out: Partial<Record<K, string>> = {}
+  for (const [key, value] of Object.entries(query)) {
+    if (!(allowed as readonly string[]).includes(key)) {
+      throw badRequest(allowed.length > 0 ? `unknown parameter "${key}" (this endpoint takes ${allowed.join(', ')})` : `unknown parameter "${key}" (this endpoint takes none)`)
+    }
+    if (Array.isArray(value)) throw badRequest(`give ${key} once`)
+    if (value !== undefined) out[key as K] = value
+  }
+  return out
+}
