@@ -272,6 +272,9 @@ export function sluiceParser(): LineParser {
     if (typeof doc !== 'object' || doc === null) return 'not a JSON object'
     const o = doc as Record<string, unknown>
     if (o.event !== 'sluice.decision') return IGNORED
+    // The records of an answer, decided after its request (already logged if it was acted on):
+    // not another request.
+    if (o.step === 'response') return IGNORED
     const time = parseTime(o.time)
     if (time === undefined) return 'decision without a time'
     const account = text(o.account)
