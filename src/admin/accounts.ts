@@ -36,7 +36,7 @@ export interface AccountListJson {
   by: PressureBy
   route: string | null
   limit: number
-  /** Accounts looked at. */
+  /** Accounts ranked: those with state on the routes asked about (or, for all routes, disabled). */
   scanned: number
   /** The store stopped enumerating at its bound (Redis: SCAN_BOUND keys). */
   truncated: boolean

@@ -1,6 +1,6 @@
 // The embedded store: every count in this process, bounded by an LRU of accounts.
 import { LRUCache } from 'lru-cache'
-import { evaluate, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
+import { evaluate, carryWindows, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
 import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
 import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
@@ -62,7 +62,8 @@ export class MemoryStore implements Store {
     let entry: RouteEntry | undefined
     for (const r of state.routes) if (r.policy.name === policy.name) entry = r
     if (!entry || !sameShape(entry.policy, policy)) {
-      const fresh: RouteEntry = { policy, windows: newWindows(policy) }
+      // A reload changed this route's limits: its history carries over (as in Redis).
+      const fresh: RouteEntry = { policy, windows: entry ? carryWindows(entry.windows, policy) : newWindows(policy) }
       state.routes = [...state.routes.filter((r) => r.policy.name !== policy.name), fresh]
       entry = fresh
     } else if (entry.policy !== policy) {
@@ -154,7 +155,6 @@ export class MemoryStore implements Store {
       const account = names[i] as string
       const state = this.tracked.peek(account)
       if (!state) continue
-      scanned++
       const now = Math.max(query.now, state.lastNow)
       let found = false
       let ratio = 0
@@ -167,7 +167,9 @@ export class MemoryStore implements Store {
         if (p.ratio > ratio) ratio = p.ratio
         if (p.count > count) count = p.count
       }
-      if (found) top.offer({ account, ratio, count, data: null })
+      if (!found) continue
+      scanned++
+      top.offer({ account, ratio, count, data: null })
     }
     // Disabled accounts whose counts were evicted (or expired) are still worth listing.
     if (query.route === undefined) {

@@ -203,6 +203,7 @@ export class RedisStore implements Store {
     const { found, truncated } = await this.scanAccounts(query.route)
     const top = new TopAccounts<ReadReply>(query.limit)
     let now = query.now
+    let scanned = 0
     const names = [...found]
     for (let i = 0; i < names.length; i += READ_BATCH) {
       const batch = names.slice(i, i + READ_BATCH)
@@ -220,7 +221,9 @@ export class RedisStore implements Store {
           if (p.ratio > ratio) ratio = p.ratio
           if (p.count > count) count = p.count
         })
-        if (any) top.offer({ account: batch[j] as string, ratio, count, data: read })
+        if (!any) return
+        scanned++
+        top.offer({ account: batch[j] as string, ratio, count, data: read })
       })
     }
     const accounts = top.result().map((c) => ({
@@ -233,7 +236,7 @@ export class RedisStore implements Store {
       disabled: c.data.disabled,
       pressure: c.ratio,
     }))
-    return { now, accounts, scanned: names.length, truncated }
+    return { now, accounts, scanned, truncated }
   }
 
   /** Account ids with keys under the prefix (only those with state on `route`, when given). */

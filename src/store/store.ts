@@ -87,7 +87,7 @@ export interface AccountsPage {
   now: number
   /** Most pressed first; ties by the larger count, then by account id. */
   accounts: RankedAccount[]
-  /** Accounts looked at. */
+  /** Accounts ranked: those with state on the routes asked about (or, for all routes, disabled). */
   scanned: number
   /** The enumeration stopped at its bound (Redis: keys scanned): accounts beyond it were not considered. */
   truncated: boolean
