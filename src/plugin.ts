@@ -26,11 +26,14 @@ import {
   type Rendered,
 } from './actions/respond.js'
 import { Metrics } from './admin/metrics.js'
+import { AuditTrail } from './audit/index.js'
 import type { CompiledConfig, CompiledRoute, Inspection } from './config/compile.js'
 import { Engine, type Decision } from './engine/engine.js'
 import { canonicalize, type CanonicalOptions } from './http/canonicalize.js'
 import { withoutCookies } from './http/cookies.js'
-import { buildIdentityChain, type IdentitySource } from './identity/chain.js'
+import { buildIdentityChain, type IdentityChain, type IdentitySource } from './identity/chain.js'
+import { Notifier } from './notify/index.js'
+import { Reporter, type IncidentSink } from './report/reporter.js'
 import { AmbiguousIdentityError, cookieValues, singleCookie } from './identity/credentials.js'
 import { decodeContent, parseBody, readCapped, UninspectableError } from './records/body.js'
 import { METHOD_OVERRIDE_HEADERS, methodOverride, resolveRoute } from './routes/resolve.js'
@@ -52,10 +55,32 @@ export interface SluiceOptions {
   clock?: () => number
   /** Defaults to a fresh registry; `app.sluice.metrics` exposes it. */
   metrics?: Metrics
+  /** Where recent incidents go (the admin API's list). */
+  incidents?: IncidentSink
+}
+
+/** Everything derived from one config; a reload swaps it whole, in-flight requests keep theirs. */
+interface Live {
+  config: CompiledConfig
+  engine: Engine
+  identity: IdentityChain
+  challenges: Challenges
+  sessions: SessionBinder | null
+  canonicalOptions: CanonicalOptions
+  stripOverride: boolean
+}
+
+export interface ReloadResult {
+  ok: boolean
+  /** Why a config was refused (the running one stays). */
+  errors?: string[]
+  /** Routes whose counts start over (new, or with other limits). */
+  changedRoutes?: string[]
 }
 
 /** What one sensitive exchange carries from hook to hook. */
 interface Exchange {
+  live: Live
   route: CompiledRoute | null
   account: string
   source: IdentitySource
@@ -67,7 +92,16 @@ interface Exchange {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    sluice: { engine: Engine; store: Store; metrics: Metrics; challenges: Challenges }
+    sluice: {
+      readonly engine: Engine
+      readonly store: Store
+      readonly metrics: Metrics
+      readonly challenges: Challenges
+      readonly config: CompiledConfig
+      readonly reporter: Reporter
+      /** Swap in a new config (same store and audit file): unchanged routes keep their counts. */
+      reload(config: CompiledConfig): Promise<ReloadResult>
+    }
   }
   interface FastifyRequest {
     sluiceExchange: Exchange | null
@@ -75,25 +109,85 @@ declare module 'fastify' {
 }
 
 async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): Promise<void> {
-  const { config } = options
   const clock = options.clock ?? Date.now
   const metrics = options.metrics ?? new Metrics({ accounts: () => (store instanceof MemoryStore ? store.size : 0) })
-  const store: Store = options.store ?? createStore(config.store, fastify.log, metrics)
-  const engine = new Engine(store, { disableForMs: config.actions.disableForMs, shadow: config.shadow, clock })
-  const identity = buildIdentityChain(config.identity, config.trust)
-  const challenges = new Challenges(config.actions.challenge, store)
-  const sessions = config.sessions ? new SessionBinder(config.sessions, store, fastify.log) : null
-  // Match with case preserved (the pattern regexes carry the case rule), so record ids
-  // extracted from the path keep the case the client sent.
-  const canonicalOptions: CanonicalOptions = { caseSensitive: true, stripMatrixParams: config.paths.stripMatrixParams }
+  const store: Store = options.store ?? createStore(options.config.store, fastify.log, metrics)
   const forwarding = options.forwarding ?? false
-  const stripOverride = forwarding && config.methodOverride === 'strip'
-  const challenged = config.routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
-  if (challenged && config.actions.challenge.secret === undefined) {
-    fastify.log.warn({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (solutions and passes do not survive a restart or cross instances)')
+  const audit = options.config.audit
+    ? await AuditTrail.open({
+        file: options.config.audit.file,
+        ...(options.config.audit.key !== undefined ? { key: options.config.audit.key } : {}),
+        fsync: options.config.audit.fsync,
+        fsyncIntervalMs: options.config.audit.fsyncIntervalMs,
+        maxBytes: options.config.audit.maxBytes,
+        queueLimit: options.config.audit.queueLimit,
+        logger: fastify.log,
+      })
+    : null
+  const reporter = new Reporter({
+    pseudonymise: options.config.privacy.pseudonymise,
+    key: options.config.privacy.key,
+    audit,
+    notifier: notifierFor(options.config),
+    incidents: options.incidents ?? null,
+  })
+
+  const prepare = (config: CompiledConfig): Live => {
+    const challenged = config.routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
+    if (challenged && config.actions.challenge.secret === undefined) {
+      fastify.log.warn({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (solutions and passes do not survive a restart or cross instances)')
+    }
+    return {
+      config,
+      engine: new Engine(store, { disableForMs: config.actions.disableForMs, shadow: config.shadow, clock }),
+      identity: buildIdentityChain(config.identity, config.trust),
+      challenges: new Challenges(config.actions.challenge, store),
+      sessions: config.sessions ? new SessionBinder(config.sessions, store, fastify.log) : null,
+      // Match with case preserved (the pattern regexes carry the case rule), so record ids
+      // extracted from the path keep the case the client sent.
+      canonicalOptions: { caseSensitive: true, stripMatrixParams: config.paths.stripMatrixParams },
+      stripOverride: forwarding && config.methodOverride === 'strip',
+    }
+  }
+  let live = prepare(options.config)
+  if (live.config.privacy.pseudonymise && live.config.privacy.key === undefined && store.kind === 'redis') {
+    fastify.log.warn({ event: 'sluice.privacy' }, 'privacy.key is not set: record pseudonyms are random per process and differ between instances (set privacy.key or audit.key)')
+  }
+  audit?.append('started', { mode: live.config.shadow ? 'shadow' : 'enforce', routes: live.config.routes.map((r) => r.name) })
+
+  const reload = async (next: CompiledConfig): Promise<ReloadResult> => {
+    const errors = restartOnly(live.config, next)
+    if (errors.length > 0) {
+      reporter.event('reload', { outcome: 'refused', errors }, fastify.log)
+      return { ok: false, errors }
+    }
+    const previous = live.config
+    const changedRoutes = next.routes.filter((r) => !previous.routes.some((o) => o.name === r.name && samePolicy(o, r))).map((r) => r.name)
+    live = prepare(next)
+    if (JSON.stringify(next.notify) !== JSON.stringify(previous.notify)) {
+      const before = reporter.notifier
+      reporter.notifier = notifierFor(next)
+      if (before) void before.close({ timeoutMs: 5000 })
+    }
+    reporter.event('reload', { outcome: 'applied', mode: next.shadow ? 'shadow' : 'enforce', routes: next.routes.map((r) => r.name), changedRoutes }, fastify.log)
+    return { ok: true, changedRoutes }
   }
 
-  fastify.decorate('sluice', { engine, store, metrics, challenges })
+  fastify.decorate('sluice', {
+    get engine() {
+      return live.engine
+    },
+    get challenges() {
+      return live.challenges
+    },
+    get config() {
+      return live.config
+    },
+    store,
+    metrics,
+    reporter,
+    reload,
+  })
   fastify.decorateRequest('sluiceExchange', null)
   // Metric children resolved once, not a label lookup per request.
   const storeLatency = metrics.storeLatency.labels(store.kind)
@@ -104,11 +198,18 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (!c) counters.set(key, (c = metrics.decisions.labels(route, kind, shadow ? 'true' : 'false')))
     return c
   }
-  if (!options.store) fastify.addHook('onClose', () => store.close())
+  fastify.addHook('onClose', async () => {
+    // After the server stopped accepting and in-flight requests finished: nothing more to report.
+    audit?.append('stopped', {})
+    await Promise.all([audit?.close({ timeoutMs: 5000 }), reporter.notifier?.close({ timeoutMs: 5000 })])
+    if (!options.store) await store.close()
+  })
 
   fastify.addHook('onRequest', async (request, reply) => {
     const raw = request.raw
-    const canonical = canonicalize(raw.url ?? '/', canonicalOptions)
+    const current = live
+    const { config, identity, sessions, challenges } = current
+    const canonical = canonicalize(raw.url ?? '/', current.canonicalOptions)
     if (!canonical.ok) {
       metrics.rejected.inc({ reason: 'path' })
       request.log.warn({ event: 'sluice.rejected', reason: canonical.reason, url: raw.url }, 'request path rejected')
@@ -116,7 +217,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
 
     const overridden = methodOverride(request.headers)
-    if (stripOverride && overridden !== undefined) for (const h of METHOD_OVERRIDE_HEADERS) delete raw.headers[h]
+    if (current.stripOverride && overridden !== undefined) for (const h of METHOD_OVERRIDE_HEADERS) delete raw.headers[h]
     const match = resolveRoute(config.routes, request.method, canonical.matchPath, overridden)
     const sessionKind = sessions?.classify(overridden ?? request.method, canonical.matchPath) ?? null
     let search = canonical.search
@@ -134,7 +235,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (!match && !sessionKind) return
 
     let exchange: Exchange | null = null
-    if (sessionKind) exchange = sessionExchange(request, sessionKind)
+    if (sessionKind) exchange = sessionExchange(request, current, sessionKind)
     if (!match) {
       if (forwarding) stripSluiceCredentials(request)
       return
@@ -181,7 +282,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
     if (forwarding) stripSluiceCredentials(request)
 
-    exchange ??= { route: null, account, source: who.source, passes, pending: null, session: null }
+    exchange ??= { live: current, route: null, account, source: who.source, passes, pending: null, session: null }
     Object.assign(exchange, { route, account, source: who.source, passes })
     request.sluiceExchange = exchange
 
@@ -192,34 +293,30 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
     const records = route.records(match.params, search)
     const decision = await observe(exchange, records, now, true)
-    if (decision.kind !== 'allow') logDecision(request, decision, route, who.source, identity.clientIp(raw), records.length, 'request')
+    if (decision.kind !== 'allow') report(request, decision, exchange, records, 'request', canonical.path + search)
     if (decision.block) return block(request, reply, decision, exchange, verdict)
     if (grant) setPass(reply, grant)
     if (route.inspect?.from === 'response') exchange.pending = 'response'
   })
 
-  const needsBody = sessions !== null || config.routes.some((r) => r.inspect?.from === 'body')
-  if (needsBody) {
-    fastify.addHook('preHandler', (request, reply, done) => {
-      const ex = request.sluiceExchange
-      if (!ex || (ex.pending !== 'body' && ex.session?.kind !== 'login')) return done()
-      readRequestBody(request, reply, ex).then(() => done(), done)
-    })
-  }
+  // Registered whatever the config says (a reload may add body or response routes); a request
+  // without an exchange leaves at the first line.
+  fastify.addHook('preHandler', (request, reply, done) => {
+    const ex = request.sluiceExchange
+    if (!ex || (ex.pending !== 'body' && ex.session?.kind !== 'login')) return done()
+    readRequestBody(request, reply, ex).then(() => done(), done)
+  })
 
-  const needsResponse = sessions !== null || config.routes.some((r) => r.inspect?.from === 'response')
-  if (needsResponse) {
-    fastify.addHook('onSend', (request, reply, payload, done) => {
-      const ex = request.sluiceExchange
-      if (!ex || (ex.pending !== 'response' && ex.session === null)) return done(null, payload)
-      answered(request, reply, payload, ex).then((p) => done(null, p), (err: Error) => done(err))
-    })
-  }
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const ex = request.sluiceExchange
+    if (!ex || (ex.pending !== 'response' && ex.session === null)) return done(null, payload)
+    answered(request, reply, payload, ex).then((p) => done(null, p), (err: Error) => done(err))
+  })
 
   async function observe(ex: Exchange, records: readonly string[], now: number, countRequest: boolean): Promise<Decision> {
     const route = ex.route as CompiledRoute
     const started = performance.now()
-    const observed = engine.observe(ex.account, route.policy, records, now, { countRequest, passes: ex.passes })
+    const observed = ex.live.engine.observe(ex.account, route.policy, records, now, { countRequest, passes: ex.passes })
     const decision = observed instanceof Promise ? await observed : observed
     storeLatency.observe((performance.now() - started) / 1000)
     decisionCounter(route.name, decision.kind, decision.shadow).inc()
@@ -234,7 +331,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const inspect = ex.pending === 'body' ? (route?.inspect as Inspection) : null
     const cap = inspect?.maxBytes ?? 64 * 1024
     const body = await requestBody(request, cap)
-    if (ex.session?.kind === 'login') ex.session.username = body.parsed !== undefined ? sessions?.username(body.parsed) : undefined
+    if (ex.session?.kind === 'login') ex.session.username = body.parsed !== undefined ? ex.live.sessions?.username(body.parsed) : undefined
     if (!inspect || !route) return
 
     let records: string[]
@@ -250,13 +347,13 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
     ex.pending = null
     const decision = await observe(ex, records, clock(), true)
-    if (decision.kind !== 'allow') logDecision(request, decision, route, ex.source, identity.clientIp(request.raw), records.length, 'request')
+    if (decision.kind !== 'allow') report(request, decision, ex, records, 'request', request.raw.url ?? '/')
     if (decision.block) return void (await block(request, reply, decision, ex, null))
   }
 
   /** onSend: count a response's records before it leaves; bind or unbind a session. */
   async function answered(request: FastifyRequest, reply: FastifyReply, payload: unknown, ex: Exchange): Promise<unknown> {
-    if (ex.session) await sessionAnswered(request, reply, ex.session)
+    if (ex.session) await sessionAnswered(request, reply, ex)
     if (ex.pending !== 'response' || !ex.route) return payload
     ex.pending = null
     const route = ex.route
@@ -301,7 +398,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (problem) {
       metrics.uninspectable.labels(route.name, 'response').inc()
       request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem, policy: inspect.uninspectable }, `response cannot be inspected (${problem})`)
-      if (inspect.uninspectable === 'block' && !config.shadow) {
+      if (inspect.uninspectable === 'block' && !ex.live.config.shadow) {
         // Ids that cannot be counted cannot be let out (shadow mode only logs it).
         if (payload instanceof Readable) payload.destroy()
         if (forward instanceof Readable && forward !== payload) forward.destroy()
@@ -312,15 +409,17 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
 
     const decision = await observe(ex, records, clock(), false)
-    if (decision.kind !== 'allow') logDecision(request, decision, route, ex.source, identity.clientIp(request.raw), records.length, 'response')
+    if (decision.kind !== 'allow') report(request, decision, ex, records, 'response', request.raw.url ?? '/')
     if (!decision.block) return forward
     if (payload instanceof Readable) payload.destroy()
     metrics.withheld.labels(route.name).inc()
     return replaceResponse(reply, await blockResponse(request, decision, ex, null))
   }
 
-  async function sessionAnswered(request: FastifyRequest, reply: FastifyReply, event: SessionEvent): Promise<void> {
-    if (!sessions) return
+  async function sessionAnswered(request: FastifyRequest, reply: FastifyReply, ex: Exchange): Promise<void> {
+    const sessions = ex.live.sessions
+    const event = ex.session
+    if (!sessions || !event) return
     if (event.kind === 'login') {
       const account = await sessions.loginAnswered(event.username, reply.statusCode, reply.getHeader('set-cookie'), clock())
       if (account) request.log.info({ event: 'sluice.session', outcome: 'bound', account }, 'session bound to account')
@@ -329,16 +428,31 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
   }
 
-  function sessionExchange(request: FastifyRequest, kind: 'login' | 'logout'): Exchange {
+  function sessionExchange(request: FastifyRequest, current: Live, kind: 'login' | 'logout'): Exchange {
+    const sessions = current.sessions as SessionBinder
     let session: SessionEvent
     if (kind === 'login') session = { kind: 'login', username: undefined }
     else {
-      const value = cookieValues(request.headers, (sessions as SessionBinder).config.login.cookie)[0]
-      session = { kind: 'logout', session: value !== undefined ? (sessions as SessionBinder).sessionAccount(value) : undefined }
+      const value = cookieValues(request.headers, sessions.config.login.cookie)[0]
+      session = { kind: 'logout', session: value !== undefined ? sessions.sessionAccount(value) : undefined }
     }
-    const ex: Exchange = { route: null, account: '', source: 'ip', passes: [], pending: null, session }
+    const ex: Exchange = { live: current, route: null, account: '', source: 'ip', passes: [], pending: null, session }
     request.sluiceExchange = ex
     return ex
+  }
+
+  function report(request: FastifyRequest, decision: Decision, ex: Exchange, records: readonly string[], step: 'request' | 'response', target: string): void {
+    reporter.decision(decision, {
+      log: request.log,
+      route: ex.route as CompiledRoute,
+      identity: ex.source,
+      clientIp: ex.live.identity.clientIp(request.raw),
+      method: request.method,
+      target,
+      records,
+      step,
+      now: clock(),
+    })
   }
 
   async function block(request: FastifyRequest, reply: FastifyReply, decision: Decision, ex: Exchange, verdict: Verdict | null): Promise<FastifyReply> {
@@ -349,9 +463,9 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const accept = request.headers.accept
     switch (decision.kind) {
       case 'throttle':
-        return renderProblem(accept, throttled(config.actions.throttleRetryAfterMs))
+        return renderProblem(accept, throttled(ex.live.config.actions.throttleRetryAfterMs))
       case 'challenge': {
-        const challenge = await challenges.issue(ex.account, decision.limit as NonNullable<Decision['limit']>, clock())
+        const challenge = await ex.live.challenges.issue(ex.account, decision.limit as NonNullable<Decision['limit']>, clock())
         metrics.challenges.labels('issued').inc()
         return renderChallenge(accept, challenge, verdict && !verdict.ok ? verdict.reason : undefined)
       }
@@ -461,31 +575,32 @@ function headerText(v: unknown): string | undefined {
   return typeof v === 'string' ? v : Array.isArray(v) ? String(v[0]) : typeof v === 'number' ? String(v) : undefined
 }
 
-function logDecision(request: FastifyRequest, d: Decision, route: CompiledRoute, source: string, clientIp: string, records: number, step: 'request' | 'response'): void {
-  const counts: Record<string, number> = {}
-  route.policy.limits.forEach((l, i) => {
-    counts[l.label] = d.counts[i] ?? 0
+function notifierFor(config: CompiledConfig): Notifier | null {
+  const n = config.notify
+  if (!n) return null
+  return new Notifier({
+    webhooks: n.webhooks.map((w) => ({ url: w.url, secret: w.secret, events: w.events, timeoutMs: w.timeoutMs })),
+    queueLimit: n.queueLimit,
+    retry: { maxAttempts: n.maxAttempts },
   })
-  request.log.warn(
-    {
-      event: 'sluice.decision',
-      decision: d.kind,
-      blocked: d.block,
-      shadow: d.shadow,
-      account: d.account,
-      identity: source,
-      clientIp,
-      route: d.route,
-      step,
-      limit: d.limit?.label ?? null,
-      counts,
-      records,
-      method: request.method,
-      path: request.raw.url,
-      ...(d.disabledUntil !== null ? { disabledUntil: Number.isFinite(d.disabledUntil) ? new Date(d.disabledUntil).toISOString() : 'forever' } : {}),
-    },
-    d.shadow ? `shadow: would ${d.kind}` : d.kind,
-  )
+}
+
+/** What a reload cannot change: the process would have to open other sockets or files. */
+function restartOnly(now: CompiledConfig, next: CompiledConfig): string[] {
+  const errors: string[] = []
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
+  if (!same(now.store, next.store)) errors.push('store: changing the store needs a restart')
+  if (!same(now.audit, next.audit)) errors.push('audit: changing the audit trail needs a restart')
+  if (!same(now.listen, next.listen)) errors.push('listen: changing the listen address needs a restart')
+  if (!same(now.upstream, next.upstream)) errors.push('upstream: changing the upstream needs a restart')
+  if (!same(now.admin, next.admin)) errors.push('admin: changing the admin listener needs a restart')
+  if (!same(now.privacy, next.privacy)) errors.push('privacy: changing pseudonymisation needs a restart (pseudonyms would change mid-trail)')
+  return errors
+}
+
+/** Limits the store keeps counts for: a route whose policy is unchanged keeps its windows. */
+function samePolicy(a: CompiledRoute, b: CompiledRoute): boolean {
+  return JSON.stringify(a.policy.limits) === JSON.stringify(b.policy.limits)
 }
 
 /** Register inside any Fastify app: `app.register(sluice, { config })`. */

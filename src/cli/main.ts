@@ -8,8 +8,10 @@ import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { jsonSchema } from '../config/schema.js'
 import { startLegacyApp } from '../demo/legacy-app.js'
 import { ConfigError, SluiceError } from '../errors.js'
+import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
 import { describeConfig } from './describe.js'
+import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
@@ -34,14 +36,38 @@ export async function main(argv: string[]): Promise<number | undefined> {
       if (opts.port !== undefined) config.listen.port = opts.port
       const app = await buildProxy(config)
       await listen(app, config)
+      // SIGHUP (and the admin API's POST /reload) re-read the file: a valid config is swapped in
+      // whole, an invalid one is logged with its errors and the running one stays.
+      const reload = async (): Promise<ReloadResult> => {
+        let next: CompiledConfig
+        try {
+          next = await loadConfig(opts.config)
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err
+          const errors = err.format().split('\n').filter((l) => l.trim() !== '')
+          app.sluice.reporter.event('reload', { outcome: 'refused', file: opts.config, errors }, app.log)
+          app.log.error({ event: 'sluice.reload', outcome: 'refused', errors }, `${opts.config} has errors; the running configuration stays`)
+          return { ok: false, errors }
+        }
+        if (opts.port !== undefined) next.listen.port = opts.port
+        return app.sluice.reload(next)
+      }
+      const onHup = () => void reload().catch((err: unknown) => app.log.error({ event: 'sluice.reload', err: (err as Error).message }, 'reload failed'))
+      process.on('SIGHUP', onHup)
+      let admin: FastifyInstance | null = null
       if (config.admin) {
-        const admin = await buildAdmin({ token: config.admin.token, metrics: app.sluice.metrics, store: app.sluice.store })
+        admin = await buildAdmin({ token: config.admin.token, metrics: app.sluice.metrics, store: app.sluice.store })
         const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
-        app.addHook('onClose', () => admin.close())
         app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
       }
       app.log.info({ event: 'sluice.started', upstream: config.upstream.url, mode: config.shadow ? 'shadow' : 'enforce', routes: config.routes.map((r) => r.name) }, 'sluice started')
       await untilSignal(app)
+      process.removeListener('SIGHUP', onHup)
+      await admin?.close()
+      code = 0
+      // Everything sluice opened is closed; a stray handle of a dependency must not keep a
+      // stopped proxy alive.
+      setTimeout(() => process.exit(code), 2000).unref()
     })
 
   program
@@ -90,6 +116,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     })
 
   registerReplay(program, (exit) => void (code = exit))
+  registerAudit(program, (exit) => void (code = exit))
 
   try {
     await program.parseAsync(argv, { from: 'user' })
@@ -136,10 +163,21 @@ function untilSignal(app: FastifyInstance): Promise<void> {
         resolve()
       }, 10_000)
       force.unref()
-      app.close().then(() => {
-        clearTimeout(force)
-        resolve()
-      }, resolve)
+      // A keep-alive connection whose request finishes after close() began would otherwise
+      // stay open until the client drops it: close each one as soon as it is idle.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50)
+      sweep.unref()
+      app.close().then(
+        () => {
+          clearTimeout(force)
+          clearInterval(sweep)
+          resolve()
+        },
+        () => {
+          clearInterval(sweep)
+          resolve()
+        },
+      )
     }
     process.once('SIGTERM', stop)
     process.once('SIGINT', stop)

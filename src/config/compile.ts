@@ -1,7 +1,7 @@
 // A validated config compiled once into what the hot path evaluates: route matchers, limit
 // policies, durations in ms. Semantic problems the schema cannot express are reported as
 // ConfigIssues with document paths (the loader turns them into file:line:col).
-import type { KeyObject } from 'node:crypto'
+import { createHmac, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigIssues, type ConfigIssue } from '../errors.js'
 import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
@@ -76,7 +76,26 @@ export interface CompiledConfig {
   actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
   sessions: CompiledSessions | null
   admin: { host: string; port: number; token: string } | null
+  audit: CompiledAudit | null
+  notify: CompiledNotify | null
+  /** Pseudonymise record ids in logs, audit and incidents; the key (undefined: random per process). */
+  privacy: { pseudonymise: boolean; key: string | undefined }
   logLevel: string
+}
+
+export interface CompiledAudit {
+  file: string
+  key: string | undefined
+  fsync: 'always' | 'interval' | 'never'
+  fsyncIntervalMs: number
+  maxBytes: number
+  queueLimit: number
+}
+
+export interface CompiledNotify {
+  webhooks: { url: string; secret: string; events: string[]; timeoutMs: number }[]
+  queueLimit: number
+  maxAttempts: number
 }
 
 type Defaulted = SluiceConfig & Required<Pick<SluiceConfig, 'listen' | 'paths' | 'actions' | 'store' | 'identity' | 'trustedProxies' | 'mode' | 'methodOverride' | 'log'>>
@@ -177,6 +196,15 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     },
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token } : null,
+    audit: config.audit ? compileAudit(config.audit, duration, issues) : null,
+    privacy: { pseudonymise: config.privacy?.pseudonymise ?? true, key: config.privacy?.key ?? (config.audit?.key !== undefined ? createHmac('sha256', config.audit.key).update('sluice pseudonyms').digest('hex') : undefined) },
+    notify: config.notify
+      ? {
+          webhooks: config.notify.webhooks.map((w, i) => ({ url: w.url, secret: w.secret, events: w.events, timeoutMs: duration(w.timeout, ['notify', 'webhooks', i, 'timeout']) })),
+          queueLimit: config.notify.queueLimit,
+          maxAttempts: config.notify.maxAttempts,
+        }
+      : null,
     logLevel: config.log.level,
   }
   const challenged = routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
@@ -190,6 +218,19 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
   }
   if (issues.length > 0) throw new ConfigIssues(issues)
   return compiled
+}
+
+function compileAudit(a: NonNullable<SluiceConfig['audit']>, duration: (text: string, path: (string | number)[]) => number, issues: ConfigIssue[]): CompiledAudit {
+  const maxBytes = a.rotate === undefined ? 0 : parseSize(a.rotate)
+  if (maxBytes === undefined) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['audit', 'rotate'], message: `"${a.rotate}" is not a size`, hint: 'write e.g. 100mb' })
+  return {
+    file: a.file,
+    key: a.key,
+    fsync: a.fsync,
+    fsyncIntervalMs: duration(a.fsyncInterval, ['audit', 'fsyncInterval']),
+    maxBytes: maxBytes ?? 0,
+    queueLimit: a.queueLimit,
+  }
 }
 
 function describeRecords(records: RecordsConfig | undefined): string {

@@ -224,6 +224,45 @@ const Admin = Type.Object(
   { ...Strict, required: ['token'], description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.' },
 )
 
+const Audit = Type.Object(
+  {
+    file: Type.String({ minLength: 1, description: 'The live audit file (JSON lines, hash-chained). Rotated files are renamed next to it.' }),
+    key: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the chain (and, unless pseudonymKey is set, of record pseudonyms): nobody without it can rewrite the trail consistently. Use ${SLUICE_AUDIT_KEY}.' })),
+    fsync: Type.Union([Type.Literal('always'), Type.Literal('interval'), Type.Literal('never')], { default: 'interval', description: 'always: every batch is on disk before the next; interval: at most fsyncInterval of entries can be lost in a power cut; never: the OS decides.' }),
+    fsyncInterval: Duration('How often to fsync with fsync: interval.', '1s'),
+    rotate: Type.Optional(Type.Union(Size.anyOf, { description: 'Rotate the live file at this size (e.g. 100mb); the next file continues the chain. Default: never.' })),
+    queueLimit: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 10_000, description: 'Entries accepted but not yet written, at most (while the disk fails, they wait here).' }),
+  },
+  { ...Strict, required: ['file'], description: 'The tamper-evident audit trail: every decision other than allow, every disable, unlock and admin action, every reload.' },
+)
+
+const Privacy = Type.Object(
+  {
+    pseudonymise: Type.Boolean({ default: true, description: 'Record ids in logs, the audit trail and incidents become keyed pseudonyms (~ and 32 hex digits, HMAC-SHA256): the trail proves what happened without exposing which records were read. Account ids stay readable.' }),
+    key: Type.Optional(Type.String({ minLength: 16, description: 'Key of the pseudonyms; the same on every instance and across restarts, so one record keeps one pseudonym. Use ${SLUICE_PSEUDONYM_KEY}. Default: derived from audit.key, else random per process.' })),
+  },
+  { ...Strict, default: {}, description: 'What of the users\' data sluice writes down.' },
+)
+
+const Webhook = Type.Object(
+  {
+    url: Type.String({ pattern: '^https?://', description: 'Receiver of POSTed incidents (JSON).' }),
+    secret: Type.String({ minLength: 16, description: 'HMAC-SHA256 key of the sluice-signature header. Use ${SLUICE_WEBHOOK_SECRET}.' }),
+    events: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Incident types to send: disable, challenge, throttle, log, unlock, reset, reload, audit-failure; or "*".' }),
+    timeout: Duration('Give up one attempt after this long.', '5s'),
+  },
+  { ...Strict, required: ['url', 'secret', 'events'] },
+)
+
+const Notify = Type.Object(
+  {
+    webhooks: Type.Array(Webhook, { minItems: 1 }),
+    queueLimit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Incidents waiting per webhook, at most; when full, the newest are dropped (counted and logged).' }),
+    maxAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'Attempts per incident, with exponential backoff and jitter.' }),
+  },
+  { ...Strict, required: ['webhooks'], description: 'Tell an operator: signed webhooks for incidents, retried, never on the request path.' },
+)
+
 const Sessions = Type.Object(
   {
     login: Type.Object(
@@ -276,6 +315,9 @@ export const ConfigSchema = Type.Object(
     sessions: Type.Optional(Sessions),
     actions: Type.Optional(Actions),
     admin: Type.Optional(Admin),
+    audit: Type.Optional(Audit),
+    notify: Type.Optional(Notify),
+    privacy: Type.Optional(Privacy),
     log: Type.Optional(Log),
   },
   {

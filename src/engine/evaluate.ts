@@ -26,6 +26,18 @@ export function newWindows(policy: RoutePolicy): RouteWindows {
 }
 
 /**
+ * Windows for a changed policy of the same route (a reload): the history carries over, so
+ * raising or lowering a limit never hands an account a fresh budget. Redis does the same by
+ * trimming to the new capacity on the next hit.
+ */
+export function carryWindows(w: RouteWindows, policy: RoutePolicy): RouteWindows {
+  return {
+    requests: policy.requestLimits.length > 0 ? (w.requests?.resized(policy.requestCapacity) ?? new RequestLog(policy.requestCapacity)) : null,
+    distinct: policy.distinctLimits.length > 0 ? (w.distinct?.resized(policy.distinctCapacity) ?? new DistinctLog(policy.distinctCapacity)) : null,
+  }
+}
+
+/**
  * Count the request, decide, and count its records only if nothing blocks it: a blocked
  * request served no data, so it must not spend the account's record budget (ARCHITECTURE.md).
  * `now` must not run backwards per state; callers clamp it (see MemoryStore).

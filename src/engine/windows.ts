@@ -45,6 +45,14 @@ export class RequestLog {
   get length(): number {
     return this.times.length
   }
+
+  /** The same history in a log of another capacity (a reload changed the limits): the newest are kept. */
+  resized(capacity: number): RequestLog {
+    const log = new RequestLog(capacity)
+    const t = this.times
+    for (let i = Math.max(0, t.length - capacity); i < t.length; i++) log.add(t[(this.start + i) % t.length] as number)
+    return log
+  }
 }
 
 /**
@@ -122,6 +130,19 @@ export class DistinctLog {
 
   get size(): number {
     return this.entries.length / 2
+  }
+
+  /** The same records in a log of another capacity (a reload changed the limits): the most recently touched are kept. */
+  resized(capacity: number): DistinctLog {
+    const log = new DistinctLog(capacity)
+    const pairs: [number, number][] = []
+    for (let r = 0; r < this.entries.length; r += 2) pairs.push([this.entries[r] as number, this.entries[r + 1] as number])
+    pairs.sort((a, b) => a[1] - b[1])
+    for (const [h, at] of pairs.slice(Math.max(0, pairs.length - capacity))) {
+      log.entries.push(h, at)
+      if (at < log.oldest) log.oldest = at
+    }
+    return log
   }
 
   private indexOf(h: number): number {

@@ -1,0 +1,151 @@
+// Where a decision goes once it is made: the log line, the audit trail, the incident list of
+// the admin API and the operator's webhooks. One place, so the four never disagree — and
+// one place where record ids become pseudonyms before anything is written down.
+import { createHmac, randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { LRUCache } from 'lru-cache'
+import type { AuditTrail } from '../audit/index.js'
+import type { CompiledRoute } from '../config/compile.js'
+import type { Decision } from '../engine/engine.js'
+import type { Notifier } from '../notify/index.js'
+
+/** What the admin API lists as recent incidents. */
+export interface Incident {
+  time: number
+  account: string
+  route: string
+  limit: string | null
+  action: string
+  decision: string
+  blocked: boolean
+  shadow: boolean
+  counts: Record<string, number>
+  clientIp?: string
+}
+
+export interface IncidentSink {
+  record(incident: Incident): void
+}
+
+export interface DecisionContext {
+  log: FastifyBaseLogger
+  route: CompiledRoute
+  identity: string
+  clientIp: string
+  method: string
+  /** The canonical path and query, as forwarded. */
+  target: string
+  records: readonly string[]
+  step: 'request' | 'response'
+  now: number
+}
+
+export interface ReporterOptions {
+  pseudonymise: boolean
+  /** Undefined: a random key of this process (pseudonyms then differ between instances and restarts). */
+  key: string | undefined
+  audit?: AuditTrail | null
+  notifier?: Notifier | null
+  incidents?: IncidentSink | null
+}
+
+/** How many record pseudonyms one log line or audit entry carries (the count is always there). */
+const RECORDS_LOGGED = 20
+/** A webhook per account, route, limit and kind at most this often: a scraper hammering a block is one incident, not thousands. */
+const NOTIFY_EVERY_MS = 60_000
+
+export class Reporter {
+  readonly pseudonymise: boolean
+  audit: AuditTrail | null
+  notifier: Notifier | null
+  incidents: IncidentSink | null
+  private readonly key: Buffer
+  private readonly notified = new LRUCache<string, true>({ max: 100_000, ttl: NOTIFY_EVERY_MS, ttlAutopurge: false })
+
+  constructor(options: ReporterOptions) {
+    this.pseudonymise = options.pseudonymise
+    this.key = options.key !== undefined ? Buffer.from(options.key) : randomBytes(32)
+    this.audit = options.audit ?? null
+    this.notifier = options.notifier ?? null
+    this.incidents = options.incidents ?? null
+  }
+
+  /** A record id as it may be written down: `~` and 32 hex digits of a keyed HMAC, or the id itself. */
+  record(id: string): string {
+    return this.pseudonymise ? `~${createHmac('sha256', this.key).update(id).digest('hex').slice(0, 32)}` : id
+  }
+
+  /**
+   * The request target with every path segment and query value that is one of the records
+   * replaced by its pseudonym: the line still replays (the same record, the same pseudonym)
+   * and still reads (which route, which parameters), without naming the records.
+   */
+  target(target: string, records: readonly string[]): string {
+    if (!this.pseudonymise || records.length === 0) return target
+    const ids = new Set(records)
+    const q = target.indexOf('?')
+    const path = q < 0 ? target : target.slice(0, q)
+    const masked = path.split('/').map((seg) => (ids.has(seg) || ids.has(safeDecode(seg)) ? this.record(safeDecode(seg)) : seg)).join('/')
+    if (q < 0) return masked
+    const params = target.slice(q + 1).split('&').map((part) => {
+      const eq = part.indexOf('=')
+      if (eq < 0) return part
+      const value = safeDecode(part.slice(eq + 1).replace(/\+/g, ' '))
+      // Split lists (ids=1,2,3) are masked element by element, keeping the separator.
+      const masked = value.split(/([,;| ])/).map((v) => (ids.has(v.trim()) ? this.record(v.trim()) : v)).join('')
+      return masked === value ? part : `${part.slice(0, eq)}=${encodeURIComponent(masked)}`
+    })
+    return `${masked}?${params.join('&')}`
+  }
+
+  decision(d: Decision, c: DecisionContext): void {
+    const counts: Record<string, number> = {}
+    c.route.policy.limits.forEach((l, i) => {
+      counts[l.label] = d.counts[i] ?? 0
+    })
+    const records = c.records.slice(0, RECORDS_LOGGED).map((r) => this.record(r))
+    const disabledUntil = d.disabledUntil !== null ? (Number.isFinite(d.disabledUntil) ? new Date(d.disabledUntil).toISOString() : 'forever') : undefined
+    const fields = {
+      decision: d.kind,
+      blocked: d.block,
+      shadow: d.shadow,
+      account: d.account,
+      identity: c.identity,
+      clientIp: c.clientIp,
+      route: d.route,
+      step: c.step,
+      limit: d.limit?.label ?? null,
+      counts,
+      records: c.records.length,
+      recordIds: records,
+      method: c.method,
+      path: this.target(c.target, c.records),
+      ...(disabledUntil ? { disabledUntil } : {}),
+    }
+    c.log.warn({ event: 'sluice.decision', ...fields }, d.shadow ? `shadow: would ${d.kind}` : d.kind)
+    this.audit?.append('decision', fields)
+    this.incidents?.record({ time: c.now, account: d.account, route: d.route, limit: d.limit?.label ?? null, action: d.limit?.action ?? d.kind, decision: d.kind, blocked: d.block, shadow: d.shadow, counts, clientIp: c.clientIp })
+    if (this.notifier && d.kind !== 'disabled' && d.kind !== 'unavailable') {
+      const key = `${d.account}\0${d.route}\0${d.limit?.id ?? ''}\0${d.kind}\0${d.shadow}`
+      if (!this.notified.has(key)) {
+        this.notified.set(key, true)
+        this.notifier.notify({ type: d.kind, time: new Date(c.now).toISOString(), account: d.account, route: d.route, limit: d.limit?.label ?? null, action: d.limit?.action ?? d.kind, counts, shadow: d.shadow, blocked: d.block, clientIp: c.clientIp, ...(disabledUntil ? { disabledUntil } : {}) })
+      }
+    }
+  }
+
+  /** Operator actions and lifecycle events: audited, and sent to webhooks that asked for them. */
+  event(type: string, fields: Record<string, unknown>, log?: FastifyBaseLogger): void {
+    log?.info({ event: `sluice.${type}`, ...fields }, type)
+    this.audit?.append(type, fields)
+    this.notifier?.notify({ type, time: new Date().toISOString(), ...fields })
+  }
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
+}
