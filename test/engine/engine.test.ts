@@ -48,6 +48,25 @@ describe('distinct records', () => {
   })
 })
 
+describe('a reload changing the limits', () => {
+  it('carries the windows over: a raised limit counts what was already served, a lowered one keeps the newest', () => {
+    const store = new MemoryStore({ maxAccounts: 10 })
+    const engine = new Engine(store, { disableForMs: MIN })
+    const five = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 5, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 10, action: 'throttle' }], false)
+    for (let i = 1; i <= 5; i++) expect(see(engine, five, [String(i)], i).kind).toBe('allow')
+    const eight = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 8, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 20, action: 'throttle' }], false)
+    const raised = see(engine, eight, ['6'], 10)
+    expect(raised.kind).toBe('allow')
+    expect(raised.counts).toEqual([6, 6])
+    const two = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 2, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 3, action: 'throttle' }], false)
+    // Lowered below what the window holds: new records are refused; the window keeps the newest
+    // (capacity max + 1 = 3 records) and the 7 requests so far still count (reported up to max + 1).
+    const lowered = see(engine, two, ['7'], 11)
+    expect(lowered.kind).toBe('throttle')
+    expect(lowered.counts).toEqual([3, 4])
+  })
+})
+
 describe('requests', () => {
   it('counts blocked requests too', () => {
     const { engine, policy } = setup([{ kind: 'requests', windowMs: MIN, max: 2, action: 'throttle' }])
