@@ -1,9 +1,6 @@
 // Recent incidents (every decision other than allow), for `GET /incidents` and `sluice
 // incidents`: a bounded ring buffer in this process. It is a convenience for the operator on
 // call, not the record: the audit trail keeps everything, across restarts and instances.
-import type { DecisionKind } from '../engine/engine.js'
-import type { ActionName } from '../engine/policy.js'
-
 export interface Incident {
   /** Milliseconds since the epoch. */
   time: number
@@ -11,10 +8,12 @@ export interface Incident {
   route: string
   /** Label of the limit that decided (`10m distinctRecords 100 → challenge`); null when none did (already disabled, store unavailable). */
   limit: string | null
-  /** That limit's action; null when no limit decided. */
-  action: ActionName | null
+  /** That limit's action (log, throttle, challenge, disable), or the decision when no limit decided. */
+  action: string | null
   /** log, throttle, challenge, disable, disabled, unavailable. */
-  decision: DecisionKind
+  decision: string
+  /** The request was refused (false: served, as in shadow mode or for `log`). */
+  blocked?: boolean
   /** Per limit label: requests or distinct records in its window. */
   counts: Record<string, number>
   /** Decided in shadow mode: logged, not blocked. */

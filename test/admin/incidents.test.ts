@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { IncidentLog, type Incident } from '../../src/admin/incidents.js'
 import { Metrics } from '../../src/admin/metrics.js'
 import { buildAdmin, readiness, type AdminAction, type AdminOptions, type AuditHealth } from '../../src/admin/server.js'
+import type { IncidentSink } from '../../src/report/reporter.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { call, TOKEN } from './helpers.js'
 
@@ -49,6 +50,12 @@ describe('IncidentLog', () => {
     log.record(e)
     e.account = 'user:changed'
     expect(log.list({ limit: 1 })[0]?.account).toBe('user:u1')
+  })
+
+  it('is what the plugin\'s reporter records incidents into', () => {
+    const sink: IncidentSink = new IncidentLog(1)
+    sink.record({ ...incident(1), action: 'throttle', blocked: true })
+    expect((sink as IncidentLog).list({ limit: 1 })[0]).toMatchObject({ blocked: true, seq: 1 })
   })
 
   it('refuses a capacity that is not a positive integer', () => {
