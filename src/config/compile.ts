@@ -1,7 +1,8 @@
 // A validated config compiled once into what the hot path evaluates: route matchers, limit
 // policies, durations in ms. Semantic problems the schema cannot express are reported as
 // ConfigIssues with document paths (the loader turns them into file:line:col).
-import { createHmac, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { derivePseudonymKey } from '../audit/pseudonym.js'
 import { readFileSync } from 'node:fs'
 import { ConfigIssues, type ConfigIssue } from '../errors.js'
 import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
@@ -79,7 +80,7 @@ export interface CompiledConfig {
   audit: CompiledAudit | null
   notify: CompiledNotify | null
   /** Pseudonymise record ids in logs, audit and incidents; the key (undefined: random per process). */
-  privacy: { pseudonymise: boolean; key: string | undefined }
+  privacy: { pseudonymise: boolean; key: string | Buffer | undefined }
   logLevel: string
 }
 
@@ -197,7 +198,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token } : null,
     audit: config.audit ? compileAudit(config.audit, duration, issues) : null,
-    privacy: { pseudonymise: config.privacy?.pseudonymise ?? true, key: config.privacy?.key ?? (config.audit?.key !== undefined ? createHmac('sha256', config.audit.key).update('sluice pseudonyms').digest('hex') : undefined) },
+    privacy: { pseudonymise: config.privacy?.pseudonymise ?? true, key: config.privacy?.key ?? (config.audit?.key !== undefined ? derivePseudonymKey(config.audit.key) : undefined) },
     notify: config.notify
       ? {
           webhooks: config.notify.webhooks.map((w, i) => ({ url: w.url, secret: w.secret, events: w.events, timeoutMs: duration(w.timeout, ['notify', 'webhooks', i, 'timeout']) })),

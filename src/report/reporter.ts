@@ -1,10 +1,10 @@
 // Where a decision goes once it is made: the log line, the audit trail, the incident list of
 // the admin API and the operator's webhooks. One place, so the four never disagree — and
 // one place where record ids become pseudonyms before anything is written down.
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { LRUCache } from 'lru-cache'
-import type { AuditTrail } from '../audit/index.js'
+import { pseudonymise, type AuditTrail } from '../audit/index.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Decision } from '../engine/engine.js'
 import type { Notifier } from '../notify/index.js'
@@ -43,7 +43,7 @@ export interface DecisionContext {
 export interface ReporterOptions {
   pseudonymise: boolean
   /** Undefined: a random key of this process (pseudonyms then differ between instances and restarts). */
-  key: string | undefined
+  key: string | Buffer | undefined
   audit?: AuditTrail | null
   notifier?: Notifier | null
   incidents?: IncidentSink | null
@@ -64,15 +64,18 @@ export class Reporter {
 
   constructor(options: ReporterOptions) {
     this.pseudonymise = options.pseudonymise
-    this.key = options.key !== undefined ? Buffer.from(options.key) : randomBytes(32)
+    this.key = options.key === undefined ? randomBytes(32) : Buffer.isBuffer(options.key) ? options.key : Buffer.from(options.key)
     this.audit = options.audit ?? null
     this.notifier = options.notifier ?? null
     this.incidents = options.incidents ?? null
   }
 
-  /** A record id as it may be written down: `~` and 32 hex digits of a keyed HMAC, or the id itself. */
+  /**
+   * A record id as it may be written down: `~` and its pseudonym (docs/audit.md), or the id
+   * itself. The `~` marks it in a path, where a bare hex string could pass for an id.
+   */
   record(id: string): string {
-    return this.pseudonymise ? `~${createHmac('sha256', this.key).update(id).digest('hex').slice(0, 32)}` : id
+    return this.pseudonymise ? `~${pseudonymise(this.key, id)}` : id
   }
 
   /**
