@@ -14,6 +14,15 @@ import { AdminError, badRequest, sendAdminProblem } from './problem.js'
 
 export type { AdminAction, AdminActionName, AdminActionResult } from './accounts.js'
 
+/** GET /incidents: newest first; `time` as ISO 8601. */
+export interface IncidentsJson {
+  incidents: (Omit<RecordedIncident, 'time'> & { time: string })[]
+  /** Incidents this instance keeps at most. */
+  capacity: number
+  /** Incidents recorded since it started. */
+  recorded: number
+}
+
 export interface ReloadResult {
   ok: boolean
   errors?: string[]
@@ -137,14 +146,14 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
 
   registerAccountRoutes(app, { store: options.store, policies, clock, act })
 
-  app.get('/incidents', async (request): Promise<{ incidents: RecordedIncident[]; capacity: number; recorded: number }> => {
+  app.get('/incidents', async (request): Promise<IncidentsJson> => {
     const q = queryOf(request, ['limit', 'account', 'since'])
     const limit = q.limit === undefined ? 50 : integer('limit', q.limit, 1, 10_000)
     const since = q.since === undefined ? undefined : parseSince(q.since, clock())
     if (q.account === '') throw badRequest('account is empty')
     const ring = options.incidents
     const incidents = ring?.list({ limit, ...(q.account !== undefined ? { account: q.account } : {}), ...(since !== undefined ? { since } : {}) }) ?? []
-    return { incidents, capacity: ring?.capacity ?? 0, recorded: ring?.recorded ?? 0 }
+    return { incidents: incidents.map((e) => ({ ...e, time: new Date(e.time).toISOString() })), capacity: ring?.capacity ?? 0, recorded: ring?.recorded ?? 0 }
   })
 
   app.post('/reload', async (request, reply) => {

@@ -3,7 +3,7 @@
 // stdout carries the answer (aligned tables, or --json); errors go to stderr.
 import { Command, CommanderError, Option } from 'commander'
 import type { AccountJson, AccountListJson, DisabledJson, LimitJson, ResetJson, RouteJson, UnlockJson } from '../admin/accounts.js'
-import type { RecordedIncident } from '../admin/incidents.js'
+import type { IncidentsJson } from '../admin/server.js'
 import { printable } from '../replay/escape.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090'
@@ -82,12 +82,6 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
       print(opts, result, () => 'reloaded: the new config is running')
       exit(0)
     })
-}
-
-interface IncidentsJson {
-  incidents: RecordedIncident[]
-  capacity: number
-  recorded: number
 }
 
 function client(command: Command): Command {
@@ -186,7 +180,7 @@ export function formatIncidents(result: IncidentsJson): string {
   const rows: string[][] = [['TIME', 'ACCOUNT', 'ROUTE', 'DECISION', 'LIMIT', 'COUNTS', 'CLIENT']]
   for (const e of result.incidents) {
     rows.push([
-      new Date(e.time).toISOString(),
+      e.time,
       printable(e.account),
       e.route,
       e.shadow ? `${e.decision} (shadow)` : e.decision,

@@ -73,7 +73,7 @@ describe('GET /incidents', () => {
     expect(all.json.capacity).toBe(5)
     expect(all.json.recorded).toBe(8)
     expect(all.json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7, 6, 5, 4])
-    expect(all.json.incidents[0]).toEqual({ ...incident(8), seq: 8 })
+    expect(all.json.incidents[0]).toEqual({ ...incident(8), time: '2024-05-01T12:08:00.000Z', seq: 8 })
     expect((await call(url, 'GET', '/incidents?account=user%3Au2')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 5])
     expect((await call(url, 'GET', '/incidents?limit=2')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7])
     // since: a duration back from the admin clock, an ISO time, or epoch milliseconds.
