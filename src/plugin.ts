@@ -149,6 +149,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       stripOverride: forwarding && config.methodOverride === 'strip',
     }
   }
+  metrics.sources.audit = () => audit?.state() ?? null
+  metrics.sources.notify = () => reporter.notifier?.stats() ?? null
   let live = prepare(options.config)
   if (live.config.privacy.pseudonymise && live.config.privacy.key === undefined && store.kind === 'redis') {
     fastify.log.warn({ event: 'sluice.privacy' }, 'privacy.key is not set: record pseudonyms are random per process and differ between instances (set privacy.key or audit.key)')

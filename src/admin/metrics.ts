@@ -1,5 +1,13 @@
 // Prometheus metrics (prom-client), one registry per sluice instance.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { AuditState } from '../audit/index.js'
+import type { NotifierStats } from '../notify/index.js'
+
+/** What the audit trail and the notifier report at scrape time (null: not configured). */
+export interface Sources {
+  audit: () => AuditState | null
+  notify: () => NotifierStats | null
+}
 
 export class Metrics {
   readonly registry = new Registry()
@@ -16,6 +24,9 @@ export class Metrics {
   readonly uninspectable: Counter<'route' | 'step'>
   readonly withheld: Counter<'route'>
 
+  /** Filled in by the plugin once the audit trail and the notifier exist. */
+  readonly sources: Sources = { audit: () => null, notify: () => null }
+
   constructor(options: { accounts?: () => number } = {}) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' })
@@ -30,6 +41,20 @@ export class Metrics {
     this.challenges = new Counter({ name: 'sluice_challenges_total', help: 'Proof-of-work challenges: issued, solved, or a rejected solution by reason (forged, expired, replayed, other-account, …).', labelNames: ['outcome'], registers })
     this.uninspectable = new Counter({ name: 'sluice_uninspectable_total', help: 'Bodies that could not be read for record ids (too large, not JSON, undecodable), by route and step (request, response).', labelNames: ['route', 'step'], registers })
     this.withheld = new Counter({ name: 'sluice_responses_withheld_total', help: 'Upstream responses withheld because their records would cross a limit.', labelNames: ['route'], registers })
+    const sources = this.sources
+    // Read from their owners when scraped: nothing on the request path.
+    const gauge = (name: string, help: string, read: () => number | undefined) =>
+      new Gauge({ name, help, registers, collect(this: Gauge) { const v = read(); if (v !== undefined) this.set(v) } })
+    const total = (name: string, help: string, read: () => number | undefined) =>
+      new Counter({ name, help, registers, collect(this: Counter) { const v = read(); if (v !== undefined) { this.reset(); this.inc(v) } } })
+    gauge('sluice_audit_backlog', 'Audit entries accepted and not yet written.', () => sources.audit()?.backlog)
+    gauge('sluice_audit_healthy', '1 while the audit file is written, 0 while writes fail (entries are kept and retried).', () => { const a = sources.audit(); return a ? (a.healthy ? 1 : 0) : undefined })
+    total('sluice_audit_written_total', 'Audit entries written.', () => sources.audit()?.written)
+    total('sluice_audit_dropped_total', 'Audit entries refused because the queue was full.', () => sources.audit()?.dropped)
+    gauge('sluice_notify_backlog', 'Incidents waiting for webhook delivery.', () => sources.notify()?.backlog)
+    total('sluice_notify_sent_total', 'Webhook deliveries that succeeded.', () => sources.notify()?.sent)
+    total('sluice_notify_failed_total', 'Incidents given up after every attempt.', () => sources.notify()?.failed)
+    total('sluice_notify_dropped_total', 'Incidents dropped because a webhook queue was full.', () => sources.notify()?.dropped)
     const accounts = options.accounts
     this.accounts = new Gauge({
       name: 'sluice_accounts_tracked',

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import type { FastifyInstance } from 'fastify'
+import { IncidentLog } from '../admin/incidents.js'
 import { buildAdmin } from '../admin/server.js'
 import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { jsonSchema } from '../config/schema.js'
@@ -11,6 +12,7 @@ import { ConfigError, SluiceError } from '../errors.js'
 import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
 import { describeConfig } from './describe.js'
+import { registerAccounts } from './accounts.js'
 import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
 
@@ -56,7 +58,29 @@ export async function main(argv: string[]): Promise<number | undefined> {
       process.on('SIGHUP', onHup)
       let admin: FastifyInstance | null = null
       if (config.admin) {
-        admin = await buildAdmin({ token: config.admin.token, metrics: app.sluice.metrics, store: app.sluice.store })
+        const incidents = new IncidentLog()
+        const reporter = app.sluice.reporter
+        reporter.incidents = incidents
+        const auditQueueLimit = config.audit?.queueLimit ?? Infinity
+        admin = await buildAdmin({
+          token: config.admin.token,
+          metrics: app.sluice.metrics,
+          store: app.sluice.store,
+          policies: () => app.sluice.config.routes.map((r) => r.policy),
+          incidents,
+          reload,
+          logger: app.log,
+          // Who asked is part of the trail; the reload's own outcome is reported by the reload.
+          onAdminAction: (a) => reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
+          ...(reporter.audit
+            ? {
+                audit: () => {
+                  const state = (reporter.audit as NonNullable<typeof reporter.audit>).state()
+                  return { healthy: state.healthy, backlog: state.backlog, refusing: state.backlog >= auditQueueLimit }
+                },
+              }
+            : {}),
+        })
         const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
         app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
       }
@@ -117,6 +141,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
   registerReplay(program, (exit) => void (code = exit))
   registerAudit(program, (exit) => void (code = exit))
+  registerAccounts(program, (exit) => void (code = exit))
 
   try {
     await program.parseAsync(argv, { from: 'user' })

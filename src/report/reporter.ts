@@ -140,7 +140,9 @@ export class Reporter {
   /** Operator actions and lifecycle events: audited, and sent to webhooks that asked for them. */
   event(type: string, fields: Record<string, unknown>, log?: FastifyBaseLogger): void {
     log?.info({ event: `sluice.${type}`, ...fields }, type)
-    this.audit?.append(type, fields)
+    // The trail keeps its own seq, time and chain fields; an event's own time goes under `at`.
+    const { seq: _seq, time, type: _type, prev: _prev, hash: _hash, ...own } = fields
+    this.audit?.append(type, time === undefined ? own : { ...own, at: time })
     this.notifier?.notify({ type, time: new Date().toISOString(), ...fields })
   }
 }

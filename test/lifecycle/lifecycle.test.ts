@@ -1,7 +1,7 @@
 // The proxy as an operator runs it (the built bin): SIGHUP reloads under load without dropping
 // a request or resetting unchanged routes; a bad config is refused and the old one keeps
 // running; SIGTERM under load lets in-flight requests finish, flushes the audit, exits 0.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +9,7 @@ import autocannon from 'autocannon'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { verifyAudit } from '../../src/audit/index.js'
 import { basic } from '../helpers/http.js'
+import { freePort } from '../helpers/redis.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js')
@@ -154,5 +155,52 @@ describe('reload and shutdown', () => {
     expect(decision).toContain('"account":"basic:eve#')
     expect(decision).not.toContain('/api/contacts/2') // the record id is a pseudonym
     expect(decision).toMatch(/\/api\/contacts\/~[0-9a-f]{32}/)
+  }, 30_000)
+
+  it('an operator finds the disabled account, resets it with the CLI, and the trail records who did', async () => {
+    const file = join(dir, 'ops.yaml')
+    const auditFile = join(dir, 'ops-audit.jsonl')
+    const port = await freePort()
+    const token = 'ops-admin-token-0123456789'
+    writeFileSync(
+      file,
+      config(2, `admin: { listen: { host: 127.0.0.1, port: ${port} }, token: "\${SLUICE_ADMIN_TOKEN}" }\n`)
+        .replace(join(dir, 'audit.jsonl'), auditFile)
+        .replace('action: throttle } ]\n  - name: invoice', 'action: throttle }, { window: 1h, requests: 4, action: disable } ]\n  - name: invoice'),
+    )
+    child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_ADMIN_TOKEN: token } })
+    let out = ''
+    child.stdout?.on('data', (c) => (out += String(c)))
+    child.stderr?.on('data', (c) => (out += String(c)))
+    await until(() => /admin listening/.test(out), `the admin listener (${out})`)
+    const url = /sluice listening on (http:\/\/[^"\s]+)/.exec(out)![1]!
+    const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SLUICE_ADMIN_URL: `http://127.0.0.1:${port}`, SLUICE_ADMIN_TOKEN: token } })
+
+    const statuses: number[] = []
+    for (let id = 1; id <= 6; id++) statuses.push(await status(url, `/api/contacts/${id}`, 'mallory'))
+    expect(statuses).toEqual([200, 200, 429, 429, 403, 403])
+
+    const list = cli('accounts', 'list', '--json')
+    expect(list.status).toBe(0)
+    const account = (JSON.parse(list.stdout) as { accounts: { account: string; disabled: unknown[] }[] }).accounts[0]!
+    expect(account.account).toMatch(/^basic:mallory#/)
+    expect(account.disabled.length).toBe(1)
+    expect(cli('incidents').stdout).toMatch(/disable/)
+    const reset = cli('accounts', 'reset', account.account)
+    expect(reset.status).toBe(0)
+    expect(await status(url, '/api/contacts/7', 'mallory')).toBe(200)
+
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.text())
+    expect(metrics).toMatch(/^sluice_audit_healthy 1$/m)
+    expect(metrics).toMatch(/^sluice_audit_backlog \d+$/m)
+    expect(metrics).toMatch(/sluice_blocks_total\{action="disable"\} 1/)
+
+    child.kill('SIGTERM')
+    expect(await new Promise((r) => child!.once('exit', r))).toBe(0)
+    const verify = spawnSync(process.execPath, [BIN, 'audit', 'verify', auditFile, '--key-env', 'AUDIT_KEY'], { encoding: 'utf8', env: { ...process.env, AUDIT_KEY: 'lifecycle-audit-key-0123456789' } })
+    expect(verify.status).toBe(0)
+    const entries = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const resetEntry = entries.find((e) => e.type === 'reset')
+    expect(resetEntry).toMatchObject({ account: account.account, remoteAddress: '127.0.0.1' })
   }, 30_000)
 })
