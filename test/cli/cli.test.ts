@@ -102,6 +102,8 @@ routes:
       expect((await send(url, '/api/contacts/1')).status).toBe(200)
       expect((await send(url, '/api/contacts/2')).status).toBe(429)
       expect(upstream.received.map((r) => r.url)).toEqual(['/api/contacts/1'])
+      // The log line travels through a pipe: it may land a moment after the response.
+      for (let i = 0; i < 100 && !out.includes('"event":"sluice.decision"'); i++) await new Promise((r) => setTimeout(r, 20))
       expect(out).toContain('"event":"sluice.decision"')
     } finally {
       child.kill('SIGTERM')
