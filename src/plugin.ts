@@ -318,7 +318,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   async function observe(ex: Exchange, records: readonly string[], now: number, countRequest: boolean): Promise<Decision> {
     const route = ex.route as CompiledRoute
     const started = performance.now()
-    const observed = ex.live.engine.observe(ex.account, route.policy, records, now, { countRequest, passes: ex.passes })
+    const observed = ex.live.engine.observe(ex.account, route.policy, records, now, countRequest && ex.passes.length === 0 ? undefined : { countRequest, passes: ex.passes })
     const decision = observed instanceof Promise ? await observed : observed
     storeLatency.observe((performance.now() - started) / 1000)
     decisionCounter(route.name, decision.kind, decision.shadow).inc()
