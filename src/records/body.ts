@@ -70,19 +70,23 @@ export async function decodeContent(body: Buffer, encoding: string | undefined, 
   throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
 }
 
-/** JSON (application/json, *+json) or an HTML form; anything else cannot be inspected. */
+/**
+ * An HTML form, or JSON. Legacy apps label JSON carelessly (text/plain, text/html, none), so
+ * anything that is not a form is read as JSON whatever its label; only what does not parse as
+ * JSON cannot be inspected. A UTF-8 byte order mark (common from .NET apps) is skipped.
+ */
 export function parseBody(body: Buffer, contentType: string | undefined): unknown {
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
   if (body.length === 0) return undefined
   if (type === 'application/x-www-form-urlencoded') return parseForm(body.toString('utf8'))
-  if (type === 'application/json' || type.endsWith('+json') || type === '') {
-    try {
-      return JSON.parse(body.toString('utf8'))
-    } catch (err) {
-      throw new UninspectableError(`body is not valid JSON: ${(err as Error).message}`)
-    }
+  const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
+  const text = body.toString('utf8', bom)
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
+    throw new UninspectableError(labelled ? `body is not valid JSON: ${(err as Error).message}` : `content-type "${type}" and the body is not JSON (JSON or form bodies only)`)
   }
-  throw new UninspectableError(`content-type "${type}" cannot be inspected (JSON or form bodies only)`)
 }
 
 /** Repeated fields become arrays; PHP-style `ids[]` and `ids[0]` fold into `ids` (every value counts). */

@@ -104,7 +104,10 @@ describe('reading bodies', () => {
     expect(parseBody(Buffer.from('ids=1&ids=2&ids[]=3&name=x'), 'application/x-www-form-urlencoded')).toEqual({ ids: ['1', '2', '3'], name: 'x' })
     expect(parseBody(Buffer.alloc(0), 'application/json')).toBeUndefined()
     expect(() => parseBody(Buffer.from('{"a":'), 'application/json')).toThrow(/not valid JSON/)
-    expect(() => parseBody(Buffer.from('<x/>'), 'text/xml')).toThrow(/cannot be inspected/)
+    expect(() => parseBody(Buffer.from('<x/>'), 'text/xml')).toThrow(/content-type "text\/xml" and the body is not JSON/)
+    // Legacy labels: JSON sent as text/plain or text/html, with a UTF-8 byte order mark.
+    expect(parseBody(Buffer.from('{"items":[{"id":1}]}'), 'text/html; charset=utf-8')).toEqual({ items: [{ id: 1 }] })
+    expect(parseBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1,2]')]), 'application/json')).toEqual([1, 2])
   })
 
   it('form parsing cannot pollute prototypes', () => {
