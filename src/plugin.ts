@@ -290,14 +290,14 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
 
     if (route.inspect?.from === 'body') {
       exchange.pending = 'body'
-      if (grant) setPass(reply, grant)
+      if (grant) setPass(reply, grant, current)
       return
     }
     const records = route.records(match.params, search)
     const decision = await observe(exchange, records, now, true)
     if (decision.kind !== 'allow') report(request, decision, exchange, records, 'request', canonical.path + search)
     if (decision.block) return block(request, reply, decision, exchange, verdict)
-    if (grant) setPass(reply, grant)
+    if (grant) setPass(reply, grant, current)
     if (route.inspect?.from === 'response') exchange.pending = 'response'
   })
 
@@ -542,9 +542,20 @@ function tokenFrom(request: FastifyRequest, header: string, cookie: string): str
   }
 }
 
-function setPass(reply: FastifyReply, token: string): void {
+function setPass(reply: FastifyReply, token: string, live: Live): void {
+  const request = reply.request
   reply.header(PASS_HEADER, token)
-  reply.header('set-cookie', `${PASS_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax`)
+  const maxAge = Math.ceil(live.config.actions.challenge.validForMs / 1000)
+  reply.header('set-cookie', `${PASS_COOKIE}=${token}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${isHttps(request, live.config.trust) ? '; Secure' : ''}`)
+}
+
+/** Did the client reach us over TLS (directly, or through a trusted proxy that says so)? */
+function isHttps(request: FastifyRequest, trust: CompiledConfig['trust']): boolean {
+  const socket = request.raw.socket as { encrypted?: boolean; remoteAddress?: string }
+  if (socket.encrypted) return true
+  const peer = socket.remoteAddress
+  const proto = request.headers['x-forwarded-proto']
+  return peer !== undefined && trust(peer, 0) && typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https'
 }
 
 /** sluice's own headers and cookies are for sluice: the upstream never sees them. */

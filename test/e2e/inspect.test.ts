@@ -198,6 +198,15 @@ describe('records in responses', () => {
     expect(await second.text()).not.toContain('Contact')
   })
 
+  it('HEAD on an inspected route answers headers only, without hanging or counting', async () => {
+    proxy = await startProxy(config(), { upstream: upstream.url })
+    const head = await fetch(`${proxy.url}/api/contacts?page=1&pageSize=20`, { method: 'HEAD', headers: basic('hank') })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
+    // No ids were counted by the HEAD: two pages of 20 still fit under 50.
+    for (let page = 1; page <= 2; page++) expect((await get(`/api/contacts?page=${page}&pageSize=20`, 'hank')).status).toBe(200)
+  })
+
   it('error answers are not inspected: they pass as they are', async () => {
     proxy = await startProxy(config(), { upstream: upstream.url })
     const res = await get('/api/missing')
