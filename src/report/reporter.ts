@@ -126,7 +126,8 @@ export class Reporter {
       ...(disabledUntil ? { disabledUntil } : {}),
     }
     c.log.warn({ event: 'sluice.decision', ...fields }, d.shadow ? `shadow: would ${d.kind}` : d.kind)
-    this.audit?.append('decision', fields)
+    // A disable is its own entry type: it is what an investigator looks for first.
+    this.audit?.append(d.kind === 'disable' ? 'disable' : 'decision', fields)
     this.incidents?.record({ time: c.now, account: d.account, route: d.route, limit: d.limit?.label ?? null, action: d.limit?.action ?? d.kind, decision: d.kind, blocked: d.block, shadow: d.shadow, counts, clientIp: c.clientIp })
     if (this.notifier && d.kind !== 'disabled' && d.kind !== 'unavailable') {
       const key = `${d.account}\0${d.route}\0${d.limit?.id ?? ''}\0${d.kind}\0${d.shadow}`

@@ -90,8 +90,9 @@ describe('reporting decisions', () => {
     const verified = await verifyAudit([auditFile], 'audit-key-0123456789abcdef')
     expect(verified.ok).toBe(true)
     const entries = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-    expect(entries.filter((e) => e.type === 'decision').length).toBe(6)
-    expect(entries.map((e) => e.type)).toEqual(expect.arrayContaining(['started', 'decision', 'stopped']))
+    expect(entries.filter((e) => e.type === 'decision').length).toBe(5)
+    expect(entries.filter((e) => e.type === 'disable')).toEqual([expect.objectContaining({ account: expect.stringMatching(/^basic:mallory#/), route: 'contact', limit: '1h requests 6 → disable' })])
+    expect(entries.map((e) => e.type)).toEqual(expect.arrayContaining(['started', 'decision', 'disable', 'stopped']))
     expect(readFileSync(auditFile, 'utf8')).not.toMatch(/\/api\/contacts\/10[4-8]/)
   })
 
