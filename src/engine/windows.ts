@@ -12,17 +12,32 @@
 // near a limit.
 import { randomBytes } from 'node:crypto'
 
+/**
+ * Arrays grow to at most their capacity, doubling from a few slots, and are allocated at their
+ * exact size (`new Array(n)`): V8's own growth (`push`) leaves up to 80% slack, which for
+ * 100,000 accounts × several routes of full windows is a third of the heap.
+ */
+function grown(a: number[], used: number, max: number): number[] {
+  const next = new Array<number>(Math.min(max, Math.max(8, a.length * 2)))
+  for (let i = 0; i < used; i++) next[i] = a[i] as number
+  return next
+}
+
+const NONE: number[] = []
+
 /** Timestamps of the most recent requests, in arrival order (a ring buffer). */
 export class RequestLog {
-  private times: number[] = []
+  private times: number[] = NONE
+  private count = 0
   private start = 0
 
   constructor(private readonly capacity: number) {}
 
   add(now: number): void {
-    if (this.times.length < this.capacity) {
-      // Not yet full: the ring has not wrapped, so start is 0 and pushing keeps the order.
-      this.times.push(now)
+    if (this.count < this.capacity) {
+      // Not yet full: the ring has not wrapped, so start is 0 and appending keeps the order.
+      if (this.count === this.times.length) this.times = grown(this.times, this.count, this.capacity)
+      this.times[this.count++] = now
       return
     }
     this.times[this.start] = now
@@ -32,7 +47,7 @@ export class RequestLog {
   /** Requests after `cutoff` (i.e. inside the window now - W). */
   countAfter(cutoff: number): number {
     const t = this.times
-    const len = t.length
+    const len = this.count
     let n = 0
     // Newest first: stop at the first one outside the window.
     for (let i = len - 1; i >= 0; i--) {
@@ -43,14 +58,14 @@ export class RequestLog {
   }
 
   get length(): number {
-    return this.times.length
+    return this.count
   }
 
   /** The same history in a log of another capacity (a reload changed the limits): the newest are kept. */
   resized(capacity: number): RequestLog {
     const log = new RequestLog(capacity)
-    const t = this.times
-    for (let i = Math.max(0, t.length - capacity); i < t.length; i++) log.add(t[(this.start + i) % t.length] as number)
+    const len = this.count
+    for (let i = Math.max(0, len - capacity); i < len; i++) log.add(this.times[(this.start + i) % len] as number)
     return log
   }
 }
@@ -64,8 +79,9 @@ export class RequestLog {
  * most `capacity` numbers.
  */
 export class DistinctLog {
-  /** [hash, lastSeen, hash, lastSeen, …] */
-  private entries: number[] = []
+  /** [hash, lastSeen, hash, lastSeen, …]; the first 2 × `n` slots are used. */
+  private entries: number[] = NONE
+  private n = 0
   /** Lower bound of the oldest lastSeen: pruning is skipped while nothing can be old enough. */
   private oldest = Infinity
 
@@ -85,7 +101,7 @@ export class DistinctLog {
       e[i + 1] = now
       return
     }
-    if (e.length / 2 >= this.capacity) {
+    if (this.n >= this.capacity) {
       // Evicting the least recently touched record keeps every blocking decision exact: a
       // blocking limit never lets its window hold more than `max` records, so the set only
       // overflows through `log` limits, already past their max; there a re-read of the evicted
@@ -96,7 +112,7 @@ export class DistinctLog {
       this.oldest = -Infinity // unknown now; the next prune recomputes it
       return
     }
-    e.push(h, now)
+    this.append(h, now)
     if (now < this.oldest) this.oldest = now
   }
 
@@ -106,7 +122,7 @@ export class DistinctLog {
     const e = this.entries
     let w = 0
     let oldest = Infinity
-    for (let r = 0; r < e.length; r += 2) {
+    for (let r = 0; r < 2 * this.n; r += 2) {
       const at = e[r + 1] as number
       if (at <= cutoff) continue
       if (at < oldest) oldest = at
@@ -114,7 +130,7 @@ export class DistinctLog {
       e[w + 1] = at
       w += 2
     }
-    e.length = w
+    this.n = w / 2
     this.oldest = oldest
   }
 
@@ -122,39 +138,46 @@ export class DistinctLog {
   countAfter(cutoffs: readonly number[], out: number[]): void {
     for (let k = 0; k < cutoffs.length; k++) out[k] = 0
     const e = this.entries
-    for (let r = 1; r < e.length; r += 2) {
+    for (let r = 1; r < 2 * this.n; r += 2) {
       const at = e[r] as number
       for (let k = 0; k < cutoffs.length; k++) if (at > (cutoffs[k] as number)) (out[k] as number)++
     }
   }
 
   get size(): number {
-    return this.entries.length / 2
+    return this.n
   }
 
   /** The same records in a log of another capacity (a reload changed the limits): the most recently touched are kept. */
   resized(capacity: number): DistinctLog {
     const log = new DistinctLog(capacity)
     const pairs: [number, number][] = []
-    for (let r = 0; r < this.entries.length; r += 2) pairs.push([this.entries[r] as number, this.entries[r + 1] as number])
+    for (let r = 0; r < 2 * this.n; r += 2) pairs.push([this.entries[r] as number, this.entries[r + 1] as number])
     pairs.sort((a, b) => a[1] - b[1])
     for (const [h, at] of pairs.slice(Math.max(0, pairs.length - capacity))) {
-      log.entries.push(h, at)
+      log.append(h, at)
       if (at < log.oldest) log.oldest = at
     }
     return log
   }
 
+  private append(h: number, at: number): void {
+    if (2 * this.n === this.entries.length) this.entries = grown(this.entries, 2 * this.n, 2 * this.capacity)
+    this.entries[2 * this.n] = h
+    this.entries[2 * this.n + 1] = at
+    this.n++
+  }
+
   private indexOf(h: number): number {
     const e = this.entries
-    for (let r = 0; r < e.length; r += 2) if (e[r] === h) return r
+    for (let r = 0; r < 2 * this.n; r += 2) if (e[r] === h) return r
     return -1
   }
 
   private indexOfOldest(): number {
     const e = this.entries
     let j = 0
-    for (let r = 2; r < e.length; r += 2) if ((e[r + 1] as number) < (e[j + 1] as number)) j = r
+    for (let r = 2; r < 2 * this.n; r += 2) if ((e[r + 1] as number) < (e[j + 1] as number)) j = r
     return j
   }
 }
