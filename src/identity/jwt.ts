@@ -3,7 +3,7 @@
 // issuer/audience when configured. Anything else yields no account and the next extractor runs.
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { errors as joseErrors, jwtVerify } from 'jose'
-import { LRUCache } from 'lru-cache'
+import { boundedLru } from '../store/lru.js'
 
 export interface JwtOptions {
   secret?: string
@@ -29,7 +29,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
   // Verified tokens are cached until they expire (a signature check costs tens of µs and
   // the same token arrives on every request); garbage is cached briefly so it cannot be
   // used to burn CPU either.
-  const cache = new LRUCache<string, { account: string | undefined; until: number }>({ max: 10_000 })
+  const cache = boundedLru<string, { account: string | undefined; until: number }>(10_000)
   const verifyOptions = {
     algorithms: options.algorithms,
     ...(options.issuer ? { issuer: options.issuer } : {}),

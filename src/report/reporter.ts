@@ -3,7 +3,7 @@
 // one place where record ids become pseudonyms before anything is written down.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { LRUCache } from 'lru-cache'
+import { boundedLru } from '../store/lru.js'
 import { pseudonymise, type AuditTrail } from '../audit/index.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Decision } from '../engine/engine.js'
@@ -60,7 +60,7 @@ export class Reporter {
   notifier: Notifier | null
   incidents: IncidentSink | null
   private readonly key: Buffer
-  private readonly notified = new LRUCache<string, true>({ max: 100_000, ttl: NOTIFY_EVERY_MS, ttlAutopurge: false })
+  private readonly notified = boundedLru<string, true>(100_000, { ttl: NOTIFY_EVERY_MS, ttlAutopurge: false })
 
   constructor(options: ReporterOptions) {
     this.pseudonymise = options.pseudonymise

@@ -1,8 +1,9 @@
 // The embedded store: every count in this process, bounded by an LRU of accounts.
-import { LRUCache } from 'lru-cache'
+import type { LRUCache } from 'lru-cache'
 import { evaluate, carryWindows, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
 import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
+import { boundedLru } from './lru.js'
 import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
 interface RouteEntry {
@@ -38,15 +39,14 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict
-    this.tracked = new LRUCache<string, AccountState>({
-      max: options.maxAccounts,
+    this.tracked = boundedLru<string, AccountState>(options.maxAccounts, {
       ...(onEvict ? { dispose: (_v: AccountState, account: string, reason: string) => { if (reason === 'evict') onEvict(account) } } : {}),
     })
-    this.disabledEnforce = new LRUCache<string, number>({ max: options.maxAccounts })
-    this.disabledShadow = new LRUCache<string, number>({ max: options.maxAccounts })
-    this.sessions = new LRUCache<string, string>({ max: options.maxAccounts })
+    this.disabledEnforce = boundedLru<string, number>(options.maxAccounts)
+    this.disabledShadow = boundedLru<string, number>(options.maxAccounts)
+    this.sessions = boundedLru<string, string>(options.maxAccounts)
     // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
-    this.claimed = new LRUCache<string, true>({ max: 100_000 })
+    this.claimed = boundedLru<string, true>(100_000)
   }
 
   hit(input: HitInput): HitResult {
