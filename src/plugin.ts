@@ -135,7 +135,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   const prepare = (config: CompiledConfig): Live => {
     const challenged = config.routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
     if (challenged && config.actions.challenge.secret === undefined) {
-      fastify.log.warn({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (solutions and passes do not survive a restart or cross instances)')
+      // One instance with its own memory store: a per-process key is fine, but passes do not survive a restart.
+      fastify.log[store.kind === 'memory' ? 'info' : 'warn']({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (passes do not survive a restart or cross instances)')
     }
     return {
       config,
