@@ -27,6 +27,12 @@ async function listUpstream(): Promise<Upstream> {
         if (enc === 'br') payload = brotliCompressSync(payload)
         if (enc === 'bogus') payload = Buffer.from('this is not gzip')
         if (enc) headers['content-encoding'] = enc === 'bogus' ? 'gzip' : enc
+        if (url.searchParams.get('broken') === '1') {
+          // The application dies halfway through its answer.
+          res.writeHead(200, { ...headers, 'content-length': String(payload.length) })
+          res.write(payload.subarray(0, payload.length >> 1))
+          return setTimeout(() => res.destroy(), 20)
+        }
         if (url.searchParams.get('chunked') === '1') {
           res.writeHead(200, headers)
           for (let i = 0; i < payload.length; i += 100) res.write(payload.subarray(i, i + 100))
@@ -205,6 +211,14 @@ describe('records in responses', () => {
     expect(await head.text()).toBe('')
     // No ids were counted by the HEAD: two pages of 20 still fit under 50.
     for (let page = 1; page <= 2; page++) expect((await get(`/api/contacts?page=${page}&pageSize=20`, 'hank')).status).toBe(200)
+  })
+
+  it('an answer that breaks off halfway is a 502, nothing of it is sent, and the proxy carries on', async () => {
+    proxy = await startProxy(config(), { upstream: upstream.url })
+    const res = await get('/api/contacts?page=1&pageSize=20&broken=1', 'ivy')
+    expect(res.status).toBe(502)
+    expect(await res.text()).not.toContain('Contact')
+    expect((await get('/api/contacts?page=1&pageSize=20', 'ivy')).status).toBe(200)
   })
 
   it('error answers are not inspected: they pass as they are', async () => {
