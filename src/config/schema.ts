@@ -248,7 +248,7 @@ const Webhook = Type.Object(
   {
     url: Type.String({ pattern: '^https?://', description: 'Receiver of POSTed incidents (JSON).' }),
     secret: Type.String({ minLength: 16, description: 'HMAC-SHA256 key of the sluice-signature header. Use ${SLUICE_WEBHOOK_SECRET}.' }),
-    events: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Incident types to send: disable, challenge, throttle, log, unlock, reset, reload, audit-failure; or "*".' }),
+    events: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Incident types to send: disable, challenge, throttle, log (decisions), unlock, reset, admin (operator actions), reload; or "*".' }),
     timeout: Duration('Give up one attempt after this long.', '5s'),
   },
   { ...Strict, required: ['url', 'secret', 'events'] },
