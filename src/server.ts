@@ -49,7 +49,8 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
       // legacy app would get ten times the load. sluice forwards exactly once.
       retryDelay: () => null,
       rewriteHeaders: withoutHopByHop,
-      rewriteRequestHeaders: (request, headers) => forwardedFor(request.raw as IncomingMessage, headers, config),
+      // The live config: a reload may change trustedProxies.
+      rewriteRequestHeaders: (request, headers) => forwardedFor(request.raw as IncomingMessage, headers, app.sluice.config),
       onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
     },
   })
