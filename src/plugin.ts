@@ -167,6 +167,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const previous = live.config
     const changedRoutes = next.routes.filter((r) => !previous.routes.some((o) => o.name === r.name && samePolicy(o, r))).map((r) => r.name)
     live = prepare(next)
+    if (next.logLevel !== previous.logLevel) fastify.log.level = next.logLevel
     if (JSON.stringify(next.notify) !== JSON.stringify(previous.notify)) {
       const before = reporter.notifier
       reporter.notifier = notifierFor(next)
