@@ -2,7 +2,7 @@
 import type { LRUCache } from 'lru-cache'
 import { evaluate, carryWindows, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
 import type { RoutePolicy } from '../engine/policy.js'
-import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
+import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
 import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
@@ -156,17 +156,7 @@ export class MemoryStore implements Store {
       const state = this.tracked.peek(account)
       if (!state) continue
       const now = Math.max(query.now, state.lastNow)
-      let found = false
-      let ratio = 0
-      let count = 0
-      for (const policy of policies) {
-        const counts = countsOf(state, policy, now)
-        if (!counts) continue
-        found = true
-        const p = pressure(policy, counts, query.by)
-        if (p.ratio > ratio) ratio = p.ratio
-        if (p.count > count) count = p.count
-      }
+      const { found, ratio, count } = accountPressure(policies, (policy) => countsOf(state, policy, now), query.by)
       if (!found) continue
       scanned++
       top.offer({ account, ratio, count, data: null })

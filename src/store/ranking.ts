@@ -33,6 +33,29 @@ export function pressure(policy: RoutePolicy, counts: ArrayLike<number>, by: Pre
   return { ratio, count }
 }
 
+/**
+ * An account's pressure over several routes: the highest of each route's. `countsAt(policy, k)`
+ * reads the k-th policy's counts, or null where the account has none for it.
+ */
+export function accountPressure(
+  policies: readonly RoutePolicy[],
+  countsAt: (policy: RoutePolicy, k: number) => ArrayLike<number> | null | undefined,
+  by: PressureBy,
+): { found: boolean; ratio: number; count: number } {
+  let found = false
+  let ratio = 0
+  let count = 0
+  policies.forEach((policy, k) => {
+    const counts = countsAt(policy, k)
+    if (!counts) return
+    found = true
+    const p = pressure(policy, counts, by)
+    if (p.ratio > ratio) ratio = p.ratio
+    if (p.count > count) count = p.count
+  })
+  return { found, ratio, count }
+}
+
 /** The policies an accounts query looks at: one route, or all of them. */
 export function policiesOf(query: Pick<AccountsQuery, 'policies' | 'route'>): readonly RoutePolicy[] {
   return query.route === undefined ? query.policies : query.policies.filter((p) => p.name === query.route)

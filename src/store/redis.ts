@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RoutePolicy } from '../engine/policy.js'
 import { MemoryStore } from './memory.js'
-import { policiesOf, pressure, routeCounts, TopAccounts } from './ranking.js'
+import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
 const HIT_LUA = readFileSync(new URL('./lua/hit.lua', import.meta.url), 'utf8')
@@ -210,18 +210,8 @@ export class RedisStore implements Store {
       const reads = await Promise.all(batch.map((account) => this.read(account, policies, query.now)))
       reads.forEach((read, j) => {
         now = read.now
-        let any = read.disabled.length > 0 && query.route === undefined
-        let ratio = 0
-        let count = 0
-        policies.forEach((policy, k) => {
-          const counts = read.counts[k]
-          if (!counts) return
-          any = true
-          const p = pressure(policy, counts, query.by)
-          if (p.ratio > ratio) ratio = p.ratio
-          if (p.count > count) count = p.count
-        })
-        if (!any) return
+        const { found, ratio, count } = accountPressure(policies, (_policy, k) => read.counts[k], query.by)
+        if (!found && !(read.disabled.length > 0 && query.route === undefined)) return
         scanned++
         top.offer({ account: batch[j] as string, ratio, count, data: read })
       })
