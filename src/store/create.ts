@@ -9,6 +9,7 @@ import type { Store } from './store.js'
 export function createStore(config: CompiledConfig['store'], log: FastifyBaseLogger, metrics: Metrics): Store {
   if (config.type === 'memory') return new MemoryStore({ maxAccounts: config.maxAccounts, onEvict: () => metrics.evictions.inc() })
   const up = metrics.storeUp.labels('redis', config.onError)
+  const errors = metrics.storeErrors.labels('redis')
   up.set(0)
   return new RedisStore({
     ...(config.url !== undefined ? { url: config.url } : {}),
@@ -18,6 +19,7 @@ export function createStore(config: CompiledConfig['store'], log: FastifyBaseLog
     commandTimeoutMs: config.commandTimeoutMs,
     onError: config.onError,
     maxAccounts: config.maxAccounts,
+    onCommandError: () => errors.inc(),
     onStateChange: (state, reason) => {
       up.set(state === 'ok' ? 1 : 0)
       const entry = { event: 'sluice.store', store: 'redis', state, reason, policy: config.onError }

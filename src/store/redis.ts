@@ -47,6 +47,8 @@ export interface RedisStoreOptions {
   /** Consecutive failures that open the breaker, and how long it stays open. */
   breaker?: { failures: number; cooldownMs: number }
   onStateChange?: (state: RedisState, reason: string) => void
+  /** Every failed command (timeout, connection, script error): for the error metric. */
+  onCommandError?: (err: Error) => void
 }
 
 type HitReply = number[]
@@ -394,6 +396,7 @@ export class RedisStore implements Store {
 
   private failed(err: Error): void {
     this.stats.errors++
+    this.options.onCommandError?.(err)
     this.failures++
     if (this.failures >= this.breaker.failures) {
       this.openUntil = Date.now() + this.breaker.cooldownMs

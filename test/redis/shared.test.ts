@@ -1,5 +1,6 @@
 // Response records, challenge solutions and session bindings shared by several instances
 // through one real redis-server.
+import { spawn } from 'node:child_process'
 import { solveChallenge, type Challenge } from 'altcha-lib'
 import { deriveKey } from 'altcha-lib/algorithms/sha'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -104,5 +105,22 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
     }
     expect(statuses).toEqual([200, 200, 429])
     expect(b!.decisions().at(-1)?.account).toBe('user:alice')
+  })
+
+  it('counts failed store commands in sluice_store_errors_total and answers by the failure policy', async () => {
+    const own = await startRedis(['--enable-debug-command', 'yes'])
+    const yaml = config(own.url, 'errors:').replace('onError: fail-closed, commandTimeout: 2s', 'onError: fail-open, commandTimeout: 100ms')
+    const proxy = await startProxy(yaml, { upstream: app.url })
+    proxies.push(proxy)
+    await (proxy.app.sluice.store as RedisStore).ready()
+    // Redis stalls for a second: the commands time out (they are attempted, and fail).
+    const sleeper = spawn('redis-cli', ['-p', String(own.port), 'DEBUG', 'SLEEP', '1'], { stdio: 'ignore' })
+    await new Promise((r) => setTimeout(r, 100))
+    for (let id = 1; id <= 3; id++) expect((await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('mallory', 'mallory-pw') })).status).toBe(200)
+    await new Promise((r) => sleeper.once('exit', r))
+    const text = await proxy.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_errors_total')
+    expect(Number(/sluice_store_errors_total\{store="redis"\} (\d+)/.exec(text)?.[1] ?? 0)).toBeGreaterThan(0)
+    expect(await proxy.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_fallback_total')).toMatch(/policy="fail-open"\} [1-9]/)
+    await own.stop()
   })
 })
