@@ -74,7 +74,7 @@ export interface ReloadResult {
   ok: boolean
   /** Why a config was refused (the running one stays). */
   errors?: string[]
-  /** Routes whose counts start over (new, or with other limits). */
+  /** Routes that are new or have other limits (their windows carry over). */
   changedRoutes?: string[]
 }
 
@@ -85,6 +85,8 @@ interface Exchange {
   account: string
   source: IdentitySource
   passes: number[]
+  /** The canonical path and query, as matched and forwarded: what decisions are logged with. */
+  target: string
   /** Where the route's records still have to be read from. */
   pending: 'body' | 'response' | null
   session: SessionEvent | null
@@ -133,8 +135,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   })
 
   const prepare = (config: CompiledConfig): Live => {
-    const challenged = config.routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
-    if (challenged && config.actions.challenge.secret === undefined) {
+    if (config.routes.some((r) => r.policy.challengeable) && config.actions.challenge.secret === undefined) {
       // One instance with its own memory store: a per-process key is fine, but passes do not survive a restart.
       fastify.log[store.kind === 'memory' ? 'info' : 'warn']({ event: 'sluice.challenge' }, 'actions.challenge.secret is not set: challenges are signed with a random key of this process (passes do not survive a restart or cross instances)')
     }
@@ -229,7 +230,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (clamped) {
       search = clamped.search
       request.log.info({ event: 'sluice.clamped', route: match?.route.name, params: clamped.clamped }, 'query clamped')
-      if (!forwarding) clampParsedQuery(request, match?.route.clampCaps ?? {})
+      const query = request.query
+      if (!forwarding && query && typeof query === 'object') match?.route.clamp?.parsed(query as Record<string, unknown>)
     }
     if (forwarding) {
       const url = canonical.path + search
@@ -259,7 +261,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
     let account = who.account
     if (sessions && who.source === 'cookie') {
-      const bound = await sessions.resolve(account)
+      const found = sessions.resolve(account)
+      const bound = found instanceof Promise ? await found : found
       if (bound !== undefined) account = bound
     }
 
@@ -267,7 +270,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     let passes: number[] = []
     let verdict: Verdict | null = null
     let grant: string | undefined
-    if (route.policy.limits.some((l) => l.action === 'challenge')) {
+    if (route.policy.challengeable) {
       const passToken = tokenFrom(request, PASS_HEADER, PASS_COOKIE)
       passes = challenges.passes(passToken, account, route.policy, now)
       const solution = tokenFrom(request, SOLUTION_HEADER, SOLUTION_COOKIE)
@@ -286,9 +289,9 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
     if (forwarding) stripSluiceCredentials(request)
 
-    exchange ??= { live: current, route: null, account, source: who.source, passes, pending: null, session: null }
-    Object.assign(exchange, { route, account, source: who.source, passes })
-    request.sluiceExchange = exchange
+    const target = canonical.path + search
+    if (exchange) Object.assign(exchange, { route, account, source: who.source, passes, target })
+    else request.sluiceExchange = exchange = { live: current, route, account, source: who.source, passes, target, pending: null, session: null }
 
     if (route.inspect?.from === 'body') {
       exchange.pending = 'body'
@@ -298,7 +301,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const records = route.records(match.params, search)
     const observed = observe(exchange, records, now, true)
     const decision = observed instanceof Promise ? await observed : observed
-    if (decision.kind !== 'allow') report(request, decision, exchange, records, 'request', canonical.path + search)
+    if (decision.kind !== 'allow') report(request, decision, exchange, records, 'request')
     if (decision.block) return block(request, reply, decision, exchange, verdict)
     if (grant) setPass(reply, grant, current)
     if (route.inspect?.from === 'response') exchange.pending = 'response'
@@ -357,7 +360,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     ex.pending = null
     const observed = observe(ex, records, clock(), true)
     const decision = observed instanceof Promise ? await observed : observed
-    if (decision.kind !== 'allow') report(request, decision, ex, records, 'request', request.raw.url ?? '/')
+    if (decision.kind !== 'allow') report(request, decision, ex, records, 'request')
     if (decision.block) return void (await block(request, reply, decision, ex, null))
   }
 
@@ -420,7 +423,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
 
     const observed = observe(ex, records, clock(), false)
     const decision = observed instanceof Promise ? await observed : observed
-    if (decision.kind !== 'allow') report(request, decision, ex, records, 'response', request.raw.url ?? '/')
+    if (decision.kind !== 'allow') report(request, decision, ex, records, 'response')
     if (!decision.block) return forward
     if (payload instanceof Readable) payload.destroy()
     metrics.withheld.labels(route.name).inc()
@@ -447,19 +450,19 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       const value = cookieValues(request.headers, sessions.config.login.cookie)[0]
       session = { kind: 'logout', session: value !== undefined ? sessions.sessionAccount(value) : undefined }
     }
-    const ex: Exchange = { live: current, route: null, account: '', source: 'ip', passes: [], pending: null, session }
+    const ex: Exchange = { live: current, route: null, account: '', source: 'ip', passes: [], target: '', pending: null, session }
     request.sluiceExchange = ex
     return ex
   }
 
-  function report(request: FastifyRequest, decision: Decision, ex: Exchange, records: readonly string[], step: 'request' | 'response', target: string): void {
+  function report(request: FastifyRequest, decision: Decision, ex: Exchange, records: readonly string[], step: 'request' | 'response'): void {
     reporter.decision(decision, {
       log: request.log,
       route: ex.route as CompiledRoute,
       identity: ex.source,
       clientIp: ex.live.identity.clientIp(request.raw),
       method: request.method,
-      target,
+      target: ex.target,
       records,
       step,
       now: clock(),
@@ -494,7 +497,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (body === undefined || body === null) return {}
     if (!(body instanceof Readable)) {
       // Guarding routes of the same app: Fastify's own parsers already ran.
-      if (typeof body === 'string' || Buffer.isBuffer(body)) return parseOrProblem(Buffer.from(body), contentType)
+      if (Buffer.isBuffer(body)) return parseOrProblem(body, contentType)
+      if (typeof body === 'string') return parseOrProblem(Buffer.from(body), contentType)
       return { parsed: body }
     }
     const declared = Number(request.headers['content-length'])
@@ -577,19 +581,6 @@ function stripSluiceCredentials(request: FastifyRequest): void {
     const kept = withoutCookies(cookie, [PASS_COOKIE, SOLUTION_COOKIE])
     if (kept === undefined) delete headers.cookie
     else headers.cookie = kept
-  }
-}
-
-/** Plugin mode: the app reads request.query, already parsed; clamp it there too. */
-function clampParsedQuery(request: FastifyRequest, caps: Readonly<Record<string, number>>): void {
-  const query = request.query as Record<string, unknown> | undefined
-  if (!query || typeof query !== 'object') return
-  for (const key of Object.keys(query)) {
-    const cap = Object.entries(caps).find(([k]) => k.toLowerCase() === key.replace(/\[.*$/, '').toLowerCase())?.[1]
-    if (cap === undefined) continue
-    const ok = (v: unknown) => typeof v === 'string' && /^[0-9]{1,15}$/.test(v) && Number(v) >= 1 && Number(v) <= cap
-    const v = query[key]
-    query[key] = Array.isArray(v) ? v.map((x) => (ok(x) ? x : String(cap))) : ok(v) ? v : String(cap)
   }
 }
 

@@ -3,8 +3,10 @@
 // `Authorization: Bearer <admin.token>`, compared in constant time. Endpoints: docs/admin.md.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { AuditState } from '../audit/index.js'
 import { parseDuration } from '../config/duration.js'
 import type { RoutePolicy } from '../engine/policy.js'
+import type { ReloadResult } from '../plugin.js'
 import type { Store } from '../store/store.js'
 import { RedisStore } from '../store/redis.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
@@ -23,20 +25,10 @@ export interface IncidentsJson {
   recorded: number
 }
 
-export interface ReloadResult {
-  ok: boolean
-  errors?: string[]
-}
+export type { ReloadResult }
 
-/** What readiness needs of the audit trail (AuditTrail.state() has all but `refusing`). */
-export interface AuditHealth {
-  /** False while writes fail (entries are kept and retried). */
-  healthy: boolean
-  /** Accepted, not yet written. */
-  backlog: number
-  /** The queue is full: new entries are being refused (lost). */
-  refusing?: boolean
-}
+/** What readiness needs of the audit trail (`AuditTrail.state()`). */
+export type AuditHealth = Pick<AuditState, 'healthy' | 'backlog'> & Partial<Pick<AuditState, 'refusing'>>
 
 export interface AdminOptions {
   token: string

@@ -66,6 +66,8 @@ export interface AuditState {
   healthy: boolean
   /** Accepted, not yet written. */
   backlog: number
+  /** The queue is full: new entries are refused until the disk takes some. */
+  refusing: boolean
   /** Refused because the queue was full (never accepted, so never written). */
   dropped: number
   /** Entries written since open (the trail's own entries included). */
@@ -234,7 +236,7 @@ export class AuditTrail {
       this.log?.error({ event: 'sluice.audit.dropped', type, reason: 'closed' }, 'audit entry after close: not written')
       return false
     }
-    if (this.queue.length + (this.batch?.items ?? 0) >= this.queueLimit) {
+    if (this.backlog() >= this.queueLimit) {
       this.refuse()
       return false
     }
@@ -292,6 +294,7 @@ export class AuditTrail {
       file: this.file,
       healthy: this.healthy,
       backlog: this.backlog(),
+      refusing: this.backlog() >= this.queueLimit,
       dropped: this.dropped,
       written: this.written,
       head: { seq: this.seq, hash: this.hash },

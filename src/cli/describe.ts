@@ -32,7 +32,7 @@ export function describeConfig(c: CompiledConfig): string {
   for (const r of c.routes) {
     const methods = r.methods ? [...r.methods].join(',') : 'ANY'
     const inspect = r.inspect ? ` (reads ≤ ${r.inspect.maxBytes} bytes; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})` : ''
-    const clamp = Object.entries(r.clampCaps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
+    const clamp = Object.entries(r.clamp?.caps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
     lines.push(`    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${inspect}${clamp.length ? `  clamp: ${clamp.join(', ')}` : ''}${r.policy.shadow ? '  [shadow]' : ''}`)
     for (const l of r.policy.limits) {
       lines.push(`      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(15)} ${String(l.max).padStart(6)}  → ${l.action}`)

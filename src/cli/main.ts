@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err
           const errors = err.format().split('\n').filter((l) => l.trim() !== '')
-          app.sluice.reporter.event('reload', { outcome: 'refused', file: opts.config, errors }, app.log)
+          app.sluice.reporter.event('reload', { outcome: 'refused', file: opts.config, errors })
           app.log.error({ event: 'sluice.reload', outcome: 'refused', errors }, `${opts.config} has errors; the running configuration stays`)
           return { ok: false, errors }
         }
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         const incidents = new IncidentLog()
         const reporter = app.sluice.reporter
         reporter.incidents = incidents
-        const auditQueueLimit = config.audit?.queueLimit ?? Infinity
+        const trail = reporter.audit
         admin = await buildAdmin({
           token: config.admin.token,
           metrics: app.sluice.metrics,
@@ -72,14 +72,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
           logger: app.log,
           // Who asked is part of the trail; the reload's own outcome is reported by the reload.
           onAdminAction: (a) => reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
-          ...(reporter.audit
-            ? {
-                audit: () => {
-                  const state = (reporter.audit as NonNullable<typeof reporter.audit>).state()
-                  return { healthy: state.healthy, backlog: state.backlog, refusing: state.backlog >= auditQueueLimit }
-                },
-              }
-            : {}),
+          ...(trail ? { audit: () => trail.state() } : {}),
         })
         const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
         app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)

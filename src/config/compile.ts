@@ -26,7 +26,6 @@ export interface CompiledRoute extends MatchableRoute {
   /** Records read from a body: the request's (decided before forwarding) or the response's. */
   inspect: Inspection | null
   clamp: QueryClamp | null
-  clampCaps: Readonly<Record<string, number>> | null
 }
 
 export interface Inspection {
@@ -137,13 +136,8 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     const at = ['routes', r]
     if (names.has(route.name)) issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'name'], message: `route name "${route.name}" is used twice`, hint: 'give every route a unique name: it keys the counts' })
     names.add(route.name)
-    let pattern
-    try {
-      pattern = compilePattern(route.path, caseSensitive)
-    } catch (err) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'path'], message: (err as Error).message, hint: 'use literal segments, :name for one segment and * for the rest, e.g. /api/contacts/:id' })
-      return
-    }
+    const pattern = patternOrIssue(route.path, caseSensitive, [...at, 'path'], issues)
+    if (!pattern) return
     if (route.records && 'param' in route.records && !pattern.params.includes(route.records.param)) {
       const known = pattern.params.length > 0 ? `it has ${pattern.params.map((p) => `:${p}`).join(', ')}` : 'it has no parameters'
       issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'records', 'param'], message: `records.param "${route.records.param}" is not a parameter of ${route.path} (${known})` })
@@ -153,8 +147,6 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     if (inspect && !limits.some((l) => l.kind === 'distinctRecords')) {
       issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...at, 'records'], message: `route "${route.name}" reads record ids from the ${inspect.from === 'body' ? 'request body' : 'response'} but has no distinctRecords limit to count them`, hint: 'add e.g. { window: 10m, distinctRecords: 200, action: challenge }' })
     }
-    let clamp: QueryClamp | null = null
-    if (route.clampQuery) clamp = compileClamp(route.clampQuery)
     routes.push({
       name: route.name,
       path: route.path,
@@ -164,8 +156,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       records: compileRecords(route.records && ('param' in route.records || 'query' in route.records) ? route.records : undefined),
       recordSource: describeRecords(route.records),
       inspect,
-      clamp,
-      clampCaps: route.clampQuery ?? null,
+      clamp: route.clampQuery ? compileClamp(route.clampQuery) : null,
     })
   })
 
@@ -208,8 +199,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       : null,
     logLevel: config.log.level,
   }
-  const challenged = routes.some((r) => r.policy.limits.some((l) => l.action === 'challenge'))
-  if (challenged && compiled.store.type === 'redis' && compiled.actions.challenge.secret === undefined) {
+  if (routes.some((r) => r.policy.challengeable) && compiled.store.type === 'redis' && compiled.actions.challenge.secret === undefined) {
     issues.push({
       code: 'SLUICE_ERR_CONFIG_VALUE',
       path: ['actions', 'challenge'],
@@ -222,16 +212,31 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
 }
 
 function compileAudit(a: NonNullable<SluiceConfig['audit']>, duration: (text: string, path: (string | number)[]) => number, issues: ConfigIssue[]): CompiledAudit {
-  const maxBytes = a.rotate === undefined ? 0 : parseSize(a.rotate)
-  if (maxBytes === undefined) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['audit', 'rotate'], message: `"${a.rotate}" is not a size`, hint: 'write e.g. 100mb' })
   return {
     file: a.file,
     key: a.key,
     fsync: a.fsync,
     fsyncIntervalMs: duration(a.fsyncInterval, ['audit', 'fsyncInterval']),
-    maxBytes: maxBytes ?? 0,
+    maxBytes: a.rotate === undefined ? 0 : sizeOrIssue(a.rotate, ['audit', 'rotate'], issues),
     queueLimit: a.queueLimit,
   }
+}
+
+function patternOrIssue(path: string, caseSensitive: boolean, at: (string | number)[], issues: ConfigIssue[]): PathPattern | null {
+  try {
+    return compilePattern(path, caseSensitive)
+  } catch (err) {
+    issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: at, message: (err as Error).message, hint: 'use literal segments, :name for one segment and * for the rest, e.g. /api/contacts/:id' })
+    return null
+  }
+}
+
+/** Bytes of a size (`512kb`, `4mb`, a number); a bad one is an issue (and 1, so compiling goes on). */
+function sizeOrIssue(text: string | number, at: (string | number)[], issues: ConfigIssue[]): number {
+  const bytes = parseSize(text)
+  if (bytes !== undefined) return bytes
+  issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: at, message: `"${text}" is not a size`, hint: 'write e.g. 512kb, 4mb or 100mb' })
+  return 1
 }
 
 function describeRecords(records: RecordsConfig | undefined): string {
@@ -253,9 +258,8 @@ function compileInspection(records: RecordsConfig | undefined, at: (string | num
     if (!(err instanceof SelectorError)) throw err
     issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, from], message: err.message, hint: 'e.g. $.items[*].id, $[*].id or $.ids' })
   }
-  const maxBytes = parseSize(records.maxInspectBytes ?? '4mb')
-  if (maxBytes === undefined) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: [...at, 'maxInspectBytes'], message: `"${records.maxInspectBytes}" is not a size`, hint: 'write e.g. 512kb or 4mb' })
-  return { from, select, maxBytes: maxBytes ?? 1, uninspectable: records.uninspectable ?? 'block' }
+  const maxBytes = sizeOrIssue(records.maxInspectBytes ?? '4mb', [...at, 'maxInspectBytes'], issues)
+  return { from, select, maxBytes, uninspectable: records.uninspectable ?? 'block' }
 }
 
 function compileSessions(
@@ -274,16 +278,8 @@ function compileSessions(
       hint: `add { type: cookie, name: ${s.login.cookie} } to identity`,
     })
   }
-  const pattern = (path: string, at: (string | number)[]): PathPattern | null => {
-    try {
-      return compilePattern(path, caseSensitive)
-    } catch (err) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: at, message: (err as Error).message })
-      return null
-    }
-  }
-  const login = pattern(s.login.path, ['sessions', 'login', 'path'])
-  const logout = s.logout ? pattern(s.logout.path, ['sessions', 'logout', 'path']) : null
+  const login = patternOrIssue(s.login.path, caseSensitive, ['sessions', 'login', 'path'], issues)
+  const logout = s.logout ? patternOrIssue(s.logout.path, caseSensitive, ['sessions', 'logout', 'path'], issues) : null
   if (!login || (s.logout && !logout)) return null
   const statuses = s.login.successStatus ? new Set(s.login.successStatus) : null
   return {

@@ -30,6 +30,8 @@ export interface RoutePolicy {
   longestDistinctWindowMs: number
   /** Shadow: decide and log exactly as enforce would, block nothing. */
   shadow: boolean
+  /** Some limit challenges: the request must be checked for passes and solutions. */
+  challengeable: boolean
 }
 
 export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[], shadow: boolean): RoutePolicy {
@@ -51,6 +53,7 @@ export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' 
     distinctCapacity: Math.max(0, ...distinctLimits.map((l) => l.max)) + 1,
     longestDistinctWindowMs: distinctLimits[0]?.windowMs ?? 0,
     shadow,
+    challengeable: all.some((l) => l.action === 'challenge'),
   }
 }
 

@@ -7,14 +7,19 @@ export interface SetCookie {
   maxAgeMs: number | undefined
 }
 
+/** A cookie value as sent: surrounding double quotes (RFC 6265 allows them) are not part of it. */
+export function cookieValue(raw: string): string {
+  const value = raw.trim()
+  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value
+}
+
 export function parseSetCookie(header: string, now: number): SetCookie | null {
   const parts = header.split(';')
   const first = parts[0] ?? ''
   const eq = first.indexOf('=')
   if (eq <= 0) return null
   const name = first.slice(0, eq).trim()
-  let value = first.slice(eq + 1).trim()
-  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+  const value = cookieValue(first.slice(eq + 1))
   let maxAgeMs: number | undefined
   let expiresMs: number | undefined
   for (const attr of parts.slice(1)) {

@@ -1,6 +1,7 @@
 // Small parsers for the places credentials live. They never throw on garbage.
 import type { IncomingHttpHeaders } from 'node:http'
 import { createHash } from 'node:crypto'
+import { cookieValue } from '../http/cookies.js'
 
 /** A token shown once in logs and stored as a key must not be the token: hash it. */
 export function fingerprint(value: string, length = 16): string {
@@ -24,8 +25,7 @@ export function cookieValues(headers: IncomingHttpHeaders, name: string): string
       const eq = pair.indexOf('=')
       if (eq < 0) continue
       if (pair.slice(0, eq).trim() !== name) continue
-      let value = pair.slice(eq + 1).trim()
-      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+      const value = cookieValue(pair.slice(eq + 1))
       if (value !== '') out.push(value)
     }
   }

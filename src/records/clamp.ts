@@ -2,14 +2,23 @@
 // record query keys do (case-insensitive, PHP brackets dropped), every repeated value is
 // clamped, and anything that is not a whole number from 1 to the cap becomes the cap: many
 // legacy apps read 0, -1 or "all" as "no limit".
-export type QueryClamp = (search: string) => { search: string; clamped: string[] } | null
+import { queryKey } from './extract.js'
+
+export type QueryClamp = ((search: string) => { search: string; clamped: string[] } | null) & {
+  /** The caps as configured, for `sluice check`. */
+  readonly caps: Readonly<Record<string, number>>
+  /** Plugin mode: the app reads `request.query`, already parsed; clamp it there too. */
+  parsed(query: Record<string, unknown>): void
+}
 
 export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp {
   const byKey = new Map(Object.entries(caps).map(([k, v]) => [k.toLowerCase(), v]))
-  return (search) => {
-    if (search.length < 2) return null
+  const within = (value: unknown, cap: number) => typeof value === 'string' && /^[0-9]{1,15}$/.test(value) && Number(value) >= 1 && Number(value) <= cap
+
+  const search = (text: string) => {
+    if (text.length < 2) return null
     const clamped: string[] = []
-    const parts = search.slice(1).split('&')
+    const parts = text.slice(1).split('&')
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as string
       const eq = part.indexOf('=')
@@ -20,14 +29,22 @@ export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp
       } catch {
         continue
       }
-      const bracket = key.indexOf('[')
-      const cap = byKey.get((bracket > 0 ? key.slice(0, bracket) : key).toLowerCase())
-      if (cap === undefined) continue
-      const value = eq < 0 ? '' : part.slice(eq + 1)
-      if (/^[0-9]{1,15}$/.test(value) && Number(value) >= 1 && Number(value) <= cap) continue
+      const cap = byKey.get(queryKey(key))
+      if (cap === undefined || within(eq < 0 ? '' : part.slice(eq + 1), cap)) continue
       parts[i] = `${rawKey}=${cap}`
       clamped.push(key)
     }
     return clamped.length === 0 ? null : { search: `?${parts.join('&')}`, clamped }
   }
+
+  const parsed = (query: Record<string, unknown>) => {
+    for (const key of Object.keys(query)) {
+      const cap = byKey.get(queryKey(key))
+      if (cap === undefined) continue
+      const v = query[key]
+      query[key] = Array.isArray(v) ? v.map((x) => (within(x, cap) ? x : String(cap))) : within(v, cap) ? v : String(cap)
+    }
+  }
+
+  return Object.assign(search, { caps, parsed })
 }

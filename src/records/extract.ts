@@ -24,7 +24,7 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
     if (search.length < 2) return NONE
     const out = new Set<string>()
     for (const [k, v] of new URLSearchParams(search)) {
-      if (normaliseKey(k) !== key) continue
+      if (queryKey(k) !== key) continue
       for (const part of split ? v.split(split) : [v]) {
         const id = part.trim()
         if (id !== '') out.add(id)
@@ -34,7 +34,8 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
   }
 }
 
-function normaliseKey(k: string): string {
+/** A query key as records and clamps compare it: lower case, PHP brackets dropped (`IDS`, `ids[]`, `ids[0]` → `ids`). */
+export function queryKey(k: string): string {
   const bracket = k.indexOf('[')
   return (bracket > 0 ? k.slice(0, bracket) : k).toLowerCase()
 }

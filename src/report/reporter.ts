@@ -8,6 +8,7 @@ import { pseudonymise, type AuditTrail } from '../audit/index.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Decision } from '../engine/engine.js'
 import type { Notifier } from '../notify/index.js'
+import { decodeParam } from '../routes/table.js'
 
 /** What the admin API lists as recent incidents. */
 export interface Incident {
@@ -88,12 +89,16 @@ export class Reporter {
     const ids = new Set(records)
     const q = target.indexOf('?')
     const path = q < 0 ? target : target.slice(0, q)
-    const masked = path.split('/').map((seg) => (ids.has(seg) || ids.has(safeDecode(seg)) ? this.record(safeDecode(seg)) : seg)).join('/')
+    // Path records are the decoded segments (routes/table.ts), so compare decoded.
+    const masked = path.split('/').map((seg) => {
+      const id = decodeParam(seg)
+      return ids.has(id) ? this.record(id) : seg
+    }).join('/')
     if (q < 0) return masked
     const params = target.slice(q + 1).split('&').map((part) => {
       const eq = part.indexOf('=')
       if (eq < 0) return part
-      const value = safeDecode(part.slice(eq + 1).replace(/\+/g, ' '))
+      const value = decodeParam(part.slice(eq + 1).replace(/\+/g, ' '))
       // Split lists (ids=1,2,3) are masked element by element, keeping the separator.
       const masked = value.split(/([,;| ])/).map((v) => (ids.has(v.trim()) ? this.record(v.trim()) : v)).join('')
       return masked === value ? part : `${part.slice(0, eq)}=${encodeURIComponent(masked)}`
@@ -145,13 +150,5 @@ export class Reporter {
     const { seq: _seq, time, type: _type, prev: _prev, hash: _hash, ...own } = fields
     this.audit?.append(type, time === undefined ? own : { ...own, at: time })
     this.notifier?.notify({ type, time: new Date().toISOString(), ...fields })
-  }
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s)
-  } catch {
-    return s
   }
 }

@@ -27,7 +27,8 @@ export function matchRoute<R extends MatchableRoute>(routes: readonly R[], metho
   return null
 }
 
-function decodeParam(raw: string): string {
+/** Percent-decoded text, or the text as it is when it does not decode. */
+export function decodeParam(raw: string): string {
   if (!raw.includes('%')) return raw
   try {
     return decodeURIComponent(raw)

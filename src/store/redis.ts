@@ -184,13 +184,8 @@ export class RedisStore implements Store {
   }
 
   async account(account: string, policies: readonly RoutePolicy[], now: number): Promise<AccountView | null> {
-    const read = await this.read(account, policies, now)
-    const routes = policies.flatMap((p, i) => {
-      const counts = read.counts[i]
-      return counts ? [routeCounts(p, counts)] : []
-    })
-    if (routes.length === 0 && read.disabled.length === 0) return null
-    return { account, now: read.now, routes, disabled: read.disabled }
+    const view = viewOf(account, await this.read(account, policies, now), policies)
+    return view.routes.length === 0 && view.disabled.length === 0 ? null : view
   }
 
   /**
@@ -218,16 +213,7 @@ export class RedisStore implements Store {
         top.offer({ account: batch[j] as string, ratio, count, data: read })
       })
     }
-    const accounts = top.result().map((c) => ({
-      account: c.account,
-      now: c.data.now,
-      routes: policies.flatMap((p, k) => {
-        const counts = c.data.counts[k]
-        return counts ? [routeCounts(p, counts)] : []
-      }),
-      disabled: c.data.disabled,
-      pressure: c.ratio,
-    }))
+    const accounts = top.result().map((c) => ({ ...viewOf(c.account, c.data, policies), pressure: c.ratio }))
     return { now, accounts, scanned, truncated }
   }
 
@@ -422,6 +408,15 @@ export class RedisStore implements Store {
     this.currentState = state
     this.options.onStateChange?.(state, reason)
   }
+}
+
+/** An account's view from one read.lua reply: the routes it has counts on, and its disables. */
+function viewOf(account: string, read: ReadReply, policies: readonly RoutePolicy[]): AccountView {
+  const routes = policies.flatMap((p, k) => {
+    const counts = read.counts[k]
+    return counts ? [routeCounts(p, counts)] : []
+  })
+  return { account, now: read.now, routes, disabled: read.disabled }
 }
 
 /** Redis glob: a key prefix is literal text. */
