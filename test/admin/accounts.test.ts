@@ -8,27 +8,9 @@ import { fingerprint } from '../../src/identity/credentials.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
-import { accountPath, call, policiesOf, TOKEN } from './helpers.js'
+import { accountPath, adminConfig, call, policiesOf, readAs, TOKEN } from './helpers.js'
 
-const CONFIG = `
-version: 1
-upstream: { url: UPSTREAM }
-identity: [ { type: header, name: x-user, trusted: true }, { type: basic } ]
-actions: { disable: { duration: 1h } }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 10m, distinctRecords: 5, action: disable }
-      - { window: 1m, requests: 50, action: throttle }
-  - name: invoice
-    methods: [GET]
-    path: /api/invoices/:id
-    records: { param: id }
-    limits: [ { window: 10m, distinctRecords: 10, action: throttle } ]
-`
+const CONFIG = adminConfig({ identity: '[ { type: header, name: x-user, trusted: true }, { type: basic } ]', disable: '1h' })
 
 let upstream: Upstream
 let proxy: RunningProxy
@@ -37,11 +19,7 @@ let url: string
 const actions: AdminAction[] = []
 
 const get = (user: string, path: string) => send(proxy.url, path, { headers: { 'x-user': user } })
-async function read(user: string, route: 'contacts' | 'invoices', ids: number[]): Promise<number[]> {
-  const statuses: number[] = []
-  for (const id of ids) statuses.push((await get(user, `/api/${route}/${id}`)).status)
-  return statuses
-}
+const read = (user: string, route: 'contacts' | 'invoices', ids: number[]) => readAs(proxy.url, user, route, ids)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 beforeAll(async () => {

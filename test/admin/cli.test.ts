@@ -5,31 +5,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { IncidentLog } from '../../src/admin/incidents.js'
 import { buildAdmin } from '../../src/admin/server.js'
 import { registerAccounts, table } from '../../src/cli/accounts.js'
-import { send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { freePort } from '../helpers/redis.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
-import { call, policiesOf, TOKEN } from './helpers.js'
+import { adminConfig, call, policiesOf, readAs, TOKEN } from './helpers.js'
 
-const CONFIG = `
-version: 1
-upstream: { url: UPSTREAM }
-identity: [ { type: header, name: x-user, trusted: true } ]
-actions: { disable: { duration: forever } }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 10m, distinctRecords: 5, action: disable }
-      - { window: 1m, requests: 50, action: throttle }
-  - name: invoice
-    methods: [GET]
-    path: /api/invoices/:id
-    records: { param: id }
-    limits: [ { window: 10m, distinctRecords: 10, action: throttle } ]
-`
+const CONFIG = adminConfig()
 
 let upstream: Upstream
 let proxy: RunningProxy
@@ -37,11 +18,7 @@ let admin: Awaited<ReturnType<typeof buildAdmin>>
 let url: string
 const incidents = new IncidentLog(100)
 
-async function read(user: string, route: string, ids: number[]): Promise<number[]> {
-  const out: number[] = []
-  for (const id of ids) out.push((await send(proxy.url, `/api/${route}/${id}`, { headers: { 'x-user': user } })).status)
-  return out
-}
+const read = (user: string, route: string, ids: number[]) => readAs(proxy.url, user, route, ids)
 
 beforeAll(async () => {
   upstream = await startUpstream()

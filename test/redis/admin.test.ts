@@ -7,32 +7,13 @@ import { Engine } from '../../src/engine/engine.js'
 import { buildPolicy } from '../../src/engine/policy.js'
 import { accountOfKey, RedisStore } from '../../src/store/redis.js'
 import { MemoryStore } from '../../src/store/memory.js'
-import { accountPath, call, policiesOf, TOKEN } from '../admin/helpers.js'
+import { accountPath, adminConfig, call, policiesOf, TOKEN } from '../admin/helpers.js'
 import { send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { hasRedis, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
-const config = (store: string) => `
-version: 1
-upstream: { url: UPSTREAM, timeout: 5s }
-store: ${store}
-identity: [ { type: header, name: x-user, trusted: true } ]
-actions: { disable: { duration: forever } }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 10m, distinctRecords: 5, action: disable }
-      - { window: 1m, requests: 50, action: throttle }
-  - name: invoice
-    methods: [GET]
-    path: /api/invoices/:id
-    records: { param: id }
-    limits: [ { window: 10m, distinctRecords: 10, action: throttle } ]
-`
+const config = (store: string) => adminConfig({ store })
 const POLICIES = policiesOf(config('{ type: memory }'))
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
