@@ -5,7 +5,7 @@ import type { KeyObject } from 'node:crypto'
 import { derivePseudonymKey } from '../audit/pseudonym.js'
 import { readFileSync } from 'node:fs'
 import { ConfigIssues, type ConfigIssue } from '../errors.js'
-import { buildPolicy, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { buildPolicy, formatMs, MAX_WINDOW_MS, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
@@ -345,6 +345,11 @@ function compileLimits(
     }
     if (limit.distinctRecords !== undefined && !route.records) {
       issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...path, 'distinctRecords'], message: `route "${route.name}" counts distinctRecords but does not say where records are`, hint: 'add records: { param: id } or records: { query: id } to the route' })
+      return
+    }
+    if (windowMs > MAX_WINDOW_MS) {
+      // Times are kept as 32-bit millisecond offsets (src/engine/windows.ts): 49.7 days.
+      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...path, 'window'], message: `window ${limit.window} is longer than ${formatMs(MAX_WINDOW_MS)}, the longest sluice counts`, hint: `use at most ${formatMs(MAX_WINDOW_MS)} (e.g. 30d)` })
       return
     }
     out.push(

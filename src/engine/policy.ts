@@ -34,7 +34,18 @@ export interface RoutePolicy {
   challengeable: boolean
 }
 
+/**
+ * The longest window a limit can have: 49 days. The memory store keeps times as 32-bit
+ * millisecond offsets from a per-account base (49.7 days; src/engine/windows.ts) and moves the
+ * base to `now - MAX_WINDOW_MS` when an offset would overflow, dropping only what is outside
+ * every window. The config rejects longer windows (SLUICE_ERR_CONFIG_LIMIT).
+ */
+export const MAX_WINDOW_MS = 49 * 86_400_000
+
 export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[], shadow: boolean): RoutePolicy {
+  for (const l of limits) {
+    if (!(l.windowMs > 0 && l.windowMs <= MAX_WINDOW_MS)) throw new RangeError(`route ${name}: a window must be from 1ms to ${formatMs(MAX_WINDOW_MS)}, not ${l.windowMs}ms`)
+  }
   const all: Limit[] = limits.map((l, index) => ({
     ...l,
     index,

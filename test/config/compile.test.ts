@@ -63,6 +63,20 @@ describe('compile', () => {
     expect(found[0]?.message).toContain(':id')
   })
 
+  it('reports a window longer than 49 days (times are 32-bit millisecond offsets)', () => {
+    const found = issues(base(`  - name: a
+    path: /a
+    limits:
+      - { window: 49d, requests: 1, action: log }
+      - { window: 50d, requests: 1, action: log }
+      - { window: 1200h, requests: 1, action: log }`))
+    expect(found.map((i) => [i.code, i.line, i.path.join('.')])).toEqual([
+      ['SLUICE_ERR_CONFIG_LIMIT', 9, 'routes.0.limits.1.window'],
+      ['SLUICE_ERR_CONFIG_LIMIT', 10, 'routes.0.limits.2.window'],
+    ])
+    expect(found[0]?.message).toContain('longer than 49d')
+  })
+
   it('reports duplicate route names and a zero window', () => {
     const found = issues(base(`  - name: a
     path: /a
