@@ -31,10 +31,11 @@ import type { CompiledConfig, CompiledRoute, Inspection } from './config/compile
 import { Engine, type Decision } from './engine/engine.js'
 import { canonicalize, type CanonicalOptions } from './http/canonicalize.js'
 import { withoutCookies } from './http/cookies.js'
-import { buildIdentityChain, type IdentityChain, type IdentitySource } from './identity/chain.js'
+import { buildIdentityChain, type Identity, type IdentityChain, type IdentitySource } from './identity/chain.js'
 import { Notifier } from './notify/index.js'
 import { Reporter, type IncidentSink } from './report/reporter.js'
 import { AmbiguousIdentityError, cookieValues, singleCookie } from './identity/credentials.js'
+import { trustedPeer } from './identity/ip.js'
 import { decodeContent, parseBody, readCapped, UninspectableError } from './records/body.js'
 import { METHOD_OVERRIDE_HEADERS, methodOverride, resolveRoute } from './routes/resolve.js'
 import { SessionBinder, type SessionEvent } from './sessions/binding.js'
@@ -84,13 +85,20 @@ interface Exchange {
   route: CompiledRoute | null
   account: string
   source: IdentitySource
-  passes: number[]
+  /** Challenge limits (by index) this request holds a valid pass for. */
+  passes: readonly number[]
   /** The canonical path and query, as matched and forwarded: what decisions are logged with. */
   target: string
   /** Where the route's records still have to be read from. */
   pending: 'body' | 'response' | null
   session: SessionEvent | null
 }
+
+/** How a hook step ends: the request goes on to the upstream, or sluice has answered it. */
+const CONTINUE = 0
+const REPLIED = 1
+type Next = typeof CONTINUE | typeof REPLIED
+const NO_PASSES: readonly number[] = []
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -196,12 +204,14 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   fastify.decorateRequest('sluiceExchange', null)
   // Metric children resolved once, not a label lookup per request.
   const storeLatency = metrics.storeLatency.labels(store.kind)
-  const counters = new Map<string, ReturnType<typeof metrics.decisions.labels>>()
-  const decisionCounter = (route: string, kind: string, shadow: boolean) => {
-    const key = `${route}\0${kind}\0${shadow}`
-    let c = counters.get(key)
-    if (!c) counters.set(key, (c = metrics.decisions.labels(route, kind, shadow ? 'true' : 'false')))
-    return c
+  const timedStore = store.kind !== 'memory'
+  type Counter = ReturnType<typeof metrics.decisions.labels>
+  const counters = new Map<string, [enforce: Partial<Record<string, Counter>>, shadow: Partial<Record<string, Counter>>]>()
+  const decisionCounter = (route: string, kind: string, shadow: boolean): Counter => {
+    let byMode = counters.get(route)
+    if (!byMode) counters.set(route, (byMode = [{}, {}]))
+    const byKind = byMode[shadow ? 1 : 0]
+    return (byKind[kind] ??= metrics.decisions.labels(route, kind, shadow ? 'true' : 'false'))
   }
   fastify.addHook('onClose', async () => {
     // After the server stopped accepting and in-flight requests finished: nothing more to report.
@@ -210,15 +220,33 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (!options.store) await store.close()
   })
 
-  fastify.addHook('onRequest', async (request, reply) => {
+  // Callback style with a synchronous fast path: a request to a non-sensitive route, and a
+  // sensitive one decided by the memory store without a JWT or a challenge solution to check,
+  // passes without a promise or a microtask. Each step below hands over to the next directly,
+  // or through a promise only when its own work is asynchronous.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    let next: Next | Promise<Next>
+    try {
+      next = guard(request, reply)
+    } catch (err) {
+      return done(err as Error)
+    }
+    if (next === CONTINUE) return done()
+    if (next === REPLIED) return // a hook that answered does not call done (Fastify's hooks docs)
+    next.then((n) => n === CONTINUE && done(), done)
+  })
+
+  /** Canonicalize, match, rewrite for forwarding; on a sensitive route, identify and go on. */
+  function guard(request: FastifyRequest, reply: FastifyReply): Next | Promise<Next> {
     const raw = request.raw
     const current = live
-    const { config, identity, sessions, challenges } = current
+    const { config, identity, sessions } = current
     const canonical = canonicalize(raw.url ?? '/', current.canonicalOptions)
     if (!canonical.ok) {
       metrics.rejected.inc({ reason: 'path' })
       request.log.warn({ event: 'sluice.rejected', reason: canonical.reason, url: raw.url }, 'request path rejected')
-      return sendProblem(reply, badRequest(`The request path cannot be interpreted unambiguously: ${canonical.reason}.`))
+      sendProblem(reply, badRequest(`The request path cannot be interpreted unambiguously: ${canonical.reason}.`))
+      return REPLIED
     }
 
     const overridden = methodOverride(request.headers)
@@ -238,74 +266,108 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       if (url !== raw.url) raw.url = url
       for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
     }
-    if (!match && !sessionKind) return
-
-    let exchange: Exchange | null = null
-    if (sessionKind) exchange = sessionExchange(request, current, sessionKind)
+    const exchange = sessionKind ? sessionExchange(request, current, sessionKind) : null
     if (!match) {
       if (forwarding) stripSluiceCredentials(request)
-      return
+      return CONTINUE
     }
 
     const route = match.route
-    const now = clock()
-    let who
-    try {
-      const found = identity.identify(raw, now)
-      who = found instanceof Promise ? await found : found
-    } catch (err) {
-      if (!(err instanceof AmbiguousIdentityError)) throw err
-      metrics.rejected.inc({ reason: 'identity' })
-      request.log.warn({ event: 'sluice.rejected', reason: err.message, route: route.name }, 'ambiguous identity')
-      return sendProblem(reply, { ...badRequest(`${err.message}.`), kind: 'ambiguous-identity' })
-    }
-    let account = who.account
-    if (sessions && who.source === 'cookie') {
-      const found = sessions.resolve(account)
-      const bound = found instanceof Promise ? await found : found
-      if (bound !== undefined) account = bound
-    }
-
-    // Challenge passes and solutions (only on routes that can challenge: the common case pays nothing).
-    let passes: number[] = []
-    let verdict: Verdict | null = null
-    let grant: string | undefined
-    if (route.policy.challengeable) {
-      const passToken = tokenFrom(request, PASS_HEADER, PASS_COOKIE)
-      passes = challenges.passes(passToken, account, route.policy, now)
-      const solution = tokenFrom(request, SOLUTION_HEADER, SOLUTION_COOKIE)
-      if (solution) {
-        verdict = await challenges.verify(solution, account, route.policy, now)
-        metrics.challenges.labels(verdict.ok ? 'solved' : verdict.reason).inc()
-        if (verdict.ok) {
-          if (!passes.includes(verdict.limit.index)) passes.push(verdict.limit.index)
-          grant = challenges.grant(passToken, account, verdict.limit, now)
-          request.log.info({ event: 'sluice.challenge', outcome: 'solved', account, route: route.name, limit: verdict.limit.label }, 'challenge solved')
-        } else {
-          request.log.warn({ event: 'sluice.challenge', outcome: 'rejected', reason: verdict.reason, account, route: route.name }, `challenge solution rejected: ${verdict.reason}`)
-        }
-      }
-      if (verdict) reply.header('set-cookie', `${SOLUTION_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`)
-    }
-    if (forwarding) stripSluiceCredentials(request)
-
     const target = canonical.path + search
-    if (exchange) Object.assign(exchange, { route, account, source: who.source, passes, target })
-    else request.sluiceExchange = exchange = { live: current, route, account, source: who.source, passes, target, pending: null, session: null }
-
-    if (route.inspect?.from === 'body') {
-      exchange.pending = 'body'
-      if (grant) setPass(reply, grant, current)
-      return
+    let ex: Exchange
+    if (exchange) {
+      ex = exchange
+      ex.route = route
+      ex.target = target
+    } else {
+      request.sluiceExchange = ex = { live: current, route, account: '', source: 'ip', passes: NO_PASSES, target, pending: null, session: null }
     }
-    const records = route.records(match.params, search)
-    const observed = observe(exchange, records, now, true)
-    const decision = observed instanceof Promise ? await observed : observed
-    if (decision.kind !== 'allow') report(request, decision, exchange, records, 'request')
-    if (decision.block) return block(request, reply, decision, exchange, verdict)
-    if (grant) setPass(reply, grant, current)
-    if (route.inspect?.from === 'response') exchange.pending = 'response'
-  })
+    // Records of the path and query are known now; a body's are read in preHandler (null).
+    const records = route.inspect?.from === 'body' ? null : route.records(match.params, search)
+    const now = clock()
+    let who: Identity | Promise<Identity>
+    try {
+      who = identity.identify(raw, now)
+    } catch (err) {
+      return ambiguous(request, reply, route, err)
+    }
+    if (who instanceof Promise) {
+      return who.then(
+        (w) => identified(request, reply, ex, w, records, now),
+        (err: unknown) => ambiguous(request, reply, route, err),
+      )
+    }
+    return identified(request, reply, ex, who, records, now)
+  }
+
+  function ambiguous(request: FastifyRequest, reply: FastifyReply, route: CompiledRoute, err: unknown): Next {
+    if (!(err instanceof AmbiguousIdentityError)) throw err
+    metrics.rejected.inc({ reason: 'identity' })
+    request.log.warn({ event: 'sluice.rejected', reason: err.message, route: route.name }, 'ambiguous identity')
+    sendProblem(reply, { ...badRequest(`${err.message}.`), kind: 'ambiguous-identity' })
+    return REPLIED
+  }
+
+  /** A session cookie counts as the account it was bound to at login. */
+  function identified(request: FastifyRequest, reply: FastifyReply, ex: Exchange, who: Identity, records: string[] | null, now: number): Next | Promise<Next> {
+    ex.source = who.source
+    const sessions = ex.live.sessions
+    if (sessions && who.source === 'cookie') {
+      const bound = sessions.resolve(who.account)
+      if (bound instanceof Promise) return bound.then((b) => admitted(request, reply, ex, b ?? who.account, records, now))
+      if (bound !== undefined) return admitted(request, reply, ex, bound, records, now)
+    }
+    return admitted(request, reply, ex, who.account, records, now)
+  }
+
+  /** Challenge passes and solutions (only on routes that can challenge: the common case pays nothing). */
+  function admitted(request: FastifyRequest, reply: FastifyReply, ex: Exchange, account: string, records: string[] | null, now: number): Next | Promise<Next> {
+    ex.account = account
+    const route = ex.route as CompiledRoute
+    if (!route.policy.challengeable) {
+      if (forwarding) stripSluiceCredentials(request)
+      return decide(request, reply, ex, records, now, null, undefined)
+    }
+    const challenges = ex.live.challenges
+    const passToken = tokenFrom(request, PASS_HEADER, PASS_COOKIE)
+    ex.passes = challenges.passes(passToken, account, route.policy, now)
+    const solution = tokenFrom(request, SOLUTION_HEADER, SOLUTION_COOKIE)
+    if (forwarding) stripSluiceCredentials(request)
+    if (!solution) return decide(request, reply, ex, records, now, null, undefined)
+    return challenges.verify(solution, account, route.policy, now).then((verdict) => {
+      metrics.challenges.labels(verdict.ok ? 'solved' : verdict.reason).inc()
+      let grant: string | undefined
+      if (verdict.ok) {
+        if (!ex.passes.includes(verdict.limit.index)) ex.passes = [...ex.passes, verdict.limit.index]
+        grant = challenges.grant(passToken, account, verdict.limit, now)
+        request.log.info({ event: 'sluice.challenge', outcome: 'solved', account, route: route.name, limit: verdict.limit.label }, 'challenge solved')
+      } else {
+        request.log.warn({ event: 'sluice.challenge', outcome: 'rejected', reason: verdict.reason, account, route: route.name }, `challenge solution rejected: ${verdict.reason}`)
+      }
+      reply.header('set-cookie', `${SOLUTION_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`)
+      return decide(request, reply, ex, records, now, verdict, grant)
+    })
+  }
+
+  /** Count and decide request-side records; a body's wait for preHandler. */
+  function decide(request: FastifyRequest, reply: FastifyReply, ex: Exchange, records: string[] | null, now: number, verdict: Verdict | null, grant: string | undefined): Next | Promise<Next> {
+    if (records === null) {
+      ex.pending = 'body'
+      if (grant) setPass(reply, grant, ex.live)
+      return CONTINUE
+    }
+    const observed = observe(ex, records, now, true)
+    if (observed instanceof Promise) return observed.then((d) => decided(request, reply, ex, records, d, verdict, grant))
+    return decided(request, reply, ex, records, observed, verdict, grant)
+  }
+
+  function decided(request: FastifyRequest, reply: FastifyReply, ex: Exchange, records: string[], decision: Decision, verdict: Verdict | null, grant: string | undefined): Next | Promise<Next> {
+    if (decision.kind !== 'allow') report(request, decision, ex, records, 'request')
+    if (decision.block) return block(request, reply, decision, ex, verdict).then(() => REPLIED)
+    if (grant) setPass(reply, grant, ex.live)
+    if (ex.route?.inspect?.from === 'response') ex.pending = 'response'
+    return CONTINUE
+  }
 
   // Registered whatever the config says (a reload may add body or response routes); a request
   // without an exchange leaves at the first line.
@@ -324,13 +386,17 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   /** Synchronous with the memory store: no promise (and no microtask hop) per request on the hot path. */
   function observe(ex: Exchange, records: readonly string[], now: number, countRequest: boolean): Decision | Promise<Decision> {
     const route = ex.route as CompiledRoute
-    const started = performance.now()
+    // Only a store across the network has a latency worth a histogram (and its cost per request).
+    const started = timedStore ? performance.now() : 0
     const observed = ex.live.engine.observe(ex.account, route.policy, records, now, countRequest && ex.passes.length === 0 ? undefined : { countRequest, passes: ex.passes })
-    return observed instanceof Promise ? observed.then((d) => counted(route, d, started)) : counted(route, observed, started)
+    if (!(observed instanceof Promise)) return counted(route, observed)
+    return observed.then((d) => {
+      storeLatency.observe((performance.now() - started) / 1000)
+      return counted(route, d)
+    })
   }
 
-  function counted(route: CompiledRoute, decision: Decision, started: number): Decision {
-    storeLatency.observe((performance.now() - started) / 1000)
+  function counted(route: CompiledRoute, decision: Decision): Decision {
     decisionCounter(route.name, decision.kind, decision.shadow).inc()
     if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
     if (decision.block) metrics.blocks.labels(decision.kind).inc()
@@ -564,11 +630,9 @@ function setPass(reply: FastifyReply, token: string, live: Live): void {
 
 /** Did the client reach us over TLS (directly, or through a trusted proxy that says so)? */
 function isHttps(request: FastifyRequest, trust: CompiledConfig['trust']): boolean {
-  const socket = request.raw.socket as { encrypted?: boolean; remoteAddress?: string }
-  if (socket.encrypted) return true
-  const peer = socket.remoteAddress
+  if ((request.raw.socket as { encrypted?: boolean }).encrypted) return true
   const proto = request.headers['x-forwarded-proto']
-  return peer !== undefined && trust(peer, 0) && typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https'
+  return trustedPeer(request.raw.socket, trust) && typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https'
 }
 
 /** sluice's own headers and cookies are for sluice: the upstream never sees them. */

@@ -33,7 +33,7 @@ export class Metrics {
     this.decisions = new Counter({ name: 'sluice_requests_total', help: 'Requests to sensitive routes, by route and decision (allow, log, throttle, challenge, disable, disabled, unavailable).', labelNames: ['route', 'decision', 'shadow'], registers })
     this.blocks = new Counter({ name: 'sluice_blocks_total', help: 'Requests blocked (enforce mode), by action.', labelNames: ['action'], registers })
     this.rejected = new Counter({ name: 'sluice_rejected_total', help: 'Requests refused with 400 before matching (ambiguous path or identity).', labelNames: ['reason'], registers })
-    this.storeLatency = new Histogram({ name: 'sluice_store_latency_seconds', help: 'Time of one store observation.', labelNames: ['store'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers })
+    this.storeLatency = new Histogram({ name: 'sluice_store_latency_seconds', help: 'Time of one Redis store observation (the memory store is not timed).', labelNames: ['store'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers })
     this.storeErrors = new Counter({ name: 'sluice_store_errors_total', help: 'Observations the store failed to answer.', labelNames: ['store'], registers })
     this.storeFallbacks = new Counter({ name: 'sluice_store_fallback_total', help: 'Observations answered by the failure policy instead of the store.', labelNames: ['policy'], registers })
     this.storeUp = new Gauge({ name: 'sluice_store_up', help: '1 when the store answers, 0 while its failure policy is in force.', labelNames: ['store', 'policy'], registers })

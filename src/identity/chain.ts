@@ -8,7 +8,7 @@
 //   ip     the socket peer, or X-Forwarded-For only through trusted proxies; IPv6 by /64
 import type { IncomingMessage } from 'node:http'
 import { basicCredentials, bearerToken, fingerprint, headerValue, singleCookie } from './credentials.js'
-import { clientAddress, ipAccount, type TrustFn } from './ip.js'
+import { clientAddress, ipAccount, trustedPeer, type TrustFn } from './ip.js'
 import { createJwtVerifier } from './jwt.js'
 import type { IdentityConfig } from '../config/schema.js'
 
@@ -34,10 +34,7 @@ export function buildIdentityChain(configs: readonly IdentityConfig[], trust: Tr
   const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c) }))
   const headerIdentities = configs.filter((c): c is Extract<IdentityConfig, { type: 'header' }> => c.type === 'header' && !c.trusted).map((c) => c.name)
 
-  const peerTrusted = (req: IncomingMessage) => {
-    const addr = req.socket.remoteAddress
-    return addr !== undefined && trust(addr, 0)
-  }
+  const peerTrusted = (req: IncomingMessage) => trustedPeer(req.socket, trust)
 
   // Tries extractors from `first` on; stays synchronous until one returns a promise (JWT).
   const identifyFrom = (first: number, req: IncomingMessage, fromTrustedProxy: boolean, now: number): Identity | Promise<Identity> => {

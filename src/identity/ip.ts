@@ -1,5 +1,6 @@
 // The client address, and the account key when nothing else names an account.
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import proxyaddr from 'proxy-addr'
 import ipaddr from 'ipaddr.js'
 
@@ -8,6 +9,25 @@ export type TrustFn = (addr: string, hop: number) => boolean
 /** proxy-addr's trust function; also accepts its names: loopback, linklocal, uniquelocal. */
 export function compileTrust(trustedProxies: readonly string[]): TrustFn {
   return proxyaddr.compile([...trustedProxies])
+}
+
+const kTrust = Symbol('sluice.peerTrust')
+type TrustedSocket = Socket & { [kTrust]?: { trust: TrustFn; trusted: boolean } }
+
+/**
+ * Is the socket's peer a trusted proxy? Asked several times a request (identity, untrusted
+ * headers, X-Forwarded-*) and the answer is the same for the whole connection, while
+ * proxy-addr parses the address on every call: it is remembered on the socket, for the trust
+ * function it was computed with (a reload may bring another).
+ */
+export function trustedPeer(socket: Socket, trust: TrustFn): boolean {
+  const s = socket as TrustedSocket
+  const known = s[kTrust]
+  if (known !== undefined && known.trust === trust) return known.trusted
+  const addr = socket.remoteAddress
+  const trusted = addr !== undefined && trust(addr, 0)
+  s[kTrust] = { trust, trusted }
+  return trusted
 }
 
 /**

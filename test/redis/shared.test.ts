@@ -107,6 +107,13 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
     expect(b!.decisions().at(-1)?.account).toBe('user:alice')
   })
 
+  it('times each Redis observation in sluice_store_latency_seconds', async () => {
+    const [a] = await instances(1, 'latency:')
+    for (let id = 1; id <= 3; id++) expect((await fetch(`${a!.url}/api/contacts/${id}`, { headers: basic('bob', 'bob-pw') })).status).toBe(200)
+    const text = await a!.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_latency_seconds')
+    expect(text).toMatch(/sluice_store_latency_seconds_count\{store="redis"\} 3/)
+  })
+
   it('counts failed store commands in sluice_store_errors_total and answers by the failure policy', async () => {
     const own = await startRedis(['--enable-debug-command', 'yes'])
     const yaml = config(own.url, 'errors:').replace('onError: fail-closed, commandTimeout: 2s', 'onError: fail-open, commandTimeout: 100ms')
