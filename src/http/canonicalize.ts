@@ -48,7 +48,9 @@ export function canonicalize(target: string, options: CanonicalOptions): Canonic
   if (raw.length > MAX_PATH) return fail(`path longer than ${MAX_PATH} characters`)
 
   if (!NEEDS_WORK.test(raw)) {
-    return { ok: true, path: raw, matchPath: toMatchPath(raw.split('/').slice(1), options), search }
+    // Nothing to decode and no empty segment but a trailing one: the path matches as it is.
+    const trimmed = raw.length > 1 && raw.endsWith('/') ? raw.slice(0, -1) : raw
+    return { ok: true, path: raw, matchPath: options.caseSensitive ? trimmed : trimmed.toLowerCase(), search }
   }
 
   const decoded = decode(raw)

@@ -19,9 +19,8 @@ export function matchRoute<R extends MatchableRoute>(routes: readonly R[], metho
     const m = route.pattern.regex.exec(matchPath)
     if (!m) continue
     const params: Record<string, string> = {}
-    route.pattern.params.forEach((name, i) => {
-      params[name] = decodeParam(m[i + 1] as string)
-    })
+    const names = route.pattern.params
+    for (let i = 0; i < names.length; i++) params[names[i] as string] = decodeParam(m[i + 1] as string)
     return { route, params }
   }
   return null
