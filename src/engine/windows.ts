@@ -1,199 +1,319 @@
 // Exact sliding windows with bounded, compact memory.
 //
 // A window of length W at time `now` covers the times t with now - W < t <= now: an event
-// exactly one window old has dropped out. Each structure keeps only as much history as the
-// largest limit can ever need (limit + 1 entries), so its memory is bounded no matter how
-// hard an account pushes; counts above that cap are reported as the cap, which is already
-// past every limit.
+// exactly one window old has dropped out. Each log keeps only as much history as the largest
+// limit can ever need (limit + 1 entries), so its memory is bounded no matter how hard an
+// account pushes; counts above that cap are reported as the cap, which is already past every
+// limit.
 //
-// Memory matters: a busy portal has 100,000 active accounts × several routes. Both structures
-// use plain number arrays (unboxed doubles on the V8 heap: 8 bytes an entry, no per-array
-// malloc as small typed arrays would cost) that grow on demand, since most accounts never come
-// near a limit.
+// Memory matters: a busy portal has 100,000 active accounts × several routes. One route's
+// windows of one account are a *section*: a run of 32-bit words inside the account's block,
+// which the memory store keeps in an arena (src/store/arena.ts, src/store/memory.ts):
+//
+//   header      5 words: key (route and capacities), allocated lengths, counts (below)
+//   requests    REQ_LEN words: request times, a ring buffer in arrival order (4 bytes each)
+//   distinct    D_LEN × 3 words: [hash high, hash low, last seen] per record, unordered (12 bytes)
+//
+// Times are whole milliseconds since the block's base time (uint32: 49.7 days; the store
+// rebases a block before an offset would overflow, see MAX_WINDOW_MS). Both logs grow on
+// demand, doubling up to their capacity: most accounts never come near a limit, and one that
+// touched a route once holds a few slots, not the full window.
 import { randomBytes } from 'node:crypto'
+import type { Limit, RoutePolicy } from './policy.js'
 
-/**
- * Arrays grow to at most their capacity, doubling from a few slots, and are allocated at their
- * exact size (`new Array(n)`): V8's own growth (`push`) leaves up to 80% slack, which for
- * 100,000 accounts × several routes of full windows is a third of the heap.
- */
-function grown(a: number[], used: number, max: number): number[] {
-  const next = new Array<number>(Math.min(max, Math.max(8, a.length * 2)))
-  for (let i = 0; i < used; i++) next[i] = a[i] as number
-  return next
+// Section header fields (word offsets from the section's start). A section's capacities are
+// those of the policy it serves, which the caller passes in; its key says which (route and
+// capacities, interned by the store), so that a section is found by route and reused by any
+// policy of the same shape.
+const KEY = 0
+const REQ_LEN = 1 // request slots allocated
+const REQ_POS = 2 // requests held; once the ring has wrapped (held = REQ_LEN = capacity): REQ_LEN + its start
+const D_LEN = 3 // record entries allocated
+const D_N = 4 // records held
+export const SECTION_HEADER = 5
+const ENTRY = 3
+
+/** The two logs, for growing one of them. */
+export const REQUESTS = 0
+export const RECORDS = 1
+export type Log = typeof REQUESTS | typeof RECORDS
+
+/** Slots a log starts with: enough for most accounts' light use. */
+const FIRST_REQUESTS = 4
+const FIRST_RECORDS = 2
+
+/** The capacities a policy needs; 0 for a kind of limit it does not have. */
+export const requestCapacityOf = (p: RoutePolicy): number => (p.requestLimits.length > 0 ? p.requestCapacity : 0)
+export const distinctCapacityOf = (p: RoutePolicy): number => (p.distinctLimits.length > 0 ? p.distinctCapacity : 0)
+
+export function sectionKey(mem: Uint32Array, s: number): number {
+  return mem[s + KEY] as number
 }
 
-const NONE: number[] = []
+export function sectionWords(mem: Uint32Array, s: number): number {
+  return SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * (mem[s + D_LEN] as number)
+}
 
-/** Timestamps of the most recent requests, in arrival order (a ring buffer). */
-export class RequestLog {
-  private times: number[] = NONE
-  private count = 0
-  private start = 0
+export function newSectionWords(policy: RoutePolicy): number {
+  return SECTION_HEADER + Math.min(requestCapacityOf(policy), FIRST_REQUESTS) + ENTRY * Math.min(distinctCapacityOf(policy), FIRST_RECORDS)
+}
 
-  constructor(private readonly capacity: number) {}
+/** Writes an empty section of newSectionWords(policy) words at `s`. */
+export function initSection(mem: Uint32Array, s: number, key: number, policy: RoutePolicy): void {
+  mem[s + KEY] = key
+  mem[s + REQ_LEN] = Math.min(requestCapacityOf(policy), FIRST_REQUESTS)
+  mem[s + REQ_POS] = 0
+  mem[s + D_LEN] = Math.min(distinctCapacityOf(policy), FIRST_RECORDS)
+  mem[s + D_N] = 0
+}
 
-  add(now: number): void {
-    if (this.count < this.capacity) {
-      // Not yet full: the ring has not wrapped, so start is 0 and appending keeps the order.
-      if (this.count === this.times.length) this.times = grown(this.times, this.count, this.capacity)
-      this.times[this.count++] = now
-      return
-    }
-    this.times[this.start] = now
-    this.start = (this.start + 1) % this.capacity
+// ─── growing ──────────────────────────────────────────────────────────────────────────────
+
+/** Where a log's allocation ends (from the section's start): the words to add go there. */
+export function logEnd(mem: Uint32Array, s: number, log: Log): number {
+  return log === REQUESTS ? SECTION_HEADER + (mem[s + REQ_LEN] as number) : sectionWords(mem, s)
+}
+
+/** Entries to add to a log of capacity `cap` that must take `n` more: doubling, never past its capacity. */
+export function growth(mem: Uint32Array, s: number, log: Log, cap: number, n: number): number {
+  const length = mem[s + (log === REQUESTS ? REQ_LEN : D_LEN)] as number
+  const held = log === REQUESTS ? requestsHeld(mem, s) : (mem[s + D_N] as number)
+  return Math.min(cap, Math.max(2 * length, held + n)) - length
+}
+
+/** Record that `entries` entries were added at logEnd (the caller moved what followed). */
+export function grew(mem: Uint32Array, s: number, log: Log, entries: number): void {
+  const len = log === REQUESTS ? REQ_LEN : D_LEN
+  mem[s + len] = (mem[s + len] as number) + entries
+}
+
+export const wordsPerEntry = (log: Log): number => (log === REQUESTS ? 1 : ENTRY)
+
+// ─── requests ─────────────────────────────────────────────────────────────────────────────
+
+function requestsHeld(mem: Uint32Array, s: number): number {
+  return Math.min(mem[s + REQ_POS] as number, mem[s + REQ_LEN] as number)
+}
+
+/** The oldest request's slot: 0 until the ring wraps. */
+function ringStart(mem: Uint32Array, s: number): number {
+  return Math.max(0, (mem[s + REQ_POS] as number) - (mem[s + REQ_LEN] as number))
+}
+
+/** Adding a request to a log of capacity `cap` needs a larger allocation first. */
+export function requestsFull(mem: Uint32Array, s: number, cap: number): boolean {
+  const pos = mem[s + REQ_POS] as number
+  return pos === mem[s + REQ_LEN] && pos < cap
+}
+
+export function addRequest(mem: Uint32Array, s: number, cap: number, now: number): void {
+  const times = s + SECTION_HEADER
+  const n = requestsHeld(mem, s)
+  if (n < cap) {
+    // Not yet full: the ring has not wrapped, so appending keeps the order.
+    mem[times + n] = now
+    mem[s + REQ_POS] = n + 1
+    return
   }
-
-  /** Requests after `cutoff` (i.e. inside the window now - W). */
-  countAfter(cutoff: number): number {
-    const t = this.times
-    const len = this.count
-    let n = 0
-    // Newest first: stop at the first one outside the window.
-    for (let i = len - 1; i >= 0; i--) {
-      if ((t[(this.start + i) % len] as number) <= cutoff) break
-      n++
-    }
-    return n
-  }
-
-  get length(): number {
-    return this.count
-  }
-
-  /** The same history in a log of another capacity (a reload changed the limits): the newest are kept. */
-  resized(capacity: number): RequestLog {
-    const log = new RequestLog(capacity)
-    const len = this.count
-    for (let i = Math.max(0, len - capacity); i < len; i++) log.add(this.times[(this.start + i) % len] as number)
-    return log
-  }
+  const start = ringStart(mem, s)
+  mem[times + start] = now
+  mem[s + REQ_POS] = start + 1 === cap ? cap : cap + start + 1
 }
 
 /**
- * Distinct records with the time each was last touched, as a 52-bit seeded hash of the record
- * id: 16 bytes a record instead of a string and a Map entry (~70 bytes). By chance, two of
- * 1,000 ids collide with probability ~1e-10. The hash is not a cryptographic PRF, but its seed
- * is random per process and never leaves it, and no hash value is ever shown, so collisions
- * cannot be searched for offline. Entries are unordered; every operation is one pass over at
- * most `capacity` numbers.
+ * Requests after `cutoff` (i.e. inside the window now - W). Times only ever arrive in order
+ * (an account's clock never runs backwards), so the ring is sorted: a binary search.
  */
-export class DistinctLog {
-  /** [hash, lastSeen, hash, lastSeen, …]; the first 2 × `n` slots are used. */
-  private entries: number[] = NONE
-  private n = 0
-  /** Lower bound of the oldest lastSeen: pruning is skipped while nothing can be old enough. */
-  private oldest = Infinity
-
-  constructor(private readonly capacity: number) {}
-
-  /** Last time `record` was touched, or undefined. */
-  lastSeen(record: string): number | undefined {
-    const i = this.indexOf(recordHash(record))
-    return i < 0 ? undefined : (this.entries[i + 1] as number)
+function requestsAfter(mem: Uint32Array, s: number, cutoff: number): number {
+  const times = s + SECTION_HEADER
+  const n = requestsHeld(mem, s)
+  const start = ringStart(mem, s)
+  // First position, oldest first, whose time is after the cutoff.
+  let lo = 0
+  let hi = n
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const p = start + mid < n ? start + mid : start + mid - n
+    if ((mem[times + p] as number) > cutoff) hi = mid
+    else lo = mid + 1
   }
+  return n - lo
+}
 
-  touch(record: string, now: number): void {
-    const h = recordHash(record)
-    const e = this.entries
-    const i = this.indexOf(h)
-    if (i >= 0) {
-      e[i + 1] = now
-      return
+// ─── distinct records ─────────────────────────────────────────────────────────────────────
+//
+// A record is its 64-bit seeded hash (two 32-bit words) and the time it was last touched: 12
+// bytes instead of a string and a Map entry. By chance, two of 1,000 ids collide with
+// probability ~3e-14. The hash is not a cryptographic PRF, but its seed is random per process
+// and never leaves it, and no hash value is ever shown, so collisions cannot be searched for
+// offline. Entries are unordered; every operation is one pass over at most `capacity` entries.
+
+/** Entry `i`'s first word. */
+const entryAt = (mem: Uint32Array, s: number, i: number): number => s + SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * i
+
+/** Index of the record with hash (hi, lo), or -1. */
+export function findRecord(mem: Uint32Array, s: number, hi: number, lo: number): number {
+  const e = entryAt(mem, s, 0)
+  const end = e + ENTRY * (mem[s + D_N] as number)
+  for (let r = e; r < end; r += ENTRY) if (mem[r] === hi && mem[r + 1] === lo) return (r - e) / ENTRY
+  return -1
+}
+
+export function lastSeen(mem: Uint32Array, s: number, i: number): number {
+  return mem[entryAt(mem, s, i) + 2] as number
+}
+
+/** Adding `fresh` new records to a log of capacity `cap` needs a larger allocation first (past the capacity they evict). */
+export function recordsNeedRoom(mem: Uint32Array, s: number, cap: number, fresh: number): boolean {
+  return Math.min((mem[s + D_N] as number) + fresh, cap) > (mem[s + D_LEN] as number)
+}
+
+/**
+ * Touch record (hi, lo) at index `i` (-1: not held) in a log of capacity `cap`. A new record
+ * is appended; at capacity it replaces the least recently touched. Returns whether it evicted
+ * one (a record found before may be gone).
+ */
+export function touchRecord(mem: Uint32Array, s: number, cap: number, i: number, hi: number, lo: number, now: number): boolean {
+  if (i >= 0) {
+    mem[entryAt(mem, s, i) + 2] = now
+    return false
+  }
+  const n = mem[s + D_N] as number
+  if (n >= cap) {
+    // Evicting the least recently touched record keeps every blocking decision exact: a
+    // blocking limit never lets its window hold more than `max` records, so the set only
+    // overflows through `log` limits, already past their max; there a re-read of the evicted
+    // record may be logged again as new. That is the whole cost of bounded memory.
+    const e = entryAt(mem, s, 0)
+    let j = e
+    for (let r = e + ENTRY; r < e + ENTRY * n; r += ENTRY) if ((mem[r + 2] as number) < (mem[j + 2] as number)) j = r
+    mem[j] = hi
+    mem[j + 1] = lo
+    mem[j + 2] = now
+    return true
+  }
+  const r = entryAt(mem, s, n)
+  mem[r] = hi
+  mem[r + 1] = lo
+  mem[r + 2] = now
+  mem[s + D_N] = n + 1
+  return false
+}
+
+// ─── counting ─────────────────────────────────────────────────────────────────────────────
+
+let cutoffs = new Float64Array(8)
+
+/**
+ * Per limit of the policy (counts[limit.index]): the requests, or the distinct records held,
+ * inside its window at `now`. Distinct counts are not clamped (evaluate adds the request's
+ * fresh records first). Read-only, for the admin views, unless `prune`: then the records
+ * outside the longest window are dropped in the same pass (evaluate), keeping the others in
+ * their order.
+ */
+export function countWindows(mem: Uint32Array, s: number, policy: RoutePolicy, now: number, counts: number[], prune: boolean): void {
+  for (const limit of policy.requestLimits) counts[limit.index] = requestsAfter(mem, s, now - limit.windowMs)
+  const limits = policy.distinctLimits
+  const k = limits.length
+  if (k === 0) return
+  if (cutoffs.length < k) cutoffs = new Float64Array(2 * k)
+  for (let i = 0; i < k; i++) {
+    cutoffs[i] = now - (limits[i] as Limit).windowMs
+    counts[(limits[i] as Limit).index] = 0
+  }
+  // Limits are sorted longest window first, so their cutoffs ascend: the first is the prune
+  // cutoff, and once a record is not after one cutoff it is not after any later one.
+  const drop = prune ? (cutoffs[0] as number) : -1
+  const e = entryAt(mem, s, 0)
+  const end = e + ENTRY * (mem[s + D_N] as number)
+  let w = e
+  for (let r = e; r < end; r += ENTRY) {
+    const at = mem[r + 2] as number
+    if (at <= drop) continue
+    for (let i = 0; i < k; i++) {
+      if (at <= (cutoffs[i] as number)) break
+      const index = (limits[i] as Limit).index
+      counts[index] = (counts[index] as number) + 1
     }
-    if (this.n >= this.capacity) {
-      // Evicting the least recently touched record keeps every blocking decision exact: a
-      // blocking limit never lets its window hold more than `max` records, so the set only
-      // overflows through `log` limits, already past their max; there a re-read of the evicted
-      // record may be logged again as new. That is the whole cost of bounded memory.
-      const j = this.indexOfOldest()
-      e[j] = h
-      e[j + 1] = now
-      this.oldest = -Infinity // unknown now; the next prune recomputes it
-      return
+    if (w !== r) {
+      mem[w] = mem[r] as number
+      mem[w + 1] = mem[r + 1] as number
+      mem[w + 2] = at
     }
-    this.append(h, now)
-    if (now < this.oldest) this.oldest = now
+    w += ENTRY
   }
+  if (w !== end) mem[s + D_N] = (w - e) / ENTRY
+}
 
-  /** Drop records last touched at or before `cutoff` (outside the longest window). */
-  prune(cutoff: number): void {
-    if (this.oldest > cutoff) return
-    const e = this.entries
-    let w = 0
-    let oldest = Infinity
-    for (let r = 0; r < 2 * this.n; r += 2) {
-      const at = e[r + 1] as number
-      if (at <= cutoff) continue
-      if (at < oldest) oldest = at
-      e[w] = e[r] as number
-      e[w + 1] = at
-      w += 2
-    }
-    this.n = w / 2
-    this.oldest = oldest
-  }
+// ─── reload and clock ─────────────────────────────────────────────────────────────────────
 
-  /** Distinct records touched after each cutoff. */
-  countAfter(cutoffs: readonly number[], out: number[]): void {
-    for (let k = 0; k < cutoffs.length; k++) out[k] = 0
-    const e = this.entries
-    for (let r = 1; r < 2 * this.n; r += 2) {
-      const at = e[r] as number
-      for (let k = 0; k < cutoffs.length; k++) if (at > (cutoffs[k] as number)) (out[k] as number)++
-    }
-  }
+/** Words the section at `s` takes once carried over to `policy`'s capacities. */
+export function carriedWords(mem: Uint32Array, s: number, policy: RoutePolicy): number {
+  const req = carriedLength(requestsHeld(mem, s), requestCapacityOf(policy), FIRST_REQUESTS)
+  const rec = carriedLength(mem[s + D_N] as number, distinctCapacityOf(policy), FIRST_RECORDS)
+  return SECTION_HEADER + req + ENTRY * rec
+}
 
-  get size(): number {
-    return this.n
-  }
+function carriedLength(held: number, cap: number, first: number): number {
+  return Math.max(Math.min(held, cap), Math.min(cap, first))
+}
 
-  /** The same records in a log of another capacity (a reload changed the limits): the most recently touched are kept. */
-  resized(capacity: number): DistinctLog {
-    const log = new DistinctLog(capacity)
-    const pairs: [number, number][] = []
-    for (let r = 0; r < 2 * this.n; r += 2) pairs.push([this.entries[r] as number, this.entries[r + 1] as number])
-    pairs.sort((a, b) => a[1] - b[1])
-    for (const [h, at] of pairs.slice(Math.max(0, pairs.length - capacity))) {
-      log.append(h, at)
-      if (at < log.oldest) log.oldest = at
-    }
-    return log
-  }
+/**
+ * The section at `s` (in `mem`) rewritten, under `key`, for a changed policy of the same route
+ * (a reload), into `out` at `o` (another buffer: the caller moves it into place). The history
+ * carries over, so raising or lowering a limit never hands an account a fresh budget: the
+ * newest requests and the most recently touched records are kept. Redis does the same by
+ * trimming to the new capacity on the next hit.
+ */
+export function carrySection(mem: Uint32Array, s: number, key: number, policy: RoutePolicy, out: Uint32Array, o: number): void {
+  const reqCap = requestCapacityOf(policy)
+  const dCap = distinctCapacityOf(policy)
+  out[o + KEY] = key
 
-  private append(h: number, at: number): void {
-    if (2 * this.n === this.entries.length) this.entries = grown(this.entries, 2 * this.n, 2 * this.capacity)
-    this.entries[2 * this.n] = h
-    this.entries[2 * this.n + 1] = at
-    this.n++
-  }
+  const n = requestsHeld(mem, s)
+  const start = ringStart(mem, s)
+  const keep = Math.min(n, reqCap)
+  const reqLen = carriedLength(n, reqCap, FIRST_REQUESTS)
+  for (let i = 0; i < keep; i++) out[o + SECTION_HEADER + i] = mem[s + SECTION_HEADER + ((start + n - keep + i) % n)] as number
+  out[o + REQ_LEN] = reqLen
+  out[o + REQ_POS] = keep
 
-  private indexOf(h: number): number {
-    const e = this.entries
-    for (let r = 0; r < 2 * this.n; r += 2) if (e[r] === h) return r
-    return -1
-  }
+  // Most recently touched last, ties in their current order (a stable sort), as they were kept.
+  const held = mem[s + D_N] as number
+  const order = Array.from({ length: held }, (_, i) => i).sort((a, b) => lastSeen(mem, s, a) - lastSeen(mem, s, b))
+  const kept = order.slice(Math.max(0, held - dCap))
+  const from = entryAt(mem, s, 0)
+  const to = o + SECTION_HEADER + reqLen
+  kept.forEach((i, k) => out.set(mem.subarray(from + ENTRY * i, from + ENTRY * i + ENTRY), to + ENTRY * k))
+  out[o + D_LEN] = carriedLength(held, dCap, FIRST_RECORDS)
+  out[o + D_N] = kept.length
+}
 
-  private indexOfOldest(): number {
-    const e = this.entries
-    let j = 0
-    for (let r = 2; r < 2 * this.n; r += 2) if ((e[r + 1] as number) < (e[j + 1] as number)) j = r
-    return j
-  }
+/**
+ * Move the section's times `shift` ms earlier in its block's frame (the block's base moved
+ * forward by `shift`). Times before the new base are clamped to it: the store only rebases to
+ * `now - MAX_WINDOW_MS`, so they are outside every window, now and later, either way.
+ */
+export function rebaseSection(mem: Uint32Array, s: number, shift: number): void {
+  const times = s + SECTION_HEADER
+  for (let p = times; p < times + requestsHeld(mem, s); p++) mem[p] = Math.max(0, (mem[p] as number) - shift)
+  const e = entryAt(mem, s, 0)
+  for (let r = e + 2; r < e + ENTRY * (mem[s + D_N] as number); r += ENTRY) mem[r] = Math.max(0, (mem[r] as number) - shift)
 }
 
 // ─── record hashing ───────────────────────────────────────────────────────────────────────
 // Two independent 32-bit multiply-xorshift lanes over the UTF-16 code units, each seeded from
-// a per-process random key, combined into a 52-bit integer (exact in a double).
+// a per-process random key: a 64-bit hash as two words.
 const seed = randomBytes(8)
 const SEED_A = seed.readUInt32LE(0)
 const SEED_B = seed.readUInt32LE(4)
 
-export function recordHash(id: string): number {
+/** Writes the hash of `id` into out[i] (high word) and out[i + 1] (low word). */
+export function hashRecord(id: string, out: Uint32Array, i: number): void {
   let a = SEED_A ^ id.length
   let b = SEED_B ^ Math.imul(id.length, 0x9e3779b1)
-  for (let i = 0; i < id.length; i++) {
-    const c = id.charCodeAt(i)
+  for (let k = 0; k < id.length; k++) {
+    const c = id.charCodeAt(k)
     a = Math.imul(a ^ c, 0x85ebca6b)
     a ^= a >>> 13
     b = Math.imul(b ^ c, 0xc2b2ae35)
@@ -203,5 +323,6 @@ export function recordHash(id: string): number {
   a ^= a >>> 15
   b = Math.imul(b ^ (b >>> 15), 0x846ca68b)
   b ^= b >>> 16
-  return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff)
+  out[i] = a
+  out[i + 1] = b
 }

@@ -1,26 +1,50 @@
 // The embedded store: every count in this process, bounded by an LRU of accounts.
+//
+// An account's windows are one block of a slab arena (arena.ts): the LRU maps the account to
+// the block's handle, a small integer, so there is no JS object per account and the garbage
+// collector never walks the windows. 100,000 accounts × 3 routes with full windows take about
+// 1.3 KB each (docs/design.md). The block, in 32-bit words:
+//
+//   0       the arena's (size class)
+//   1       how many sections follow
+//   2, 3    base: the time (ms since the epoch, a double) the block's times are offsets from
+//   4       the account's last `now`, as an offset: its clock never runs backwards
+//   5 …     one section per route the account used (src/engine/windows.ts), back to back
+//
+// A section grows on demand; when the block's size class is full the block moves to a larger
+// class (copied, and the LRU entry replaced: lru-cache's dispose frees the old block, as it
+// does on eviction, delete and clear). Handles are only held across a call by the LRU and the
+// cursor, which follows every move.
 import type { LRUCache } from 'lru-cache'
-import { evaluate, carryWindows, newWindows, REQUEST, type EvaluateStep, type RouteWindows } from '../engine/evaluate.js'
-import type { RoutePolicy } from '../engine/policy.js'
+import { evaluate, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
+import { MAX_WINDOW_MS, type RoutePolicy } from '../engine/policy.js'
+import {
+  carriedWords,
+  carrySection,
+  countWindows,
+  grew,
+  initSection,
+  logEnd,
+  newSectionWords,
+  distinctCapacityOf,
+  rebaseSection,
+  requestCapacityOf,
+  sectionKey,
+  sectionWords,
+  wordsPerEntry,
+  type Log,
+} from '../engine/windows.js'
+import { Arena, type ArenaStats } from './arena.js'
 import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
 import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
 
-interface RouteEntry {
-  policy: RoutePolicy
-  windows: RouteWindows
-}
-
-interface AccountState {
-  /**
-   * Per route (a short array, not a Map: an account touches a handful of routes, and 100,000
-   * accounts × a Map each is real memory). Kept across a config reload unless the route's
-   * window capacities change.
-   */
-  routes: RouteEntry[]
-  /** Wall clocks can step back (NTP); windows must not. */
-  lastNow: number
-}
+const SECTIONS = 1
+const BASE = 2
+const LAST = 4
+const HEADER = 5
+/** The largest time offset a uint32 holds; past it the block is rebased. */
+const MAX_OFFSET = 0xffffffff
 
 export interface MemoryStoreOptions {
   maxAccounts: number
@@ -29,7 +53,24 @@ export interface MemoryStoreOptions {
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
-  private readonly tracked: LRUCache<string, AccountState>
+  private readonly arena = new Arena()
+  /** Account → its block's handle. */
+  private readonly tracked: LRUCache<string, number>
+  /**
+   * Section keys: a route and the capacities its windows were built for, as a small number.
+   * Windows built for one policy serve another with the same key (shadow twin, a reload that
+   * changes only windows or actions); a reload that changes a capacity carries them over.
+   * Keys are never forgotten: there are as many as (route, capacities) pairs ever configured.
+   */
+  private readonly keys = new Map<string, number>()
+  /** Key → its route's number (routes are numbered by name). */
+  private readonly keyRoutes: number[] = []
+  private readonly routes = new Map<string, number>()
+  /** A cache of keyOf by policy object (a lookup per hit instead of building a string). */
+  private readonly policyKeys = new WeakMap<RoutePolicy, number>()
+  private readonly cursor: Cursor
+  /** A section being rewritten for a reload, before it is moved into place. */
+  private scratch = new Uint32Array(64)
   // Disabled state is kept apart from the LRU of counts: flooding sluice with fresh
   // identities must not evict (and so unlock) a disabled account.
   private readonly disabledEnforce: LRUCache<string, number>
@@ -39,9 +80,13 @@ export class MemoryStore implements Store {
 
   constructor(options: MemoryStoreOptions) {
     const onEvict = options.onEvict
-    this.tracked = boundedLru<string, AccountState>(options.maxAccounts, {
-      ...(onEvict ? { dispose: (_v: AccountState, account: string, reason: string) => { if (reason === 'evict') onEvict(account) } } : {}),
+    this.tracked = boundedLru<string, number>(options.maxAccounts, {
+      dispose: (h: number, account: string, reason: string) => {
+        this.arena.free(h)
+        if (reason === 'evict') onEvict?.(account)
+      },
     })
+    this.cursor = new Cursor(this.arena, (account, h, pos, from, to) => this.resize(account, h, pos, from, to))
     this.disabledEnforce = boundedLru<string, number>(options.maxAccounts)
     this.disabledShadow = boundedLru<string, number>(options.maxAccounts)
     this.sessions = boundedLru<string, string>(options.maxAccounts)
@@ -51,37 +96,39 @@ export class MemoryStore implements Store {
 
   hit(input: HitInput): HitResult {
     const { account, policy } = input
-    let state = this.tracked.get(account)
-    if (!state) {
-      state = { routes: [], lastNow: -Infinity }
-      this.tracked.set(account, state)
+    const arena = this.arena
+    let h = this.tracked.get(account)
+    if (h === undefined) {
+      // Room for the first section right away: it is about to be added.
+      h = arena.alloc(HEADER + newSectionWords(policy))
+      const o = arena.offset(h)
+      const mem = arena.mem(h)
+      mem[o + SECTIONS] = 0
+      mem[o + LAST] = 0
+      arena.floats64(h)[(o + BASE) >>> 1] = Math.floor(input.now)
+      this.tracked.set(account, h)
     }
-    const now = Math.max(input.now, state.lastNow)
-    state.lastNow = now
+    const mem = arena.mem(h)
+    const o = arena.offset(h)
+    let base = arena.floats64(h)[(o + BASE) >>> 1] as number
+    // Times are whole milliseconds; wall clocks can step back (NTP), windows must not.
+    const now = Math.max(Math.floor(input.now), base + (mem[o + LAST] as number))
+    if (now - base > MAX_OFFSET) base = this.rebase(h, now)
+    mem[o + LAST] = now - base
 
-    let entry: RouteEntry | undefined
-    for (const r of state.routes) if (r.policy.name === policy.name) entry = r
-    if (!entry || !sameShape(entry.policy, policy)) {
-      // A reload changed this route's limits: its history carries over (as in Redis).
-      const fresh: RouteEntry = { policy, windows: entry ? carryWindows(entry.windows, policy) : newWindows(policy) }
-      state.routes = [...state.routes.filter((r) => r.policy.name !== policy.name), fresh]
-      entry = fresh
-    } else if (entry.policy !== policy) {
-      entry.policy = policy
-    }
-
+    const section = this.sectionFor(account, h, policy)
     const step: EvaluateStep = input.countRequest === false || input.passes ? { countRequest: input.countRequest ?? true, passes: input.passes } : REQUEST
     const disabledUntil = this.disabledUntil(account, input.shadow, now)
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
-      const result = evaluate(entry.windows, policy, [], now, step) as HitResult
+      const result = evaluate(section, policy, [], now - base, step) as HitResult
       result.blocked = true
       result.disabledUntil = disabledUntil
       result.disabledNowUntil = null
       return result
     }
 
-    const result = evaluate(entry.windows, policy, input.records, now, step) as HitResult
+    const result = evaluate(section, policy, input.records, now - base, step) as HitResult
     result.disabledUntil = null
     result.disabledNowUntil = null
     if (result.action === 'disable') {
@@ -111,11 +158,18 @@ export class MemoryStore implements Store {
     if (scope.route === undefined) {
       had = this.tracked.delete(account)
     } else {
-      const state = this.tracked.peek(account)
-      if (state) {
-        const before = state.routes.length
-        state.routes = state.routes.filter((r) => r.policy.name !== scope.route)
-        had = state.routes.length < before
+      const h = this.tracked.peek(account)
+      const route = this.routes.get(scope.route)
+      const s = h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
+      if (h !== undefined && s >= 0) {
+        // The block shrinks to a smaller class when the section was big enough to matter (a
+        // move, which lru-cache counts as a use of the account: harmless for an admin reset).
+        const mem = this.arena.mem(h)
+        const moved = this.resize(account, h, s, sectionWords(mem, this.arena.offset(h) + s), 0)
+        const after = this.arena.mem(moved)
+        const at = this.arena.offset(moved) + SECTIONS
+        after[at] = (after[at] as number) - 1
+        had = true
       }
     }
     const unlocked = this.unlock(account)
@@ -126,14 +180,13 @@ export class MemoryStore implements Store {
   // read-only), so looking at an account changes nothing about how it is treated.
 
   account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null {
-    const state = this.tracked.peek(account)
+    const h = this.tracked.peek(account)
     const disabled = this.disabled(account, now)
-    if (!state && disabled.length === 0) return null
+    if (h === undefined && disabled.length === 0) return null
     const routes: AccountView['routes'] = []
-    if (state) {
-      const at = Math.max(now, state.lastNow)
+    if (h !== undefined) {
       for (const policy of policies) {
-        const counts = countsOf(state, policy, at)
+        const counts = this.countsOf(h, policy, now)
         if (counts) routes.push(routeCounts(policy, counts))
       }
     }
@@ -153,10 +206,10 @@ export class MemoryStore implements Store {
     for (let i = 0; i < names.length; i++) {
       if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
       const account = names[i] as string
-      const state = this.tracked.peek(account)
-      if (!state) continue
-      const now = Math.max(query.now, state.lastNow)
-      const { found, ratio, count } = accountPressure(policies, (policy) => countsOf(state, policy, now), query.by)
+      // Peeked again after every pause: meanwhile the account may have moved blocks or left.
+      const h = this.tracked.peek(account)
+      if (h === undefined) continue
+      const { found, ratio, count } = accountPressure(policies, (policy) => this.countsOf(h, policy, query.now), query.by)
       if (!found) continue
       scanned++
       top.offer({ account, ratio, count, data: null })
@@ -201,8 +254,127 @@ export class MemoryStore implements Store {
     return this.tracked.size
   }
 
+  /** The arena's blocks: one per tracked account. */
+  stats(): ArenaStats {
+    return this.arena.stats()
+  }
+
   async close(): Promise<void> {
-    this.tracked.clear()
+    this.tracked.clear() // disposes of (frees) every block
+    this.arena.reset()
+  }
+
+  /** The section for `policy` in the account's block, added or carried over as needed, as the cursor. */
+  private sectionFor(account: string, h: number, policy: RoutePolicy): Cursor {
+    const arena = this.arena
+    const key = this.keyOf(policy)
+    let mem = arena.mem(h)
+    let o = arena.offset(h)
+    let s = this.findSection(mem, o, this.keyRoutes[key] as number)
+    if (s < 0) {
+      s = blockWords(mem, o)
+      h = this.resize(account, h, s, 0, newSectionWords(policy))
+      mem = arena.mem(h)
+      o = arena.offset(h)
+      initSection(mem, o + s, key, policy)
+      mem[o + SECTIONS] = (mem[o + SECTIONS] as number) + 1
+    } else if (sectionKey(mem, o + s) !== key) {
+      // A reload changed this route's limits: its history carries over (as in Redis).
+      const words = carriedWords(mem, o + s, policy)
+      if (this.scratch.length < words) this.scratch = new Uint32Array(2 * words)
+      carrySection(mem, o + s, key, policy, this.scratch, 0)
+      h = this.resize(account, h, s, sectionWords(mem, o + s), words)
+      mem = arena.mem(h)
+      o = arena.offset(h)
+      mem.set(this.scratch.subarray(0, words), o + s)
+    }
+    return this.cursor.point(account, h, s)
+  }
+
+  /**
+   * Move the block's base to `now - MAX_WINDOW_MS` (an offset was about to pass 2^32 ms): what
+   * is older is outside every window, now and later, and is clamped to the new base.
+   */
+  private rebase(h: number, now: number): number {
+    const mem = this.arena.mem(h)
+    const o = this.arena.offset(h)
+    const floats = this.arena.floats64(h)
+    const base = now - MAX_WINDOW_MS
+    const shift = base - (floats[(o + BASE) >>> 1] as number)
+    for (let s = o + HEADER, k = 0; k < (mem[o + SECTIONS] as number); k++, s += sectionWords(mem, s)) rebaseSection(mem, s, shift)
+    floats[(o + BASE) >>> 1] = base
+    return base
+  }
+
+  /**
+   * Resize the range [pos, pos + from) of the account's block to `to` words, keeping what is
+   * before it, its first min(from, to) words and what follows it (moved). In place when the
+   * block's class allows; otherwise the block moves to a class that fits (growing, or
+   * shrinking by a class) and the LRU entry is replaced, which frees the old block. Returns the
+   * block's handle, the old one or its replacement.
+   */
+  private resize(account: string, h: number, pos: number, from: number, to: number): number {
+    const arena = this.arena
+    const mem = arena.mem(h)
+    const o = arena.offset(h)
+    const used = blockWords(mem, o)
+    const words = used - from + to
+    if (words <= arena.capacity(h) && !(to < from && arena.shrinks(h, words))) {
+      mem.copyWithin(o + pos + to, o + pos + from, o + used)
+      return h
+    }
+    const moved = arena.alloc(words)
+    const into = arena.mem(moved)
+    const at = arena.offset(moved)
+    into.set(mem.subarray(o + 1, o + pos + Math.min(from, to)), at + 1)
+    into.set(mem.subarray(o + pos + from, o + used), at + pos + to)
+    this.tracked.set(account, moved)
+    return moved
+  }
+
+  /**
+   * An account's counts on one route at `now`, read without changing anything; null when it has
+   * no state there (or state the next observation would replace: a reload changed its shape).
+   */
+  private countsOf(h: number, policy: RoutePolicy, now: number): number[] | null {
+    const key = this.keyOf(policy)
+    const mem = this.arena.mem(h)
+    const o = this.arena.offset(h)
+    const s = this.findSection(mem, o, this.keyRoutes[key] as number)
+    if (s < 0 || sectionKey(mem, o + s) !== key) return null
+    const base = this.arena.floats64(h)[(o + BASE) >>> 1] as number
+    const counts = new Array<number>(policy.limits.length).fill(0)
+    countWindows(mem, o + s, policy, Math.max(now - base, mem[o + LAST] as number), counts, false)
+    for (const l of policy.distinctLimits) counts[l.index] = Math.min(counts[l.index] as number, policy.distinctCapacity)
+    return counts
+  }
+
+  private keyOf(policy: RoutePolicy): number {
+    let key = this.policyKeys.get(policy)
+    if (key !== undefined) return key
+    const name = `${policy.name}\n${requestCapacityOf(policy)}\n${distinctCapacityOf(policy)}`
+    key = this.keys.get(name)
+    if (key === undefined) {
+      key = this.keys.size
+      this.keys.set(name, key)
+      this.keyRoutes.push(this.routeOf(policy.name))
+    }
+    this.policyKeys.set(policy, key)
+    return key
+  }
+
+  private routeOf(name: string): number {
+    let route = this.routes.get(name)
+    if (route === undefined) this.routes.set(name, (route = this.routes.size))
+    return route
+  }
+
+  /** Where the section of `route` starts in the block at `o` (from the block's start), or -1. */
+  private findSection(mem: Uint32Array, o: number, route: number): number {
+    for (let s = o + HEADER, k = 0; k < (mem[o + SECTIONS] as number); k++, s += sectionWords(mem, s)) {
+      if (this.keyRoutes[sectionKey(mem, s)] === route) return s - o
+    }
+    return -1
   }
 
   private disabledUntil(account: string, shadow: boolean, now: number): number | null {
@@ -223,35 +395,42 @@ export class MemoryStore implements Store {
   }
 }
 
-/**
- * An account's counts on one route at `now`, read without changing anything; null when it has
- * no state there (or state the next observation would replace: a reload changed its shape).
- */
-function countsOf(state: AccountState, policy: RoutePolicy, now: number): number[] | null {
-  let entry: RouteEntry | undefined
-  for (const r of state.routes) if (r.policy.name === policy.name) entry = r
-  if (!entry || !sameShape(entry.policy, policy)) return null
-  const counts = new Array<number>(policy.limits.length).fill(0)
-  const { requests, distinct } = entry.windows
-  if (requests) for (const l of policy.requestLimits) counts[l.index] = requests.countAfter(now - l.windowMs)
-  if (distinct) {
-    const limits = policy.distinctLimits
-    const inWindow = new Array<number>(limits.length)
-    distinct.countAfter(limits.map((l) => now - l.windowMs), inWindow)
-    limits.forEach((l, i) => {
-      counts[l.index] = Math.min(inWindow[i] as number, policy.distinctCapacity)
-    })
-  }
-  return counts
+/** Words the block at `o` uses: its header and sections. */
+function blockWords(mem: Uint32Array, o: number): number {
+  let s = o + HEADER
+  for (let k = 0; k < (mem[o + SECTIONS] as number); k++) s += sectionWords(mem, s)
+  return s - o
 }
 
-/** Windows built for one policy serve another with the same capacities (shadow twin, reload). */
-function sameShape(a: RoutePolicy, b: RoutePolicy): boolean {
-  return (
-    a === b ||
-    (a.requestCapacity === b.requestCapacity &&
-      a.distinctCapacity === b.distinctCapacity &&
-      a.requestLimits.length > 0 === b.requestLimits.length > 0 &&
-      a.distinctLimits.length > 0 === b.distinctLimits.length > 0)
-  )
+/**
+ * The section evaluate works on: one per store, pointed at each hit's account and route, and
+ * following the block when growing a log moves it.
+ */
+class Cursor implements Section {
+  mem: Uint32Array = new Uint32Array(0)
+  at = 0
+  private account = ''
+  private h = 0
+  /** The section's start from the block's start: it stays put when the block moves. */
+  private s = 0
+
+  constructor(
+    private readonly arena: Arena,
+    private readonly resize: (account: string, h: number, pos: number, from: number, to: number) => number,
+  ) {}
+
+  point(account: string, h: number, s: number): this {
+    this.account = account
+    this.h = h
+    this.s = s
+    this.mem = this.arena.mem(h)
+    this.at = this.arena.offset(h) + s
+    return this
+  }
+
+  grow(log: Log, entries: number): void {
+    const h = this.resize(this.account, this.h, this.s + logEnd(this.mem, this.at, log), 0, entries * wordsPerEntry(log))
+    this.point(this.account, h, this.s)
+    grew(this.mem, this.at, log, entries)
+  }
 }
