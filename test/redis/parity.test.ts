@@ -35,6 +35,7 @@ describe.skipIf(!hasRedis)('redis store parity with the memory store', () => {
         const memory = new Engine(new MemoryStore({ maxAccounts: 10 }), { disableForMs })
         const shared = new Engine(redis, { disableForMs })
         let now = 1_000_000
+        let passedBefore = false
         for (const step of steps) {
           now += step.gap
           const policy = step.shadow ? shadowed : enforced
@@ -50,6 +51,12 @@ describe.skipIf(!hasRedis)('redis store parity with the memory store', () => {
           }
           expect(got.block).toBe(want.block)
           expect(got.disabledUntil).toBe(want.disabledUntil)
+          // A solved challenge lets a distinct set fill to its cap too, past a limit that
+          // blocks; at the cap the stores may evict different records among ties (the same
+          // last-seen time), and a re-read of one may then count in one store and not the
+          // other, on any limit: the stores may part ways from here, so the trace ends.
+          if (step.passes.length > 0) passedBefore = true
+          if (passedBefore && [want, got].some((d) => enforced.distinctLimits.some((l) => d.counts[l.index] === enforced.distinctCapacity))) break
         }
       }),
       { numRuns: 150 },
