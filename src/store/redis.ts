@@ -26,8 +26,8 @@ const READ_LUA = readFileSync(new URL('./lua/read.lua', import.meta.url), 'utf8'
 export const SCAN_BOUND = 1_000_000
 /** Accounts read concurrently while listing (one read.lua call each). */
 const READ_BATCH = 128
-/** `prefix{account}:q:route` / `:d:route`; route names are [A-Za-z0-9_.-]+ (the config schema). */
-const ROUTE_KEY = /\}:([qd]):([A-Za-z0-9_.-]+)$/
+/** `prefix{account}:r:route` / `:d:route`; route names are [A-Za-z0-9_.-]+ (the config schema). */
+const ROUTE_KEY = /\}:([rd]):([A-Za-z0-9_.-]+)$/
 
 export type FailurePolicy = 'fail-open' | 'fail-closed' | 'local'
 export type RedisState = 'connecting' | 'ok' | 'degraded'
@@ -63,6 +63,20 @@ interface ReadReply {
   disabled: DisabledState[]
   /** Per policy: its counts, or null when the account has no state on that route. */
   counts: (number[] | null)[]
+}
+
+/** A policy's part of hit.lua's ARGV (4–8, and the limits), built once per policy, not per request. */
+const argsOfPolicy = new WeakMap<RoutePolicy, { shape: number[]; limits: number[] }>()
+function policyArgs(p: RoutePolicy): { shape: number[]; limits: number[] } {
+  let spec = argsOfPolicy.get(p)
+  if (!spec) {
+    spec = {
+      shape: [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, Math.max(0, ...p.requestLimits.map((l) => l.windowMs)), p.limits.length],
+      limits: p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity]),
+    }
+    argsOfPolicy.set(p, spec)
+  }
+  return spec
 }
 
 export class RedisUnavailableError extends Error {
@@ -330,24 +344,20 @@ export class RedisStore implements Store {
   /** Keys of one account share the hash tag {account}: one Cluster slot, one script call. */
   keys(account: string, route: string): string[] {
     const base = `${this.options.keyPrefix}{${account}}`
-    return [`${base}:q:${route}`, `${base}:d:${route}`, `${base}:x`, `${base}:xs`]
+    return [`${base}:r:${route}`, `${base}:d:${route}`, `${base}:x`, `${base}:xs`]
   }
 
   private args(input: HitInput): (string | number)[] {
-    const p = input.policy
+    const spec = policyArgs(input.policy)
     const args: (string | number)[] = [
       this.options.clock === 'local' ? input.now : 0,
       input.shadow ? 1 : 0,
       Number.isFinite(input.disableForMs) ? input.disableForMs : -1,
-      p.requestCapacity,
-      p.distinctCapacity,
-      p.longestDistinctWindowMs,
-      Math.max(0, ...p.requestLimits.map((l) => l.windowMs)),
-      p.limits.length,
+      ...spec.shape,
       input.countRequest === false ? 0 : 1,
       input.passes && input.passes.length > 0 ? `,${input.passes.join(',')},` : '',
+      ...spec.limits,
     ]
-    for (const l of p.limits) args.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity)
     for (const r of input.records) args.push(r)
     return args
   }
@@ -426,7 +436,7 @@ function globEscape(s: string): string {
 
 /**
  * The account of a key (the part after the prefix: `{account}:x`, `{account}:xs`,
- * `{account}:q:route`, `{account}:d:route`); null for other keys, or for route keys of another
+ * `{account}:r:route`, `{account}:d:route`); null for other keys, or for route keys of another
  * route than `route`. Parsed from the end, where the layout is fixed: an account id may itself
  * contain braces and colons.
  */

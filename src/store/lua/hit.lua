@@ -2,7 +2,7 @@
 -- MemoryStore.hit, in one round trip. Keep the two in step: test/redis/parity.test.ts runs
 -- both on the same random traces.
 --
--- KEYS: 1 requests list (newest first)   2 distinct zset (record -> last touch)
+-- KEYS: 1 requests zset (member: the time, ":seq" within a ms -> time)   2 distinct zset (record -> last touch)
 --       3 disabled (enforce)             4 disabled (shadow)
 -- ARGV: 1 now (ms; 0 = use the Redis server clock, shared by every instance)
 --       2 shadow (0/1)   3 disable-for ms (-1 = forever)
@@ -51,8 +51,8 @@ do
 end
 
 -- The window clock never runs backwards for an account's route.
-local newest = redis.call('LINDEX', KEYS[1], 0)
-if newest and tonumber(newest) > now then now = tonumber(newest) end
+local newestReq = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if newestReq[2] and tonumber(newestReq[2]) > now then now = tonumber(newestReq[2]) end
 local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if top[2] and tonumber(top[2]) > now then now = tonumber(top[2]) end
 
@@ -76,21 +76,26 @@ local function moreSevere(l)
   return worst == nil or l.severity > worst.severity or (l.severity == worst.severity and l.index < worst.index)
 end
 
+-- Requests are a sorted set of their times, so every window is one ZCOUNT (O(log n)) rather
+-- than reading the whole log into Lua: a busy account's log is as cheap as an idle one's.
+-- A member is its time, with ":0001", ":0002"… for more requests in the same millisecond
+-- (fixed width, so the newest sorts last among equal scores). The log keeps the newest reqCap
+-- entries and nothing older than the longest request window (which no window counts).
 if hasReq then
   if countRequest then
-    redis.call('LPUSH', KEYS[1], now)
-    redis.call('LTRIM', KEYS[1], 0, reqCap - 1)
+    local member = string.format('%d', now)
+    if newestReq[2] and tonumber(newestReq[2]) == now then
+      member = member .. string.format(':%04d', tonumber(string.match(newestReq[1], ':(%d+)$') or '0') + 1)
+    end
+    redis.call('ZADD', KEYS[1], now, member)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - longestReq)
+    local card = redis.call('ZCARD', KEYS[1])
+    if card > reqCap then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, card - reqCap - 1) end
     redis.call('PEXPIRE', KEYS[1], longestReq + 1000)
   end
-  local times = redis.call('LRANGE', KEYS[1], 0, reqCap - 1)
   for _, l in ipairs(limits) do
     if l.kind == 0 then
-      local cutoff = now - l.window
-      local n = 0
-      for _, t in ipairs(times) do
-        if tonumber(t) <= cutoff then break end
-        n = n + 1
-      end
+      local n = redis.call('ZCOUNT', KEYS[1], '(' .. (now - l.window), '+inf')
       counts[l.index + 1] = n
       if countRequest and n > l.max and not l.passed and moreSevere(l) then worst = l end
     end

@@ -3,7 +3,7 @@
 -- (and MemoryStore.account); test/redis/admin.test.ts compares the two stores.
 --
 -- KEYS: 1 disabled (enforce)   2 disabled (shadow)
---       then per route: requests list (newest first), distinct zset (record -> last touch)
+--       then per route: requests zset (request times), distinct zset (record -> last touch)
 -- ARGV: 1 now (ms; 0 = the Redis server clock)   2 number of routes R
 --       then per route: request capacity, distinct capacity, number of limits L,
 --                       then L × (kind 0=requests 1=distinct, window ms)
@@ -35,12 +35,11 @@ for r = 1, R do
   local present = redis.call('EXISTS', requests, distinct) > 0
   -- The same clock hit.lua would use for this route: never behind its newest entry.
   local at = now
-  local newest = redis.call('LINDEX', requests, 0)
-  if newest and tonumber(newest) > at then at = tonumber(newest) end
+  local newest = redis.call('ZRANGE', requests, -1, -1, 'WITHSCORES')
+  if newest[2] and tonumber(newest[2]) > at then at = tonumber(newest[2]) end
   local top = redis.call('ZRANGE', distinct, -1, -1, 'WITHSCORES')
   if top[2] and tonumber(top[2]) > at then at = tonumber(top[2]) end
   out[#out + 1] = present and 1 or 0
-  local times = nil
   for _ = 1, L do
     local kind, window = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
     a = a + 2
@@ -48,11 +47,7 @@ for r = 1, R do
     if present then
       local cutoff = at - window
       if kind == 0 then
-        times = times or redis.call('LRANGE', requests, 0, reqCap - 1)
-        for _, t in ipairs(times) do
-          if tonumber(t) <= cutoff then break end
-          n = n + 1
-        end
+        n = math.min(redis.call('ZCOUNT', requests, '(' .. cutoff, '+inf'), reqCap)
       else
         n = math.min(redis.call('ZCOUNT', distinct, '(' .. cutoff, '+inf'), distCap)
       end
