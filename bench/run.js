@@ -9,7 +9,7 @@
 // Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, and an
 // exactness run (200 concurrent connections enumerating records on one account).
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -41,7 +41,7 @@ function start(kind, args, cpu) {
       const m = /READY (\S+)/.exec(out)
       if (m) {
         clearTimeout(timer)
-        resolve(m[1])
+        resolve({ url: m[1], pid: child.pid })
       }
     })
     child.once('exit', (code) => reject(new Error(`${kind} exited with ${code}`)))
@@ -54,7 +54,7 @@ async function startRedis() {
   const child = spawn(cmd, [...pre, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   children.push(child)
   await new Promise((r) => setTimeout(r, 400))
-  return `redis://127.0.0.1:${port}`
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid }
 }
 
 function load(url, { path = 'records', duration = DURATION } = {}) {
@@ -79,33 +79,60 @@ function load(url, { path = 'records', duration = DURATION } = {}) {
   })
 }
 
+/**
+ * CPU time (user + system, µs) a process has used, from /proc (Linux; null elsewhere). With the
+ * proxy pinned to its own CPU, its CPU time per request is the steadiest view of its cost: it
+ * hardly moves when a neighbour steals the CPU for a moment, while requests/s does.
+ */
+const TICK_US = 1e6 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100)
+function cpuUs(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US
+  } catch {
+    return null
+  }
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
 async function throughput() {
-  const upstream = await start('upstream', [], 1)
-  const redisUrl = hasRedis ? await startRedis() : undefined
+  const upstream = (await start('upstream', [], 1)).url
+  const redis = hasRedis ? await startRedis() : undefined
+  const redisUrl = redis?.url
+  const proxy = async (key, label, args, path) => ({ key, label, ...(await start(args[0], args.slice(1), 0)), ...(path ? { path } : {}) })
   const targets = [
-    { key: 'upstream', label: '1. upstream direct', url: upstream },
-    { key: 'plain', label: '2. plain @fastify/http-proxy', url: await start('plain', [upstream], 0) },
-    { key: 'nonsensitive', label: '3. sluice, memory, non-sensitive route', url: await start('sluice', [upstream, 'memory'], 0), path: 'list' },
-    { key: 'sensitive', label: '4. sluice, memory, sensitive route (3 limits, 10k accounts)', url: await start('sluice', [upstream, 'memory'], 0) },
+    { key: 'upstream', label: '1. upstream direct', url: upstream, pid: null },
+    await proxy('plain', '2. plain @fastify/http-proxy', ['plain', upstream]),
+    await proxy('nonsensitive', '3. sluice, memory, non-sensitive route', ['sluice', upstream, 'memory'], 'list'),
+    await proxy('sensitive', '4. sluice, memory, sensitive route (3 limits, 10k accounts)', ['sluice', upstream, 'memory']),
   ]
-  if (redisUrl) targets.push({ key: 'redis', label: '5. sluice, redis store, sensitive route', url: await start('sluice', [upstream, 'redis', redisUrl], 0) })
-  targets.push({ key: 'inspect', label: '6. sluice, memory, list endpoint inspected (10 KB JSON)', url: await start('sluice', [upstream, 'inspect'], 0), path: 'list' })
+  if (redisUrl) targets.push(await proxy('redis', '5. sluice, redis store, sensitive route', ['sluice', upstream, 'redis', redisUrl]))
+  targets.push(await proxy('inspect', '6. sluice, memory, list endpoint inspected (10 KB JSON)', ['sluice', upstream, 'inspect'], 'list'))
   // The list endpoint is also what the plain proxy serves for the non-sensitive comparison.
-  const plainList = { key: 'plainList', label: '2b. plain proxy, list endpoint', url: targets[1].url, path: 'list' }
+  const plainList = { key: 'plainList', label: '2b. plain proxy, list endpoint', url: targets[1].url, pid: targets[1].pid, path: 'list' }
   targets.splice(2, 0, plainList)
 
   for (const t of targets) await load(t.url, { path: t.path, duration: 1 }) // warm-up
   const samples = Object.fromEntries(targets.map((t) => [t.key, []]))
+  let redisCpu = null
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of targets) {
+      // A pause between runs: a process that just finished its run (GC, V8's memory reducer)
+      // must not spend the next one's CPU.
+      await new Promise((r) => setTimeout(r, quick ? 200 : 1000))
+      const before = t.pid ? cpuUs(t.pid) : null
+      const redisBefore = t.key === 'redis' ? cpuUs(redis.pid) : null
       const r = await load(t.url, { path: t.path })
-      samples[t.key].push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx })
-      process.stderr.write(`  round ${round + 1}/${ROUNDS} ${t.label}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms\n`)
+      const after = t.pid ? cpuUs(t.pid) : null
+      const redisAfter = t.key === 'redis' ? cpuUs(redis.pid) : null
+      if (redisBefore !== null && redisAfter !== null && r.requests.total > 0) (redisCpu ??= []).push((redisAfter - redisBefore) / r.requests.total)
+      const cpu = before !== null && after !== null && r.requests.total > 0 ? (after - before) / r.requests.total : null
+      samples[t.key].push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, cpu })
+      process.stderr.write(`  round ${round + 1}/${ROUNDS} ${t.label}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms${cpu !== null ? `, ${cpu.toFixed(1)} µs CPU/req` : ''}\n`)
     }
   }
   const summary = {}
@@ -117,8 +144,10 @@ async function throughput() {
       p50: median(s.map((x) => x.p50)),
       p99: median(s.map((x) => x.p99)),
       errors: s.reduce((a, x) => a + x.errors, 0),
+      cpuUsPerRequest: s.every((x) => x.cpu !== null) ? median(s.map((x) => x.cpu)) : null,
     }
   }
+  if (summary.redis && redisCpu) summary.redis.redisServerCpuUsPerRequest = median(redisCpu)
   return summary
 }
 
@@ -159,16 +188,18 @@ function markdown(t, mem, attack, machine) {
   const plain = t.plain.rps.median
   const rows = Object.values(t).map((s) => {
     const base = s.label.includes('non-sensitive') || s.label.includes('inspected') ? t.plainList.rps.median : plain
-    return `| ${s.label} | ${Math.round(s.rps.median)} (${Math.round(s.rps.min)}–${Math.round(s.rps.max)}) | ${(s.rps.median / base).toFixed(3)} | ${s.p50} | ${s.p99} | ${s.errors} |`
+    const cpu = s.cpuUsPerRequest === null ? '–' : s.cpuUsPerRequest.toFixed(1)
+    return `| ${s.label} | ${Math.round(s.rps.median)} (${Math.round(s.rps.min)}–${Math.round(s.rps.max)}) | ${(s.rps.median / base).toFixed(3)} | ${s.p50} | ${s.p99} | ${cpu} | ${s.errors} |`
   })
   return [
     `Machine: ${machine.cpus} × ${machine.cpu}, ${machine.memGB} GB, Node ${process.version}, ${machine.pinned ? 'proxies pinned to CPU 0, load + upstream to CPU 1' : 'not pinned'}; ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections.`,
     '',
-    '| scenario | req/s median (min–max) | ratio to plain proxy | p50 ms | p99 ms | non-2xx/errors |',
-    '|---|---|---|---|---|---|',
+    '| scenario | req/s median (min–max) | ratio to plain proxy | p50 ms | p99 ms | proxy CPU µs/req | non-2xx/errors |',
+    '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    '(The non-sensitive and inspected scenarios are compared with the plain proxy on the same list endpoint, 2b.)',
+    '(The non-sensitive and inspected scenarios are compared with the plain proxy on the same list endpoint, 2b. Proxy CPU per request is the proxy process\'s user + system time over the requests it served: the least noisy view of its cost.)',
+    ...(t.redis?.redisServerCpuUsPerRequest ? ['', `redis-server CPU per observation (on CPU 1 with the load generator and the upstream): ${t.redis.redisServerCpuUsPerRequest.toFixed(1)} µs.`] : []),
     '',
     '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
     '|---|---|---|---|',
