@@ -65,7 +65,8 @@ describe('reporting decisions', () => {
     const decisions = proxy.decisions()
     expect(decisions.length).toBe(5)
     for (const d of decisions) {
-      expect(JSON.stringify(d)).not.toMatch(/10[4-8]/)
+      // As a whole number: the pid, the time or a pseudonym's hex may contain the digits.
+      expect(JSON.stringify(d)).not.toMatch(/\b10[4-8]\b/)
       expect(d.path).toMatch(/^\/api\/contacts\/~[0-9a-f]{32}$/)
     }
     expect(decisions[0]!.recordIds).toEqual([expect.stringMatching(/^~[0-9a-f]{32}$/)])
