@@ -638,8 +638,8 @@ function isHttps(request: FastifyRequest, trust: CompiledConfig['trust']): boole
 /** sluice's own headers and cookies are for sluice: the upstream never sees them. */
 function stripSluiceCredentials(request: FastifyRequest): void {
   const headers = request.raw.headers
-  delete headers[PASS_HEADER]
-  delete headers[SOLUTION_HEADER]
+  if (headers[PASS_HEADER] !== undefined) delete headers[PASS_HEADER]
+  if (headers[SOLUTION_HEADER] !== undefined) delete headers[SOLUTION_HEADER]
   const cookie = headers.cookie
   if (typeof cookie === 'string' && cookie.includes('sluice_')) {
     const kept = withoutCookies(cookie, [PASS_COOKIE, SOLUTION_COOKIE])

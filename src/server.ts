@@ -69,7 +69,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  */
 function withoutHopByHop<H extends IncomingHttpHeaders>(headers: H): H {
   const connection = headers.connection
-  const named = typeof connection === 'string' ? connection.toLowerCase().split(',').map((h) => h.trim()) : null
+  // `keep-alive` and `close`, by far the usual values, name nothing beyond the hop-by-hop set.
+  const named = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close' ? connection.toLowerCase().split(',').map((h) => h.trim()) : null
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue

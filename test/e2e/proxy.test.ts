@@ -145,6 +145,24 @@ describe('forwarding', () => {
   })
 })
 
+describe('hop-by-hop headers of the upstream answer', () => {
+  it('are not passed on, nor the headers its Connection names; the client\'s own Connection holds', async () => {
+    await upstream.close()
+    upstream = await startUpstream((req, res) => {
+      req.resume()
+      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, X-Hop', 'x-hop': 'secret', 'keep-alive': 'timeout=99', 'x-kept': 'yes' })
+      res.end('{}')
+    })
+    proxy = await startProxy(CONFIG, { upstream: upstream.url })
+    const res = await send(proxy.url, '/about')
+    expect(res.status).toBe(200)
+    expect(res.headers['x-kept']).toBe('yes')
+    expect(res.headers['x-hop']).toBeUndefined()
+    expect(res.headers['keep-alive']).toBeUndefined()
+    expect(res.headers.connection).toBe('close') // send() asks for close; the upstream's keep-alive must not override it
+  })
+})
+
 describe('shadow mode', () => {
   it('blocks nothing and logs the same decisions enforce makes', async () => {
     const trace = [1, 2, 3, 1, 4, 5, 2, 6]
