@@ -65,15 +65,14 @@ interface ReadReply {
   counts: (number[] | null)[]
 }
 
-/** A policy's part of hit.lua's ARGV (4–8, and the limits), built once per policy, not per request. */
-const argsOfPolicy = new WeakMap<RoutePolicy, { shape: number[]; limits: number[] }>()
-function policyArgs(p: RoutePolicy): { shape: number[]; limits: number[] } {
+/** A policy's part of hit.lua's arguments (ARGV 6), built once per policy, not per request. */
+const argsOfPolicy = new WeakMap<RoutePolicy, string>()
+function policyArg(p: RoutePolicy): string {
   let spec = argsOfPolicy.get(p)
-  if (!spec) {
-    spec = {
-      shape: [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, Math.max(0, ...p.requestLimits.map((l) => l.windowMs)), p.limits.length],
-      limits: p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity]),
-    }
+  if (spec === undefined) {
+    const shape = [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, Math.max(0, ...p.requestLimits.map((l) => l.windowMs)), p.limits.length]
+    const limits = p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity])
+    spec = JSON.stringify([...shape, ...limits])
     argsOfPolicy.set(p, spec)
   }
   return spec
@@ -348,15 +347,13 @@ export class RedisStore implements Store {
   }
 
   private args(input: HitInput): (string | number)[] {
-    const spec = policyArgs(input.policy)
     const args: (string | number)[] = [
       this.options.clock === 'local' ? input.now : 0,
       input.shadow ? 1 : 0,
       Number.isFinite(input.disableForMs) ? input.disableForMs : -1,
-      ...spec.shape,
       input.countRequest === false ? 0 : 1,
       input.passes && input.passes.length > 0 ? `,${input.passes.join(',')},` : '',
-      ...spec.limits,
+      policyArg(input.policy),
     ]
     for (const r of input.records) args.push(r)
     return args
