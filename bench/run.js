@@ -8,7 +8,8 @@
 // Ratios to the plain proxy are what count: absolute numbers on a noisy 2-core box are not. A
 // ratio is taken within each round (against the plain proxy measured minutes apart at most),
 // and the median over rounds reported, with each proxy's CPU time per request beside it.
-// Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, and an
+// Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, Redis
+// memory per active account of the same shape (bench/redis-memory.js), and an
 // exactness run (200 concurrent connections enumerating records on one account).
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -174,6 +175,11 @@ function memory() {
     if (res.status !== 0) throw new Error(`memory bench failed: ${res.stderr}`)
     out[accounts] = JSON.parse(res.stdout)
   }
+  if (hasRedis) {
+    const res = spawnSync(process.execPath, [join(here, 'redis-memory.js'), String(quick ? 200 : 2000)], { encoding: 'utf8', timeout: 120_000 })
+    if (res.status !== 0) throw new Error(`redis memory bench failed: ${res.stderr}`)
+    out.redis = JSON.parse(res.stdout)
+  }
   return out
 }
 
@@ -215,7 +221,8 @@ function markdown(t, mem, attack, machine) {
     '',
     '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
     '|---|---|---|---|',
-    ...Object.entries(mem).map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    ...Object.entries(mem).filter(([n]) => n !== 'redis').map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    ...(mem.redis ? ['', `Redis store, ${mem.redis.describe}: **${mem.redis.bytesPerAccount} bytes per active account** (\`used_memory\` delta over ${mem.redis.accounts} accounts); \`MEMORY USAGE\` of one route's keys: requests ${mem.redis.memoryUsagePerRoute.requests} B, records ${mem.redis.memoryUsagePerRoute.records} B.`] : []),
     '',
     `Attack: ${attack.connections} concurrent connections enumerating records on one account, limit ${attack.limit} distinct records → **${attack.served} served**, ${attack.blocked} blocked; first block ${attack.firstBlockAfterMs} ms after the limit-th record was served.`,
     '',
