@@ -90,6 +90,7 @@ export class RedisStore implements Store {
   private readonly breaker: { failures: number; cooldownMs: number }
   private failures = 0
   private openUntil = 0
+  private corked = false
   private currentState: RedisState = 'connecting'
   /** Counters for metrics: observations answered by the failure policy, and Redis errors. */
   readonly stats = { errors: 0, fallbacks: 0 }
@@ -158,6 +159,7 @@ export class RedisStore implements Store {
     if (!this.available()) return this.fallback(input)
     const { policy } = input
     try {
+      this.coalesceWrites()
       const reply = await this.client.sluiceHit(this.keys(input.account, policy.name), this.args(input))
       this.succeeded()
       return this.parse(reply, policy)
@@ -165,6 +167,25 @@ export class RedisStore implements Store {
       this.failed(err as Error)
       return this.fallback(input)
     }
+  }
+
+  /**
+   * Hits of requests that arrive in the same event-loop turn leave in one write: the socket is
+   * corked at the first and uncorked once the turn's I/O callbacks have run (setImmediate). A
+   * write syscall per observation was the largest single cost of the Redis store in the proxy
+   * (~8 µs of ~35); ioredis' own auto-pipelining batches too, but its pipeline objects cost
+   * more than they saved (measured). Standalone Redis only: a Cluster client has a socket per node.
+   */
+  private coalesceWrites(): void {
+    if (this.corked || this.client instanceof Cluster) return
+    const stream = (this.client as Redis & { stream?: NodeJS.WritableStream & { cork(): void; uncork(): void } }).stream
+    if (!stream || typeof stream.cork !== 'function') return
+    stream.cork()
+    this.corked = true
+    setImmediate(() => {
+      this.corked = false
+      stream.uncork()
+    })
   }
 
   async disabled(account: string, now: number): Promise<DisabledState[]> {

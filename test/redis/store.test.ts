@@ -78,6 +78,32 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
     for (const p of instances) expect((await send(p.url, '/api/contacts/999', { headers: basic('mallory') })).status).toBe(429)
   })
 
+  it('observations issued in one event-loop turn leave in one write and each gets its own exact answer', async () => {
+    const store = new RedisStore({ url: server.url, keyPrefix: 'turn:', commandTimeoutMs: 2000, onError: 'fail-closed', maxAccounts: 10 })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 60_000 })
+    const policy = buildPolicy('contact', [
+      { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
+      { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
+    ], false)
+    const stream = (store.client as unknown as { stream: { writev?: unknown; _writev?: unknown } }).stream
+    const writes: number[] = []
+    const original = (stream as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(stream)
+    ;(stream as { _writev: (chunks: unknown[], cb: () => void) => void })._writev = (chunks, cb) => {
+      writes.push(chunks.length)
+      original(chunks, cb)
+    }
+    // 100 accounts' observations and one account's 60 records, all issued synchronously.
+    const others = Array.from({ length: 100 }, (_, i) => engine.observe(`acct-${i}`, policy, [String(i)]))
+    const mallory = Array.from({ length: 60 }, (_, i) => engine.observe('mallory', policy, [String(1000 + i)]))
+    const [o, m] = await Promise.all([Promise.all(others), Promise.all(mallory)])
+    expect(writes.some((n) => n > 1)).toBe(true) // coalesced: one writev carried several commands
+    expect(o.every((d) => d.kind === 'allow' && d.counts[0] === 1 && d.counts[1] === 1)).toBe(true)
+    expect(m.filter((d) => d.kind === 'allow').length).toBe(30)
+    expect(m.map((d) => d.counts[0])).toEqual(Array.from({ length: 60 }, (_, i) => i + 1)) // answered in order, each its own
+    await store.close()
+  })
+
   it('times windows by the Redis clock: instances with skewed clocks agree', async () => {
     const url = server.url
     const make = (skewMs: number) =>
