@@ -104,6 +104,24 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
     await store.close()
   })
 
+  it('counts an observation of thousands of ids (a big page) in one script call, exactly', async () => {
+    const store = new RedisStore({ url: server.url, keyPrefix: 'bulk:', commandTimeoutMs: 5000, onError: 'fail-closed', maxAccounts: 10 })
+    await store.ready()
+    const engine = new Engine(store, { disableForMs: 60_000 })
+    const policy = buildPolicy('list', [{ kind: 'distinctRecords', windowMs: 60_000, max: 3000, action: 'throttle' }], false)
+    const page = Array.from({ length: 2500 }, (_, i) => `id-${i}`)
+    const first = await engine.observe('bulk', policy, page)
+    expect(first.kind).toBe('allow')
+    expect(first.counts[0]).toBe(2500)
+    expect(await store.client.zcard(store.keys('bulk', 'list')[1] as string)).toBe(2500)
+    // Half the page again (re-reads are free) and 600 new ids: 3,100 distinct cross 3,000, refused whole.
+    const second = await engine.observe('bulk', policy, [...page.slice(0, 1250), ...Array.from({ length: 600 }, (_, i) => `new-${i}`)])
+    expect(second.kind).toBe('throttle')
+    expect(second.counts[0]).toBe(3001) // the cap: limit + 1
+    expect(await store.client.zcard(store.keys('bulk', 'list')[1] as string)).toBe(2500) // a blocked observation counts no records
+    await store.close()
+  })
+
   it('times windows by the Redis clock: instances with skewed clocks agree', async () => {
     const url = server.url
     const make = (skewMs: number) =>

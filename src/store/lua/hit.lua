@@ -52,8 +52,10 @@ end
 -- The window clock never runs backwards for an account's route.
 local newestReq = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if newestReq[2] and tonumber(newestReq[2]) > now then now = tonumber(newestReq[2]) end
-local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if top[2] and tonumber(top[2]) > now then now = tonumber(top[2]) end
+if hasDist then
+  local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) > now then now = tonumber(top[2]) end
+end
 
 local function disabledUntil(key)
   local v = redis.call('GET', key)
@@ -122,7 +124,16 @@ end
 local blocked = disabled ~= nil or (worst ~= nil and worst.severity > 0)
 
 if hasDist and not blocked and #records > 0 then
-  for _, r in ipairs(records) do redis.call('ZADD', KEYS[2], now, r) end
+  -- One ZADD for many ids (a page of 50 is one command, not 50), in chunks Lua's stack holds.
+  if #records == 1 then redis.call('ZADD', KEYS[2], now, records[1]) end
+  for first = 1, #records > 1 and #records or 0, 1000 do
+    local args = {}
+    for i = first, math.min(first + 999, #records) do
+      args[#args + 1] = now
+      args[#args + 1] = records[i]
+    end
+    redis.call('ZADD', KEYS[2], unpack(args))
+  end
   -- Evict the least recently touched past the cap (see windows.ts for why this is exact).
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -distCap - 1)
   redis.call('PEXPIRE', KEYS[2], longestDist + 1000)
