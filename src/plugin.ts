@@ -261,9 +261,10 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       const query = request.query
       if (!forwarding && query && typeof query === 'object') match?.route.clamp?.parsed(query as Record<string, unknown>)
     }
+    // The canonical path and query: what is matched, forwarded and logged.
+    const target = canonical.path + search
     if (forwarding) {
-      const url = canonical.path + search
-      if (url !== raw.url) raw.url = url
+      if (target !== raw.url) raw.url = target
       for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
     }
     const exchange = sessionKind ? sessionExchange(request, current, sessionKind) : null
@@ -273,7 +274,6 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
 
     const route = match.route
-    const target = canonical.path + search
     let ex: Exchange
     if (exchange) {
       ex = exchange

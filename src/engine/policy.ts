@@ -28,6 +28,7 @@ export interface RoutePolicy {
   requestCapacity: number
   distinctCapacity: number
   longestDistinctWindowMs: number
+  longestRequestWindowMs: number
   /** Shadow: decide and log exactly as enforce would, block nothing. */
   shadow: boolean
   /** Some limit challenges: the request must be checked for passes and solutions. */
@@ -63,6 +64,7 @@ export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' 
     requestCapacity: Math.max(0, ...requestLimits.map((l) => l.max)) + 1,
     distinctCapacity: Math.max(0, ...distinctLimits.map((l) => l.max)) + 1,
     longestDistinctWindowMs: distinctLimits[0]?.windowMs ?? 0,
+    longestRequestWindowMs: Math.max(0, ...requestLimits.map((l) => l.windowMs)),
     shadow,
     challengeable: all.some((l) => l.action === 'challenge'),
   }

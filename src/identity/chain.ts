@@ -27,8 +27,10 @@ export interface IdentityChain {
   /** The client address (trusted X-Forwarded-For hops resolved); computed on demand, it is not free. */
   clientIp(req: IncomingMessage): string
   /** Identity headers the upstream must not see from this request (believed or not by us, spoofed ones must not reach it). */
-  untrustedHeaders(req: IncomingMessage): string[]
+  untrustedHeaders(req: IncomingMessage): readonly string[]
 }
+
+const NONE: readonly string[] = []
 
 export function buildIdentityChain(configs: readonly IdentityConfig[], trust: TrustFn): IdentityChain {
   const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c) }))
@@ -57,7 +59,7 @@ export function buildIdentityChain(configs: readonly IdentityConfig[], trust: Tr
       return clientAddress(req, trust)
     },
     untrustedHeaders(req) {
-      return headerIdentities.length > 0 && !peerTrusted(req) ? headerIdentities : []
+      return headerIdentities.length > 0 && !peerTrusted(req) ? headerIdentities : NONE
     },
   }
 }

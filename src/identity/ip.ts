@@ -35,8 +35,10 @@ export function trustedPeer(socket: Socket, trust: TrustFn): boolean {
  * right-most X-Forwarded-For entry that is not itself trusted (what a spoofer cannot forge).
  */
 export function clientAddress(req: IncomingMessage, trust: TrustFn): string {
-  if (!req.socket.remoteAddress) return '0.0.0.0'
-  return proxyaddr(req, trust)
+  const peer = req.socket.remoteAddress
+  if (!peer) return '0.0.0.0'
+  // An untrusted peer is the client: no need for proxy-addr to parse it (and X-Forwarded-For) again.
+  return trustedPeer(req.socket, trust) ? proxyaddr(req, trust) : peer
 }
 
 /**

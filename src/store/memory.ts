@@ -344,8 +344,8 @@ export class MemoryStore implements Store {
     if (s < 0 || sectionKey(mem, o + s) !== key) return null
     const base = this.arena.floats64(h)[(o + BASE) >>> 1] as number
     const counts = new Array<number>(policy.limits.length).fill(0)
+    // A log never holds more than its capacity, so these counts need no clamp.
     countWindows(mem, o + s, policy, Math.max(now - base, mem[o + LAST] as number), counts, false)
-    for (const l of policy.distinctLimits) counts[l.index] = Math.min(counts[l.index] as number, policy.distinctCapacity)
     return counts
   }
 

@@ -70,7 +70,7 @@ const argsOfPolicy = new WeakMap<RoutePolicy, string>()
 function policyArg(p: RoutePolicy): string {
   let spec = argsOfPolicy.get(p)
   if (spec === undefined) {
-    const shape = [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, Math.max(0, ...p.requestLimits.map((l) => l.windowMs)), p.limits.length]
+    const shape = [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, p.longestRequestWindowMs, p.limits.length]
     const limits = p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity])
     spec = JSON.stringify([...shape, ...limits])
     argsOfPolicy.set(p, spec)
