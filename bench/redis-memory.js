@@ -4,15 +4,10 @@
 import { spawn } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { Engine } from '../dist/index.js'
-import { buildPolicy } from '../dist/engine/policy.js'
 import { RedisStore } from '../dist/store/redis.js'
+import { DESCRIBE, FILL, recordsOf, ROUTES } from './shape.js'
 
 const accounts = Number(process.argv[2] ?? 1000)
-const LIMITS = [
-  { kind: 'requests', windowMs: 60_000, max: 30, action: 'throttle' },
-  { kind: 'distinctRecords', windowMs: 600_000, max: 20, action: 'throttle' },
-]
-const routes = ['contact', 'parcel', 'invoice'].map((name) => buildPolicy(name, LIMITS, false))
 
 const port = 20_000 + Math.floor(Math.random() * 20_000)
 const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
@@ -37,19 +32,19 @@ try {
     // 21 distinct records per route (every window at its cap), within one second.
     await Promise.all(Array.from({ length: Math.min(BATCH, accounts - a0) }, async (_, k) => {
       const a = a0 + k
-      for (const policy of routes) {
-        for (let i = 0; i < 31; i++) {
-          const d = await engine.observe(`acct-${a}`, policy, i < 21 ? [String(1_000_000 + a * 50 + i)] : [], now + i)
+      for (const policy of ROUTES) {
+        for (let i = 0; i < FILL; i++) {
+          const d = await engine.observe(`acct-${a}`, policy, recordsOf(a, i), now + i)
           if (d.kind === 'unavailable') throw new Error('redis unavailable')
         }
       }
     }))
   }
   const after = await usedMemory()
-  const keys = routes.flatMap((p) => store.keys('acct-7', p.name).slice(0, 2))
+  const keys = ROUTES.flatMap((p) => store.keys('acct-7', p.name).slice(0, 2))
   const perKey = await Promise.all(keys.map((k) => probe.memory('USAGE', k)))
   console.log(JSON.stringify({
-    describe: '3 routes × (30 requests/1m + 20 distinct records/10m), windows at their caps',
+    describe: DESCRIBE,
     accounts,
     bytesPerAccount: Math.round((after - before) / accounts),
     memoryUsagePerRoute: { requests: Number(perKey[0]), records: Number(perKey[1]) },

@@ -1,6 +1,5 @@
 // `sluice accounts …`, `sluice incidents`, `sluice reload` against a real admin listener,
 // through a Command built the way main.ts builds it.
-import { Command, CommanderError } from 'commander'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { IncidentLog } from '../../src/admin/incidents.js'
 import { buildAdmin } from '../../src/admin/server.js'
@@ -9,6 +8,7 @@ import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { freePort } from '../helpers/redis.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { adminConfig, call, policiesOf, readAs, TOKEN } from './helpers.js'
+import { runCommand, type CliRun } from '../helpers/cli.js'
 
 const CONFIG = adminConfig()
 
@@ -42,24 +42,7 @@ afterEach(() => {
   delete process.env.SLUICE_ADMIN_TOKEN
 })
 
-async function run(...args: string[]): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
-  let code: number | undefined
-  const out: string[] = []
-  const err: string[] = []
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')))
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')))
-  const program = new Command('sluice').exitOverride().configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) })
-  registerAccounts(program, (c) => void (code = c))
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e
-    code = e.exitCode === 0 ? 0 : 2 // as main() maps usage errors
-    err.push(e.message)
-  }
-  vi.restoreAllMocks()
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') }
-}
+const run = (...args: string[]): Promise<CliRun> => runCommand(registerAccounts, args)
 
 const auth = () => ['--url', url, '--token', TOKEN]
 

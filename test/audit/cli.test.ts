@@ -1,11 +1,11 @@
 // `sluice audit verify`, through a Command built the way main.ts builds it.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Command, CommanderError } from 'commander'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { AuditTrail } from '../../src/audit/index.js'
 import { registerAudit } from '../../src/cli/audit.js'
 import { removeTempDirs, tempDir } from './helpers.js'
+import { runCommand, type CliRun } from '../helpers/cli.js'
 
 afterAll(removeTempDirs)
 afterEach(() => {
@@ -27,24 +27,7 @@ beforeAll(async () => {
   rotated = readdirSync(dir).filter((n) => n !== 'audit.jsonl').map((n) => join(dir, n))
 })
 
-async function run(...args: string[]): Promise<{ code: number | undefined; stdout: string; stderr: string }> {
-  let code: number | undefined
-  const out: string[] = []
-  const err: string[] = []
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')))
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')))
-  const program = new Command('sluice').exitOverride().configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) })
-  registerAudit(program, (c) => void (code = c))
-  try {
-    await program.parseAsync(args, { from: 'user' })
-  } catch (e) {
-    if (!(e instanceof CommanderError)) throw e
-    code = e.exitCode
-    err.push(e.message)
-  }
-  vi.restoreAllMocks()
-  return { code, stdout: out.join('\n'), stderr: err.join('\n') }
-}
+const run = (...args: string[]): Promise<CliRun> => runCommand(registerAudit, args)
 
 describe('sluice audit verify', () => {
   it('prints OK with the entry count, last seq and last hash, and exits 0 (files in any order)', async () => {

@@ -5,6 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Engine } from '../../src/engine/engine.js'
+import { RedisStore } from '../../src/store/redis.js'
 
 export const hasRedis = spawnSync('redis-server', ['--version']).status === 0
 // Locally the Redis suites skip without redis-server; in CI a skip would hide a broken install.
@@ -110,4 +112,11 @@ export async function startCluster(): Promise<RedisCluster> {
       await Promise.all(nodes.map((n) => n.stop()))
     },
   }
+}
+
+/** A connected RedisStore on `url` (fail-closed, a small local fallback) and an engine over it. */
+export async function redisEngine(url: string, keyPrefix: string, commandTimeoutMs = 2000): Promise<{ store: RedisStore; engine: Engine }> {
+  const store = new RedisStore({ url, keyPrefix, commandTimeoutMs, onError: 'fail-closed', maxAccounts: 10 })
+  await store.ready()
+  return { store, engine: new Engine(store, { disableForMs: 60_000 }) }
 }

@@ -1,6 +1,15 @@
 // The naive reference the engine is checked against: every event kept forever, every count
 // recomputed from scratch. One account on one route (its own disabled state).
-import type { Limit } from '../../src/engine/policy.js'
+import type { Limit, RoutePolicy } from '../../src/engine/policy.js'
+
+/**
+ * Counts with a distinct set at its cap. Once a solved challenge has let a set get there, a
+ * bounded store has evicted records the reference (or another store) still holds, and a re-read
+ * of one is fresh in one and not the other: the property tests end a trace at that point.
+ */
+export function distinctSetFull(policy: RoutePolicy, counts: readonly number[]): boolean {
+  return policy.distinctLimits.some((l) => counts[l.index] === policy.distinctCapacity)
+}
 
 interface RefEvent { t: number; records: string[] }
 

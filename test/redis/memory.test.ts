@@ -1,10 +1,8 @@
 // Memory per active account in Redis, and proof that windows stay within their caps.
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Engine } from '../../src/engine/engine.js'
 import { buildPolicy } from '../../src/engine/policy.js'
-import { RedisStore } from '../../src/store/redis.js'
-import { hasRedis, startRedis, type RedisServer } from '../helpers/redis.js'
+import { hasRedis, redisEngine, startRedis, type RedisServer } from '../helpers/redis.js'
 
 let server: RedisServer
 beforeAll(async () => {
@@ -16,9 +14,7 @@ afterAll(async () => {
 
 describe.skipIf(!hasRedis)('redis memory', () => {
   it('holds at most limit + 1 entries per window and reports bytes per account', async () => {
-    const store = new RedisStore({ url: server.url, keyPrefix: 'mem:', commandTimeoutMs: 2000, onError: 'fail-closed', maxAccounts: 10 })
-    await store.ready()
-    const engine = new Engine(store, { disableForMs: 60_000 })
+    const { store, engine } = await redisEngine(server.url, 'mem:')
     const policy = buildPolicy('contact', [
       { kind: 'requests', windowMs: 60_000, max: 60, action: 'log' },
       { kind: 'distinctRecords', windowMs: 600_000, max: 100, action: 'log' },

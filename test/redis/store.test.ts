@@ -12,7 +12,7 @@ import { buildPolicy } from '../../src/engine/policy.js'
 import { RedisStore, type FailurePolicy } from '../../src/store/redis.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
-import { freePort, hasRedis, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
+import { freePort, hasRedis, redisEngine, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0
 if (!hasOpenssl && process.env.CI) throw new Error('openssl is not installed: CI must install it (.ci/run)')
@@ -79,9 +79,7 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   })
 
   it('observations issued in one event-loop turn leave in one write and each gets its own exact answer', async () => {
-    const store = new RedisStore({ url: server.url, keyPrefix: 'turn:', commandTimeoutMs: 2000, onError: 'fail-closed', maxAccounts: 10 })
-    await store.ready()
-    const engine = new Engine(store, { disableForMs: 60_000 })
+    const { store, engine } = await redisEngine(server.url, 'turn:')
     const policy = buildPolicy('contact', [
       { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
       { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
@@ -105,9 +103,7 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   })
 
   it('counts an observation of thousands of ids (a big page) in one script call, exactly', async () => {
-    const store = new RedisStore({ url: server.url, keyPrefix: 'bulk:', commandTimeoutMs: 5000, onError: 'fail-closed', maxAccounts: 10 })
-    await store.ready()
-    const engine = new Engine(store, { disableForMs: 60_000 })
+    const { store, engine } = await redisEngine(server.url, 'bulk:', 5000)
     const policy = buildPolicy('list', [{ kind: 'distinctRecords', windowMs: 60_000, max: 3000, action: 'throttle' }], false)
     const page = Array.from({ length: 2500 }, (_, i) => `id-${i}`)
     const first = await engine.observe('bulk', policy, page)
@@ -144,9 +140,7 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   })
 
   it('lets keys expire with their windows, and shares disable/unlock', async () => {
-    const store = new RedisStore({ url: server.url, keyPrefix: 'ttl:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
-    await store.ready()
-    const engine = new Engine(store, { disableForMs: 60_000 })
+    const { store, engine } = await redisEngine(server.url, 'ttl:', 1000)
     const policy = buildPolicy('c', [
       { kind: 'requests', windowMs: 200, max: 100, action: 'throttle' },
       { kind: 'distinctRecords', windowMs: 300, max: 1, action: 'disable' },
