@@ -52,7 +52,11 @@ export interface ReporterOptions {
 
 /** How many record pseudonyms one log line or audit entry carries (the count is always there). */
 const RECORDS_LOGGED = 20
-/** A webhook per account, route, limit and kind at most this often: a scraper hammering a block is one incident, not thousands. */
+/**
+ * A webhook per account, route, limit and kind at most this often: a scraper hammering a block is
+ * one incident, not thousands. Many accounts at once (an attacker's thousand identities) are the
+ * notifier's to fold: past 5 of one route and kind in 10 s, into one summary (src/notify/coalesce.ts).
+ */
 const NOTIFY_EVERY_MS = 60_000
 
 export class Reporter {

@@ -199,8 +199,9 @@ describe('Notifier', () => {
     const r = await receiver((_n, res) => void pending.push(res))
     const log = logger()
     const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 10_000 }], queueLimit: 5, concurrency: 1, logger: log })
-    for (let i = 0; i < 100; i++) notifier.notify({ ...incident, n: i })
-    expect(notifier.stats()).toMatchObject({ dropped: 95, backlog: 5 })
+    // One route each: a flood of one route would be coalesced (next describe) and never fill the queue.
+    for (let i = 0; i < 100; i++) notifier.notify({ ...incident, route: `route-${i}`, n: i })
+    expect(notifier.stats()).toMatchObject({ dropped: 95, backlog: 5, coalesced: 0 })
     expect(log.lines.filter((l) => l.msg?.startsWith('webhook queue full'))).toHaveLength(1)
     await until(() => r.received.length === 1, 'the first delivery to arrive')
     // The oldest events are the ones kept.
@@ -216,9 +217,13 @@ describe('Notifier', () => {
     const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'] }] })
     for (let i = 0; i < 10; i++) notifier.notify({ ...incident, n: i })
     expect(await notifier.close()).toEqual({ undelivered: 0 })
-    expect(r.received).toHaveLength(10)
+    // The first 5 of one (route, type) on their own; close() sends the summary of the other 5 at once.
+    expect(r.received).toHaveLength(6)
+    const bodies = r.received.map((x) => JSON.parse(x.body) as Record<string, unknown>)
+    expect(bodies.filter((b) => b.coalesced !== true).map((b) => b.n).sort()).toEqual([0, 1, 2, 3, 4])
+    expect(bodies.find((b) => b.coalesced === true)).toMatchObject({ type: 'disable', route: 'contact', count: 5, accounts: ['mallory'] })
     notifier.notify(incident)
-    expect(notifier.stats()).toMatchObject({ sent: 10, dropped: 1 })
+    expect(notifier.stats()).toMatchObject({ sent: 6, dropped: 1, coalesced: 5, summaries: 1 })
   })
 
   it('refuses a webhook without a secret or with a URL that is not http(s)', () => {
