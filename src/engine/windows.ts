@@ -146,10 +146,16 @@ function requestsAfter(mem: Uint32Array, s: number, cutoff: number): number {
 // bytes instead of a string and a Map entry. By chance, two of 1,000 ids collide with
 // probability ~3e-14. The hash is not a cryptographic PRF, but its seed is random per process
 // and never leaves it, and no hash value is ever shown, so collisions cannot be searched for
-// offline. Entries are unordered; every operation is one pass over at most `capacity` entries.
+// offline. Entries are unordered; every operation is one pass over at most `capacity` entries
+// (per record for findRecord; per request for findRecords and touchRecords).
 
 /** Entry `i`'s first word. */
 const entryAt = (mem: Uint32Array, s: number, i: number): number => s + SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * i
+
+/** Records held. */
+export function recordsHeld(mem: Uint32Array, s: number): number {
+  return mem[s + D_N] as number
+}
 
 /** Index of the record with hash (hi, lo), or -1. */
 export function findRecord(mem: Uint32Array, s: number, hi: number, lo: number): number {
@@ -169,35 +175,125 @@ export function recordsNeedRoom(mem: Uint32Array, s: number, cap: number, fresh:
 }
 
 /**
- * Touch record (hi, lo) at index `i` (-1: not held) in a log of capacity `cap`. A new record
- * is appended; at capacity it replaces the least recently touched. Returns whether it evicted
- * one (a record found before may be gone).
+ * For a request's records, hashed into `hashes` (two words each) and indexed by `index` (open addressing from the
+ * low word: a record's number + 1, 0 empty; `mask` its size - 1): where each is held, into `at` (-1: not held). One
+ * pass over the log, one probe per entry.
  */
-export function touchRecord(mem: Uint32Array, s: number, cap: number, i: number, hi: number, lo: number, now: number): boolean {
-  if (i >= 0) {
-    mem[entryAt(mem, s, i) + 2] = now
-    return false
-  }
+export function findRecords(
+  mem: Uint32Array, s: number, hashes: Uint32Array, index: Int32Array, mask: number, at: Int32Array,
+): void {
+  const e = entryAt(mem, s, 0)
   const n = mem[s + D_N] as number
-  if (n >= cap) {
-    // Evicting the least recently touched record keeps every blocking decision exact: a
-    // blocking limit never lets its window hold more than `max` records, so the set only
-    // overflows through `log` limits, already past their max; there a re-read of the evicted
-    // record may be logged again as new. That is the whole cost of bounded memory.
-    const e = entryAt(mem, s, 0)
-    let j = e
-    for (let r = e + ENTRY; r < e + ENTRY * n; r += ENTRY) if ((mem[r + 2] as number) < (mem[j + 2] as number)) j = r
-    mem[j] = hi
-    mem[j + 1] = lo
-    mem[j + 2] = now
-    return true
+  for (let i = 0; i < n; i++) {
+    const hi = mem[e + ENTRY * i] as number
+    const lo = mem[e + ENTRY * i + 1] as number
+    for (let slot = lo & mask; index[slot] !== 0; slot = (slot + 1) & mask) {
+      const k = (index[slot] as number) - 1
+      if (hashes[2 * k] === hi && hashes[2 * k + 1] === lo) {
+        at[k] = i
+        break
+      }
+    }
   }
-  const r = entryAt(mem, s, n)
-  mem[r] = hi
-  mem[r + 1] = lo
-  mem[r + 2] = now
-  mem[s + D_N] = n + 1
-  return false
+}
+
+// Scratch for touchRecords, as large as the largest log that evicted (a log is bounded by its capacity): which
+// entries the request re-reads, and the entries to replace (a heap while they are chosen).
+let mine = new Uint8Array(64)
+let heap = new Int32Array(64)
+
+/**
+ * Touch a request's `count` distinct records (their hashes, and where each is held: -1 if new) in a log of capacity
+ * `cap` with room allocated for min(held + new, cap): re-reads move to now, new records are appended, and past the
+ * capacity they replace the least recently touched records (ties: the first by position), all chosen in one pass.
+ * The request's own records are never replaced; when it brings more new records than fit beside its re-reads, the
+ * first in request order are kept.
+ *
+ * Evicting the least recently touched keeps every blocking decision exact: a blocking limit never lets its window
+ * hold more than `max` records, so the set only overflows through `log` limits, already past their max (or limits a
+ * pass lets through); there a re-read of an evicted record may be logged again as new. That is the whole cost of
+ * bounded memory.
+ */
+export function touchRecords(
+  mem: Uint32Array, s: number, cap: number, hashes: Uint32Array, at: Int32Array, count: number, now: number,
+): void {
+  const e = entryAt(mem, s, 0)
+  const n = mem[s + D_N] as number
+  let found = 0
+  for (let k = 0; k < count; k++) {
+    const i = at[k] as number
+    if (i < 0) continue
+    mem[e + ENTRY * i + 2] = now
+    found++
+  }
+  const appended = Math.min(count - found, cap - n)
+  const victims = Math.max(0, Math.min(count - found - appended, n - found))
+  if (victims > 0) {
+    // Into heap[0, victims): the others when all of them go, else the least recently touched.
+    if (mine.length < n) {
+      mine = new Uint8Array(2 * n)
+      heap = new Int32Array(2 * n)
+    }
+    for (let k = 0; k < count; k++) if ((at[k] as number) >= 0) mine[at[k] as number] = 1
+    if (victims === n - found) {
+      for (let i = 0, j = 0; i < n; i++) if (mine[i] === 0) heap[j++] = i
+    } else {
+      leastRecent(mem, e, n, victims)
+    }
+    for (let k = 0; k < count; k++) if ((at[k] as number) >= 0) mine[at[k] as number] = 0
+  }
+  // New records in request order: appended while there is room, then into the victims' slots.
+  for (let k = 0, w = 0; w < appended + victims; k++) {
+    if ((at[k] as number) >= 0) continue
+    const r = e + ENTRY * (w < appended ? n + w : (heap[w - appended] as number))
+    mem[r] = hashes[2 * k] as number
+    mem[r + 1] = hashes[2 * k + 1] as number
+    mem[r + 2] = now
+    w++
+  }
+  mem[s + D_N] = n + appended
+}
+
+/**
+ * The `k` least recently touched of the `n` entries from `e` that the request does not re-read (ties: the first by
+ * position), into heap[0, k): one pass keeping a max-heap of the least so far. O(n) when few entries go, as most are
+ * turned away by one comparison with the heap's top; O(n log k) at worst.
+ */
+function leastRecent(mem: Uint32Array, e: number, n: number, k: number): void {
+  let size = 0
+  for (let i = 0; i < n; i++) {
+    if (mine[i] !== 0) continue
+    if (size < k) {
+      // Sift up.
+      let c = size++
+      while (c > 0) {
+        const p = (c - 1) >> 1
+        if (!later(mem, e, i, heap[p] as number)) break
+        heap[c] = heap[p] as number
+        c = p
+      }
+      heap[c] = i
+    } else if ((mem[e + ENTRY * i + 2] as number) < (mem[e + ENTRY * (heap[0] as number) + 2] as number)) {
+      // Replaces the top (a later position never wins a tie): sift down.
+      let c = 0
+      for (;;) {
+        let child = 2 * c + 1
+        if (child >= k) break
+        if (child + 1 < k && later(mem, e, heap[child + 1] as number, heap[child] as number)) child++
+        if (!later(mem, e, heap[child] as number, i)) break
+        heap[c] = heap[child] as number
+        c = child
+      }
+      heap[c] = i
+    }
+  }
+}
+
+/** Entry a was touched after entry b, or at the same time but sits after it. */
+function later(mem: Uint32Array, e: number, a: number, b: number): boolean {
+  const ta = mem[e + ENTRY * a + 2] as number
+  const tb = mem[e + ENTRY * b + 2] as number
+  return ta > tb || (ta === tb && a > b)
 }
 
 // ─── counting ─────────────────────────────────────────────────────────────────────────────
