@@ -9,8 +9,9 @@
 // ratio is taken within each round (against the plain proxy measured minutes apart at most),
 // and the median over rounds reported, with each proxy's CPU time per request beside it.
 // Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, Redis
-// memory per active account of the same shape (bench/redis-memory.js), and an
-// exactness run (200 concurrent connections enumerating records on one account).
+// memory per active account of the same shape (bench/redis-memory.js), a store-churn flood
+// (bench/churn.js: 1,000,000 fresh identities against a full store), and an exactness run
+// (200 concurrent connections enumerating records on one account).
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -183,6 +184,14 @@ function memory() {
   return out
 }
 
+/** A full store, then a flood of fresh identities (bench/churn.js): memory, time, nobody reset. */
+function churn() {
+  const [accounts, flood] = quick ? [10_000, 100_000] : [100_000, 1_000_000]
+  const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'churn.js'), String(accounts), String(flood)], { encoding: 'utf8', timeout: 240_000 })
+  if (res.status !== 0) throw new Error(`churn bench failed: ${res.stderr}`)
+  return JSON.parse(res.stdout)
+}
+
 async function exactness() {
   const res = spawnSync(process.execPath, [join(here, 'attack.js')], { encoding: 'utf8', timeout: 120_000 })
   if (res.status !== 0) throw new Error(`attack bench failed: ${res.stderr}`)
@@ -201,6 +210,12 @@ function targetsReport(t, mem, attack) {
   if (rss === undefined) lines.push('| 100,000 accounts × 3 routes ≤ 300 MB RSS | not measured in --quick | – |')
   else check('100,000 accounts × 3 routes ≤ 300 MB RSS', rss <= 300, `${rss} MB`)
   check('records served in the attack run = the limit', attack.served === attack.limit, `${attack.served} / ${attack.limit}`)
+  if (mem.churn) {
+    const c = mem.churn
+    const [kept, of] = c.intact.split(' / ')
+    const [held, was] = c.stillDisabled.split(' / ')
+    check(`${c.flood.toLocaleString('en-US')} fresh identities reset or unlock no account`, kept === of && held === was, `${c.intact} counts kept, ${c.stillDisabled} disables held`)
+  }
   return lines
 }
 
@@ -221,7 +236,8 @@ function markdown(t, mem, attack, machine) {
     '',
     '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
     '|---|---|---|---|',
-    ...Object.entries(mem).filter(([n]) => n !== 'redis').map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    ...Object.entries(mem).filter(([n]) => n !== 'redis' && n !== 'churn').map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    ...(mem.churn ? ['', `Store churn: ${mem.churn.accounts.toLocaleString('en-US')} accounts with open windows, then ${mem.churn.flood.toLocaleString('en-US')} fresh identities each naming limit + 1 records: ${mem.churn.floodSeconds} s, RSS ${mem.churn.rssMB.before} → ${mem.churn.rssMB.after} MB, heap ${mem.churn.heapUsedMB.before} → ${mem.churn.heapUsedMB.after} MB, ${mem.churn.storeSize.toLocaleString('en-US')} keys held (the overflow pool included), ${mem.churn.held.disabled.toLocaleString('en-US')} disables; ${mem.churn.intact} real accounts kept their counts, ${mem.churn.stillDisabled} stayed disabled.`] : []),
     ...(mem.redis ? ['', `Redis store, ${mem.redis.describe}: **${mem.redis.bytesPerAccount} bytes per active account** (\`used_memory\` delta over ${mem.redis.accounts} accounts); \`MEMORY USAGE\` of one route's keys: requests ${mem.redis.memoryUsagePerRoute.requests} B, records ${mem.redis.memoryUsagePerRoute.records} B.`] : []),
     '',
     `Attack: ${attack.connections} concurrent connections enumerating records on one account, limit ${attack.limit} distinct records → **${attack.served} served**, ${attack.blocked} blocked; first block ${attack.firstBlockAfterMs} ms after the limit-th record was served.`,
@@ -240,6 +256,8 @@ try {
   for (const c of children.splice(0)) c.kill('SIGTERM')
   process.stderr.write('  memory…\n')
   const mem = memory()
+  process.stderr.write('  churn…\n')
+  mem.churn = churn()
   process.stderr.write('  attack…\n')
   const attack = await exactness()
   const report = markdown(t, mem, attack, machine)

@@ -19,6 +19,9 @@ export class Metrics {
   readonly storeFallbacks: Counter<'policy'>
   readonly storeUp: Gauge<'store' | 'policy'>
   readonly evictions: Counter
+  readonly overflow: Counter
+  /** Inspected bodies refused because the inspection memory budget was in use. */
+  readonly inspectionBusy: Counter
   readonly accounts: Gauge
   readonly challenges: Counter<'outcome'>
   readonly uninspectable: Counter<'route' | 'step'>
@@ -37,7 +40,9 @@ export class Metrics {
     this.storeErrors = new Counter({ name: 'sluice_store_errors_total', help: 'Observations the store failed to answer.', labelNames: ['store'], registers })
     this.storeFallbacks = new Counter({ name: 'sluice_store_fallback_total', help: 'Observations answered by the failure policy instead of the store.', labelNames: ['policy'], registers })
     this.storeUp = new Gauge({ name: 'sluice_store_up', help: '1 when the store answers, 0 while its failure policy is in force.', labelNames: ['store', 'policy'], registers })
-    this.evictions = new Counter({ name: 'sluice_evictions_total', help: 'Accounts evicted from the memory store (LRU, maxAccounts).', registers })
+    this.evictions = new Counter({ name: 'sluice_evictions_total', help: 'Idle accounts (every window empty) whose windows the memory store dropped to admit another.', registers })
+    this.overflow = new Counter({ name: 'sluice_store_overflow_total', help: 'Observations of identities the memory store had no room to track (maxAccounts of accounts with open windows), counted under their client network instead.', registers })
+    this.inspectionBusy = new Counter({ name: 'sluice_inspection_busy_total', help: 'Requests to inspected routes refused (503) because bodies in inspection held the whole inspection memory budget.', registers })
     this.challenges = new Counter({ name: 'sluice_challenges_total', help: 'Proof-of-work challenges: issued, solved, or a rejected solution by reason (forged, expired, replayed, other-account, …).', labelNames: ['outcome'], registers })
     this.uninspectable = new Counter({ name: 'sluice_uninspectable_total', help: 'Bodies that could not be read for record ids (too large, not JSON, undecodable), by route and step (request, response).', labelNames: ['route', 'step'], registers })
     this.withheld = new Counter({ name: 'sluice_responses_withheld_total', help: 'Upstream responses withheld because their records would cross a limit.', labelNames: ['route'], registers })

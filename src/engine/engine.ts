@@ -33,6 +33,8 @@ export interface Decision {
 export interface ObserveStep {
   countRequest?: boolean
   passes?: readonly number[]
+  /** The client's network, should the store have to count the account under it (HitInput). */
+  overflowKey?: () => string
 }
 
 export interface EngineOptions {
@@ -65,6 +67,7 @@ export class Engine {
     const input: HitInput = { account, policy, records, now, shadow, disableForMs: this.disableForMs }
     if (step?.countRequest === false) input.countRequest = false
     if (step?.passes && step.passes.length > 0) input.passes = step.passes
+    if (step?.overflowKey) input.overflowKey = step.overflowKey
     const result = this.store.hit(input)
     if (result instanceof Promise) return result.then((r) => toDecision(r, account, policy, shadow))
     return toDecision(result, account, policy, shadow)
@@ -87,7 +90,8 @@ function toDecision(
     block: wouldBlock && !shadow,
     wouldBlock,
     shadow,
-    account,
+    // A store full of accounts with open windows counted this identity under its network.
+    account: r.key ?? account,
     route: policy.name,
     limit: r.limit,
     counts: r.counts,

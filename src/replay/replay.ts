@@ -16,7 +16,7 @@ import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import { Engine, type Decision, type DecisionKind } from '../engine/engine.js'
 import { buildPolicy, formatMs, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import { ipAccount } from '../identity/ip.js'
+import { ipAccount, networkOf } from '../identity/ip.js'
 import { resolveRoute } from '../routes/resolve.js'
 import { MemoryStore } from '../store/memory.js'
 import {
@@ -243,6 +243,8 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
       result.passedThrough++
       return
     }
+    // A log's user name stays as the log spells it (what an operator searches the log for);
+    // the proxy names the same account with its extractor's namespace (header:alice).
     const account = entry.account ?? (entry.client !== undefined ? ipAccount(entry.client) : undefined)
     if (account === undefined) {
       result.requests--
@@ -250,9 +252,11 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     }
     const route = match.route
     const records = route.records(match.params, canonical.search)
-    const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time)
+    // As the proxy does when its store is full: newcomers counted under their client network.
+    const step = { overflowKey: () => (entry.client !== undefined ? networkOf(entry.client) : '*') }
+    const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time, step)
     const decision = observed instanceof Promise ? await observed : observed
-    const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time)
+    const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time, step)
     const unconstrained = (measured instanceof Promise ? await measured : measured).counts
     count(stats.get(route) as RouteStats, account, entry, decision, unconstrained, at, top)
     if (decision.block) {
@@ -454,3 +458,4 @@ export function rankingLimit(s: Pick<RouteStats, 'route' | 'requestsOnly'>): num
   const byWindow = (kind: Limit['kind']) => p.limits.filter((l) => l.kind === kind).sort((a, b) => b.windowMs - a.windowMs)[0]
   return ((s.requestsOnly ? undefined : byWindow('distinctRecords')) ?? byWindow('requests'))?.index ?? -1
 }
+

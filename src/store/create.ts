@@ -7,7 +7,21 @@ import { RedisStore } from './redis.js'
 import type { Store } from './store.js'
 
 export function createStore(config: CompiledConfig['store'], log: FastifyBaseLogger, metrics: Metrics): Store {
-  if (config.type === 'memory') return new MemoryStore({ maxAccounts: config.maxAccounts, onEvict: () => metrics.evictions.inc() })
+  if (config.type === 'memory') {
+    let warned = 0
+    return new MemoryStore({
+      maxAccounts: config.maxAccounts,
+      onEvict: () => metrics.evictions.inc(),
+      onOverflow: (account, key) => {
+        metrics.overflow.inc()
+        // Once a minute at most: a flood is one line, not millions.
+        const now = Date.now()
+        if (now - warned < 60_000) return
+        warned = now
+        log.warn({ event: 'sluice.store', store: 'memory', state: 'full', maxAccounts: config.maxAccounts, account, countedAs: key }, `memory store full (${config.maxAccounts} accounts with open windows): new identities are counted under their client network (raise store.maxAccounts if this is honest traffic)`)
+      },
+    })
+  }
   const up = metrics.storeUp.labels('redis', config.onError)
   const errors = metrics.storeErrors.labels('redis')
   up.set(0)

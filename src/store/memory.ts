@@ -47,9 +47,18 @@ const HEADER = 5
 const MAX_OFFSET = 0xffffffff
 
 export interface MemoryStoreOptions {
+  /** Accounts whose windows are held at most (see admission below). */
   maxAccounts: number
+  /** An idle account's windows were dropped to admit another. */
   onEvict?: (account: string) => void
+  /** The store was full of accounts with open windows: a new identity was counted under its network's key. */
+  onOverflow?: (account: string, key: string) => void
+  /** Session bindings held at most (default the larger of 1,000,000 and 10 × maxAccounts); past it the oldest goes. */
+  maxSessions?: number
 }
+
+/** The key every identity shares when even the per-network overflow pool is full. */
+export const OVERFLOW_ALL = 'overflow:*'
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
@@ -71,42 +80,54 @@ export class MemoryStore implements Store {
   private readonly cursor: Cursor
   /** A section being rewritten for a reload, before it is moved into place. */
   private scratch = new Uint32Array(64)
-  // Disabled state is kept apart from the LRU of counts: flooding sluice with fresh
-  // identities must not evict (and so unlock) a disabled account.
-  private readonly disabledEnforce: LRUCache<string, number>
-  private readonly disabledShadow: LRUCache<string, number>
-  private readonly sessions: LRUCache<string, string>
+  /**
+   * Identities counted under their client network because `tracked` was full of accounts with
+   * open windows: a flood of fresh identities shares these few budgets instead of evicting
+   * real accounts. Bounded like `tracked`; OVERFLOW_ALL is admitted even when it is full.
+   */
+  private readonly overflow: LRUCache<string, number>
+  private readonly maxAccounts: number
+  private readonly maxOverflow: number
+  /** The longest window of any policy seen: an account idle for longer has nothing left to count. */
+  private longestWindowMs = 0
+  private readonly onEvict: ((account: string) => void) | undefined
+  private readonly onOverflow: ((account: string, key: string) => void) | undefined
+  // Disables and session bindings are kept apart from the windows, in plain maps bounded by
+  // their expiry: no flood of fresh identities can evict (and so unlock or unbind) them.
+  private readonly disabledEnforce = new ExpiringMap<number>()
+  private readonly disabledShadow = new ExpiringMap<number>()
+  private readonly sessions = new ExpiringMap<string>()
+  private readonly maxSessions: number
   private readonly claimed: LRUCache<string, true>
+  private readonly counters: LRUCache<string, number>
 
   constructor(options: MemoryStoreOptions) {
-    const onEvict = options.onEvict
-    this.tracked = boundedLru<string, number>(options.maxAccounts, {
-      dispose: (h: number, account: string, reason: string) => {
-        this.arena.free(h)
-        if (reason === 'evict') onEvict?.(account)
-      },
-    })
+    this.maxAccounts = options.maxAccounts
+    this.maxOverflow = Math.max(100, Math.ceil(options.maxAccounts / 10))
+    this.maxSessions = options.maxSessions ?? Math.max(1_000_000, 10 * options.maxAccounts)
+    this.onEvict = options.onEvict
+    this.onOverflow = options.onOverflow
+    const dispose = (h: number) => this.arena.free(h)
+    // One more than the bound: admit() makes room itself, lru-cache never evicts on its own.
+    this.tracked = boundedLru<string, number>(options.maxAccounts + 1, { dispose })
+    this.overflow = boundedLru<string, number>(this.maxOverflow + 2, { dispose })
     this.cursor = new Cursor(this.arena, (account, h, pos, from, to) => this.resize(account, h, pos, from, to))
-    this.disabledEnforce = boundedLru<string, number>(options.maxAccounts)
-    this.disabledShadow = boundedLru<string, number>(options.maxAccounts)
-    this.sessions = boundedLru<string, string>(options.maxAccounts)
     // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
     this.claimed = boundedLru<string, true>(100_000)
+    this.counters = boundedLru<string, number>(100_000, { ttlAutopurge: false })
   }
 
   hit(input: HitInput): HitResult {
-    const { account, policy } = input
+    const { policy } = input
     const arena = this.arena
+    const longest = policy.longestDistinctWindowMs > policy.longestRequestWindowMs ? policy.longestDistinctWindowMs : policy.longestRequestWindowMs
+    if (longest > this.longestWindowMs) this.longestWindowMs = longest
+    let account = input.account
     let h = this.tracked.get(account)
     if (h === undefined) {
-      // Room for the first section right away: it is about to be added.
-      h = arena.alloc(HEADER + newSectionWords(policy))
-      const o = arena.offset(h)
-      const mem = arena.mem(h)
-      mem[o + SECTIONS] = 0
-      mem[o + LAST] = 0
-      arena.floats64(h)[(o + BASE) >>> 1] = Math.floor(input.now)
-      this.tracked.set(account, h)
+      const admitted = this.admit(input)
+      account = admitted.key
+      h = admitted.h
     }
     const mem = arena.mem(h)
     const o = arena.offset(h)
@@ -118,19 +139,22 @@ export class MemoryStore implements Store {
 
     const section = this.sectionFor(account, h, policy)
     const step: EvaluateStep = input.countRequest === false || input.passes ? { countRequest: input.countRequest ?? true, passes: input.passes } : REQUEST
-    const disabledUntil = this.disabledUntil(account, input.shadow, now)
+    // The identity's own disable holds whatever key it is counted under.
+    const disabledUntil = this.disabledUntil(input.account, input.shadow, now) ?? (account === input.account ? null : this.disabledUntil(account, input.shadow, now))
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
       const result = evaluate(section, policy, [], now - base, step) as HitResult
       result.blocked = true
       result.disabledUntil = disabledUntil
       result.disabledNowUntil = null
+      if (account !== input.account) result.key = account
       return result
     }
 
     const result = evaluate(section, policy, input.records, now - base, step) as HitResult
     result.disabledUntil = null
     result.disabledNowUntil = null
+    if (account !== input.account) result.key = account
     if (result.action === 'disable') {
       result.disabledNowUntil = now + input.disableForMs
       this.disable(account, result.disabledNowUntil, input.shadow, now)
@@ -138,11 +162,62 @@ export class MemoryStore implements Store {
     return result
   }
 
+  /**
+   * A block for an identity the store does not track yet. Within maxAccounts it is tracked;
+   * at capacity, the least recently used account makes room only if every window it could
+   * have is empty (idle longer than the longest window). Otherwise the store is full of
+   * accounts with something still to count, and none of them may lose it: the identity is
+   * counted under its client network (`overflow:<network>`), or, when that pool is full too,
+   * under OVERFLOW_ALL. A flood of fresh identities so spends shared budgets and never resets
+   * anyone.
+   */
+  private admit(input: HitInput): { key: string; h: number } {
+    const now = Math.floor(input.now)
+    if (this.tracked.size < this.maxAccounts || this.evictIdle(this.tracked, now)) {
+      return { key: input.account, h: this.newBlock(this.tracked, input.account, input) }
+    }
+    let key = `overflow:${input.overflowKey?.() ?? '*'}`
+    let h = this.overflow.get(key)
+    if (h === undefined && key !== OVERFLOW_ALL && this.overflow.size >= this.maxOverflow && !this.evictIdle(this.overflow, now)) {
+      key = OVERFLOW_ALL
+      h = this.overflow.get(key)
+    }
+    this.onOverflow?.(input.account, key)
+    return { key, h: h ?? this.newBlock(this.overflow, key, input) }
+  }
+
+  /** Drop the least recently used entry of `pool` if its windows are all empty at `now`. */
+  private evictIdle(pool: LRUCache<string, number>, now: number): boolean {
+    for (const account of pool.rkeys()) {
+      const h = pool.peek(account) as number
+      const o = this.arena.offset(h)
+      const last = (this.arena.floats64(h)[(o + BASE) >>> 1] as number) + (this.arena.mem(h)[o + LAST] as number)
+      if (last > now - this.longestWindowMs) return false
+      pool.delete(account)
+      if (pool === this.tracked) this.onEvict?.(account)
+      return true
+    }
+    return false
+  }
+
+  private newBlock(pool: LRUCache<string, number>, key: string, input: HitInput): number {
+    const arena = this.arena
+    // Room for the first section right away: it is about to be added.
+    const h = arena.alloc(HEADER + newSectionWords(input.policy))
+    const o = arena.offset(h)
+    const mem = arena.mem(h)
+    mem[o + SECTIONS] = 0
+    mem[o + LAST] = 0
+    arena.floats64(h)[(o + BASE) >>> 1] = Math.floor(input.now)
+    pool.set(key, h)
+    return h
+  }
+
   disabled(account: string, now: number): DisabledState[] {
     const out: DisabledState[] = []
     for (const [map, shadow] of [[this.disabledEnforce, false], [this.disabledShadow, true]] as const) {
-      const until = map.get(account)
-      if (until !== undefined && until > now) out.push({ account, until, shadow })
+      const until = map.get(account, now)
+      if (until !== undefined) out.push({ account, until, shadow })
     }
     return out
   }
@@ -155,10 +230,11 @@ export class MemoryStore implements Store {
 
   reset(account: string, scope: ResetScope): boolean {
     let had = false
+    const pool = this.poolOf(account)
     if (scope.route === undefined) {
-      had = this.tracked.delete(account)
+      had = pool.delete(account)
     } else {
-      const h = this.tracked.peek(account)
+      const h = pool.peek(account)
       const route = this.routes.get(scope.route)
       const s = h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
       if (h !== undefined && s >= 0) {
@@ -180,7 +256,7 @@ export class MemoryStore implements Store {
   // read-only), so looking at an account changes nothing about how it is treated.
 
   account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null {
-    const h = this.tracked.peek(account)
+    const h = this.poolOf(account).peek(account)
     const disabled = this.disabled(account, now)
     if (h === undefined && disabled.length === 0) return null
     const routes: AccountView['routes'] = []
@@ -201,13 +277,13 @@ export class MemoryStore implements Store {
   async accounts(query: AccountsQuery): Promise<AccountsPage> {
     const policies = policiesOf(query)
     const top = new TopAccounts<null>(query.limit)
-    const names = [...this.tracked.keys()]
+    const names = [...this.tracked.keys(), ...this.overflow.keys()]
     let scanned = 0
     for (let i = 0; i < names.length; i++) {
       if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
       const account = names[i] as string
       // Peeked again after every pause: meanwhile the account may have moved blocks or left.
-      const h = this.tracked.peek(account)
+      const h = this.poolOf(account).peek(account)
       if (h === undefined) continue
       const { found, ratio, count } = accountPressure(policies, (policy) => this.countsOf(h, policy, query.now), query.by)
       if (!found) continue
@@ -218,7 +294,7 @@ export class MemoryStore implements Store {
     if (query.route === undefined) {
       const disabled = new Set([...this.disabledEnforce.keys(), ...this.disabledShadow.keys()])
       for (const account of disabled) {
-        if (this.tracked.has(account) || this.disabled(account, query.now).length === 0) continue
+        if (this.poolOf(account).has(account) || this.disabled(account, query.now).length === 0) continue
         scanned++
         top.offer({ account, ratio: 0, count: 0, data: null })
       }
@@ -238,20 +314,35 @@ export class MemoryStore implements Store {
   }
 
   bindSession(session: string, account: string, ttlMs: number): void {
-    this.sessions.set(session, account, { ttl: Math.max(1, Math.ceil(ttlMs)) })
+    const now = Date.now()
+    // Past the bound, the oldest binding goes (bindings only come from successful logins).
+    if (!this.sessions.has(session, now) && this.sessions.size >= this.maxSessions) this.sessions.dropOldest(now)
+    this.sessions.set(session, account, now + Math.max(1, Math.ceil(ttlMs)))
   }
 
   sessionAccount(session: string): string | undefined {
-    return this.sessions.get(session)
+    return this.sessions.get(session, Date.now())
+  }
+
+  count(key: string, n: number, ttlMs: number): number {
+    const total = (this.counters.get(key) ?? 0) + n
+    // The first add sets the lifetime; later ones keep it (noUpdateTTL).
+    this.counters.set(key, total, { ttl: Math.max(1, Math.ceil(ttlMs)), noUpdateTTL: true })
+    return total
   }
 
   unbindSession(session: string): void {
     this.sessions.delete(session)
   }
 
-  /** Accounts currently tracked (for metrics and tests). */
+  /** Accounts currently tracked (for metrics and tests), overflow keys included. */
   get size(): number {
-    return this.tracked.size
+    return this.tracked.size + this.overflow.size
+  }
+
+  /** Entries held beside the windows: disables and session bindings (for tests and the churn bench). */
+  get held(): { disabled: number; sessions: number } {
+    return { disabled: this.disabledEnforce.size + this.disabledShadow.size, sessions: this.sessions.size }
   }
 
   /** The arena's blocks: one per tracked account. */
@@ -261,6 +352,7 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.tracked.clear() // disposes of (frees) every block
+    this.overflow.clear()
     this.arena.reset()
   }
 
@@ -328,7 +420,7 @@ export class MemoryStore implements Store {
     const at = arena.offset(moved)
     into.set(mem.subarray(o + 1, o + pos + Math.min(from, to)), at + 1)
     into.set(mem.subarray(o + pos + from, o + used), at + pos + to)
-    this.tracked.set(account, moved)
+    this.poolOf(account).set(account, moved)
     return moved
   }
 
@@ -377,22 +469,77 @@ export class MemoryStore implements Store {
     return -1
   }
 
+  private poolOf(account: string): LRUCache<string, number> {
+    return this.tracked.has(account) || !this.overflow.has(account) ? this.tracked : this.overflow
+  }
+
   private disabledUntil(account: string, shadow: boolean, now: number): number | null {
     // An enforced disable also shows on shadow routes; a shadow one never blocks enforced routes.
-    // Most of the time nobody is disabled: two empty-map checks instead of two LRU lookups.
-    const enforced = this.disabledEnforce.size > 0 ? this.disabledEnforce.get(account) : undefined
-    if (enforced !== undefined && enforced > now) return enforced
+    // Most of the time nobody is disabled: two empty-map checks instead of two lookups.
+    const enforced = this.disabledEnforce.size > 0 ? this.disabledEnforce.get(account, now) : undefined
+    if (enforced !== undefined) return enforced
     if (shadow && this.disabledShadow.size > 0) {
-      const shadowed = this.disabledShadow.get(account)
-      if (shadowed !== undefined && shadowed > now) return shadowed
+      const shadowed = this.disabledShadow.get(account, now)
+      if (shadowed !== undefined) return shadowed
     }
     return null
   }
 
   private disable(account: string, until: number, shadow: boolean, now: number): void {
-    const map = shadow ? this.disabledShadow : this.disabledEnforce
-    const ttl = until - now
-    map.set(account, until, Number.isFinite(ttl) ? { ttl: Math.max(1, Math.ceil(ttl)) } : {})
+    ;(shadow ? this.disabledShadow : this.disabledEnforce).set(account, until, until, now)
+  }
+}
+
+/**
+ * A map whose entries end at their own expiry (Infinity: never), bounded by nothing else:
+ * what it holds (disables, session bindings) must not be pushed out by newer entries.
+ * Expired entries are dropped when read and by a sweep whenever the map has doubled since the
+ * last one, so the memory follows what is live.
+ */
+class ExpiringMap<V> {
+  private readonly entries = new Map<string, { value: V; until: number }>()
+  private sweepAt = 1024
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  get(key: string, now: number): V | undefined {
+    const e = this.entries.get(key)
+    if (e === undefined) return undefined
+    if (e.until > now) return e.value
+    this.entries.delete(key)
+    return undefined
+  }
+
+  has(key: string, now: number): boolean {
+    return this.get(key, now) !== undefined
+  }
+
+  /** `now` only times the sweep; the entry lives until `until`. */
+  set(key: string, value: V, until: number, now = Date.now()): void {
+    this.entries.delete(key) // re-inserted last: insertion order is age order
+    this.entries.set(key, { value, until })
+    if (this.entries.size >= this.sweepAt) {
+      for (const [k, e] of this.entries) if (e.until <= now) this.entries.delete(k)
+      this.sweepAt = Math.max(1024, 2 * this.entries.size)
+    }
+  }
+
+  delete(key: string): boolean {
+    return this.entries.delete(key)
+  }
+
+  /** Drop the entry set longest ago (after the expired ones). */
+  dropOldest(now: number): void {
+    for (const [k, e] of this.entries) {
+      this.entries.delete(k)
+      if (e.until > now) return
+    }
+  }
+
+  keys(): IterableIterator<string> {
+    return this.entries.keys()
   }
 }
 

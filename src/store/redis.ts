@@ -8,6 +8,7 @@
 //
 // When Redis fails, the configured policy applies (fail-open, fail-closed, local), bounded by
 // commandTimeout and a circuit breaker so a dead Redis never adds seconds to requests.
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RoutePolicy } from '../engine/policy.js'
@@ -56,6 +57,7 @@ type HitReply = number[]
 interface WithHit {
   sluiceHit(keys: string[], args: (string | number)[]): Promise<HitReply>
   sluiceRead(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<(number | string)[]>
+  sluiceCount(key: string, n: number, ttlMs: number): Promise<number>
 }
 
 interface ReadReply {
@@ -130,6 +132,11 @@ export class RedisStore implements Store {
     }
     this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
     this.client.defineCommand('sluiceRead', { lua: READ_LUA })
+    // INCRBY, and the lifetime set by the first add only.
+    this.client.defineCommand('sluiceCount', {
+      numberOfKeys: 1,
+      lua: "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) if v == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return v",
+    })
     this.client.on('ready', () => this.setState('ok', 'connected'))
     this.client.on('error', (err: Error) => this.setState('degraded', err.message))
     this.client.on('close', () => this.setState('degraded', 'connection closed'))
@@ -311,6 +318,43 @@ export class RedisStore implements Store {
     } catch (err) {
       this.noteError(err)
       return this.local?.claimOnce(token, ttlMs) ?? false
+    }
+  }
+
+  /**
+   * A random key every instance on this Redis shares (created by the first to ask): what keys
+   * Basic password fingerprints when the config names no secret, so that all instances count
+   * a user under one account.
+   */
+  async sharedKey(name: string): Promise<string | undefined> {
+    try {
+      // Asked at start-up, while the connection may still be coming up (commands do not queue).
+      if (this.client.status !== 'ready') {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 2000)
+          this.client.once('ready', () => {
+            clearTimeout(timer)
+            resolve()
+          })
+        })
+      }
+      const key = `${this.options.keyPrefix}key:${name}`
+      await this.client.set(key, randomBytes(32).toString('base64'), 'NX')
+      return (await this.client.get(key)) ?? undefined
+    } catch (err) {
+      this.noteError(err)
+      return undefined
+    }
+  }
+
+  async count(key: string, n: number, ttlMs: number): Promise<number> {
+    try {
+      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+      return await this.client.sluiceCount(`${this.options.keyPrefix}count:${key}`, n, Math.max(1, Math.ceil(ttlMs)))
+    } catch (err) {
+      this.noteError(err)
+      // Without Redis a pass cannot be checked against what it already bought: spent.
+      return this.local?.count(key, n, ttlMs) ?? Infinity
     }
   }
 

@@ -18,6 +18,11 @@ export interface HitInput {
   countRequest?: boolean
   /** Indices of challenge limits passed by a solved proof of work. */
   passes?: readonly number[]
+  /**
+   * The client's network (`203.0.113.0/24`): where a store that is full of accounts with open
+   * windows counts an identity it cannot track (the memory store); asked only then.
+   */
+  overflowKey?: () => string
 }
 
 export interface HitResult extends Evaluation {
@@ -27,6 +32,8 @@ export interface HitResult extends Evaluation {
   disabledNowUntil: number | null
   /** Set when the store could not be reached and its failure policy answered instead. */
   degraded?: 'fail-open' | 'fail-closed' | 'local'
+  /** Set when the observation was counted under another key than the account (`overflow:<network>`). */
+  key?: string
 }
 
 export interface DisabledState {
@@ -114,9 +121,13 @@ export interface Store {
   accounts(query: AccountsQuery): AccountsPage | Promise<AccountsPage>
   /** Claim a one-time token (a proof-of-work solution): true the first time, false after, until ttl. */
   claimOnce(token: string, ttlMs: number): boolean | Promise<boolean>
+  /** Add `n` to a counter that lives `ttlMs` from its first add; the new total (what a challenge pass has spent). */
+  count(key: string, n: number, ttlMs: number): number | Promise<number>
   /** Session binding: a session cookie (fingerprint) counts against an account. */
   bindSession(session: string, account: string, ttlMs: number): void | Promise<void>
   sessionAccount(session: string): string | undefined | Promise<string | undefined>
   unbindSession(session: string): void | Promise<void>
+  /** A random key shared by every instance of this store, created on first use (undefined: none, or not reachable). */
+  sharedKey?(name: string): Promise<string | undefined>
   close(): Promise<void>
 }

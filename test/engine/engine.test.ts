@@ -148,13 +148,17 @@ describe('shadow mode', () => {
 })
 
 describe('memory bounds', () => {
-  it('evicts the least recently seen account past maxAccounts', () => {
+  it('past maxAccounts, evicts the least recently seen account only once its windows are empty', () => {
     const evicted: string[] = []
     const store = new MemoryStore({ maxAccounts: 2, onEvict: (a) => evicted.push(a) })
     const engine = new Engine(store, { disableForMs: MIN })
     const policy = buildPolicy('r', [{ kind: 'requests', windowMs: MIN, max: 5, action: 'throttle' }], false)
-    for (const account of ['a', 'b', 'c']) engine.observe(account, policy, [], 0)
-    expect(store.size).toBe(2)
+    for (const account of ['a', 'b']) engine.observe(account, policy, [], 0)
+    // a and b still count: c is counted under the overflow key, nobody is evicted.
+    expect((engine.observe('c', policy, [], 1) as { account: string }).account).toBe('overflow:*')
+    expect(evicted).toEqual([])
+    engine.observe('c', policy, [], MIN)
+    expect(store.size).toBe(3) // a, c and the overflow key
     expect(evicted).toEqual(['a'])
   })
 })
