@@ -109,20 +109,18 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
 
   app.get('/accounts/:account', async (request): Promise<AccountJson> => {
     queryOf(request, [])
-    const account = accountParam(request)
-    const view = await fromStore(() => store.account(account, ctx.policies(), ctx.clock()))
-    if (!view) throw unknownAccount(account)
+    const { view } = await findAccount(store, accountParam(request), ctx.policies(), ctx.clock())
     return accountJson(view)
   })
 
   app.post('/accounts/:account/unlock', async (request): Promise<UnlockJson> => {
     queryOf(request, [])
-    const account = accountParam(request)
-    const view = await fromStore(() => store.account(account, ctx.policies(), ctx.clock()))
-    if (!view) {
-      ctx.act(request, { action: 'unlock', account, result: 'not-found' })
-      throw unknownAccount(account)
-    }
+    const asked = accountParam(request)
+    const found = await findAccount(store, asked, ctx.policies(), ctx.clock()).catch((err: unknown) => {
+      ctx.act(request, { action: 'unlock', account: asked, result: 'not-found' })
+      throw err
+    })
+    const { account, view } = found
     const unlocked = await fromStore(() => store.unlock(account))
     const lifted = unlocked ? view.disabled.map(disabledJson) : []
     ctx.act(request, { action: 'unlock', account, result: unlocked ? 'unlocked' : 'not-disabled', lifted })
@@ -131,14 +129,13 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
 
   app.post('/accounts/:account/reset', async (request): Promise<ResetJson> => {
     const q = queryOf(request, ['route'])
-    const account = accountParam(request)
+    const asked = accountParam(request)
     const policies = ctx.policies()
     const route = q.route === undefined ? undefined : knownRoute(q.route, policies)
-    const view = await fromStore(() => store.account(account, policies, ctx.clock()))
-    if (!view) {
-      ctx.act(request, { action: 'reset', account, ...(route !== undefined ? { route } : {}), result: 'not-found' })
-      throw unknownAccount(account)
-    }
+    const { account, view } = await findAccount(store, asked, policies, ctx.clock()).catch((err: unknown) => {
+      ctx.act(request, { action: 'reset', account: asked, ...(route !== undefined ? { route } : {}), result: 'not-found' })
+      throw err
+    })
     await fromStore(() => store.reset(account, { policies, ...(route !== undefined ? { route } : {}) }))
     const lifted = view.disabled.map(disabledJson)
     ctx.act(request, { action: 'reset', account, ...(route !== undefined ? { route } : {}), result: 'reset', lifted })
@@ -172,8 +169,21 @@ export async function fromStore<T>(call: () => T | Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * An account as an operator names it: its key as sluice prints it (`header:alice`,
+ * `jwt:alice`, `user:alice`, `basic:alice#…`), or the bare value of a header or JWT identity
+ * (`alice`), tried as `header:alice`, then `jwt:alice`.
+ */
+async function findAccount(store: AccountRoutesContext['store'], asked: string, policies: readonly RoutePolicy[], now: number): Promise<{ account: string; view: AccountView }> {
+  for (const account of [asked, `header:${asked}`, `jwt:${asked}`]) {
+    const view = await fromStore(() => store.account(account, policies, now))
+    if (view) return { account, view }
+  }
+  throw unknownAccount(asked)
+}
+
 function unknownAccount(account: string): AdminError {
-  return new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. basic:alice#3f2a1b, user:alice, ip:1.2.3.4, URL-encoded`)
+  return new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. header:alice, jwt:alice, user:alice, basic:alice#3f2a1b0c9d8e7f60, session:…, ip:1.2.3.4, overflow:203.0.113.0/24, URL-encoded`)
 }
 
 function accountParam(request: FastifyRequest): string {

@@ -7,10 +7,54 @@ export interface SetCookie {
   maxAgeMs: number | undefined
 }
 
-/** A cookie value as sent: surrounding double quotes (RFC 6265 allows them) are not part of it. */
+/**
+ * A cookie value as the common stacks read it: surrounding double quotes (RFC 6265 allows
+ * them) and blanks are not part of it, and percent-escapes are decoded (Express's `cookie`,
+ * PHP and ASP.NET decode them; Tomcat does not, but no session id of its contains `%`). So
+ * `%61bc` is the session `abc`, as the upstream would resolve it. Decoded until it stops
+ * changing (a few rounds): merging over-encoded spellings can only put one client's
+ * spellings together, never split them.
+ */
 export function cookieValue(raw: string): string {
-  const value = raw.trim()
-  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value
+  let value = raw.trim()
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
+  for (let round = 0; round < 4 && value.includes('%'); round++) {
+    const decoded = percentDecode(value)
+    if (decoded === value) break
+    value = decoded
+  }
+  return value
+}
+
+/**
+ * A cookie name as servers compare it: percent-decoded (PHP), blanks trimmed, case ignored
+ * (ASP.NET's cookie collection), `.` and spaces as `_` (PHP's variable names).
+ */
+export function cookieName(raw: string): string {
+  const name = raw.includes('%') ? percentDecode(raw) : raw
+  return name.trim().toLowerCase().replace(/[. ]/g, '_')
+}
+
+const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66)
+
+/** Lenient percent-decoding, as PHP's urldecode: bad escapes stay as they are, bytes as UTF-8. */
+export function percentDecode(text: string): string {
+  if (!text.includes('%')) return text
+  const bytes: number[] = []
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x25 && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) {
+      bytes.push(parseInt(text.slice(i + 1, i + 3), 16))
+      i += 2
+    } else if (c < 0x80) {
+      bytes.push(c)
+    } else {
+      const cp = text.codePointAt(i) as number
+      for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) bytes.push(b)
+      if (cp > 0xffff) i++
+    }
+  }
+  return Buffer.from(bytes).toString('utf8')
 }
 
 export function parseSetCookie(header: string, now: number): SetCookie | null {
@@ -41,15 +85,16 @@ export function setCookies(value: unknown): string[] {
   return []
 }
 
-/** The Cookie header without the named cookies; undefined when nothing is left. */
+/** The Cookie header without the named cookies (however their names are spelled); undefined when nothing is left. */
 export function withoutCookies(header: string, names: readonly string[]): string | undefined {
+  const drop = names.map(cookieName)
   const kept = header
     .split(';')
     .map((p) => p.trim())
     .filter((p) => {
       if (p === '') return false
       const eq = p.indexOf('=')
-      return !names.includes((eq < 0 ? p : p.slice(0, eq)).trim())
+      return !drop.includes(cookieName(eq < 0 ? p : p.slice(0, eq)))
     })
   return kept.length > 0 ? kept.join('; ') : undefined
 }

@@ -1,15 +1,23 @@
 // Who is asking: the first extractor that yields an account wins; the client IP is the
-// fallback. Each source is as hard to spoof as we can make it:
+// fallback. Each source is as hard to spoof as we can make it, and keys its accounts in its
+// own namespace (`jwt:`, `header:`, `basic:`, `session:`, `ip:`; `user:` for logins), so no
+// value of one can name another's account:
 //   jwt    verified (see jwt.ts)
 //   header believed only from a trusted proxy, or when declared `trusted: true`
-//   basic  keyed with a fingerprint of the password, so a wrong password cannot spend (or
-//          disable) somebody else's budget; the upstream still checks the password
-//   cookie hashed; one account per session; sent twice with different values → 400
+//   basic  the user name as the upstream compares it, with a keyed fingerprint of the
+//          password: a wrong password is another account, so it cannot spend (or disable)
+//          somebody else's budget; the upstream still checks the password
+//   cookie hashed; one account per session; read as servers read it (percent-decoded, from
+//          a `;name=` path parameter too); sent twice with different values → 400
 //   ip     the socket peer, or X-Forwarded-For only through trusted proxies; IPv6 by /64
 import type { IncomingMessage } from 'node:http'
-import { basicCredentials, bearerToken, fingerprint, headerValue, singleCookie } from './credentials.js'
+import { randomBytes } from 'node:crypto'
+import { cookieName, cookieValue } from '../http/cookies.js'
+import { AmbiguousIdentityError, basicCredentials, bearerToken, cookieValues, fingerprint, headerValue, keyedFingerprint, singleCookie } from './credentials.js'
 import { clientAddress, ipAccount, trustedPeer, type TrustFn } from './ip.js'
 import { createJwtVerifier } from './jwt.js'
+import { normalizeUsername } from './usernames.js'
+import { parseDuration } from '../config/duration.js'
 import type { IdentityConfig } from '../config/schema.js'
 
 export type IdentitySource = 'jwt' | 'header' | 'basic' | 'cookie' | 'ip'
@@ -32,8 +40,14 @@ export interface IdentityChain {
 
 const NONE: readonly string[] = []
 
-export function buildIdentityChain(configs: readonly IdentityConfig[], trust: TrustFn): IdentityChain {
-  const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c) }))
+export interface IdentityOptions {
+  /** Key of Basic password fingerprints; undefined: random per process. */
+  key?: string | undefined
+}
+
+export function buildIdentityChain(configs: readonly IdentityConfig[], trust: TrustFn, options: IdentityOptions = {}): IdentityChain {
+  const key = `sluice basic\0${options.key ?? randomBytes(32).toString('base64')}`
+  const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c, key) }))
   const headerIdentities = configs.filter((c): c is Extract<IdentityConfig, { type: 'header' }> => c.type === 'header' && !c.trusted).map((c) => c.name)
 
   const peerTrusted = (req: IncomingMessage) => trustedPeer(req.socket, trust)
@@ -64,13 +78,15 @@ export function buildIdentityChain(configs: readonly IdentityConfig[], trust: Tr
   }
 }
 
-function extractor(c: IdentityConfig): Extractor {
+function extractor(c: IdentityConfig, basicKey: string): Extractor {
   switch (c.type) {
     case 'jwt': {
-      const verify = createJwtVerifier(c)
+      const tolerance = parseDuration(c.clockTolerance ?? '5m') ?? 300_000
+      const verify = createJwtVerifier({ ...c, clockToleranceMs: tolerance })
       return (req, _trusted, now) => {
         const token = c.cookie ? singleCookie(req.headers, c.cookie) : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
-        return token ? verify(token, now) : undefined
+        if (!token) return undefined
+        return verify(token, now).then((sub) => (sub === undefined ? undefined : `jwt:${sub}`))
       }
     }
     case 'header': {
@@ -78,18 +94,62 @@ function extractor(c: IdentityConfig): Extractor {
       return (req, fromTrustedProxy) => {
         if (!c.trusted && !fromTrustedProxy) return undefined
         const value = headerValue(req.headers, name)?.trim()
-        return value ? value : undefined
+        return value ? `header:${value}` : undefined
       }
     }
-    case 'basic':
+    case 'basic': {
+      const mode = c.usernames ?? 'case-insensitive'
       return (req) => {
         const creds = basicCredentials(req.headers)
-        return creds ? `basic:${creds[0]}#${fingerprint(`${creds[0]}\0${creds[1]}`, 6)}` : undefined
+        if (!creds) return undefined
+        const user = normalizeUsername(creds[0], mode)
+        return user === '' ? undefined : `basic:${user}#${keyedFingerprint(basicKey, `${user}\0${creds[1]}`)}`
       }
+    }
     case 'cookie':
       return (req) => {
-        const value = singleCookie(req.headers, c.name)
-        return value ? `session:${fingerprint(value)}` : undefined
+        const value = sessionValue(req, c.name)
+        return value ? sessionAccount(value) : undefined
       }
   }
+}
+
+/** The account of a session id (a cookie value as cookieValue reads it). */
+export function sessionAccount(value: string): string {
+  return `session:${fingerprint(value)}`
+}
+
+/**
+ * The session a request carries: its cookie, or a `;name=value` path parameter (servlet
+ * containers honour `;jsessionid=` when cookies are off). Both with different values: the
+ * upstream could pick either, so the request is ambiguous (400).
+ */
+function sessionValue(req: IncomingMessage, name: string): string | undefined {
+  const cookies = cookieValues(req.headers, name)
+  const url = req.url ?? ''
+  const semi = url.indexOf(';')
+  const q = url.indexOf('?')
+  const values = semi >= 0 && (q < 0 || semi < q) ? [...cookies, ...matrixValues(url.slice(semi, q < 0 ? url.length : q), name)] : cookies
+  if (values.length > 1 && values.some((v) => v !== values[0])) {
+    throw new AmbiguousIdentityError(`session ${name} sent more than once with different values`)
+  }
+  return values[0]
+}
+
+/** Values of `;name=value` parameters in a path (any segment), names compared as cookie names. */
+function matrixValues(path: string, name: string): string[] {
+  const wanted = cookieName(name)
+  const out: string[] = []
+  for (const segment of path.split('/')) {
+    const params = segment.split(';')
+    for (let i = 1; i < params.length; i++) {
+      const p = params[i] as string
+      const eq = p.indexOf('=')
+      if (eq > 0 && cookieName(p.slice(0, eq)) === wanted) {
+        const v = cookieValue(p.slice(eq + 1))
+        if (v !== '') out.push(v)
+      }
+    }
+  }
+  return out
 }

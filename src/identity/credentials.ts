@@ -1,11 +1,19 @@
 // Small parsers for the places credentials live. They never throw on garbage.
 import type { IncomingHttpHeaders } from 'node:http'
-import { createHash } from 'node:crypto'
-import { cookieValue } from '../http/cookies.js'
+import { createHash, createHmac } from 'node:crypto'
+import { cookieName, cookieValue } from '../http/cookies.js'
 
 /** A token shown once in logs and stored as a key must not be the token: hash it. */
 export function fingerprint(value: string, length = 16): string {
   return createHash('sha256').update(value).digest('hex').slice(0, length)
+}
+
+/**
+ * A keyed fingerprint (HMAC-SHA256, 64 bits): printed in account keys, it cannot be used to
+ * search for a colliding input offline without the key, and 2^64 guesses online are out of reach.
+ */
+export function keyedFingerprint(key: string | Buffer, value: string): string {
+  return createHmac('sha256', key).update(value).digest('hex').slice(0, 16)
 }
 
 export class AmbiguousIdentityError extends Error {
@@ -20,11 +28,14 @@ export function cookieValues(headers: IncomingHttpHeaders, name: string): string
   const raw = headers.cookie
   if (!raw) return []
   const out: string[] = []
+  const wanted = cookieName(name)
   for (const header of Array.isArray(raw) ? raw : [raw]) {
     for (const pair of header.split(';')) {
       const eq = pair.indexOf('=')
       if (eq < 0) continue
-      if (pair.slice(0, eq).trim() !== name) continue
+      // Names compare as the most lenient server compares them (see cookieName).
+      const n = pair.slice(0, eq)
+      if (n.trim() !== name && cookieName(n) !== wanted) continue
       const value = cookieValue(pair.slice(eq + 1))
       if (value !== '') out.push(value)
     }

@@ -1,6 +1,11 @@
-// A JWT names an account only after jose has verified its signature, algorithm (from an
-// allow-list: never `none`, never an HS/RS mix that invites key confusion), expiry, and
-// issuer/audience when configured. Anything else yields no account and the next extractor runs.
+// A JWT names an account only after jose has verified its signature and algorithm (from an
+// allow-list: never `none`, never an HS/RS mix that invites key confusion), and issuer/audience
+// when configured. Anything else yields no account and the next extractor runs.
+//
+// Time is different: upstream servers accept tokens a few minutes past `exp` (clock leeway),
+// so a token out of time by less than `clockTolerance` is simply valid, and one out of time by
+// more still names its subject — it is correctly signed, and dropping it would hand its bearer
+// a fresh identity (the client address) the upstream does not see.
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { errors as joseErrors, jwtVerify } from 'jose'
 import { boundedLru } from '../store/lru.js'
@@ -12,9 +17,13 @@ export interface JwtOptions {
   claim: string
   issuer?: string
   audience?: string
+  /** Leeway for exp/nbf in ms. */
+  clockToleranceMs?: number
 }
 
 export type JwtVerifier = (token: string, now: number) => Promise<string | undefined>
+
+const TIME_CLAIMS = new Set(['exp', 'nbf', 'iat'])
 
 // A token longer than this is not one sluice will spend CPU on.
 const MAX_TOKEN_LENGTH = 8192
@@ -34,6 +43,11 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     algorithms: options.algorithms,
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
+    clockTolerance: Math.floor((options.clockToleranceMs ?? 300_000) / 1000),
+  }
+  const accountOf = (payload: Record<string, unknown>): string | undefined => {
+    const value = payload[options.claim]
+    return typeof value === 'string' && value !== '' ? value : typeof value === 'number' ? String(value) : undefined
   }
 
   return async (token, now) => {
@@ -42,13 +56,18 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     if (hit && hit.until > now) return hit.account
     try {
       const { payload } = await jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) })
-      const value = payload[options.claim]
-      const account = typeof value === 'string' && value !== '' ? value : typeof value === 'number' ? String(value) : undefined
-      const until = typeof payload.exp === 'number' ? payload.exp * 1000 : now + 60_000
-      cache.set(token, { account, until })
+      const account = accountOf(payload)
+      const until = typeof payload.exp === 'number' ? payload.exp * 1000 + verifyOptions.clockTolerance * 1000 : now + 60_000
+      cache.set(token, { account, until: Math.min(until, now + 3_600_000) })
       return account
     } catch (err) {
       if (!(err instanceof joseErrors.JOSEError) && !(err instanceof TypeError)) throw err
+      if ((err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) && TIME_CLAIMS.has(err.claim)) {
+        // Signature verified (jose checks claims after it): only its time is out.
+        const account = accountOf(err.payload)
+        cache.set(token, { account, until: now + 60_000 })
+        return account
+      }
       cache.set(token, { account: undefined, until: now + 5_000 })
       return undefined
     }

@@ -25,11 +25,11 @@ beforeAll(async () => {
   proxy = await startProxy(CONFIG, { upstream: upstream.url })
   admin = await buildAdmin({ token: TOKEN, metrics: proxy.app.sluice.metrics, store: proxy.app.sluice.store, policies: policiesOf(CONFIG), incidents })
   url = await admin.listen({ host: '127.0.0.1', port: 0 })
-  await read('user:mallory', 'contacts', [1, 2, 3, 4, 5, 6])
-  await read('user:bob', 'invoices', [1, 2, 3, 4, 5, 6, 7, 8, 9])
-  await read('user:bob', 'contacts', [1])
-  incidents.record({ time: Date.parse('2024-05-01T11:00:00Z'), account: 'user:\u001b[31mred', route: 'contact', limit: null, action: null, decision: 'disabled', counts: {}, shadow: true })
-  incidents.record({ time: Date.parse('2024-05-01T12:00:00Z'), account: 'user:mallory', route: 'contact', limit: '10m distinctRecords 5 → disable', action: 'disable', decision: 'disable', counts: { '10m distinctRecords 5 → disable': 6, '1m requests 50 → throttle': 6 }, shadow: false, clientIp: '10.0.0.7' })
+  await read('header:mallory', 'contacts', [1, 2, 3, 4, 5, 6])
+  await read('header:bob', 'invoices', [1, 2, 3, 4, 5, 6, 7, 8, 9])
+  await read('header:bob', 'contacts', [1])
+  incidents.record({ time: Date.parse('2024-05-01T11:00:00Z'), account: 'header:\u001b[31mred', route: 'contact', limit: null, action: null, decision: 'disabled', counts: {}, shadow: true })
+  incidents.record({ time: Date.parse('2024-05-01T12:00:00Z'), account: 'header:mallory', route: 'contact', limit: '10m distinctRecords 5 → disable', action: 'disable', decision: 'disable', counts: { '10m distinctRecords 5 → disable': 6, '1m requests 50 → throttle': 6 }, shadow: false, clientIp: '10.0.0.7' })
 })
 afterAll(async () => {
   await admin.close()
@@ -53,8 +53,8 @@ describe('sluice accounts', () => {
     expect(res.stderr).toBe('')
     const lines = res.stdout.split('\n')
     expect(lines[0]).toMatch(/^ACCOUNT\s+PRESSURE\s+DISABLED\s+ROUTE\s+COUNTS$/)
-    expect(lines[1]).toMatch(/^user:mallory\s+100%\s+enforce, until unlocked\s+contact\s+5\/5 records\/10m, 6\/50 requests\/1m$/)
-    expect(lines[2]).toMatch(/^user:bob\s+90%\s+-\s+contact\s+1\/5 records\/10m, 1\/50 requests\/1m$/)
+    expect(lines[1]).toMatch(/^header:mallory\s+100%\s+enforce, until unlocked\s+contact\s+5\/5 records\/10m, 6\/50 requests\/1m$/)
+    expect(lines[2]).toMatch(/^header:bob\s+90%\s+-\s+contact\s+1\/5 records\/10m, 1\/50 requests\/1m$/)
     expect(lines[3]).toMatch(/^\s+invoice\s+9\/10 records\/10m$/)
     // Columns line up: every row's ROUTE starts where the header's does.
     const at = (lines[0] as string).indexOf('ROUTE')
@@ -68,15 +68,15 @@ describe('sluice accounts', () => {
     const api = await call(url, 'GET', '/accounts?by=distinct&limit=20&route=invoice')
     expect({ ...JSON.parse(res.stdout), at: undefined }).toEqual({ ...api.json, at: undefined })
     const top = await run('accounts', 'list', ...auth(), '--by', 'requests', '--limit', '1', '--json')
-    expect(JSON.parse(top.stdout).accounts.map((a: { account: string }) => a.account)).toEqual(['user:mallory'])
+    expect(JSON.parse(top.stdout).accounts.map((a: { account: string }) => a.account)).toEqual(['header:mallory'])
     expect((await run('accounts', 'list', ...auth(), '--by', 'records')).code).toBe(2)
     expect((await run('accounts', 'list', ...auth(), '--limit', '0')).code).toBe(2)
   })
 
   it('show prints the account and one row per window', async () => {
-    const res = await run('accounts', 'show', 'user:bob', ...auth())
+    const res = await run('accounts', 'show', 'header:bob', ...auth())
     expect(res.code).toBe(0)
-    expect(res.stdout).toMatch(/^account {3}user:bob\ndisabled {2}no\nat {8}\d{4}-/)
+    expect(res.stdout).toMatch(/^account {3}header:bob\ndisabled {2}no\nat {8}\d{4}-/)
     expect(res.stdout).toMatch(/\n\nROUTE\s+WINDOW\s+KIND\s+COUNT\s+MAX\s+USED\s+ACTION\n/)
     expect(res.stdout).toMatch(/\ncontact\s+10m\s+distinct records\s+1\s+5\s+20%\s+disable\n/)
     expect(res.stdout).toMatch(/\ncontact\s+1m\s+requests\s+1\s+50\s+2%\s+throttle\n/)
@@ -84,24 +84,24 @@ describe('sluice accounts', () => {
   })
 
   it('show of an unknown account: the API\'s reason on stderr, exit 1', async () => {
-    const res = await run('accounts', 'show', 'user:nobody', ...auth())
+    const res = await run('accounts', 'show', 'header:nobody', ...auth())
     expect(res.code).toBe(1)
     expect(res.stdout).toBe('')
-    expect(res.stderr).toMatch(/^sluice: the store holds nothing for account "user:nobody" .*\(SLUICE_ERR_ADMIN_NOT_FOUND\)$/)
+    expect(res.stderr).toMatch(/^sluice: the store holds nothing for account "header:nobody" .*\(SLUICE_ERR_ADMIN_NOT_FOUND\)$/)
   })
 
   it('unlock and reset say what they did; the account is served again', async () => {
-    expect(await read('user:mallory', 'contacts', [1])).toEqual([403])
-    const unlock = await run('accounts', 'unlock', 'user:mallory', ...auth())
-    expect(unlock).toEqual({ code: 0, stdout: 'unlocked user:mallory (was disabled: enforce, until unlocked)', stderr: '' })
-    expect(await read('user:mallory', 'contacts', [1])).toEqual([200])
-    expect((await run('accounts', 'unlock', 'user:mallory', ...auth())).stdout).toBe('user:mallory was not disabled; nothing changed')
+    expect(await read('header:mallory', 'contacts', [1])).toEqual([403])
+    const unlock = await run('accounts', 'unlock', 'header:mallory', ...auth())
+    expect(unlock).toEqual({ code: 0, stdout: 'unlocked header:mallory (was disabled: enforce, until unlocked)', stderr: '' })
+    expect(await read('header:mallory', 'contacts', [1])).toEqual([200])
+    expect((await run('accounts', 'unlock', 'header:mallory', ...auth())).stdout).toBe('header:mallory was not disabled; nothing changed')
 
-    const one = await run('accounts', 'reset', 'user:bob', '--route', 'invoice', ...auth())
-    expect(one).toEqual({ code: 0, stdout: 'reset user:bob: counters of route invoice cleared', stderr: '' })
-    const all = await run('accounts', 'reset', 'user:mallory', ...auth(), '--json')
-    expect(JSON.parse(all.stdout)).toEqual({ account: 'user:mallory', route: null, reset: true, lifted: [] })
-    expect(await read('user:mallory', 'contacts', [11, 12, 13, 14, 15])).toEqual([200, 200, 200, 200, 200])
+    const one = await run('accounts', 'reset', 'header:bob', '--route', 'invoice', ...auth())
+    expect(one).toEqual({ code: 0, stdout: 'reset header:bob: counters of route invoice cleared', stderr: '' })
+    const all = await run('accounts', 'reset', 'header:mallory', ...auth(), '--json')
+    expect(JSON.parse(all.stdout)).toEqual({ account: 'header:mallory', route: null, reset: true, lifted: [] })
+    expect(await read('header:mallory', 'contacts', [11, 12, 13, 14, 15])).toEqual([200, 200, 200, 200, 200])
   })
 
   it('takes the URL and token from SLUICE_ADMIN_URL and SLUICE_ADMIN_TOKEN', async () => {
@@ -121,7 +121,7 @@ describe('sluice accounts', () => {
 
   it('an unreachable URL: "cannot reach the admin API at …", exit 1', async () => {
     const port = await freePort()
-    const res = await run('accounts', 'show', 'user:bob', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN)
+    const res = await run('accounts', 'show', 'header:bob', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN)
     expect(res.code).toBe(1)
     expect(res.stderr).toBe(`sluice: cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`)
   })
@@ -142,14 +142,14 @@ describe('sluice incidents and reload', () => {
     expect(res.code).toBe(0)
     const lines = res.stdout.split('\n')
     expect(lines[0]).toMatch(/^TIME\s+ACCOUNT\s+ROUTE\s+DECISION\s+LIMIT\s+COUNTS\s+CLIENT$/)
-    expect(lines[1]).toMatch(/^2024-05-01T12:00:00.000Z\s+user:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+6 \/ 6\s+10.0.0.7$/)
+    expect(lines[1]).toMatch(/^2024-05-01T12:00:00.000Z\s+header:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+6 \/ 6\s+10.0.0.7$/)
     expect(res.stdout).toMatch(/\n\n2 shown, newest first; this instance keeps the last 100 \(2 since it started\)$/)
     // A terminal escape in an account id (a header value, a user name) is shown, not obeyed.
-    expect(lines[2]).toMatch(/^2024-05-01T11:00:00.000Z\s+user:\\x1B\[31mred\s/)
+    expect(lines[2]).toMatch(/^2024-05-01T11:00:00.000Z\s+header:\\x1B\[31mred\s/)
     expect(res.stdout).not.toContain('\u001b')
-    const json = await run('incidents', ...auth(), '--account', 'user:bob', '--json')
+    const json = await run('incidents', ...auth(), '--account', 'header:bob', '--json')
     expect(JSON.parse(json.stdout)).toEqual({ incidents: [], capacity: 100, recorded: 2 })
-    expect((await run('incidents', ...auth(), '--account', 'user:bob')).stdout).toBe('no incidents')
+    expect((await run('incidents', ...auth(), '--account', 'header:bob')).stdout).toBe('no incidents')
   })
 
   it('reload without a hook: the API\'s reason, exit 1', async () => {

@@ -62,6 +62,6 @@ routes:
 /** GET /api/<route>/<id> for each id as `user` (the x-user header), one after another: the statuses. */
 export async function readAs(proxyUrl: string, user: string, route: string, ids: number[]): Promise<number[]> {
   const statuses: number[] = []
-  for (const id of ids) statuses.push((await send(proxyUrl, `/api/${route}/${id}`, { headers: { 'x-user': user } })).status)
+  for (const id of ids) statuses.push((await send(proxyUrl, `/api/${route}/${id}`, { headers: { 'x-user': user.replace(/^header:/, '') } })).status)
   return statuses
 }

@@ -110,7 +110,7 @@ routes:
   const token = (sub: string, expSec = Math.floor(Date.now() / 1000) + 600, secret = SECRET) =>
     new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(expSec).sign(new TextEncoder().encode(secret))
 
-  it('counts per verified JWT subject; garbage, forged and expired tokens fall back to the client address', async () => {
+  it('counts per verified JWT subject; garbage and forged tokens fall back to the client address, an expired one keeps its subject', async () => {
     proxy = await startProxy(JWT_CONFIG, { upstream: upstream.url, env: { JWT_SECRET: SECRET } })
     const bearer = async (t: string) => ({ authorization: `Bearer ${t}` })
     const alice = await bearer(await token('alice'))
@@ -119,15 +119,20 @@ routes:
     expect((await send(proxy.url, '/api/contacts/3', { headers: alice })).status).toBe(429)
     // A fresh token for the same subject is the same account.
     expect((await send(proxy.url, '/api/contacts/3', { headers: await bearer(await token('alice', Math.floor(Date.now() / 1000) + 900)) })).status).toBe(429)
-    // None of these become "bob"; they all count against the client address (127.0.0.1).
-    const spoofs = [await token('bob', Math.floor(Date.now() / 1000) - 10), await token('bob', undefined, 'a-different-secret-0123456789abcdef'), 'not.a.jwt', '%%%']
+    // None of these become "bob"; they count against the client address (127.0.0.1).
+    const spoofs = [await token('bob', undefined, 'a-different-secret-0123456789abcdef'), 'not.a.jwt', '%%%']
     const statuses = []
     for (const [i, t] of spoofs.entries()) statuses.push((await send(proxy.url, `/api/contacts/${10 + i}`, { headers: await bearer(t) })).status)
-    expect(statuses).toEqual([200, 200, 429, 429])
+    expect(statuses).toEqual([200, 200, 429])
+    // A correctly signed token past its expiry (beyond clockTolerance) is still bob's: never a fresh identity.
+    const expired = await bearer(await token('bob', Math.floor(Date.now() / 1000) - 86_400))
+    expect((await send(proxy.url, '/api/contacts/20', { headers: expired })).status).toBe(200)
+    expect((await send(proxy.url, '/api/contacts/21', { headers: expired })).status).toBe(200)
+    expect((await send(proxy.url, '/api/contacts/22', { headers: expired })).status).toBe(429)
     const accounts = proxy.decisions().map((d) => d.account)
-    expect(accounts).toContain('alice')
+    expect(accounts).toContain('jwt:alice')
     expect(accounts).toContain('ip:127.0.0.1')
-    expect(accounts).not.toContain('bob')
+    expect(accounts).toContain('jwt:bob')
   })
 })
 

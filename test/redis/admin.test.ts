@@ -53,41 +53,41 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     closing.push(admin, proxy)
     return { proxy, admin: await admin.listen({ host: '127.0.0.1', port: 0 }) }
   }
-  const get = (p: RunningProxy, user: string, path: string) => send(p.url, path, { headers: { 'x-user': user } }).then((r) => r.status)
+  const get = (p: RunningProxy, user: string, path: string) => send(p.url, path, { headers: { 'x-user': user.replace(/^header:/, '') } }).then((r) => r.status)
 
   it('unlock restores access immediately across instances', async () => {
     const a = await instance('unlock:')
     const b = await instance('unlock:')
     const statuses: number[] = []
-    for (const id of range(1, 7)) statuses.push(await get(a.proxy, 'user:mallory', `/api/contacts/${id}`))
+    for (const id of range(1, 7)) statuses.push(await get(a.proxy, 'header:mallory', `/api/contacts/${id}`))
     expect(statuses).toEqual([200, 200, 200, 200, 200, 403, 403])
-    expect(await get(b.proxy, 'user:mallory', '/api/contacts/1')).toBe(403)
+    expect(await get(b.proxy, 'header:mallory', '/api/contacts/1')).toBe(403)
 
     // B's admin sees the disable set through A, and lifts it for every instance.
-    const shown = await call(b.admin, 'GET', accountPath('user:mallory'))
+    const shown = await call(b.admin, 'GET', accountPath('header:mallory'))
     expect(shown.json.disabled).toEqual([{ mode: 'enforce', until: 'forever' }])
-    const res = await call(b.admin, 'POST', accountPath('user:mallory', '/unlock'))
-    expect(res.json).toEqual({ account: 'user:mallory', unlocked: true, lifted: [{ mode: 'enforce', until: 'forever' }] })
-    expect(await get(a.proxy, 'user:mallory', '/api/contacts/1')).toBe(200)
-    expect(await get(b.proxy, 'user:mallory', '/api/contacts/2')).toBe(200)
-    expect((await call(a.admin, 'GET', accountPath('user:mallory'))).json.disabled).toEqual([])
+    const res = await call(b.admin, 'POST', accountPath('header:mallory', '/unlock'))
+    expect(res.json).toEqual({ account: 'header:mallory', unlocked: true, lifted: [{ mode: 'enforce', until: 'forever' }] })
+    expect(await get(a.proxy, 'header:mallory', '/api/contacts/1')).toBe(200)
+    expect(await get(b.proxy, 'header:mallory', '/api/contacts/2')).toBe(200)
+    expect((await call(a.admin, 'GET', accountPath('header:mallory'))).json.disabled).toEqual([])
   })
 
   it('reset through one instance gives a fresh budget on the others', async () => {
     const a = await instance('reset:')
     const b = await instance('reset:')
-    for (const id of range(1, 6)) await get(a.proxy, 'user:bob', `/api/contacts/${id}`)
-    for (const id of range(1, 3)) await get(a.proxy, 'user:bob', `/api/invoices/${id}`)
-    const one = await call(b.admin, 'POST', `${accountPath('user:bob', '/reset')}?route=invoice`)
+    for (const id of range(1, 6)) await get(a.proxy, 'header:bob', `/api/contacts/${id}`)
+    for (const id of range(1, 3)) await get(a.proxy, 'header:bob', `/api/invoices/${id}`)
+    const one = await call(b.admin, 'POST', `${accountPath('header:bob', '/reset')}?route=invoice`)
     expect(one.json).toMatchObject({ route: 'invoice', lifted: [{ mode: 'enforce' }] })
-    const shown = (await call(a.admin, 'GET', accountPath('user:bob'))).json
+    const shown = (await call(a.admin, 'GET', accountPath('header:bob'))).json
     expect(shown.disabled).toEqual([])
     expect(shown.routes.map((r: { route: string; limits: { count: number }[] }) => [r.route, r.limits[0]?.count])).toEqual([['contact', 5]])
 
-    expect((await call(b.admin, 'POST', accountPath('user:bob', '/reset'))).status).toBe(200)
-    expect((await call(a.admin, 'GET', accountPath('user:bob'))).status).toBe(404)
+    expect((await call(b.admin, 'POST', accountPath('header:bob', '/reset'))).status).toBe(200)
+    expect((await call(a.admin, 'GET', accountPath('header:bob'))).status).toBe(404)
     const statuses: number[] = []
-    for (const id of range(11, 15)) statuses.push(await get(a.proxy, 'user:bob', `/api/contacts/${id}`))
+    for (const id of range(11, 15)) statuses.push(await get(a.proxy, 'header:bob', `/api/contacts/${id}`))
     expect(statuses).toEqual([200, 200, 200, 200, 200])
   })
 
@@ -100,18 +100,18 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     const memoryUrl = await memoryAdmin.listen({ host: '127.0.0.1', port: 0 })
 
     const traffic: [string, string][] = [
-      ...range(1, 4).map((id): [string, string] => ['user:alice', `/api/contacts/${id}`]),
-      ...range(1, 2).map((id): [string, string] => ['user:bob', `/api/contacts/${id}`]),
-      ...range(1, 9).map((id): [string, string] => ['user:bob', `/api/invoices/${id}`]),
-      ...range(1, 11).map((): [string, string] => ['user:carol', '/api/contacts/1']),
-      ...range(1, 7).map((id): [string, string] => ['user:mallory', `/api/contacts/${id}`]),
-      ['user:x{y}:q:z', '/api/contacts/1'],
+      ...range(1, 4).map((id): [string, string] => ['header:alice', `/api/contacts/${id}`]),
+      ...range(1, 2).map((id): [string, string] => ['header:bob', `/api/contacts/${id}`]),
+      ...range(1, 9).map((id): [string, string] => ['header:bob', `/api/invoices/${id}`]),
+      ...range(1, 11).map((): [string, string] => ['header:carol', '/api/contacts/1']),
+      ...range(1, 7).map((id): [string, string] => ['header:mallory', `/api/contacts/${id}`]),
+      ['header:x{y}:q:z', '/api/contacts/1'],
     ]
     for (const [user, path] of traffic) {
       await get(redis.proxy, user, path)
       await get(memory, user, path)
     }
-    await get(other.proxy, 'user:elsewhere', '/api/contacts/1')
+    await get(other.proxy, 'header:elsewhere', '/api/contacts/1')
 
     const strip = (j: { at?: string; accounts: object[] }) => ({ ...j, at: undefined })
     for (const query of ['', '?route=contact', '?route=invoice', '?by=requests', '?by=requests&route=contact', '?limit=2']) {
@@ -121,8 +121,8 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
       expect(JSON.stringify(fromRedis)).not.toContain('elsewhere')
     }
     const list = (await call(redis.admin, 'GET', '/accounts')).json
-    expect(list.accounts.map((a: { account: string }) => a.account)).toEqual(['user:mallory', 'user:bob', 'user:alice', 'user:carol', 'user:x{y}:q:z'])
-    for (const account of ['user:alice', 'user:bob', 'user:mallory', 'user:x{y}:q:z']) {
+    expect(list.accounts.map((a: { account: string }) => a.account)).toEqual(['header:mallory', 'header:bob', 'header:alice', 'header:carol', 'header:x{y}:q:z'])
+    for (const account of ['header:alice', 'header:bob', 'header:mallory', 'header:x{y}:q:z']) {
       const r = (await call(redis.admin, 'GET', accountPath(account))).json
       const m = (await call(memoryUrl, 'GET', accountPath(account))).json
       expect({ ...r, at: undefined }, account).toEqual({ ...m, at: undefined })
@@ -137,7 +137,7 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     closing.push(admin, store)
     const url = await admin.listen({ host: '127.0.0.1', port: 0 })
     await own.stop()
-    for (const [method, path] of [['GET', '/accounts'], ['GET', accountPath('user:a')], ['POST', accountPath('user:a', '/unlock')]] as const) {
+    for (const [method, path] of [['GET', '/accounts'], ['GET', accountPath('header:a')], ['POST', accountPath('header:a', '/unlock')]] as const) {
       const res = await call(url, method, path)
       expect(res.status).toBe(503)
       expect(res.json).toMatchObject({ code: 'SLUICE_ERR_ADMIN_STORE', detail: expect.stringMatching(/^the store did not answer: /) })
@@ -164,22 +164,22 @@ describe.skipIf(!hasRedis)('accounts on a redis cluster (3 masters)', () => {
       for (const s of [store, memory]) {
         const engine = new Engine(s, { disableForMs: Infinity, clock: () => now })
         // Account i reads i records: 30 accounts spread over the slots (and so the masters).
-        for (let i = 1; i <= 30; i++) await engine.observe(`user:u${i}`, policy, range(1, i).map(String))
-        await engine.observe('user:u45', policy, range(1, 45).map(String)) // crosses 40: disabled
+        for (let i = 1; i <= 30; i++) await engine.observe(`header:u${i}`, policy, range(1, i).map(String))
+        await engine.observe('header:u45', policy, range(1, 45).map(String)) // crosses 40: disabled
       }
       const query = { policies: [policy], by: 'distinct' as const, limit: 5, now }
       const page = await store.accounts(query)
       expect(page.scanned).toBe(31)
       expect(page.truncated).toBe(false)
-      const top = [['user:u30', 0.75], ['user:u29', 0.725], ['user:u28', 0.7], ['user:u27', 0.675], ['user:u26', 0.65]]
+      const top = [['header:u30', 0.75], ['header:u29', 0.725], ['header:u28', 0.7], ['header:u27', 0.675], ['header:u26', 0.65]]
       expect(page.accounts.map((a) => [a.account, a.pressure])).toEqual(top)
       expect((await memory.accounts(query)).accounts.map((a) => [a.account, a.pressure])).toEqual(top)
-      expect(page.accounts[0]).toMatchObject({ account: 'user:u30', pressure: 0.75 })
-      expect((await store.account('user:u45', [policy], now))?.disabled).toEqual([{ account: 'user:u45', until: Infinity, shadow: false }])
+      expect(page.accounts[0]).toMatchObject({ account: 'header:u30', pressure: 0.75 })
+      expect((await store.account('header:u45', [policy], now))?.disabled).toEqual([{ account: 'header:u45', until: Infinity, shadow: false }])
 
-      expect(await store.reset('user:u30', { policies: [policy] })).toBe(true)
-      expect(await store.account('user:u30', [policy], now)).toBeNull()
-      expect((await store.accounts(query)).accounts[0]?.account).toBe('user:u29')
+      expect(await store.reset('header:u30', { policies: [policy] })).toBe(true)
+      expect(await store.account('header:u30', [policy], now)).toBeNull()
+      expect((await store.accounts(query)).accounts[0]?.account).toBe('header:u29')
     } finally {
       await store.close()
     }
