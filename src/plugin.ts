@@ -12,9 +12,10 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Challenges, PASS_COOKIE, PASS_HEADER, SOLUTION_COOKIE, SOLUTION_HEADER, type Verdict } from './actions/challenge.js'
+import { Challenges, PASS_COOKIE, PASS_HEADER, SOLUTION_COOKIE, SOLUTION_HEADER, type HeldPass, type Verdict } from './actions/challenge.js'
 import {
   badRequest,
+  busy,
   disabled,
   renderChallenge,
   renderProblem,
@@ -31,12 +32,13 @@ import type { CompiledConfig, CompiledRoute, Inspection } from './config/compile
 import { Engine, type Decision } from './engine/engine.js'
 import { canonicalize, type CanonicalOptions } from './http/canonicalize.js'
 import { withoutCookies } from './http/cookies.js'
-import { buildIdentityChain, type Identity, type IdentityChain, type IdentitySource } from './identity/chain.js'
+import { buildIdentityChain, sessionAccount, type Identity, type IdentityChain, type IdentitySource } from './identity/chain.js'
 import { Notifier } from './notify/index.js'
 import { Reporter, type IncidentSink } from './report/reporter.js'
 import { AmbiguousIdentityError, cookieValues, singleCookie } from './identity/credentials.js'
-import { trustedPeer } from './identity/ip.js'
-import { decodeContent, parseBody, readCapped, UninspectableError } from './records/body.js'
+import { ipAccount, networkOf, trustedPeer } from './identity/ip.js'
+import { decodeContent, readCapped, selectBody, selectJsonBody, UninspectableError } from './records/body.js'
+import { InspectionBudget } from './records/budget.js'
 import { METHOD_OVERRIDE_HEADERS, methodOverride, resolveRoute } from './routes/resolve.js'
 import { SessionBinder, type SessionEvent } from './sessions/binding.js'
 import { createStore } from './store/create.js'
@@ -85,20 +87,24 @@ interface Exchange {
   route: CompiledRoute | null
   account: string
   source: IdentitySource
-  /** Challenge limits (by index) this request holds a valid pass for. */
-  passes: readonly number[]
+  /** Challenge limits this request holds a valid pass for (each spent as it is used). */
+  passes: readonly HeldPass[]
+  /** The client's network, asked only when the store must count the account under it. */
+  overflowKey: () => string
   /** The canonical path and query, as matched and forwarded: what decisions are logged with. */
   target: string
   /** Where the route's records still have to be read from. */
   pending: 'body' | 'response' | null
   session: SessionEvent | null
+  /** Bytes this exchange holds of the inspection budget (given back when its response closes). */
+  held: number
 }
 
 /** How a hook step ends: the request goes on to the upstream, or sluice has answered it. */
 const CONTINUE = 0
 const REPLIED = 1
 type Next = typeof CONTINUE | typeof REPLIED
-const NO_PASSES: readonly number[] = []
+const NO_PASSES: readonly HeldPass[] = []
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -142,6 +148,8 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     incidents: options.incidents ?? null,
   })
 
+  // Basic fingerprints keyed alike on every instance of a shared store, even without a configured secret.
+  const sharedIdentityKey = options.config.identity.some((i) => i.type === 'basic') && options.config.identityKey === undefined ? await store.sharedKey?.('identity') : undefined
   const prepare = (config: CompiledConfig): Live => {
     if (config.routes.some((r) => r.policy.challengeable) && config.actions.challenge.secret === undefined) {
       // One instance with its own memory store: a per-process key is fine, but passes do not survive a restart.
@@ -150,7 +158,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     return {
       config,
       engine: new Engine(store, { disableForMs: config.actions.disableForMs, shadow: config.shadow, clock }),
-      identity: buildIdentityChain(config.identity, config.trust),
+      identity: buildIdentityChain(config.identity, config.trust, { key: config.identityKey ?? sharedIdentityKey }),
       challenges: new Challenges(config.actions.challenge, store),
       sessions: config.sessions ? new SessionBinder(config.sessions, store, fastify.log) : null,
       // Match with case preserved (the pattern regexes carry the case rule), so record ids
@@ -162,6 +170,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   metrics.sources.audit = () => audit?.state() ?? null
   metrics.sources.notify = () => reporter.notifier?.stats() ?? null
   let live = prepare(options.config)
+  const budget = new InspectionBudget(live.config.inspection.memoryBytes)
   if (live.config.privacy.pseudonymise && live.config.privacy.key === undefined && store.kind === 'redis') {
     fastify.log.warn({ event: 'sluice.privacy' }, 'privacy.key is not set: record pseudonyms are random per process and differ between instances (set privacy.key or audit.key)')
   }
@@ -176,6 +185,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const previous = live.config
     const changedRoutes = next.routes.filter((r) => !previous.routes.some((o) => o.name === r.name && samePolicy(o, r))).map((r) => r.name)
     live = prepare(next)
+    budget.limit = next.inspection.memoryBytes
     if (next.logLevel !== previous.logLevel) fastify.log.level = next.logLevel
     if (JSON.stringify(next.notify) !== JSON.stringify(previous.notify)) {
       const before = reporter.notifier
@@ -267,20 +277,37 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       if (target !== raw.url) raw.url = target
       for (const h of identity.untrustedHeaders(raw)) delete raw.headers[h]
     }
-    const exchange = sessionKind ? sessionExchange(request, current, sessionKind) : null
+    const exchange = sessionKind ? sessionExchange(request, current, sessionKind, search) : null
     if (!match) {
       if (forwarding) stripSluiceCredentials(request)
       return CONTINUE
     }
 
     const route = match.route
+    if ((route.inspect || sessionKind === 'login') && budget.full) {
+      metrics.inspectionBusy.inc()
+      request.log.warn({ event: 'sluice.busy', route: route.name, heldBytes: budget.used }, 'inspection memory budget in use: refused')
+      sendProblem(reply, busy())
+      return REPLIED
+    }
     let ex: Exchange
     if (exchange) {
       ex = exchange
       ex.route = route
       ex.target = target
     } else {
-      request.sluiceExchange = ex = { live: current, route, account: '', source: 'ip', passes: NO_PASSES, target, pending: null, session: null }
+      request.sluiceExchange = ex = {
+        live: current,
+        route,
+        account: '',
+        source: 'ip',
+        passes: NO_PASSES,
+        overflowKey: () => networkOf(current.identity.clientIp(raw)),
+        target,
+        pending: null,
+        session: null,
+        held: 0,
+      }
     }
     // Records of the path and query are known now; a body's are read in preHandler (null).
     const records = route.inspect?.from === 'body' ? null : route.records(match.params, search)
@@ -338,8 +365,9 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       metrics.challenges.labels(verdict.ok ? 'solved' : verdict.reason).inc()
       let grant: string | undefined
       if (verdict.ok) {
-        if (!ex.passes.includes(verdict.limit.index)) ex.passes = [...ex.passes, verdict.limit.index]
-        grant = challenges.grant(passToken, account, verdict.limit, now)
+        const granted = challenges.grant(passToken, account, verdict.limit, now)
+        ex.passes = [...ex.passes.filter((p) => p.index !== verdict.limit.index), granted.pass]
+        grant = granted.token
         request.log.info({ event: 'sluice.challenge', outcome: 'solved', account, route: route.name, limit: verdict.limit.label }, 'challenge solved')
       } else {
         request.log.warn({ event: 'sluice.challenge', outcome: 'rejected', reason: verdict.reason, account, route: route.name }, `challenge solution rejected: ${verdict.reason}`)
@@ -385,10 +413,19 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
 
   /** Synchronous with the memory store: no promise (and no microtask hop) per request on the hot path. */
   function observe(ex: Exchange, records: readonly string[], now: number, countRequest: boolean): Decision | Promise<Decision> {
+    if (ex.passes.length > 0) {
+      // What each pass still pays for is in the store (shared by every instance).
+      return ex.live.challenges.spend(ex.passes, records.length, countRequest).then((passes) => observeWith(ex, records, now, countRequest, passes))
+    }
+    return observeWith(ex, records, now, countRequest, null)
+  }
+
+  function observeWith(ex: Exchange, records: readonly string[], now: number, countRequest: boolean, passes: readonly number[] | null): Decision | Promise<Decision> {
     const route = ex.route as CompiledRoute
     // Only a store across the network has a latency worth a histogram (and its cost per request).
     const started = timedStore ? performance.now() : 0
-    const observed = ex.live.engine.observe(ex.account, route.policy, records, now, countRequest && ex.passes.length === 0 ? undefined : { countRequest, passes: ex.passes })
+    const step = passes === null ? { countRequest, overflowKey: ex.overflowKey } : { countRequest, passes, overflowKey: ex.overflowKey }
+    const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
     if (!(observed instanceof Promise)) return counted(route, observed)
     return observed.then((d) => {
       storeLatency.observe((performance.now() - started) / 1000)
@@ -403,25 +440,48 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     return decision
   }
 
-  /** preHandler: a login's user name, and the records of a `records: { body }` route. */
+  /** preHandler: a login's user names, and the records of a `records: { body }` route. */
   async function readRequestBody(request: FastifyRequest, reply: FastifyReply, ex: Exchange): Promise<void> {
     const route = ex.route
     const inspect = ex.pending === 'body' ? (route?.inspect as Inspection) : null
     const cap = inspect?.maxBytes ?? 64 * 1024
-    const body = await requestBody(request, cap)
-    if (ex.session?.kind === 'login') ex.session.username = body.parsed !== undefined ? ex.live.sessions?.username(body.parsed) : undefined
+    const body = await requestBody(request, cap, holder(ex, reply))
+    if (body.busy) {
+      metrics.inspectionBusy.inc()
+      request.log.warn({ event: 'sluice.busy', route: route?.name, heldBytes: budget.used }, 'inspection memory budget in use: request body not read, refused')
+      return void sendProblem(reply, busy())
+    }
+    const login = ex.session?.kind === 'login' ? ex.session : null
+    const sessions = ex.live.sessions
+    if (login && sessions && !body.problem) {
+      let names: string[] = []
+      try {
+        names = body.bytes ? selectBody(body.bytes, request.headers['content-type'], sessions.field) : body.parsed !== undefined ? sessions.field(body.parsed) : []
+      } catch (err) {
+        if (!(err instanceof UninspectableError)) throw err
+      }
+      for (const name of names) sessions.addUsername(name, login.usernames)
+    }
     if (!inspect || !route) return
 
-    let records: string[]
-    if (body.problem) {
+    let records: string[] = []
+    let problem = body.problem
+    if (!problem) {
+      try {
+        records = body.bytes ? selectBody(body.bytes, request.headers['content-type'], inspect.select) : body.parsed !== undefined ? inspect.select(body.parsed) : []
+        if (records.length > inspect.maxIds) problem = uninspectable(413, `The request names more than ${inspect.maxIds} records, the most this route counts in one request.`)
+      } catch (err) {
+        if (!(err instanceof UninspectableError)) throw err
+        problem = uninspectable(err.message.startsWith('content-type') ? 415 : 400, `The request body cannot be read for record ids: ${err.message}.`)
+      }
+    }
+    if (problem) {
       if (inspect.uninspectable === 'block') {
         metrics.uninspectable.labels(route.name, 'request').inc()
-        request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: body.problem.detail }, 'request body cannot be inspected: refused')
-        return void sendProblem(reply, body.problem)
+        request.log.warn({ event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem.detail }, 'request body cannot be inspected: refused')
+        return void sendProblem(reply, problem)
       }
       records = synthetic(inspect.uninspectable)
-    } else {
-      records = body.parsed === undefined ? [] : inspect.select(body.parsed)
     }
     ex.pending = null
     const observed = observe(ex, records, clock(), true)
@@ -445,9 +505,14 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     try {
       if (payload instanceof Readable) {
         const length = Number(reply.getHeader('content-length'))
-        const read = await readCapped(payload, inspect.maxBytes, Number.isSafeInteger(length) && length >= 0 ? length : undefined)
+        const read = await readCapped(payload, inspect.maxBytes, Number.isSafeInteger(length) && length >= 0 ? length : undefined, holder(ex, reply))
         if (read.complete) forward = body = read.body
-        else {
+        else if (read.busy) {
+          payload.destroy()
+          metrics.inspectionBusy.inc()
+          request.log.warn({ event: 'sluice.busy', route: route.name, heldBytes: budget.used }, 'inspection memory budget in use: answer withheld')
+          return replaceResponse(reply, renderProblem(request.headers.accept, busy()))
+        } else {
           problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
           forward = read.rest() // sent on only if the decision allows it (shadow, or counted within limits)
         }
@@ -467,8 +532,11 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     if (body && !problem) {
       try {
         const decoded = await decodeContent(body, headerText(reply.getHeader('content-encoding')), inspect.maxBytes)
-        const parsed = parseBody(decoded, headerText(reply.getHeader('content-type')))
-        records = parsed === undefined ? [] : inspect.select(parsed)
+        records = selectJsonBody(decoded, headerText(reply.getHeader('content-type')), inspect.select)
+        if (records.length > inspect.maxIds) {
+          problem = `more than ${inspect.maxIds} record ids (records.maxIds)`
+          records = []
+        }
       } catch (err) {
         if (!(err instanceof UninspectableError)) throw err
         problem = err.message
@@ -490,7 +558,11 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const observed = observe(ex, records, clock(), false)
     const decision = observed instanceof Promise ? await observed : observed
     if (decision.kind !== 'allow') report(request, decision, ex, records, 'response')
-    if (!decision.block) return forward
+    if (!decision.block) {
+      // A client that does not read the answer holds its memory: not for longer than sendTimeout.
+      if (ex.held > 0) closeIfSlow(reply, ex.live.config.inspection.sendTimeoutMs)
+      return forward
+    }
     if (payload instanceof Readable) payload.destroy()
     metrics.withheld.labels(route.name).inc()
     return replaceResponse(reply, await blockResponse(request, decision, ex, null))
@@ -501,22 +573,44 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     const event = ex.session
     if (!sessions || !event) return
     if (event.kind === 'login') {
-      const account = await sessions.loginAnswered(event.username, reply.statusCode, reply.getHeader('set-cookie'), clock())
-      if (account) request.log.info({ event: 'sluice.session', outcome: 'bound', account }, 'session bound to account')
-    } else if (await sessions.logoutAnswered(event.session, reply.statusCode)) {
-      request.log.info({ event: 'sluice.session', outcome: 'unbound' }, 'session unbound at logout')
+      const account = await sessions.loginAnswered(event, reply.statusCode, reply.getHeader('set-cookie'), clock())
+      // (An ambiguous login is logged by the binder: its session counts against the client address.)
+      if (account?.startsWith('user:')) request.log.info({ event: 'sluice.session', outcome: 'bound', account }, 'session bound to account')
+    } else {
+      // The binding stays: a logout the upstream ignores must not give the session a fresh budget.
+      request.log.info({ event: 'sluice.session', outcome: 'logout', status: reply.statusCode }, 'logout seen (the session keeps counting against its account)')
     }
   }
 
-  function sessionExchange(request: FastifyRequest, current: Live, kind: 'login' | 'logout'): Exchange {
+  function sessionExchange(request: FastifyRequest, current: Live, kind: 'login' | 'logout', search: string): Exchange {
     const sessions = current.sessions as SessionBinder
     let session: SessionEvent
-    if (kind === 'login') session = { kind: 'login', username: undefined }
-    else {
+    if (kind === 'login') {
+      const usernames = new Set<string>()
+      sessions.queryUsernames(search, usernames)
       const value = cookieValues(request.headers, sessions.config.login.cookie)[0]
-      session = { kind: 'logout', session: value !== undefined ? sessions.sessionAccount(value) : undefined }
+      session = {
+        kind: 'login',
+        usernames,
+        session: value !== undefined ? sessionAccount(value) : undefined,
+        fallback: ipAccount(current.identity.clientIp(request.raw)),
+      }
+    } else {
+      session = { kind: 'logout' }
     }
-    const ex: Exchange = { live: current, route: null, account: '', source: 'ip', passes: [], target: '', pending: null, session }
+    const raw = request.raw
+    const ex: Exchange = {
+      live: current,
+      route: null,
+      account: '',
+      source: 'ip',
+      passes: NO_PASSES,
+      overflowKey: () => networkOf(current.identity.clientIp(raw)),
+      target: '',
+      pending: null,
+      session,
+      held: 0,
+    }
     request.sluiceExchange = ex
     return ex
   }
@@ -556,41 +650,57 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
     }
   }
 
-  /** Read (and re-arm for forwarding) the request body, parsed when possible. */
-  async function requestBody(request: FastifyRequest, cap: number): Promise<{ parsed?: unknown; problem?: ReturnType<typeof uninspectable> }> {
+  /** Account bytes an exchange holds; the first take arranges for all of them to be given back when its response closes. */
+  function holder(ex: Exchange, reply: FastifyReply): (n: number) => boolean {
+    return (n) => {
+      if (!budget.take(n)) return false
+      if (ex.held === 0) {
+        reply.raw.once('close', () => {
+          budget.give(ex.held)
+          ex.held = 0
+        })
+      }
+      ex.held += n
+      return true
+    }
+  }
+
+  /** Read (and re-arm for forwarding) the request body: its bytes, or (plugin mode) what the app's parser made of it. */
+  async function requestBody(request: FastifyRequest, cap: number, take: (n: number) => boolean): Promise<{ bytes?: Buffer; parsed?: unknown; problem?: ReturnType<typeof uninspectable>; busy?: true }> {
     const body: unknown = request.body
-    const contentType = request.headers['content-type']
     if (body === undefined || body === null) return {}
     if (!(body instanceof Readable)) {
-      // Guarding routes of the same app: Fastify's own parsers already ran.
-      if (Buffer.isBuffer(body)) return parseOrProblem(body, contentType)
-      if (typeof body === 'string') return parseOrProblem(Buffer.from(body), contentType)
+      // Guarding routes of the same app: Fastify's own parsers already ran, and the app reads what they made.
+      if (Buffer.isBuffer(body)) return { bytes: body }
+      if (typeof body === 'string') return { bytes: Buffer.from(body) }
       return { parsed: body }
     }
     const declared = Number(request.headers['content-length'])
     let read
     try {
-      read = await readCapped(body, cap, Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined)
+      read = await readCapped(body, cap, Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined, take)
     } catch {
       return { problem: uninspectable(400, 'The request body could not be read.') }
     }
+    if (!read.complete && read.busy) return { busy: true }
     if (!read.complete) {
       request.body = read.rest()
       return { problem: uninspectable(413, `The request body is larger than ${cap} bytes, the most this route inspects.`) }
     }
     // The upstream receives exactly the bytes the client sent (headers untouched).
     request.body = Readable.from([read.body])
-    return parseOrProblem(read.body, contentType)
+    return { bytes: read.body }
   }
 }
 
-function parseOrProblem(body: Buffer, contentType: string | undefined): { parsed?: unknown; problem?: ReturnType<typeof uninspectable> } {
-  try {
-    return { parsed: parseBody(body, contentType) }
-  } catch (err) {
-    if (!(err instanceof UninspectableError)) throw err
-    return { problem: uninspectable(err.message.startsWith('content-type') ? 415 : 400, `The request body cannot be read for record ids: ${err.message}.`) }
-  }
+/** Close the connection of a client that has not read its whole answer within `ms`. */
+function closeIfSlow(reply: FastifyReply, ms: number): void {
+  const res = reply.raw
+  const timer = setTimeout(() => {
+    if (!res.writableFinished) res.destroy()
+  }, ms)
+  timer.unref()
+  res.once('close', () => clearTimeout(timer))
 }
 
 /** A withheld response replaces the upstream's status and headers (nothing of it may leak). */

@@ -4,10 +4,13 @@
 //      to the account and the limit (the HTML page solves it and retries by itself; an API
 //      client solves it, e.g. with altcha-lib's solveChallenge, and retries with the
 //      `Sluice-Solution` header).
-//   2. A retry carrying a valid solution gets a pass: that request, and every request of the
-//      same account for `validFor`, is not challenged by that limit (more severe limits still
-//      act). The pass is an HMAC-signed token, returned as the `sluice_pass` cookie and the
-//      `Sluice-Pass` header; clients send either back.
+//   2. A retry carrying a valid solution gets a pass: that request, and the requests of the
+//      same account for `validFor`, are not challenged by that limit (more severe limits still
+//      act) — until the pass has bought `grants` records (requests, on a requests limit) past
+//      it; then the next challenge comes, twice as hard for every solve of that account and
+//      limit within the limit's window. What a pass has bought is counted in the store, so
+//      every instance sees it. The pass is an HMAC-signed token, returned as the `sluice_pass`
+//      cookie and the `Sluice-Pass` header; clients send either back.
 //   3. Solutions are single use (claimed in the store, shared by every instance), expire after
 //      `timeout`, and carry a tag of the account they were made for: another account's
 //      solution or pass is refused.
@@ -28,9 +31,19 @@ export type Verdict = { ok: true; limit: Limit } | { ok: false; reason: 'malform
 interface PassToken {
   /** Account tag. */
   a: string
-  /** Limit id → pass expiry (ms). */
-  p: Record<string, number>
+  /** Limit id → [pass expiry (ms), the pass's id: what it has bought is counted under it]. */
+  p: Record<string, [number, string]>
 }
+
+/** A limit a request holds a pass for, and the counter of what that pass has bought. */
+export interface HeldPass {
+  index: number
+  id: string
+  kind: Limit['kind']
+}
+
+/** The hardest challenge sluice asks (the schema's maximum difficulty). */
+const MAX_DIFFICULTY = 100_000_000
 
 export class Challenges {
   readonly config: ChallengeConfig
@@ -58,7 +71,13 @@ export class Challenges {
   }
 
   async issue(account: string, limit: Limit, now: number): Promise<Challenge> {
-    const max = this.config.difficulty
+    let solves = 0
+    try {
+      solves = await this.store.count(this.solvesKey(account, limit), 0, this.solvesTtl(limit))
+    } catch {
+      // The store is down: the base difficulty (its failure policy governs the rest).
+    }
+    const max = Math.min(MAX_DIFFICULTY, this.config.difficulty * 2 ** Math.min(solves, 16))
     return createChallenge({
       algorithm: 'SHA-256',
       cost: 1,
@@ -99,33 +118,67 @@ export class Challenges {
     let first: boolean
     try {
       first = await this.store.claimOnce(`pow:${challenge.signature}`, data.expires - now + 1000)
+      if (first) await this.store.count(this.solvesKey(account, limit), 1, this.solvesTtl(limit))
     } catch {
       return { ok: false, reason: 'store-unavailable' }
     }
     return first ? { ok: true, limit } : { ok: false, reason: 'replayed' }
   }
 
-  /** Indices of this route's challenge limits that a pass token (cookie or header) lets through. */
-  passes(token: string | undefined, account: string, policy: RoutePolicy, now: number): number[] {
+  /** This route's challenge limits that a pass token (cookie or header) holds a pass for. */
+  passes(token: string | undefined, account: string, policy: RoutePolicy, now: number): HeldPass[] {
     const pass = token ? this.readPass(token) : null
     if (!pass || pass.a !== this.tag(account)) return []
-    const out: number[] = []
+    const out: HeldPass[] = []
     for (const l of policy.limits) {
-      const until = pass.p[l.id]
-      if (l.action === 'challenge' && typeof until === 'number' && until > now) out.push(l.index)
+      const held = pass.p[l.id]
+      if (l.action === 'challenge' && held !== undefined && held[0] > now) out.push({ index: l.index, id: held[1], kind: l.kind })
+    }
+    return out
+  }
+
+  /**
+   * Spend what this observation takes from each pass (one request, or its records) and keep
+   * the passes that can still pay for it: a pass buys at most `grants` past its limit.
+   */
+  async spend(held: readonly HeldPass[], records: number, countRequest: boolean): Promise<number[]> {
+    const out: number[] = []
+    for (const p of held) {
+      const cost = p.kind === 'requests' ? (countRequest ? 1 : 0) : records
+      if (cost === 0) {
+        out.push(p.index)
+        continue
+      }
+      let spent: number
+      try {
+        spent = await this.store.count(`pass:${p.id}`, cost, this.config.validForMs + 60_000)
+      } catch {
+        continue // cannot be checked: the limit acts
+      }
+      if (spent <= this.config.grants) out.push(p.index)
     }
     return out
   }
 
   /** A pass token for `limit`, keeping the still-valid passes of an earlier token of the same account. */
-  grant(previous: string | undefined, account: string, limit: Limit, now: number): string {
+  grant(previous: string | undefined, account: string, limit: Limit, now: number): { token: string; pass: HeldPass } {
     const tag = this.tag(account)
     const kept = previous ? this.readPass(previous) : null
-    const p: Record<string, number> = {}
-    if (kept && kept.a === tag) for (const [id, until] of Object.entries(kept.p)) if (until > now) p[id] = until
-    p[limit.id] = now + this.config.validForMs
+    const p: Record<string, [number, string]> = {}
+    if (kept && kept.a === tag) for (const [id, held] of Object.entries(kept.p)) if (held[0] > now) p[id] = held
+    const pass: HeldPass = { index: limit.index, id: randomBytes(12).toString('base64url'), kind: limit.kind }
+    p[limit.id] = [now + this.config.validForMs, pass.id]
     const body = Buffer.from(JSON.stringify({ a: tag, p } satisfies PassToken)).toString('base64url')
-    return `${body}.${this.mac(body)}`
+    return { token: `${body}.${this.mac(body)}`, pass }
+  }
+
+  private solvesKey(account: string, limit: Limit): string {
+    return `solves:${this.tag(account)}:${limit.id}`
+  }
+
+  /** Solves count toward the difficulty while the limit's window (at least validFor) lasts. */
+  private solvesTtl(limit: Limit): number {
+    return Math.max(limit.windowMs, this.config.validForMs)
   }
 
   private readPass(token: string): PassToken | null {
@@ -137,7 +190,9 @@ export class Challenges {
     if (mac.length !== want.length || !timingSafeEqual(mac, want)) return null
     try {
       const pass = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as PassToken
-      return typeof pass.a === 'string' && pass.p && typeof pass.p === 'object' ? pass : null
+      if (typeof pass.a !== 'string' || !pass.p || typeof pass.p !== 'object') return null
+      const valid = Object.values(pass.p).every((h) => Array.isArray(h) && typeof h[0] === 'number' && typeof h[1] === 'string')
+      return valid ? pass : null
     } catch {
       return null
     }

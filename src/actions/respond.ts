@@ -17,6 +17,7 @@ export type ProblemKind =
   | 'upstream-timeout'
   | 'ambiguous-identity'
   | 'store-unavailable'
+  | 'busy'
 
 export interface Problem {
   kind: ProblemKind
@@ -97,6 +98,11 @@ export function disabled(): Problem {
 
 export function unavailable(): Problem {
   return { kind: 'store-unavailable', status: 503, title: 'Service Unavailable', detail: 'This part of the service is temporarily unavailable. Try again shortly.', retryAfterSec: 5 }
+}
+
+/** The inspection memory budget is in use: nothing was decided, come back in a moment. */
+export function busy(): Problem {
+  return { kind: 'busy', status: 503, title: 'Service Unavailable', detail: 'The service is busy. Try again in a moment.', retryAfterSec: 1 }
 }
 
 export function badRequest(detail: string): Problem {

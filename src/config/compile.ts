@@ -12,6 +12,7 @@ import { compileClamp, type QueryClamp } from '../records/clamp.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
 import { compileSelector, SelectorError, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
+import type { UsernameMode } from '../identity/usernames.js'
 import type { MatchableRoute } from '../routes/table.js'
 import { DURATION_HINT, parseDuration, parseSize } from './duration.js'
 import type { IdentityConfig, RecordsConfig, RouteConfig, SessionsConfig, SluiceConfig } from './schema.js'
@@ -32,6 +33,8 @@ export interface Inspection {
   from: 'body' | 'response'
   select: Selector
   maxBytes: number
+  /** Most ids one body may name; more is uninspectable. */
+  maxIds: number
   /** A body that cannot be read for ids: refused/withheld, or counted as this many new records. */
   uninspectable: 'block' | number
 }
@@ -40,12 +43,14 @@ export interface CompiledSessions {
   login: { method: string; pattern: PathPattern; usernameField: string; cookie: string; success: (status: number) => boolean }
   logout: { method: string | null; pattern: PathPattern } | null
   ttlMs: number
-  caseInsensitive: boolean
+  usernames: UsernameMode
 }
 
 export interface ChallengeConfig {
   difficulty: number
   validForMs: number
+  /** Records (or requests) one solved challenge buys past its limit. */
+  grants: number
   timeoutMs: number
   /** Undefined: a random key per process (passes and challenges do not cross instances). */
   secret: string | undefined
@@ -72,6 +77,8 @@ export interface CompiledConfig {
   methodOverride: 'strip' | 'forward'
   store: { type: 'memory'; maxAccounts: number } | RedisStoreConfig
   identity: IdentityConfig[]
+  /** Key of Basic password fingerprints (undefined: random per process). */
+  identityKey: string | undefined
   routes: CompiledRoute[]
   actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
   sessions: CompiledSessions | null
@@ -80,6 +87,8 @@ export interface CompiledConfig {
   notify: CompiledNotify | null
   /** Pseudonymise record ids in logs, audit and incidents; the key (undefined: random per process). */
   privacy: { pseudonymise: boolean; key: string | Buffer | undefined }
+  /** Bytes of bodies held for inspection at once, and how long a slow client may take to read one. */
+  inspection: { memoryBytes: number; sendTimeoutMs: number }
   logLevel: string
 }
 
@@ -175,6 +184,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     methodOverride: config.methodOverride,
     store: compileStore(config.store, issues, duration),
     identity: config.identity,
+    identityKey: identityKey(config),
     routes,
     actions: {
       throttleRetryAfterMs: duration(config.actions.throttle.retryAfter, ['actions', 'throttle', 'retryAfter']),
@@ -182,6 +192,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       challenge: {
         difficulty: config.actions.challenge.difficulty,
         validForMs: duration(config.actions.challenge.validFor, ['actions', 'challenge', 'validFor']),
+        grants: config.actions.challenge.grants,
         timeoutMs: duration(config.actions.challenge.timeout, ['actions', 'challenge', 'timeout']),
         secret: config.actions.challenge.secret,
       },
@@ -197,6 +208,10 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
           maxAttempts: config.notify.maxAttempts,
         }
       : null,
+    inspection: {
+      memoryBytes: sizeOrIssue(config.inspection?.memory ?? '256mb', ['inspection', 'memory'], issues),
+      sendTimeoutMs: duration(config.inspection?.sendTimeout ?? '30s', ['inspection', 'sendTimeout']),
+    },
     logLevel: config.log.level,
   }
   if (routes.some((r) => r.policy.challengeable) && compiled.store.type === 'redis' && compiled.actions.challenge.secret === undefined) {
@@ -209,6 +224,12 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
   }
   if (issues.length > 0) throw new ConfigIssues(issues)
   return compiled
+}
+
+/** The Basic fingerprint key: its own secret, else another deployment secret (derived apart by its use). */
+function identityKey(config: Defaulted): string | undefined {
+  const basic = config.identity.find((id) => id.type === 'basic')
+  return basic?.secret ?? config.privacy?.key ?? config.audit?.key ?? config.actions.challenge.secret
 }
 
 function compileAudit(a: NonNullable<SluiceConfig['audit']>, duration: (text: string, path: (string | number)[]) => number, issues: ConfigIssue[]): CompiledAudit {
@@ -251,7 +272,7 @@ function compileInspection(records: RecordsConfig | undefined, at: (string | num
   if (!records || 'param' in records || 'query' in records) return null
   const from = 'body' in records ? 'body' : 'response'
   const text = 'body' in records ? records.body : records.response
-  let select: Selector = () => []
+  let select: Selector = compileSelector('$')
   try {
     select = compileSelector(text)
   } catch (err) {
@@ -259,7 +280,7 @@ function compileInspection(records: RecordsConfig | undefined, at: (string | num
     issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, from], message: err.message, hint: 'e.g. $.items[*].id, $[*].id or $.ids' })
   }
   const maxBytes = sizeOrIssue(records.maxInspectBytes ?? '4mb', [...at, 'maxInspectBytes'], issues)
-  return { from, select, maxBytes, uninspectable: records.uninspectable ?? 'block' }
+  return { from, select, maxBytes, maxIds: records.maxIds ?? 10_000, uninspectable: records.uninspectable ?? 'block' }
 }
 
 function compileSessions(
@@ -292,7 +313,7 @@ function compileSessions(
     },
     logout: s.logout && logout ? { method: s.logout.method ?? null, pattern: logout } : null,
     ttlMs: duration(s.ttl ?? '12h', ['sessions', 'ttl']),
-    caseInsensitive: (s.usernames ?? 'case-insensitive') === 'case-insensitive',
+    usernames: s.usernames ?? 'case-insensitive',
   }
 }
 

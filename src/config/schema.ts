@@ -89,30 +89,40 @@ const JwtIdentity = Type.Object(
     claim: Type.String({ default: 'sub', description: 'Claim naming the account.' }),
     issuer: Type.Optional(Type.String({ description: 'Required "iss".' })),
     audience: Type.Optional(Type.String({ description: 'Required "aud".' })),
+    clockTolerance: Type.Optional(Duration('Leeway for exp/nbf, as upstream servers allow. A token whose signature is valid but whose time is out even with the leeway still counts against its subject (never a fresh identity).', '5m')),
   },
-  { ...Strict, required: ['type', 'algorithms'], description: 'A verified JWT. Invalid, expired or badly signed tokens yield no account (the next extractor is tried).' },
+  { ...Strict, required: ['type', 'algorithms'], description: 'A verified JWT; the account is jwt:<claim>. Badly signed or malformed tokens yield no account (the next extractor is tried).' },
 )
 
 const HeaderIdentity = Type.Object(
   {
     type: Type.Literal('header'),
-    name: Type.String({ minLength: 1, description: 'Header naming the account, set by an authenticating proxy in front of sluice.' }),
+    name: Type.String({ minLength: 1, description: 'Header naming the account (header:<value>), set by an authenticating proxy in front of sluice.' }),
     trusted: Type.Boolean({ default: false, description: 'Believe this header from any client. Only true if nothing but your own proxy can reach sluice.' }),
   },
   { ...Strict, required: ['type', 'name'], description: 'An account named by a header, believed only from trustedProxies (or when trusted: true).' },
 )
 
+const Usernames = Type.Union([Type.Literal('case-insensitive'), Type.Literal('case-sensitive'), Type.Literal('exact')], {
+  default: 'case-insensitive',
+  description: 'How user names compare: case-insensitive (default: Unicode NFKC, case-folded, trimmed, as most logins do), case-sensitive (NFKC and trimmed only), or exact.',
+})
+
 const BasicIdentity = Type.Object(
-  { type: Type.Literal('basic') },
-  { ...Strict, description: 'The user name of HTTP Basic authentication (keyed with a fingerprint of the password: a wrong password cannot spend another user\'s budget).' },
+  {
+    type: Type.Literal('basic'),
+    usernames: Type.Optional(Usernames),
+    secret: Type.Optional(Type.String({ minLength: 16, description: 'Key of the password fingerprint in basic:<user>#<fingerprint> (the same on every instance). Use ${SLUICE_IDENTITY_SECRET}. Default: privacy.key, audit.key or actions.challenge.secret, else random per process.' })),
+  },
+  { ...Strict, required: ['type'], description: 'The user name of HTTP Basic authentication, keyed with a keyed fingerprint of the password: a wrong password is another account, and cannot spend or disable the real user\'s budget.' },
 )
 
 const CookieIdentity = Type.Object(
   {
     type: Type.Literal('cookie'),
-    name: Type.String({ minLength: 1, description: 'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored.' }),
+    name: Type.String({ minLength: 1, description: 'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored. Read as servers read it: name case-insensitively, value percent-decoded, and from a ;name= path parameter or ?name= query parameter (URL sessions) too.' }),
   },
-  { ...Strict, required: ['type', 'name'], description: 'One account per session cookie.' },
+  { ...Strict, required: ['type', 'name'], description: 'One account per session cookie (session:<fingerprint>).' },
 )
 
 const Identity = Tagged([JwtIdentity, HeaderIdentity, BasicIdentity, CookieIdentity], 'An account extractor.')
@@ -152,6 +162,7 @@ const Size = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^
 const Selector = (where: string) =>
   Type.String({ minLength: 1, description: `JSON selector of the record ids in the ${where}: $ then .name, ["name"], [n], [*]; e.g. $.items[*].id` })
 const InspectOptions = {
+  maxIds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Most record ids one body may name (default 10,000): a body with more is uninspectable (refused with 413, or an answer withheld with 502, under uninspectable: block). Bounds the work one request can cause.' })),
   maxInspectBytes: Type.Optional(Type.Union(Size.anyOf, { description: 'Largest body read for ids (after decompression); bigger bodies are uninspectable. Default 4mb.' })),
   uninspectable: Type.Optional(
     Type.Union([Type.Literal('block'), Type.Integer({ minimum: 0 })], {
@@ -196,7 +207,8 @@ const Actions = Type.Object(
     challenge: Type.Object(
       {
         difficulty: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 300_000, description: 'Most SHA-256 hashes a solution takes (about half to all of it; see docs/challenge.md for solve times).' }),
-        validFor: Duration('How long a solved challenge passes its limit.', '10m'),
+        validFor: Duration('How long a solved challenge passes its limit (while its grants last).', '10m'),
+        grants: Type.Integer({ minimum: 1, maximum: 100_000, default: 20, description: 'What one solved challenge buys: this many records (or requests, on a requests limit) past the limit; then the next challenge comes, twice as hard for an account that keeps solving.' }),
         timeout: Duration('How long a challenge can be solved and submitted.', '5m'),
         secret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key signing challenges and passes; the same on every instance. Use ${SLUICE_CHALLENGE_SECRET}. Default: random per process (one instance only).' })),
       },
@@ -257,7 +269,7 @@ const Webhook = Type.Object(
 const Notify = Type.Object(
   {
     webhooks: Type.Array(Webhook, { minItems: 1 }),
-    queueLimit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Incidents waiting per webhook, at most; when full, the newest are dropped (counted and logged).' }),
+    queueLimit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Incidents waiting per webhook, at most; when full, the least severe (then the newest) are dropped first: a flood is coalesced, and a disable from outside it is kept (counted and logged).' }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'Attempts per incident, with exponential backoff and jitter.' }),
   },
   { ...Strict, required: ['webhooks'], description: 'Tell an operator: signed webhooks for incidents, retried, never on the request path.' },
@@ -282,9 +294,17 @@ const Sessions = Type.Object(
       ),
     ),
     ttl: Duration('How long a binding lasts when the cookie names no lifetime.', '12h'),
-    usernames: Type.Union([Type.Literal('case-insensitive'), Type.Literal('case-sensitive')], { default: 'case-insensitive', description: 'How user names compare (most legacy logins ignore case).' }),
+    usernames: Usernames,
   },
   { ...Strict, required: ['login'], description: 'Bind session cookies to the account that logged in: logging in again does not reset its budget.' },
+)
+
+const Inspection = Type.Object(
+  {
+    memory: Type.Union(Size.anyOf, { default: '256mb', description: 'Bytes of bodies held for inspection across all requests at once (request bodies being read, answers held until sent). Past it, requests to inspected routes are answered 503 (Retry-After) until memory is free: the heap stays bounded whatever clients do.' }),
+    sendTimeout: Duration('How long an inspected answer may take to reach a client that reads slowly before its connection is closed (its memory freed).', '30s'),
+  },
+  { ...Strict, default: {}, description: 'Limits on the work and memory that reading bodies for record ids may take.' },
 )
 
 const Log = Type.Object(
@@ -318,6 +338,7 @@ export const ConfigSchema = Type.Object(
     audit: Type.Optional(Audit),
     notify: Type.Optional(Notify),
     privacy: Type.Optional(Privacy),
+    inspection: Type.Optional(Inspection),
     log: Type.Optional(Log),
   },
   {

@@ -4,30 +4,44 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
+import { JsonTextError, selectJsonText } from './json-text.js'
+import { formReadings } from './keys.js'
+import { selectWith, type Selector } from './selector.js'
 
 export type ReadResult =
   | { complete: true; body: Buffer }
-  /** Past the cap: what was read so far; `rest()` streams all of it (read and unread) on. */
-  | { complete: false; head: Buffer[]; rest: () => Readable }
+  /**
+   * Past the cap (or, `busy`, past the memory `take` allows): what was read so far; `rest()`
+   * streams all of it (read and unread) on.
+   */
+  | { complete: false; busy?: true; head: Buffer[]; rest: () => Readable }
 
-export async function readCapped(stream: Readable, cap: number, expectedLength?: number): Promise<ReadResult> {
+/**
+ * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
+ * other chunk as it arrives; false stops reading, `busy`.
+ */
+export async function readCapped(stream: Readable, cap: number, expectedLength?: number, take?: (bytes: number) => boolean): Promise<ReadResult> {
   // Known length within the cap: one buffer, filled in place (one copy of the body). A body
   // that turns out longer than declared goes on in `chunks`.
-  const prealloc = expectedLength !== undefined && expectedLength <= cap ? Buffer.allocUnsafe(expectedLength) : null
+  const known = expectedLength !== undefined && expectedLength <= cap
+  const iterator = stream[Symbol.asyncIterator]()
+  if (known && take && !take(expectedLength)) return { complete: false, busy: true, head: [], rest: () => Readable.from(resume([], iterator)) }
+  const prealloc = known ? Buffer.allocUnsafe(expectedLength) : null
   let filled = 0
   const chunks: Buffer[] = []
   let size = 0
-  const iterator = stream[Symbol.asyncIterator]()
   for (;;) {
     const { value, done } = (await iterator.next()) as IteratorResult<Buffer | string>
     if (done) break
     const chunk = typeof value === 'string' ? Buffer.from(value) : value
-    if (size + chunk.length > cap) {
+    const inPlace = prealloc !== null && chunks.length === 0 && filled + chunk.length <= prealloc.length
+    const busy = !inPlace && take !== undefined && size + chunk.length <= cap && !take(chunk.length)
+    if (busy || size + chunk.length > cap) {
       // Stop pulling: the caller forwards the whole body (rest) or destroys the stream.
       const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks, chunk]
-      return { complete: false, head, rest: () => Readable.from(resume(head, iterator)) }
+      return { complete: false, ...(busy ? { busy } : {}), head, rest: () => Readable.from(resume(head, iterator)) }
     }
-    if (prealloc && chunks.length === 0 && filled + chunk.length <= prealloc.length) {
+    if (inPlace) {
       chunk.copy(prealloc, filled)
       filled += chunk.length
     } else {
@@ -71,32 +85,83 @@ export async function decodeContent(body: Buffer, encoding: string | undefined, 
 }
 
 /**
- * An HTML form, or JSON. Legacy apps label JSON carelessly (text/plain, text/html, none), so
- * anything that is not a form is read as JSON whatever its label; only what does not parse as
- * JSON cannot be inspected. A UTF-8 byte order mark (common from .NET apps) is skipped.
+ * The ids a selector finds in a body, read every way the upstream might read it, and their
+ * union: over-counting is safe, under-counting is a bypass.
+ *   JSON   whatever the Content-Type says (legacy apps label JSON carelessly, and PHP's
+ *          `json_decode(file_get_contents('php://input'))` ignores the type), read from the
+ *          source text (json-text.ts: ids past 2^53 keep their digits, duplicate keys are
+ *          all followed)
+ *   form   `application/x-www-form-urlencoded`, or any body that is not JSON (a PHP app may
+ *          `parse_str` it): bracket keys as qs and PHP read them, keys in any case (keys.ts)
+ *   multipart/form-data   its fields (not its files), as a form
+ * A body none of these can read (not JSON, and no form field the selector names) throws
+ * UninspectableError: the route's `uninspectable` policy decides.
  */
-export function parseBody(body: Buffer, contentType: string | undefined): unknown {
-  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-  if (body.length === 0) return undefined
-  if (type === 'application/x-www-form-urlencoded') return parseForm(body.toString('utf8'))
+export function selectBody(body: Buffer, contentType: string | undefined, selector: Selector): string[] {
+  if (body.length === 0) return []
+  const type = mediaType(contentType)
   const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
   const text = body.toString('utf8', bom)
+  if (type === 'multipart/form-data') return selectForm(multipartFields(text, contentType ?? ''), selector)
+  let ids: string[] | null = null
+  let jsonError: JsonTextError | null = null
   try {
-    return JSON.parse(text)
+    ids = selectJsonText(text, selector.steps)
   } catch (err) {
+    if (!(err instanceof JsonTextError)) throw err
+    jsonError = err
+  }
+  const form = type === FORM || jsonError !== null ? selectForm(text, selector) : []
+  if (ids === null) {
+    if (form.length > 0 || type === FORM) return form
     const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
-    throw new UninspectableError(labelled ? `body is not valid JSON: ${(err as Error).message}` : `content-type "${type}" and the body is not JSON (JSON or form bodies only)`)
+    throw new UninspectableError(labelled ? `body is not valid JSON: ${(jsonError as JsonTextError).message}` : `content-type "${type}" and the body is neither JSON nor a form with the selected field`)
+  }
+  return form.length === 0 ? ids : [...ids, ...form]
+}
+
+const FORM = 'application/x-www-form-urlencoded'
+
+/** The ids in a JSON answer (clients read answers as JSON: no form reading); not JSON → UninspectableError. */
+export function selectJsonBody(body: Buffer, contentType: string | undefined, selector: Selector): string[] {
+  if (body.length === 0) return []
+  const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
+  try {
+    return selectJsonText(body.toString('utf8', bom), selector.steps)
+  } catch (err) {
+    if (!(err instanceof JsonTextError)) throw err
+    const type = mediaType(contentType)
+    const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
+    throw new UninspectableError(labelled ? `body is not valid JSON: ${err.message}` : `content-type "${type}" and the body is not JSON (JSON bodies only)`)
   }
 }
 
-/** Repeated fields become arrays; PHP-style `ids[]` and `ids[0]` fold into `ids` (every value counts). */
-export function parseForm(text: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>
-  for (const [rawKey, value] of new URLSearchParams(text)) {
-    const bracket = rawKey.indexOf('[')
-    const key = bracket > 0 ? rawKey.slice(0, bracket) : rawKey
-    const prior = out[key]
-    out[key] = prior === undefined ? value : Array.isArray(prior) ? [...prior, value] : [prior, value]
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+}
+
+/** The selector over both readings of a form (nested and flat), keys in any case. */
+function selectForm(text: string, selector: Selector): string[] {
+  const { nested, flat } = formReadings(text)
+  return [...selectWith(nested, selector.lowerSteps), ...selectWith(flat, selector.lowerSteps)]
+}
+
+/**
+ * The fields of a multipart/form-data body (parts without a filename), re-encoded as a form.
+ * A deliberately small reader: boundaries, each part's Content-Disposition name, its text.
+ */
+function multipartFields(text: string, contentType: string): string {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)
+  const boundary = m?.[1] ?? m?.[2]
+  if (!boundary) throw new UninspectableError('multipart body without a boundary')
+  const fields = new URLSearchParams()
+  for (const part of text.split(`--${boundary}`).slice(1)) {
+    const end = part.indexOf('\r\n\r\n')
+    if (end < 0) continue
+    const head = part.slice(0, end)
+    const name = /content-disposition:[^\r\n]*?\bname="([^"]*)"/i.exec(head)?.[1]
+    if (name === undefined || /\bfilename\*?=/i.test(head)) continue
+    fields.append(name, part.slice(end + 4).replace(/\r\n$/, ''))
   }
-  return out
+  return fields.toString()
 }

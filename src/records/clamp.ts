@@ -1,8 +1,9 @@
 // `clampQuery: { pageSize: 50 }`: the legacy app never sees `pageSize=100000`. Keys match as
-// record query keys do (case-insensitive, PHP brackets dropped), every repeated value is
-// clamped, and anything that is not a whole number from 1 to the cap becomes the cap: many
-// legacy apps read 0, -1 or "all" as "no limit".
-import { queryKey } from './extract.js'
+// record query keys do (keys.ts: any case, `pageSize[]`, `[pageSize]`, `%5BpageSize%5D`),
+// every repeated value is clamped, and anything that is not a whole number from 1 to the cap
+// becomes the cap: many legacy apps read 0, -1 or "all" as "no limit". A pair that also holds
+// `;` (a separator to some servers) is rewritten whole when any of its pieces names a key.
+import { configuredPath, namesKey } from './keys.js'
 
 export type QueryClamp = ((search: string) => { search: string; clamped: string[] } | null) & {
   /** The caps as configured, for `sluice check`. */
@@ -12,7 +13,8 @@ export type QueryClamp = ((search: string) => { search: string; clamped: string[
 }
 
 export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp {
-  const byKey = new Map(Object.entries(caps).map(([k, v]) => [k.toLowerCase(), v]))
+  const paths = Object.entries(caps).map(([k, cap]) => ({ path: configuredPath(k), cap }))
+  const capOf = (key: string) => paths.find((p) => namesKey(key, p.path))?.cap
   const within = (value: unknown, cap: number) => typeof value === 'string' && /^[0-9]{1,15}$/.test(value) && Number(value) >= 1 && Number(value) <= cap
 
   const search = (text: string) => {
@@ -21,25 +23,25 @@ export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp
     const parts = text.slice(1).split('&')
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as string
-      const eq = part.indexOf('=')
-      const rawKey = eq < 0 ? part : part.slice(0, eq)
-      let key: string
-      try {
-        key = decodeURIComponent(rawKey.replace(/\+/g, ' '))
-      } catch {
-        continue
+      // With `;` in it the pair means one thing to `&`-only servers and several to others:
+      // any piece naming a capped key rewrites the whole pair.
+      for (const piece of part.includes(';') ? part.split(';') : [part]) {
+        const eq = piece.indexOf('=')
+        const rawKey = eq < 0 ? piece : piece.slice(0, eq)
+        const key = decodeKey(rawKey)
+        const cap = capOf(key)
+        if (cap === undefined || (piece === part && within(eq < 0 ? '' : piece.slice(eq + 1), cap))) continue
+        parts[i] = `${rawKey}=${cap}`
+        clamped.push(key)
+        break
       }
-      const cap = byKey.get(queryKey(key))
-      if (cap === undefined || within(eq < 0 ? '' : part.slice(eq + 1), cap)) continue
-      parts[i] = `${rawKey}=${cap}`
-      clamped.push(key)
     }
     return clamped.length === 0 ? null : { search: `?${parts.join('&')}`, clamped }
   }
 
   const parsed = (query: Record<string, unknown>) => {
     for (const key of Object.keys(query)) {
-      const cap = byKey.get(queryKey(key))
+      const cap = capOf(key)
       if (cap === undefined) continue
       const v = query[key]
       query[key] = Array.isArray(v) ? v.map((x) => (within(x, cap) ? x : String(cap))) : within(v, cap) ? v : String(cap)
@@ -47,4 +49,14 @@ export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp
   }
 
   return Object.assign(search, { caps, parsed })
+}
+
+/** A raw query key decoded as servers decode it (`+` is a space); a bad escape is kept as it is. */
+function decodeKey(raw: string): string {
+  const plus = raw.replace(/\+/g, ' ')
+  try {
+    return decodeURIComponent(plus)
+  } catch {
+    return plus
+  }
 }

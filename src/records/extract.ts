@@ -1,4 +1,5 @@
 // Record ids a request asks for, read before it is forwarded.
+import { configuredPath, namesKey, pairs } from './keys.js'
 
 export type RecordSource = { param: string } | { query: string; split?: string }
 
@@ -15,16 +16,16 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
       return id === undefined || id === '' ? NONE : [id]
     }
   }
-  // Query keys are compared case-insensitively and with PHP-style brackets dropped (`ID=`,
-  // `id[]=`, `id[0]=`): servers differ here, and counting a key the upstream ignores only
-  // over-counts, while missing one it honours is a bypass. Every repeated value counts.
-  const key = source.query.toLowerCase()
+  // Query keys are read as every common stack reads them (keys.ts): `ID=`, `id[]=`, `[id]=`,
+  // `id[0]=` all name `id`. Counting a key the upstream ignores only over-counts, while
+  // missing one it honours is a bypass. Every repeated value counts.
+  const path = configuredPath(source.query)
   const split = source.split
   return (_params, search) => {
     if (search.length < 2) return NONE
     const out = new Set<string>()
-    for (const [k, v] of new URLSearchParams(search)) {
-      if (queryKey(k) !== key) continue
+    for (const [k, v] of pairs(search.slice(1))) {
+      if (!namesKey(k, path)) continue
       for (const part of split ? v.split(split) : [v]) {
         const id = part.trim()
         if (id !== '') out.add(id)
@@ -32,10 +33,4 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
     }
     return out.size === 0 ? NONE : [...out]
   }
-}
-
-/** A query key as records and clamps compare it: lower case, PHP brackets dropped (`IDS`, `ids[]`, `ids[0]` → `ids`). */
-export function queryKey(k: string): string {
-  const bracket = k.indexOf('[')
-  return (bracket > 0 ? k.slice(0, bracket) : k).toLowerCase()
 }

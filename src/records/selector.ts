@@ -8,19 +8,42 @@
 // (`$.ids` and `$.ids[*]` mean the same: a batch form field `id=1&id=2` parses to an array);
 // objects, booleans and null are not ids and are skipped.
 
-type Step = { kind: 'key'; key: string } | { kind: 'index'; index: number } | { kind: 'all' }
+export type Step = { kind: 'key'; key: string } | { kind: 'index'; index: number } | { kind: 'all' }
 
-export type Selector = (value: unknown) => string[]
+export interface Selector {
+  /** Walk a parsed value (plugin mode: the app's own parser already ran). */
+  (value: unknown): string[]
+  readonly steps: readonly Step[]
+  /** The same steps with lower-cased keys: for readings whose keys are compared in any case (forms). */
+  readonly lowerSteps: readonly Step[]
+}
 
 export class SelectorError extends Error {}
 
 export function compileSelector(text: string): Selector {
-  const steps = parseSelector(text)
-  return (value) => {
+  return fromSteps(parseSelector(text))
+}
+
+/** `$.<name>`: one top-level field (a login form's user name). */
+export function fieldSelector(name: string): Selector {
+  return fromSteps([{ kind: 'key', key: name }])
+}
+
+function fromSteps(steps: Step[]): Selector {
+  const select = (value: unknown) => {
     const out: string[] = []
     walk(value, steps, 0, out)
     return out
   }
+  const lowerSteps = steps.map((s) => (s.kind === 'key' ? { kind: 'key' as const, key: s.key.toLowerCase() } : s))
+  return Object.assign(select, { steps, lowerSteps })
+}
+
+/** Walk with explicit steps (e.g. lowerSteps over a form reading). */
+export function selectWith(value: unknown, steps: readonly Step[]): string[] {
+  const out: string[] = []
+  walk(value, steps, 0, out)
+  return out
 }
 
 export function parseSelector(text: string): Step[] {

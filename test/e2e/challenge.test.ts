@@ -26,7 +26,7 @@ routes:
     limits:
       - { window: 10m, distinctRecords: 2, action: challenge }
 actions:
-  challenge: { difficulty: 2000, validFor: 10m, timeout: 5m, secret: test-challenge-secret-0123456789 }
+  challenge: { difficulty: 2000, validFor: 10m, grants: 50, timeout: 5m, secret: test-challenge-secret-0123456789 }
   disable: { duration: 1h }
 `
 
@@ -76,6 +76,28 @@ async function challengeFor(user: string, path = '/api/contacts', from = 1): Pro
 }
 
 describe('challenge over the API', () => {
+  it('a pass buys `grants` records, then the next challenge comes, twice as hard', async () => {
+    proxy = await start()
+    const { problem, next } = await challengeFor('grace', '/api/invoices')
+    expect(next).toBe(3)
+    const first = await solveChallenge({ challenge: problem.challenge, deriveKey })
+    expect(first!.counter).toBeLessThanOrEqual(2000) // difficulty 2000: the counter is in [1000, 2000]
+    const answer = Buffer.from(JSON.stringify({ challenge: problem.challenge, solution: first })).toString('base64')
+    const solved = await get(`/api/invoices/${next}`, 'grace', { 'sluice-solution': answer })
+    expect(solved.status).toBe(200)
+    const pass = solved.headers.get('sluice-pass')!
+    // The solving request spent 1 of the 50 grants; 49 more new records pass, the 50th does not.
+    const statuses: number[] = []
+    for (let id = next + 1; id <= next + 50; id++) statuses.push((await get(`/api/invoices/${id}`, 'grace', { 'sluice-pass': pass })).status)
+    expect(statuses.slice(0, 49).every((s) => s === 200)).toBe(true)
+    expect(statuses[49]).toBe(429)
+    const again = (await (await get(`/api/invoices/${next + 51}`, 'grace', { 'sluice-pass': pass })).json()) as ChallengeProblem
+    const second = await solveChallenge({ challenge: again.challenge, deriveKey })
+    expect(second!.counter).toBeGreaterThanOrEqual(2000) // one solve: difficulty 4000, the counter in [2000, 4000]
+    expect(upstream.received.filter((r) => r.url.startsWith('/api/invoices/')).length).toBe(2 + 1 + 49)
+  })
+
+
   it('a solved challenge lets the request through and grants a pass for the limit; more severe limits still act', async () => {
     proxy = await start()
     const { problem, next } = await challengeFor('mallory')

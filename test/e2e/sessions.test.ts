@@ -98,23 +98,25 @@ describe('sessions bound to accounts', () => {
     expect(proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound').length).toBe(1)
   })
 
-  it('logout unbinds the session', async () => {
+  it('logout keeps the binding: counts belong to the user, and a logout the upstream ignores refunds nothing', async () => {
     proxy = await startProxy(config(), { upstream: app.url })
     const s = (await login('bob', 'bob-pw')).session!
     expect(await boundTo(s)).toBe('user:bob')
     const res = await fetch(`${proxy.url}/logout`, { method: 'POST', headers: { cookie: `JSESSIONID=${s}` } })
     expect(res.status).toBe(204)
-    expect(await boundTo(s)).toBeUndefined()
-    expect(proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'unbound')).toBe(true)
+    expect(await boundTo(s)).toBe('user:bob')
+    expect(proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'logout')).toBe(true)
   })
 
-  it('a login body sluice cannot read, or without the user name field, binds nothing and is still forwarded', async () => {
+  it('a login body sluice cannot read, or naming two users, binds no user and is still forwarded', async () => {
     proxy = await startProxy(config(), { upstream: app.url })
     const res = await fetch(`${proxy.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username": ' })
     expect(res.status).toBe(400) // the app's own answer to broken JSON
     const repeated = await fetch(`${proxy.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=alice&username=mallory&password=alice-pw' })
     await repeated.arrayBuffer()
     expect(proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound').length).toBe(0)
+    // The ambiguous login's session counts against the client address, never a fresh budget.
+    expect(proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'ambiguous' && l.account === 'ip:127.0.0.1')).toBe(true)
   })
 
   it('an upstream that sets another cookie than configured: per-session counting, said once in the log', async () => {

@@ -3,7 +3,8 @@
 import { Readable } from 'node:stream'
 import { gzipSync, brotliCompressSync, deflateSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
-import { decodeContent, parseBody, parseForm, readCapped, UninspectableError } from '../../src/records/body.js'
+import { decodeContent, readCapped, selectBody, UninspectableError } from '../../src/records/body.js'
+import { formReadings } from '../../src/records/keys.js'
 import { compileClamp } from '../../src/records/clamp.js'
 import { compileSelector, SelectorError } from '../../src/records/selector.js'
 
@@ -98,22 +99,26 @@ describe('reading bodies', () => {
     await expect(decodeContent(json, 'zstd', 1000)).rejects.toThrow(/not supported/)
   })
 
-  it('parses JSON and forms; refuses other types and broken JSON', () => {
-    expect(parseBody(Buffer.from('{"ids":[1,2]}'), 'application/json; charset=utf-8')).toEqual({ ids: [1, 2] })
-    expect(parseBody(Buffer.from('{"a":1}'), 'application/vnd.api+json')).toEqual({ a: 1 })
-    expect(parseBody(Buffer.from('ids=1&ids=2&ids[]=3&name=x'), 'application/x-www-form-urlencoded')).toEqual({ ids: ['1', '2', '3'], name: 'x' })
-    expect(parseBody(Buffer.alloc(0), 'application/json')).toBeUndefined()
-    expect(() => parseBody(Buffer.from('{"a":'), 'application/json')).toThrow(/not valid JSON/)
-    expect(() => parseBody(Buffer.from('<x/>'), 'text/xml')).toThrow(/content-type "text\/xml" and the body is not JSON/)
+  it('reads JSON and forms; refuses bodies no reading can use', () => {
+    const ids = compileSelector('$.ids')
+    const sel = (body: string | Buffer, type: string) => selectBody(Buffer.isBuffer(body) ? body : Buffer.from(body), type, ids)
+    expect(sel('{"ids":[1,2]}', 'application/json; charset=utf-8')).toEqual(['1', '2'])
+    expect(sel('{"ids":[1]}', 'application/vnd.api+json')).toEqual(['1'])
+    expect(sel('ids=1&ids=2&ids[]=3&name=x', 'application/x-www-form-urlencoded').sort()).toEqual(['1', '1', '2', '2', '3', '3'])
+    expect(sel(Buffer.alloc(0), 'application/json')).toEqual([])
+    expect(() => sel('{"a":', 'application/json')).toThrow(/not valid JSON/)
+    expect(() => sel('<x/>', 'text/xml')).toThrow(/content-type "text\/xml" and the body is neither JSON nor a form/)
     // Legacy labels: JSON sent as text/plain or text/html, with a UTF-8 byte order mark.
-    expect(parseBody(Buffer.from('{"items":[{"id":1}]}'), 'text/html; charset=utf-8')).toEqual({ items: [{ id: 1 }] })
-    expect(parseBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1,2]')]), 'application/json')).toEqual([1, 2])
+    expect(selectBody(Buffer.from('{"items":[{"id":1}]}'), 'text/html; charset=utf-8', compileSelector('$.items[*].id'))).toEqual(['1'])
+    expect(selectBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1,2]')]), 'application/json', compileSelector('$'))).toEqual(['1', '2'])
   })
 
   it('form parsing cannot pollute prototypes', () => {
-    const form = parseForm('__proto__=x&constructor=y')
-    expect(Object.getPrototypeOf(form)).toBeNull()
+    const { nested, flat } = formReadings('__proto__=x&constructor=y&__proto__[a]=1')
+    expect(Object.getPrototypeOf(nested)).toBeNull()
+    expect(Object.getPrototypeOf(flat)).toBeNull()
     expect(({} as Record<string, unknown>).x).toBeUndefined()
+    expect(({} as Record<string, unknown>).a).toBeUndefined()
   })
 })
 

@@ -38,7 +38,8 @@ beforeAll(async () => {
       status: res.status,
       decision: d && {
         kind: d.decision as string,
-        account: d.account as string,
+        // The proxy keys the header's user in its namespace; the log names the user bare.
+        account: (d.account as string).replace(/^header:/, ''),
         route: d.route as string,
         limit: d.limit as string | null,
         counts: d.counts as Record<string, number>,

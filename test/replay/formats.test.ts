@@ -139,7 +139,7 @@ describe("sluice's own decision log", () => {
       expect(entries).toHaveLength(2) // ids 3 and 4 were throttled; allows are not logged
       // The record id in the path, or its keyed pseudonym (`~hex`) when the proxy pseudonymises
       // logs: distinct counts are the same either way, as long as the key is.
-      expect(entries[0]).toMatchObject({ method: 'GET', account: 'mallory', client: '127.0.0.1' })
+      expect(entries[0]).toMatchObject({ method: 'GET', account: 'header:mallory', client: '127.0.0.1' })
       expect(entry(entries[0]).target).toMatch(/^\/api\/contacts\/(3|~[0-9a-f]{32})$/)
       expect(typeof entry(entries[0]).time).toBe('number')
       expect(lines.some((l) => parse(l) === IGNORED)).toBe(true) // e.g. "Server listening"

@@ -1,0 +1,180 @@
+// The parser differentials of issue 13, against an upstream that reads requests the way
+// servlets, PHP and Express do (test/helpers/lax-legacy.ts). The differential is the bug, so
+// every test asks the upstream itself what it served.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startLaxLegacy, servedTo, USERS, type LaxLegacy } from '../helpers/lax-legacy.js'
+import { startProxy, type RunningProxy } from '../helpers/proxy.js'
+
+const CONFIG = `
+version: 1
+upstream: { url: UPSTREAM, timeout: 5s }
+store: { type: memory, maxAccounts: 40 }
+identity:
+  - { type: cookie, name: JSESSIONID }
+  - { type: basic, secret: test-identity-secret-0123456789 }
+sessions:
+  login: { path: /login, usernameField: username, cookie: JSESSIONID }
+  logout: { path: /logout }
+routes:
+  - name: contact
+    methods: [GET]
+    path: /api/contacts/:id
+    records: { param: id }
+    limits:
+      - { window: 10m, distinctRecords: 5, action: throttle }
+      - { window: 10m, distinctRecords: 8, action: disable }
+  - name: lookup
+    methods: [GET]
+    path: /api/contacts
+    records: { query: id, split: "," }
+    clampQuery: { pageSize: 10, _limit: 10 }
+    limits:
+      - { window: 10m, distinctRecords: 5, action: throttle }
+      - { window: 10m, distinctRecords: 8, action: disable }
+  - name: batch
+    methods: [POST]
+    path: /api/contacts/batch
+    records: { body: "$.ids" }
+    limits: [ { window: 10m, distinctRecords: 5, action: throttle } ]
+  - name: export
+    methods: [GET]
+    path: /api/export
+    records: { response: "$.items[*].id" }
+    limits: [ { window: 10m, distinctRecords: 10, action: throttle } ]
+`
+
+const BIG = (i: number) => `12345678901234567${800 + i}` // 20 digits: JSON.parse rounds them together
+let app: LaxLegacy
+let proxy: RunningProxy
+const pages: string[] = []
+
+beforeAll(async () => {
+  app = await startLaxLegacy({ pageItems: (page) => pages[page] ?? '{"items":[]}' })
+  proxy = await startProxy(CONFIG, { upstream: app.url })
+})
+afterAll(async () => {
+  await proxy?.close()
+  await app?.close()
+})
+
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
+async function get(path: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`${proxy.url}${path}`, { headers })
+  await res.arrayBuffer()
+  return res.status
+}
+async function post(path: string, body: string, type: string, headers: Record<string, string> = {}): Promise<number> {
+  const res = await fetch(`${proxy.url}${path}`, { method: 'POST', body, headers: { 'content-type': type, ...headers }, redirect: 'manual' })
+  await res.arrayBuffer()
+  return res.status
+}
+async function login(query: string, body: string): Promise<string | undefined> {
+  const res = await fetch(`${proxy.url}/login${query}`, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  await res.arrayBuffer()
+  return /JSESSIONID=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1]
+}
+
+describe('query keys as qs, PHP and servlets read them', () => {
+  it('every spelling of the record key counts: the upstream serves at most the limit', async () => {
+    const who = basic('bob', USERS.bob as string)
+    const spellings = ['id=1', 'id=2', 'ID=3', '[id]=4', '%5Bid%5D=5', '[id][]=6', 'id[0]=7', 'Id[]=8', 'x=1;id=9', '%20id=10', 'id%00x=11']
+    const statuses = []
+    for (const s of spellings) statuses.push(await get(`/api/contacts?${s}`, who))
+    expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200])
+    expect(statuses.slice(5).every((s) => s === 429)).toBe(true)
+    expect(servedTo(app, 'bob')).toBe(5)
+  })
+
+  it('clampQuery holds for every spelling of the key', async () => {
+    for (const q of ['[_limit]=1000', '_LIMIT=1000', '_limit[]=1000', 'x=1;pageSize=1000', '%5BpageSize%5D=1000', 'pageSize=1e3', 'pagesize=+1000', '[pageSize][]=1000']) {
+      expect(await get(`/api/contacts?${q}`)).toBe(200)
+      expect(app.largestPage).toBeLessThanOrEqual(10)
+    }
+  })
+})
+
+describe('bodies as the upstream may read them', () => {
+  it('JSON sent as a form, bracket-keyed forms and long ids all count', async () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => 100 + i)
+    // JSON labelled as a form (PHP reads php://input as JSON whatever the type).
+    expect(await post('/api/contacts/batch', JSON.stringify({ ids: ids(6) }), 'application/x-www-form-urlencoded', basic('alice', USERS.alice as string))).toBe(429)
+    // Extended form keys: [ids][]=…
+    expect(await post('/api/contacts/batch', ids(6).map((i) => `[ids][]=${i}`).join('&'), 'application/x-www-form-urlencoded', basic('alice', USERS.alice as string))).toBe(429)
+    // Six distinct 20-digit ids that JSON.parse rounds to one or two.
+    expect(await post('/api/contacts/batch', `{"ids":[${[1, 2, 3, 4, 5, 6].map(BIG).join(',')}]}`, 'application/json', basic('alice', USERS.alice as string))).toBe(429)
+    // Duplicate keys: the upstream may read either member.
+    expect(await post('/api/contacts/batch', '{"ids":[1,2,3],"ids":[4,5,6]}', 'application/json', basic('alice', USERS.alice as string))).toBe(429)
+    expect(servedTo(app, 'alice')).toBe(0)
+  })
+
+  it('long ids and duplicate keys in an answer are counted from the text', async () => {
+    pages[0] = `{"items":[${[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `{"id":${BIG(i)}}`).join(',')}],"items":[]}`
+    pages[1] = `{"items":[],"items":[${[8, 9, 10, 11].map((i) => `{"id":${BIG(i)}}`).join(',')}]}`
+    const who = { cookie: 'JSESSIONID=exporter-1' }
+    expect(await get('/api/export?page=0', who)).toBe(200) // 8 records
+    expect(await get('/api/export?page=1', who)).toBe(429) // 12 > 10: withheld whole
+  })
+})
+
+describe('logins and sessions', () => {
+  it('a servlet-style login naming two users binds neither; the scraping never lands on alice', async () => {
+    // Mallory's credentials, with alice in the body and mallory in the query (a servlet reads the query).
+    const sid = await login('?username=mallory', `username=alice&password=${USERS.mallory}`)
+    expect(sid).toBeDefined()
+    expect(app.sessions.get(sid as string)).toBe('mallory')
+    for (let id = 200; id < 210; id++) await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${sid}` })
+    expect(servedTo(app, 'mallory')).toBe(5)
+    // Alice is untouched.
+    const alice = await login('', `username=alice&password=${USERS.alice}`)
+    expect(await get('/api/contacts/1', { cookie: `JSESSIONID=${alice}` })).toBe(200)
+    expect(proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'ambiguous')).toBe(true)
+  })
+
+  it('a login with the user name only in the query binds; spellings of the user share one budget', async () => {
+    const first = await login(`?username=BOB&password=${USERS.bob}`, '')
+    const second = await login('', `username=%20bob&password=${USERS.bob}`)
+    expect(proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound' && l.account === 'user:bob').length).toBeGreaterThanOrEqual(2)
+    // bob spent 5 in the first test (Basic): the user's session budget is separate from basic:, so count here afresh.
+    const statuses = []
+    for (let id = 300; id < 306; id++) statuses.push(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${id % 2 ? first : second}` }))
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
+  })
+
+  it('cookie spellings, URL sessions and an ignored logout give no fresh budget', async () => {
+    const sid = (await login('', `username=mallory&password=${USERS.mallory}`)) as string
+    // mallory (user:mallory) is bound; spend the budget.
+    for (let id = 400; id < 405; id++) expect(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${sid}` })).toBe(200)
+    const encoded = [...sid].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')
+    expect(await get('/api/contacts/405', { cookie: `JSESSIONID=${encoded}` })).toBe(429)
+    expect(await get('/api/contacts/406', { cookie: `jsessionid=${sid}` })).toBe(429)
+    expect(await get(`/api/contacts/407;jsessionid=${sid}`)).toBe(429)
+    expect(await post('/logout', '', 'text/plain', { cookie: `JSESSIONID=${sid}` })).toBe(200)
+    expect(await get('/api/contacts/408', { cookie: `JSESSIONID=${sid}` })).toBe(429)
+  })
+
+  it('Basic users are one account however the name is spelled', async () => {
+    const statuses = []
+    for (const [i, u] of ['carol', 'CAROL', ' carol', 'ｃａｒｏｌ', 'Carol', 'carol'].entries()) statuses.push(await get(`/api/contacts/${500 + i}`, basic(u, 'any-password')))
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
+  })
+})
+
+describe('store churn through the proxy', () => {
+  it('hundreds of fresh identities answered by sluice itself neither reset nor unlock a disabled account', async () => {
+    const victim = basic('alice', USERS.alice as string)
+    expect(await get(`/api/contacts?id=${[1, 2, 3, 4, 5, 6, 7, 8, 9].join(',')}`, victim)).toBe(403)
+    expect(await get('/api/contacts/600', victim)).toBe(403)
+    for (let i = 0; i < 300; i++) await get(`/api/contacts?id=${[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => n + i * 10).join(',')}`, { cookie: `JSESSIONID=flood-${i}` })
+    expect(await get('/api/contacts/1', victim)).toBe(403)
+  })
+})
+
+describe('one request must not stall everyone', () => {
+  it('a body naming more ids than records.maxIds is refused (413) and others are served meanwhile', async () => {
+    const huge = `{"ids":[${Array.from({ length: 200_000 }, (_, i) => i).join(',')}]}`
+    // (bob is tracked: newcomers would share the disabled overflow key of the flood above.)
+    const [big, other] = await Promise.all([post('/api/contacts/batch', huge, 'application/json'), get('/api/contacts/700', basic('bob', USERS.bob as string))])
+    expect(big).toBe(413)
+    expect(other).toBe(200)
+  })
+})

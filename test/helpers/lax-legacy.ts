@@ -1,0 +1,183 @@
+// A "lax legacy" upstream: it reads requests the way servlet containers, PHP and Express do,
+// all at once, so that any reading sluice misses is served here and shows up in `served`.
+//   query    `&` and `;` separate pairs; keys in any case; `id[]`, `id[0]`, `[id]`, `[id][]`,
+//            `%5Bid%5D` all name `id` (qs, PHP); `pageSize`/`_limit` read the same way
+//   bodies   JSON whatever the Content-Type (PHP's json_decode(php://input)); forms with
+//            bracket keys; numbers read from their digits (Java `long`); duplicate keys: both
+//   cookies  names in any case, values percent-decoded; `;jsessionid=` in the path (Tomcat)
+//   logins   the user name from the query first, then the body (a servlet's getParameter),
+//            compared case-insensitively after NFKC and trimming; Basic users likewise
+//   logout   answers 200 and forgets nothing (a common legacy bug)
+// Every record id it serves is remembered per user, so a test asks the upstream itself how
+// many distinct records an attacker got.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface LaxLegacy {
+  url: string
+  /** user (or `anon`) → distinct record ids served to them. */
+  served: Map<string, Set<string>>
+  /** The largest page size a list request was served with. */
+  largestPage: number
+  /** Logins the app accepted: session id → user. */
+  sessions: Map<string, string>
+  close(): Promise<void>
+}
+
+export const USERS: Record<string, string> = { alice: 'alice-pw', mallory: 'mallory-pw', bob: 'bob-pw' }
+
+const fold = (name: string) => name.normalize('NFKC').trim().toUpperCase().toLowerCase()
+
+/** Every (key path, value) of a query string or form, as the laxest parser reads it. */
+export function laxPairs(text: string): { path: string[]; value: string }[] {
+  const out: { path: string[]; value: string }[] = []
+  for (const part of text.split(/[&;]/)) {
+    if (part === '') continue
+    const eq = part.indexOf('=')
+    const dec = (s: string) => {
+      try {
+        return decodeURIComponent(s.replace(/\+/g, ' '))
+      } catch {
+        return s
+      }
+    }
+    const key = dec(eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase()
+    const value = eq < 0 ? '' : dec(part.slice(eq + 1))
+    const segs = [...key.matchAll(/\[([^\]]*)\]/g)].map((m) => m[1] as string)
+    const open = key.indexOf('[')
+    let base = open < 0 ? key : key.slice(0, open)
+    if (base === '') base = segs.shift() ?? ''
+    out.push({ path: [base, ...segs], value })
+  }
+  return out
+}
+
+const valuesOf = (text: string, name: string) => laxPairs(text).filter((p) => p.path[0] === name.toLowerCase()).map((p) => p.value)
+
+/** Ids in a JSON text: every number token's digits and every string under a key `id`/`ids`, duplicates included. */
+function jsonIds(text: string, key: string): string[] {
+  const out: string[] = []
+  const re = new RegExp(`"${key}"\\s*:\\s*(\\[[^\\]]*\\]|-?\\d+|"[^"]*")`, 'gi')
+  for (const m of text.matchAll(re)) {
+    const v = m[1] as string
+    for (const t of v.matchAll(/-?\d+|"([^"]*)"/g)) out.push(t[1] ?? t[0])
+  }
+  return out
+}
+
+export async function startLaxLegacy(options: { pageItems?: (page: number, size: number) => string } = {}): Promise<LaxLegacy> {
+  const served = new Map<string, Set<string>>()
+  const sessions = new Map<string, string>()
+  const state = { largestPage: 0 }
+  let nextSession = 1
+
+  const serve = (user: string, ids: string[]) => {
+    let set = served.get(user)
+    if (!set) served.set(user, (set = new Set()))
+    for (const id of ids) set.add(id)
+  }
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8')
+      const rawUrl = req.url ?? '/'
+      const q = rawUrl.indexOf('?')
+      const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q)
+      const query = q < 0 ? '' : rawUrl.slice(q + 1)
+      // Tomcat: `;jsessionid=` in any segment is the session; the path is matched without it.
+      let urlSession: string | undefined
+      const path = rawPath
+        .split('/')
+        .map((seg) => {
+          const [name, ...params] = seg.split(';')
+          for (const p of params) {
+            const [k = '', v = ''] = p.split('=')
+            if (k.toLowerCase() === 'jsessionid') urlSession = decodeURIComponent(v)
+          }
+          return name
+        })
+        .join('/')
+      let cookieSession: string | undefined
+      for (const pair of (req.headers.cookie ?? '').split(';')) {
+        const eq = pair.indexOf('=')
+        if (eq < 0) continue
+        if (pair.slice(0, eq).trim().toLowerCase() === 'jsessionid') cookieSession = decodeURIComponent(pair.slice(eq + 1).trim())
+      }
+      const sid = cookieSession ?? urlSession
+      let user = sid !== undefined ? sessions.get(sid) : undefined
+      const auth = req.headers.authorization
+      if (!user && auth?.toLowerCase().startsWith('basic ')) {
+        const [u = '', p = ''] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':')
+        if (USERS[fold(u)] === p) user = fold(u)
+      }
+      const json = (status: number, doc: unknown, raw?: string) => {
+        res.writeHead(status, { 'content-type': 'application/json' })
+        res.end(raw ?? JSON.stringify(doc))
+      }
+
+      if (path === '/login' && req.method === 'POST') {
+        // getParameter: the query first, then the body; JSON bodies too.
+        const fromQuery = valuesOf(query, 'username')[0]
+        const fromBody = body.trim().startsWith('{') ? (JSON.parse(body) as Record<string, string>).username : valuesOf(body, 'username')[0]
+        const name = fold(fromQuery ?? fromBody ?? '')
+        const password = valuesOf(query, 'password')[0] ?? (body.trim().startsWith('{') ? (JSON.parse(body) as Record<string, string>).password : valuesOf(body, 'password')[0])
+        if (USERS[name] === undefined || USERS[name] !== password) return json(401, { error: 'bad credentials' })
+        const id = `S${nextSession++}x${Math.random().toString(36).slice(2, 10)}`
+        sessions.set(id, name)
+        res.writeHead(200, { 'set-cookie': `JSESSIONID=${id}; Path=/; HttpOnly`, 'content-type': 'application/json' })
+        return res.end(JSON.stringify({ user: name }))
+      }
+      if (path === '/logout') return json(200, { ok: true }) // forgets nothing
+      const who = user ?? 'anon'
+      const contact = /^\/api\/contacts\/([^/]+)$/.exec(path)
+      if (contact && req.method === 'GET') {
+        serve(who, [contact[1] as string])
+        return json(200, { id: contact[1], name: `Contact ${contact[1]}` })
+      }
+      if (path === '/api/contacts' && req.method === 'GET') {
+        const ids = valuesOf(query, 'id').flatMap((v) => v.split(','))
+        if (ids.length > 0) {
+          serve(who, ids)
+          return json(200, { items: ids.map((id) => ({ id })) })
+        }
+        const size = Math.max(1, ...valuesOf(query, 'pagesize').map(Number).filter(Number.isFinite), ...valuesOf(query, '_limit').map(Number).filter(Number.isFinite))
+        const page = Number(valuesOf(query, 'page')[0] ?? 0)
+        state.largestPage = Math.max(state.largestPage, size)
+        const items = Array.from({ length: Math.min(size, 5000) }, (_, i) => String(page * size + i + 1))
+        serve(who, items)
+        return json(200, { items: items.map((id) => ({ id })) })
+      }
+      if (path === '/api/contacts/batch' && req.method === 'POST') {
+        // JSON whatever the type, else a form with bracket keys.
+        const ids = body.trim().startsWith('{') ? jsonIds(body, 'ids') : laxPairs(body).filter((p) => p.path[0] === 'ids').map((p) => p.value)
+        serve(who, ids)
+        return json(200, { items: ids.map((id) => ({ id })) })
+      }
+      if (path === '/api/export' && req.method === 'GET') {
+        // A JSON answer written by hand: the ids are what the test asks for, as raw text.
+        const raw = options.pageItems?.(Number(valuesOf(query, 'page')[0] ?? 0), 0) ?? '{"items":[]}'
+        serve(who, jsonIds(raw, 'id'))
+        return json(200, null, raw)
+      }
+      json(404, { error: 'not found' })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    served,
+    sessions,
+    get largestPage() {
+      return state.largestPage
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+/** Distinct records the upstream served to `user`. */
+export function servedTo(app: LaxLegacy, user: string): number {
+  return app.served.get(user)?.size ?? 0
+}
