@@ -7,10 +7,13 @@ import { sendProblem } from './actions/respond.js'
 import type { CompiledConfig } from './config/compile.js'
 import { trustedPeer } from './identity/ip.js'
 import { sluice } from './plugin.js'
-import type { Store } from './store/store.js'
+import type { Store } from './engine/store.js'
+import type { IncidentSink } from './report/reporter.js'
 
 export interface ProxyOptions {
   store?: Store
+  /** Where recent incidents go (the admin API's list). */
+  incidents?: IncidentSink
   /** A pino logger config, or false for silence (tests). Defaults to JSON lines on stdout. */
   logger?: LoggerOptions | boolean
   clock?: () => number
@@ -36,6 +39,7 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
     config,
     forwarding: true,
     ...(options.store ? { store: options.store } : {}),
+    ...(options.incidents ? { incidents: options.incidents } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   })
 
@@ -43,7 +47,12 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
   await app.register(proxy, {
     upstream: url,
     disableRequestLogging: true,
-    undici: { connections: 128, connect: { timeout: connectTimeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+    undici: {
+      connections: 128,
+      connect: { timeout: connectTimeoutMs },
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    },
     replyOptions: {
       timeout: timeoutMs,
       // reply-from retries GETs answered with 503 up to ten times by default: a struggling
@@ -51,7 +60,8 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
       retryDelay: () => null,
       rewriteHeaders: withoutHopByHop,
       // The live config: a reload may change trustedProxies.
-      rewriteRequestHeaders: (request, headers) => forwardedFor(request.raw as IncomingMessage, headers, app.sluice.config),
+      rewriteRequestHeaders: (request, headers) =>
+        forwardedFor(request.raw as IncomingMessage, headers, app.sluice.config),
       onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
     },
   })
@@ -60,7 +70,15 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
 
 // RFC 9110 §7.6.1: connection-specific headers describe the upstream connection, not ours.
 // Copying `connection: keep-alive` would override a client's `Connection: close`.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'])
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+])
 
 /**
  * A copy without them. Copying is cheaper than `delete`: deleting a property turns the headers
@@ -70,7 +88,13 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 function withoutHopByHop<H extends IncomingHttpHeaders>(headers: H): H {
   const connection = headers.connection
   // `keep-alive` and `close`, by far the usual values, name nothing beyond the hop-by-hop set.
-  const named = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close' ? connection.toLowerCase().split(',').map((h) => h.trim()) : null
+  const named =
+    typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
+      ? connection
+          .toLowerCase()
+          .split(',')
+          .map((h) => h.trim())
+      : null
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue
@@ -96,12 +120,30 @@ function forwardedFor(req: IncomingMessage, headers: IncomingHttpHeaders, config
 
 function upstreamFailed(reply: FastifyReply, error: Error & { code?: string; statusCode?: number }): void {
   const timedOut = error.statusCode === 504 || /TIMEOUT/i.test(error.code ?? '')
-  reply.log.error({ event: 'sluice.upstream_error', code: error.code, err: error.message, cause: (error.cause as Error | undefined)?.message }, 'upstream failed')
+  reply.log.error(
+    {
+      event: 'sluice.upstream_error',
+      code: error.code,
+      err: error.message,
+      cause: (error.cause as Error | undefined)?.message,
+    },
+    'upstream failed',
+  )
   if (reply.sent) return
   sendProblem(
     reply,
     timedOut
-      ? { kind: 'upstream-timeout', status: 504, title: 'Gateway Timeout', detail: 'The application did not answer in time.' }
-      : { kind: 'upstream-unavailable', status: 502, title: 'Bad Gateway', detail: 'The application cannot be reached.' },
+      ? {
+          kind: 'upstream-timeout',
+          status: 504,
+          title: 'Gateway Timeout',
+          detail: 'The application did not answer in time.',
+        }
+      : {
+          kind: 'upstream-unavailable',
+          status: 502,
+          title: 'Bad Gateway',
+          detail: 'The application cannot be reached.',
+        },
   )
 }

@@ -19,14 +19,19 @@ import { createChallenge, randomInt, verifySolution, type Challenge } from 'altc
 import { deriveKey } from 'altcha-lib/algorithms/sha'
 import type { ChallengeConfig } from '../config/compile.js'
 import type { Limit, RoutePolicy } from '../engine/policy.js'
-import type { Store } from '../store/store.js'
+import type { TokenStore } from '../engine/store.js'
 
 export const SOLUTION_HEADER = 'sluice-solution'
 export const SOLUTION_COOKIE = 'sluice_solution'
 export const PASS_HEADER = 'sluice-pass'
 export const PASS_COOKIE = 'sluice_pass'
 
-export type Verdict = { ok: true; limit: Limit } | { ok: false; reason: 'malformed' | 'forged' | 'expired' | 'replayed' | 'other-account' | 'wrong-route' | 'store-unavailable' }
+export type Verdict =
+  | { ok: true; limit: Limit }
+  | {
+      ok: false
+      reason: 'malformed' | 'forged' | 'expired' | 'replayed' | 'other-account' | 'wrong-route' | 'store-unavailable'
+    }
 
 interface PassToken {
   /** Account tag. */
@@ -47,13 +52,13 @@ const MAX_DIFFICULTY = 100_000_000
 
 export class Challenges {
   readonly config: ChallengeConfig
-  private readonly store: Store
+  private readonly store: TokenStore
   private readonly signKey: string
   private readonly keySignKey: string
   private readonly passKey: Buffer
   private readonly tagKey: Buffer
 
-  constructor(config: ChallengeConfig, store: Store) {
+  constructor(config: ChallengeConfig, store: TokenStore) {
     this.config = config
     this.store = store
     const secret = config.secret ?? randomBytes(32).toString('base64')
@@ -99,13 +104,25 @@ export class Challenges {
     } catch {
       return { ok: false, reason: 'malformed' }
     }
+    if (payload === null || typeof payload !== 'object') return { ok: false, reason: 'malformed' }
     const { challenge, solution } = payload
-    if (!challenge?.parameters || typeof challenge.signature !== 'string' || typeof solution?.counter !== 'number' || typeof solution.derivedKey !== 'string') {
+    if (
+      !challenge?.parameters ||
+      typeof challenge.signature !== 'string' ||
+      typeof solution?.counter !== 'number' ||
+      typeof solution.derivedKey !== 'string'
+    ) {
       return { ok: false, reason: 'malformed' }
     }
     let result
     try {
-      result = await verifySolution({ challenge, solution, deriveKey, hmacSignatureSecret: this.signKey, hmacKeySignatureSecret: this.keySignKey })
+      result = await verifySolution({
+        challenge,
+        solution,
+        deriveKey,
+        hmacSignatureSecret: this.signKey,
+        hmacKeySignatureSecret: this.keySignKey,
+      })
     } catch {
       return { ok: false, reason: 'malformed' }
     }
@@ -132,7 +149,8 @@ export class Challenges {
     const out: HeldPass[] = []
     for (const l of policy.limits) {
       const held = pass.p[l.id]
-      if (l.action === 'challenge' && held !== undefined && held[0] > now) out.push({ index: l.index, id: held[1], kind: l.kind })
+      if (l.action === 'challenge' && held !== undefined && held[0] > now)
+        out.push({ index: l.index, id: held[1], kind: l.kind })
     }
     return out
   }
@@ -191,7 +209,9 @@ export class Challenges {
     try {
       const pass = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as PassToken
       if (typeof pass.a !== 'string' || !pass.p || typeof pass.p !== 'object') return null
-      const valid = Object.values(pass.p).every((h) => Array.isArray(h) && typeof h[0] === 'number' && typeof h[1] === 'string')
+      const valid = Object.values(pass.p).every(
+        (h) => Array.isArray(h) && typeof h[0] === 'number' && typeof h[1] === 'string',
+      )
       return valid ? pass : null
     } catch {
       return null

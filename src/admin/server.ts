@@ -7,8 +7,7 @@ import type { AuditState } from '../audit/index.js'
 import { parseDuration } from '../config/duration.js'
 import type { RoutePolicy } from '../engine/policy.js'
 import type { ReloadResult } from '../plugin.js'
-import type { Store } from '../store/store.js'
-import { RedisStore } from '../store/redis.js'
+import type { Store } from '../engine/store.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'
 import type { Metrics } from './metrics.js'
@@ -63,15 +62,16 @@ export function readiness(store: Store, checks: ReadinessChecks = {}): { code: n
   let code = 200
   let degraded = false
   let storeBody: Readiness['store']
-  if (store instanceof RedisStore) {
-    const down = store.state !== 'ok'
+  const health = store.health()
+  if (health.policy !== undefined) {
+    const down = health.state !== 'ok'
     degraded ||= down
-    storeBody = { type: 'redis', state: store.state, policy: store.policy }
+    storeBody = { type: health.type, state: health.state, policy: health.policy }
     // Only fail-closed stops serving sensitive routes; with fail-open or local the instance still
     // serves, and taking every instance out of rotation at once would be the outage itself.
-    if (down && store.policy === 'fail-closed') code = 503
+    if (down && health.policy === 'fail-closed') code = 503
   } else {
-    storeBody = { type: store.kind, state: 'ok' }
+    storeBody = { type: health.type, state: 'ok' }
   }
   const body: Readiness = { status: 'ready', store: storeBody }
   if (checks.audit) {
@@ -103,23 +103,52 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     const header = request.headers.authorization ?? ''
     const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : ''
     if (!timingSafeEqual(digest(token), expected)) {
-      log?.warn({ event: 'sluice.admin.refused', remoteAddress: request.ip, method: request.method, reason: header === '' ? 'no token' : 'wrong token' }, 'admin request refused: bad token')
+      log?.warn(
+        {
+          event: 'sluice.admin.refused',
+          remoteAddress: request.ip,
+          method: request.method,
+          reason: header === '' ? 'no token' : 'wrong token',
+        },
+        'admin request refused: bad token',
+      )
       reply.header('www-authenticate', 'Bearer realm="sluice-admin"')
-      return sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_UNAUTHORIZED', 'send the admin token: Authorization: Bearer <token>'))
+      return sendAdminProblem(
+        reply,
+        new AdminError('SLUICE_ERR_ADMIN_UNAUTHORIZED', 'send the admin token: Authorization: Bearer <token>'),
+      )
     }
   })
-  app.setNotFoundHandler((request, reply) => sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `no endpoint ${request.method} ${request.url.split('?')[0]} (see docs/admin.md)`)))
+  app.setNotFoundHandler((request, reply) =>
+    sendAdminProblem(
+      reply,
+      new AdminError(
+        'SLUICE_ERR_ADMIN_NOT_FOUND',
+        `no endpoint ${request.method} ${request.url.split('?')[0]} (see docs/admin.md)`,
+      ),
+    ),
+  )
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     if (err instanceof AdminError) return sendAdminProblem(reply, err)
     // Fastify's own 4xx (bad URL encoding, an unparsable body): the caller's mistake.
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendAdminProblem(reply, badRequest(err.message))
-    log?.error({ event: 'sluice.admin.error', err: err.message, method: request.method, url: request.url }, 'admin request failed')
-    return sendAdminProblem(reply, new AdminError('SLUICE_ERR_ADMIN_INTERNAL', 'the admin API failed; the log says why'))
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+      return sendAdminProblem(reply, badRequest(err.message))
+    log?.error(
+      { event: 'sluice.admin.error', err: err.message, method: request.method, url: request.url },
+      'admin request failed',
+    )
+    return sendAdminProblem(
+      reply,
+      new AdminError('SLUICE_ERR_ADMIN_INTERNAL', 'the admin API failed; the log says why'),
+    )
   })
 
   const act = (request: FastifyRequest, action: Omit<AdminAction, 'remoteAddress' | 'time'>) => {
     const full: AdminAction = { ...action, remoteAddress: request.ip, time: clock() }
-    log?.warn({ event: 'sluice.admin.action', ...full, time: new Date(full.time).toISOString() }, `admin ${full.action}${full.account !== undefined ? ` ${full.account}` : ''}: ${full.result}`)
+    log?.warn(
+      { event: 'sluice.admin.action', ...full, time: new Date(full.time).toISOString() },
+      `admin ${full.action}${full.account !== undefined ? ` ${full.account}` : ''}: ${full.result}`,
+    )
     try {
       options.onAdminAction?.(full)
     } catch (err) {
@@ -144,13 +173,26 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     const since = q.since === undefined ? undefined : parseSince(q.since, clock())
     if (q.account === '') throw badRequest('account is empty')
     const ring = options.incidents
-    const incidents = ring?.list({ limit, ...(q.account !== undefined ? { account: q.account } : {}), ...(since !== undefined ? { since } : {}) }) ?? []
-    return { incidents: incidents.map((e) => ({ ...e, time: new Date(e.time).toISOString() })), capacity: ring?.capacity ?? 0, recorded: ring?.recorded ?? 0 }
+    const incidents =
+      ring?.list({
+        limit,
+        ...(q.account !== undefined ? { account: q.account } : {}),
+        ...(since !== undefined ? { since } : {}),
+      }) ?? []
+    return {
+      incidents: incidents.map((e) => ({ ...e, time: new Date(e.time).toISOString() })),
+      capacity: ring?.capacity ?? 0,
+      recorded: ring?.recorded ?? 0,
+    }
   })
 
   app.post('/reload', async (request, reply) => {
     queryOf(request, [])
-    if (!options.reload) throw new AdminError('SLUICE_ERR_ADMIN_RELOAD_UNSUPPORTED', 'this sluice cannot reload through the admin API (embedded plugin?): restart it, or send SIGHUP')
+    if (!options.reload)
+      throw new AdminError(
+        'SLUICE_ERR_ADMIN_RELOAD_UNSUPPORTED',
+        'this sluice cannot reload through the admin API (embedded plugin?): restart it, or send SIGHUP',
+      )
     let result: ReloadResult
     try {
       result = await options.reload()
@@ -162,7 +204,11 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     if (!result.ok) {
       const errors = result.errors ?? []
       act(request, { action: 'reload', result: 'rejected', errors })
-      throw new AdminError('SLUICE_ERR_ADMIN_RELOAD_REJECTED', `the new config is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}); the running config stays`, { errors })
+      throw new AdminError(
+        'SLUICE_ERR_ADMIN_RELOAD_REJECTED',
+        `the new config is invalid (${errors.length} problem${errors.length === 1 ? '' : 's'}); the running config stays`,
+        { errors },
+      )
     }
     act(request, { action: 'reload', result: 'reloaded' })
     return reply.send({ ok: true })
@@ -177,7 +223,10 @@ function parseSince(text: string, now: number): number {
   if (ago !== undefined) return now - ago
   if (/^[0-9]{1,15}$/.test(text)) return Number(text)
   const t = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN
-  if (Number.isNaN(t)) throw badRequest(`since must be a time (2024-05-01T12:00:00Z), milliseconds since the epoch, or a duration back from now (15m), not "${text}"`)
+  if (Number.isNaN(t))
+    throw badRequest(
+      `since must be a time (2024-05-01T12:00:00Z), milliseconds since the epoch, or a duration back from now (15m), not "${text}"`,
+    )
   return t
 }
 

@@ -17,12 +17,14 @@ import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
 
 const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version
 
 export async function main(argv: string[]): Promise<number | undefined> {
   let code: number | undefined
   const program = new Command('sluice')
-    .description('Stop bulk data extraction through your web app\'s own endpoints.')
+    .description("Stop bulk data extraction through your web app's own endpoints.")
     .version(VERSION, '-V, --version')
     .exitOverride()
     .showHelpAfterError()
@@ -36,7 +38,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
       const config = await loadOrReport(opts.config)
       if (!config) return void (code = 2)
       if (opts.port !== undefined) config.listen.port = opts.port
-      const app = await buildProxy(config)
+      // The admin API lists recent incidents: the runtime reports into this list from the start.
+      const incidents = config.admin ? new IncidentLog() : undefined
+      const app = await buildProxy(config, incidents ? { incidents } : {})
       await listen(app, config)
       // SIGHUP (and the admin API's POST /reload) re-read the file: a valid config is swapped in
       // whole, an invalid one is logged with its errors and the running one stays.
@@ -46,22 +50,29 @@ export async function main(argv: string[]): Promise<number | undefined> {
           next = await loadConfig(opts.config)
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err
-          const errors = err.format().split('\n').filter((l) => l.trim() !== '')
+          const errors = err
+            .format()
+            .split('\n')
+            .filter((l) => l.trim() !== '')
           app.sluice.reporter.event('reload', { outcome: 'refused', file: opts.config, errors })
-          app.log.error({ event: 'sluice.reload', outcome: 'refused', errors }, `${opts.config} has errors; the running configuration stays`)
+          app.log.error(
+            { event: 'sluice.reload', outcome: 'refused', errors },
+            `${opts.config} has errors; the running configuration stays`,
+          )
           return { ok: false, errors }
         }
         if (opts.port !== undefined) next.listen.port = opts.port
         return app.sluice.reload(next)
       }
-      const onHup = () => void reload().catch((err: unknown) => app.log.error({ event: 'sluice.reload', err: (err as Error).message }, 'reload failed'))
+      const onHup = () =>
+        void reload().catch((err: unknown) =>
+          app.log.error({ event: 'sluice.reload', err: (err as Error).message }, 'reload failed'),
+        )
       process.on('SIGHUP', onHup)
       let admin: FastifyInstance | null = null
-      if (config.admin) {
-        const incidents = new IncidentLog()
+      if (config.admin && incidents) {
         const reporter = app.sluice.reporter
-        reporter.incidents = incidents
-        const trail = reporter.audit
+        const trail = app.sluice.runtime.audit
         admin = await buildAdmin({
           token: config.admin.token,
           metrics: app.sluice.metrics,
@@ -71,13 +82,22 @@ export async function main(argv: string[]): Promise<number | undefined> {
           reload,
           logger: app.log,
           // Who asked is part of the trail; the reload's own outcome is reported by the reload.
-          onAdminAction: (a) => reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
+          onAdminAction: (a) =>
+            reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
           ...(trail ? { audit: () => trail.state() } : {}),
         })
         const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
         app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
       }
-      app.log.info({ event: 'sluice.started', upstream: config.upstream.url, mode: config.shadow ? 'shadow' : 'enforce', routes: config.routes.map((r) => r.name) }, 'sluice started')
+      app.log.info(
+        {
+          event: 'sluice.started',
+          upstream: config.upstream.url,
+          mode: config.shadow ? 'shadow' : 'enforce',
+          routes: config.routes.map((r) => r.name),
+        },
+        'sluice started',
+      )
       await untilSignal(app)
       process.removeListener('SIGHUP', onHup)
       await admin?.close()
@@ -94,7 +114,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
     .argument('[files...]', 'more configuration files')
     .action(async (files: string[], opts: { config?: string }) => {
       const all = [...(opts.config ? [opts.config] : []), ...files]
-      if (all.length === 0) throw new CommanderError(2, 'sluice.usage', 'error: name a config file: sluice check -c sluice.yaml')
+      if (all.length === 0)
+        throw new CommanderError(2, 'sluice.usage', 'error: name a config file: sluice check -c sluice.yaml')
       let failed = 0
       for (const file of all) {
         const config = await loadOrReport(file)
@@ -154,19 +175,30 @@ async function loadOrReport(file: string): Promise<CompiledConfig | undefined> {
     return await loadConfig(file)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
-    console.error(`${err.format()}\n${file}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}, not started`)
+    console.error(
+      `${err.format()}\n${file}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}, not started`,
+    )
     return undefined
   }
 }
 
 async function listen(app: FastifyInstance, config: CompiledConfig): Promise<string> {
   try {
-    return await app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `sluice listening on ${address}` })
+    return await app.listen({
+      host: config.listen.host,
+      port: config.listen.port,
+      listenTextResolver: (address) => `sluice listening on ${address}`,
+    })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     // Release what was opened (a Redis connection would keep the process alive).
     await app.close().catch(() => undefined)
-    const why = e.code === 'EADDRINUSE' ? 'the address is already in use' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : e.message
+    const why =
+      e.code === 'EADDRINUSE'
+        ? 'the address is already in use'
+        : e.code === 'EACCES'
+          ? 'permission denied (ports below 1024 need privileges)'
+          : e.message
     throw new SluiceError('SLUICE_ERR_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${why}`)
   }
 }
@@ -204,7 +236,8 @@ function untilSignal(app: FastifyInstance): Promise<void> {
 
 function parsePort(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new CommanderError(2, 'sluice.port', `error: "${value}" is not a port (0-65535)`)
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new CommanderError(2, 'sluice.port', `error: "${value}" is not a port (0-65535)`)
   return n
 }
 

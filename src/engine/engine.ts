@@ -1,6 +1,6 @@
 // The engine turns an observation (account, route, records, time) into a decision. It knows
 // nothing of HTTP: the proxy, `sluice replay` and the tests all drive this same code.
-import type { HitInput, HitResult, Store } from '../store/store.js'
+import type { CountingStore, HitInput, HitResult } from './store.js'
 import type { Limit, RoutePolicy } from './policy.js'
 
 export type DecisionKind =
@@ -45,13 +45,13 @@ export interface EngineOptions {
   clock?: () => number
 }
 
-export class Engine {
-  readonly store: Store
+export class Engine<S extends CountingStore = CountingStore> {
+  readonly store: S
   private readonly disableForMs: number
   private readonly shadow: boolean
   private readonly clock: () => number
 
-  constructor(store: Store, options: EngineOptions) {
+  constructor(store: S, options: EngineOptions) {
     this.store = store
     this.disableForMs = options.disableForMs
     this.shadow = options.shadow ?? false
@@ -62,7 +62,13 @@ export class Engine {
    * `step.countRequest: false` observes the records of a response whose request was observed
    * before; `step.passes` names challenge limits the request holds a solved pass for.
    */
-  observe(account: string, policy: RoutePolicy, records: readonly string[], now = this.clock(), step?: ObserveStep): Promise<Decision> | Decision {
+  observe(
+    account: string,
+    policy: RoutePolicy,
+    records: readonly string[],
+    now = this.clock(),
+    step?: ObserveStep,
+  ): Promise<Decision> | Decision {
     const shadow = this.shadow || policy.shadow
     const input: HitInput = { account, policy, records, now, shadow, disableForMs: this.disableForMs }
     if (step?.countRequest === false) input.countRequest = false
@@ -74,12 +80,7 @@ export class Engine {
   }
 }
 
-function toDecision(
-  r: HitResult,
-  account: string,
-  policy: RoutePolicy,
-  shadow: boolean,
-): Decision {
+function toDecision(r: HitResult, account: string, policy: RoutePolicy, shadow: boolean): Decision {
   let kind: DecisionKind
   if (r.degraded === 'fail-closed') kind = 'unavailable'
   else if (r.disabledUntil !== null) kind = 'disabled'

@@ -1,8 +1,8 @@
 // `sluice replay`: access-log lines through the real engine, as if sluice had been in front.
 //
-// Every line goes the proxy's way: canonicalize the target (a path the proxy would refuse is
-// counted as a 400), resolve the route (HEAD as GET), take the request-side records, and
-// observe it twice:
+// Every line goes the proxy's way, through the proxy's own `classify` (src/exchange/): the
+// canonical target (a path the proxy would refuse is counted as a 400), the route (HEAD as GET),
+// the query as clamped, the request-side records; then it is observed twice:
 //  - enforce: the configured limits, in enforce mode whatever `mode` says: what would have
 //    been served, throttled, challenged, disabled;
 //  - measure: the same windows with every limit turned into a never-blocking `log` limit and a
@@ -15,9 +15,8 @@
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import { Engine, type Decision, type DecisionKind } from '../engine/engine.js'
 import { buildPolicy, formatMs, type Limit, type RoutePolicy } from '../engine/policy.js'
-import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
+import { canonicalOptions, classify, type ClassifyContext } from '../exchange/classify.js'
 import { ipAccount, networkOf } from '../identity/ip.js'
-import { resolveRoute } from '../routes/resolve.js'
 import { MemoryStore } from '../store/memory.js'
 import {
   combinedParser,
@@ -173,18 +172,32 @@ export interface ReplayResult {
 /** JSON lines looked at before deciding a file is not sluice's log. */
 const SNIFF_LINES = 50
 
+/** Access logs carry no request headers (so no method override either). */
+const NO_HEADERS: Readonly<Record<string, string>> = {}
+
 const KINDS: DecisionKind[] = ['allow', 'log', 'throttle', 'challenge', 'disable', 'disabled', 'unavailable']
 
-export async function replayLogs(config: CompiledConfig, files: readonly string[], options: ReplayOptions = {}): Promise<ReplayResult> {
+export async function replayLogs(
+  config: CompiledConfig,
+  files: readonly string[],
+  options: ReplayOptions = {},
+): Promise<ReplayResult> {
   const started = performance.now()
   const maxAccounts = options.maxAccounts ?? config.store.maxAccounts
   const keepBlocked = options.keepBlocked ?? 50
   const keepBad = options.keepBad ?? 5
   const top = options.top ?? 20
   // Enforce regardless of config.mode and of per-route shadow: replay answers "what would have happened".
-  const enforce = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: config.actions.disableForMs, shadow: false })
+  const enforce = new Engine(new MemoryStore({ maxAccounts }), {
+    disableForMs: config.actions.disableForMs,
+    shadow: false,
+  })
   const measure = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: 0, shadow: false })
-  const canonicalOptions: CanonicalOptions = { caseSensitive: true, stripMatrixParams: config.paths.stripMatrixParams }
+  const classifyContext: ClassifyContext = {
+    routes: config.routes,
+    sessions: config.sessions,
+    canonical: canonicalOptions(config.paths.stripMatrixParams),
+  }
 
   const enforcePolicies = new Map<CompiledRoute, RoutePolicy>()
   const measurePolicies = new Map<CompiledRoute, RoutePolicy>()
@@ -194,7 +207,14 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     enforcePolicies.set(route, p.shadow ? { ...p, shadow: false } : p)
     const largest = Math.max(0, ...p.limits.map((l) => l.max))
     const cap = options.measureCap ?? Math.max(1000, 10 * largest)
-    measurePolicies.set(route, buildPolicy(p.name, p.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: cap, action: 'log' as const })), false))
+    measurePolicies.set(
+      route,
+      buildPolicy(
+        p.name,
+        p.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: cap, action: 'log' as const })),
+        false,
+      ),
+    )
     stats.set(route, {
       route,
       requests: 0,
@@ -208,7 +228,12 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
   }
 
   const result: ReplayResult = {
-    config: { mode: 'enforce', configuredMode: config.shadow ? 'shadow' : 'enforce', disableForMs: config.actions.disableForMs, maxAccounts },
+    config: {
+      mode: 'enforce',
+      configuredMode: config.shadow ? 'shadow' : 'enforce',
+      disableForMs: config.actions.disableForMs,
+      maxAccounts,
+    },
     files: [],
     lines: 0,
     requests: 0,
@@ -224,7 +249,10 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     elapsedMs: 0,
   }
   for (const s of result.routes) {
-    if (s.requestsOnly) result.warnings.push(`route ${s.route.name}: records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}, which access logs do not carry; only its requests are counted, its distinctRecords limits are not replayed`)
+    if (s.requestsOnly)
+      result.warnings.push(
+        `route ${s.route.name}: records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}, which access logs do not carry; only its requests are counted, its distinctRecords limits are not replayed`,
+      )
   }
 
   const observe = async (entry: LogEntry, at: LineRef) => {
@@ -232,14 +260,14 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     if (result.from === null || entry.time < result.from) result.from = entry.time
     if (result.to === null || entry.time > result.to) result.to = entry.time
 
-    const canonical = canonicalize(entry.target, canonicalOptions)
-    if (!canonical.ok) {
+    // The proxy's own classification: canonical path, route, clamped query, records.
+    const c = classify({ method: entry.method, url: entry.target, headers: NO_HEADERS }, classifyContext)
+    if (c.kind === 'rejected') {
       result.rejected.count++
-      result.rejected.reasons[canonical.reason] = (result.rejected.reasons[canonical.reason] ?? 0) + 1
+      result.rejected.reasons[c.reason] = (result.rejected.reasons[c.reason] ?? 0) + 1
       return
     }
-    const match = resolveRoute(config.routes, entry.method, canonical.matchPath)
-    if (!match) {
+    if (c.kind === 'unrouted') {
       result.passedThrough++
       return
     }
@@ -250,8 +278,9 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
       result.requests--
       return bad(at.file, at.line, 'neither an account nor a client address')
     }
-    const route = match.route
-    const records = route.records(match.params, canonical.search)
+    const route = c.route
+    // Body records are not in an access log: the request is counted without them.
+    const records = c.records ?? []
     // As the proxy does when its store is full: newcomers counted under their client network.
     const step = { overflowKey: () => (entry.client !== undefined ? networkOf(entry.client) : '*') }
     const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time, step)
@@ -262,7 +291,17 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
     if (decision.block) {
       result.blocked.count++
       if (result.blocked.first.length < keepBlocked) {
-        result.blocked.first.push({ ...at, time: entry.time, account, route: route.name, method: entry.method, target: entry.target, kind: decision.kind, limit: decision.limit?.label ?? null, counts: decision.counts })
+        result.blocked.first.push({
+          ...at,
+          time: entry.time,
+          account,
+          route: route.name,
+          method: entry.method,
+          target: entry.target,
+          kind: decision.kind,
+          limit: decision.limit?.label ?? null,
+          counts: decision.counts,
+        })
       }
     }
     options.onDecision?.({ at, entry, account, route, records, decision })
@@ -306,7 +345,8 @@ export async function replayLogs(config: CompiledConfig, files: readonly string[
       for await (const line of input.lines()) {
         lineNo++
         result.lines++
-        if (options.onProgress && (lineNo & 0x3fff) === 0) options.onProgress({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
+        if (options.onProgress && (lineNo & 0x3fff) === 0)
+          options.onProgress({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
         if (line.trim() === '') {
           result.ignored++
           continue
@@ -367,7 +407,10 @@ function shortLogWarnings(r: ReplayResult): string[] {
   }
   return [...routesByWindow.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([w, routes]) => `the log covers ${formatSpan(span)}, less than the ${formatMs(w)} window of route${routes.size > 1 ? 's' : ''} ${[...routes].join(', ')}: counts there are lower than a full window would hold, and no limit is suggested for it`)
+    .map(
+      ([w, routes]) =>
+        `the log covers ${formatSpan(span)}, less than the ${formatMs(w)} window of route${routes.size > 1 ? 's' : ''} ${[...routes].join(', ')}: counts there are lower than a full window would hold, and no limit is suggested for it`,
+    )
 }
 
 /** `18h53m`, `7m`, `42s`. */
@@ -415,13 +458,29 @@ function makeParser(format: FormatName, options: ReplayOptions): LineParser {
   }
 }
 
-function count(s: RouteStats, account: string, entry: LogEntry, d: Decision, unconstrained: readonly number[], at: LineRef, top: number): void {
+function count(
+  s: RouteStats,
+  account: string,
+  entry: LogEntry,
+  d: Decision,
+  unconstrained: readonly number[],
+  at: LineRef,
+  top: number,
+): void {
   s.requests++
   s.decisions[d.kind]++
   let a = s.accounts.get(account)
   if (!a) {
     const n = s.limits.length
-    a = { account, requests: 0, blocked: 0, first: entry.time, last: entry.time, max: new Array<number>(n).fill(0), crossedAt: new Array<number>(n).fill(-1) }
+    a = {
+      account,
+      requests: 0,
+      blocked: 0,
+      first: entry.time,
+      last: entry.time,
+      max: new Array<number>(n).fill(0),
+      crossedAt: new Array<number>(n).fill(-1),
+    }
     s.accounts.set(account, a)
   }
   a.requests++
@@ -439,23 +498,32 @@ function count(s: RouteStats, account: string, entry: LogEntry, d: Decision, unc
     if ((a.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
       a.crossedAt[i] = entry.time
       ls.accounts++
-      if (ls.crossings.length < top) ls.crossings.push({ account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
+      if (ls.crossings.length < top)
+        ls.crossings.push({ account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
     }
   }
 }
 
-/** The accounts of a route with the highest unconstrained counts, by the route's longest distinct-records window (else its longest request window). */
+/**
+ * The accounts of a route with the highest unconstrained counts, by the route's longest
+ * distinct-records window (else its longest request window).
+ */
 export function topAccounts(s: RouteStats, n: number): AccountStats[] {
   const key = rankingLimit(s)
   const all = [...s.accounts.values()]
-  all.sort((x, y) => (key < 0 ? 0 : (y.max[key] as number) - (x.max[key] as number)) || y.requests - x.requests || (x.account < y.account ? -1 : 1))
+  all.sort(
+    (x, y) =>
+      (key < 0 ? 0 : (y.max[key] as number) - (x.max[key] as number)) ||
+      y.requests - x.requests ||
+      (x.account < y.account ? -1 : 1),
+  )
   return all.slice(0, n)
 }
 
 /** Index of the limit accounts are ranked by (never a distinct count the log cannot show). */
 export function rankingLimit(s: Pick<RouteStats, 'route' | 'requestsOnly'>): number {
   const p = s.route.policy
-  const byWindow = (kind: Limit['kind']) => p.limits.filter((l) => l.kind === kind).sort((a, b) => b.windowMs - a.windowMs)[0]
+  const byWindow = (kind: Limit['kind']) =>
+    p.limits.filter((l) => l.kind === kind).sort((a, b) => b.windowMs - a.windowMs)[0]
   return ((s.requestsOnly ? undefined : byWindow('distinctRecords')) ?? byWindow('requests'))?.index ?? -1
 }
-

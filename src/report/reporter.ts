@@ -50,6 +50,9 @@ export interface ReporterOptions {
   incidents?: IncidentSink | null
 }
 
+/** What may separate the ids of one query value (`split:` in the config). */
+const LIST_SEPARATORS = /([,;|: \t/=]+)/
+
 /** How many record pseudonyms one log line or audit entry carries (the count is always there). */
 const RECORDS_LOGGED = 20
 /**
@@ -69,7 +72,12 @@ export class Reporter {
 
   constructor(options: ReporterOptions) {
     this.pseudonymise = options.pseudonymise
-    this.key = options.key === undefined ? randomBytes(32) : Buffer.isBuffer(options.key) ? options.key : Buffer.from(options.key)
+    this.key =
+      options.key === undefined
+        ? randomBytes(32)
+        : Buffer.isBuffer(options.key)
+          ? options.key
+          : Buffer.from(options.key)
     this.audit = options.audit ?? null
     this.notifier = options.notifier ?? null
     this.incidents = options.incidents ?? null
@@ -93,20 +101,34 @@ export class Reporter {
     const ids = new Set(records)
     const q = target.indexOf('?')
     const path = q < 0 ? target : target.slice(0, q)
-    // Path records are the decoded segments (routes/table.ts), so compare decoded.
-    const masked = path.split('/').map((seg) => {
-      const id = decodeParam(seg)
-      return ids.has(id) ? this.record(id) : seg
-    }).join('/')
+    // Path records are the decoded segments (routes/table.ts), so compare decoded; a segment's
+    // `;matrix` part is not part of its record.
+    const masked = path
+      .split('/')
+      .map((seg) => {
+        const semi = seg.indexOf(';')
+        const id = decodeParam(semi < 0 ? seg : seg.slice(0, semi))
+        return ids.has(id) ? this.record(id) + (semi < 0 ? '' : seg.slice(semi)) : seg
+      })
+      .join('/')
     if (q < 0) return masked
-    const params = target.slice(q + 1).split('&').map((part) => {
-      const eq = part.indexOf('=')
-      if (eq < 0) return part
-      const value = decodeParam(part.slice(eq + 1).replace(/\+/g, ' '))
-      // Split lists (ids=1,2,3) are masked element by element, keeping the separator.
-      const masked = value.split(/([,;| ])/).map((v) => (ids.has(v.trim()) ? this.record(v.trim()) : v)).join('')
-      return masked === value ? part : `${part.slice(0, eq)}=${encodeURIComponent(masked)}`
-    })
+    // Values decoded as servers decode them; a `;` inside one (a separator to some servers,
+    // `?a=1;id=5`) is split on like any list separator, `=` too.
+    const params = target
+      .slice(q + 1)
+      .split('&')
+      .map((part) => {
+        const eq = part.indexOf('=')
+        if (eq < 0) return part
+        const value = decodeParam(part.slice(eq + 1).replace(/\+/g, ' '))
+        if (ids.has(value)) return `${part.slice(0, eq)}=${encodeURIComponent(this.record(value))}`
+        // Split lists (ids=1,2,3) are masked element by element, keeping the separators.
+        const masked = value
+          .split(LIST_SEPARATORS)
+          .map((v) => (ids.has(v.trim()) ? this.record(v.trim()) : v))
+          .join('')
+        return masked === value ? part : `${part.slice(0, eq)}=${encodeURIComponent(masked)}`
+      })
     return `${masked}?${params.join('&')}`
   }
 
@@ -116,7 +138,12 @@ export class Reporter {
       counts[l.label] = d.counts[i] ?? 0
     })
     const records = c.records.slice(0, RECORDS_LOGGED).map((r) => this.record(r))
-    const disabledUntil = d.disabledUntil !== null ? (Number.isFinite(d.disabledUntil) ? new Date(d.disabledUntil).toISOString() : 'forever') : undefined
+    const disabledUntil =
+      d.disabledUntil !== null
+        ? Number.isFinite(d.disabledUntil)
+          ? new Date(d.disabledUntil).toISOString()
+          : 'forever'
+        : undefined
     const fields = {
       decision: d.kind,
       blocked: d.block,
@@ -137,12 +164,35 @@ export class Reporter {
     c.log.warn({ event: 'sluice.decision', ...fields }, d.shadow ? `shadow: would ${d.kind}` : d.kind)
     // A disable is its own entry type: it is what an investigator looks for first.
     this.audit?.append(d.kind === 'disable' ? 'disable' : 'decision', fields)
-    this.incidents?.record({ time: c.now, account: d.account, route: d.route, limit: d.limit?.label ?? null, action: d.limit?.action ?? d.kind, decision: d.kind, blocked: d.block, shadow: d.shadow, counts, clientIp: c.clientIp })
+    this.incidents?.record({
+      time: c.now,
+      account: d.account,
+      route: d.route,
+      limit: d.limit?.label ?? null,
+      action: d.limit?.action ?? d.kind,
+      decision: d.kind,
+      blocked: d.block,
+      shadow: d.shadow,
+      counts,
+      clientIp: c.clientIp,
+    })
     if (this.notifier && d.kind !== 'disabled' && d.kind !== 'unavailable') {
       const key = `${d.account}\0${d.route}\0${d.limit?.id ?? ''}\0${d.kind}\0${d.shadow}`
       if (!this.notified.has(key)) {
         this.notified.set(key, true)
-        this.notifier.notify({ type: d.kind, time: new Date(c.now).toISOString(), account: d.account, route: d.route, limit: d.limit?.label ?? null, action: d.limit?.action ?? d.kind, counts, shadow: d.shadow, blocked: d.block, clientIp: c.clientIp, ...(disabledUntil ? { disabledUntil } : {}) })
+        this.notifier.notify({
+          type: d.kind,
+          time: new Date(c.now).toISOString(),
+          account: d.account,
+          route: d.route,
+          limit: d.limit?.label ?? null,
+          action: d.limit?.action ?? d.kind,
+          counts,
+          shadow: d.shadow,
+          blocked: d.block,
+          clientIp: c.clientIp,
+          ...(disabledUntil ? { disabledUntil } : {}),
+        })
       }
     }
   }

@@ -13,12 +13,12 @@
 // nothing: counts belong to the user, and a logout the upstream ignores must not refund them.
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompiledSessions } from '../config/compile.js'
-import { parseSetCookie, setCookies } from '../http/cookies.js'
+import { cookieName, parseSetCookie, setCookies } from '../http/cookies.js'
 import { sessionAccount } from '../identity/chain.js'
 import { normalizeUsername } from '../identity/usernames.js'
 import { configuredPath, namesKey, pairs } from '../records/keys.js'
 import { fieldSelector, type Selector } from '../records/selector.js'
-import type { Store } from '../store/store.js'
+import type { SessionStore } from '../engine/store.js'
 
 /** What a login or logout request needs remembered until its response. */
 export type SessionEvent =
@@ -38,24 +38,16 @@ export class SessionBinder {
   /** `$.<usernameField>` over the login body's readings. */
   readonly field: Selector
   private readonly fieldPath: string[]
-  private readonly store: Store
+  private readonly store: SessionStore
   private readonly log: FastifyBaseLogger
   private warnedNoCookie = false
 
-  constructor(config: CompiledSessions, store: Store, log: FastifyBaseLogger) {
+  constructor(config: CompiledSessions, store: SessionStore, log: FastifyBaseLogger) {
     this.config = config
     this.field = fieldSelector(config.login.usernameField)
     this.fieldPath = configuredPath(config.login.usernameField)
     this.store = store
     this.log = log
-  }
-
-  /** Is this request a login or logout? (matched on the canonical path, like routes) */
-  classify(method: string, matchPath: string): 'login' | 'logout' | null {
-    const { login, logout } = this.config
-    if (method === login.method && login.pattern.regex.test(matchPath)) return 'login'
-    if (logout && (logout.method === null || logout.method === method) && logout.pattern.regex.test(matchPath)) return 'logout'
-    return null
   }
 
   /** User names in a query string (`?username=…`, as a servlet's getParameter reads it first). */
@@ -79,12 +71,19 @@ export class SessionBinder {
    * After the upstream answered a login: bind the session it set (or, when it set none, the
    * one the request carried) if the login succeeded. Returns the account bound.
    */
-  async loginAnswered(event: Extract<SessionEvent, { kind: 'login' }>, status: number, setCookieHeader: unknown, now: number): Promise<string | null> {
+  async loginAnswered(
+    event: Extract<SessionEvent, { kind: 'login' }>,
+    status: number,
+    setCookieHeader: unknown,
+    now: number,
+  ): Promise<string | null> {
     const { login, ttlMs } = this.config
     if (!login.success(status)) return null
+    // The cookie's name as servers compare it (any case), as the cookie identity reads it.
+    const wanted = cookieName(login.cookie)
     const cookie = setCookies(setCookieHeader)
       .map((h) => parseSetCookie(h, now))
-      .find((c) => c !== null && c.name === login.cookie && c.value !== '')
+      .find((c) => c !== null && cookieName(c.name) === wanted && c.value !== '')
     if (cookie && cookie.maxAgeMs !== undefined && cookie.maxAgeMs <= 0) return null
     const session = cookie ? sessionAccount(cookie.value) : event.session
     if (session === undefined) {

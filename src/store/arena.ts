@@ -127,7 +127,8 @@ export class Arena {
   /** The chunk holding block `h` (its words start at `offset(h)`). Throws for a freed block. */
   mem(h: number): Uint32Array {
     const mem = this.chunks[h >>> CHUNK_BITS]
-    if (!mem || ((mem[h & OFFSET_MASK] as number) & FREE_MARK) !== 0) throw new Error(`arena: block ${h} is not allocated`)
+    if (!mem || ((mem[h & OFFSET_MASK] as number) & FREE_MARK) !== 0)
+      throw new Error(`arena: block ${h} is not allocated`)
     return mem
   }
 

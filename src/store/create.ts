@@ -4,7 +4,7 @@ import type { CompiledConfig } from '../config/compile.js'
 import type { Metrics } from '../admin/metrics.js'
 import { MemoryStore } from './memory.js'
 import { RedisStore } from './redis.js'
-import type { Store } from './store.js'
+import type { Store } from '../engine/store.js'
 
 export function createStore(config: CompiledConfig['store'], log: FastifyBaseLogger, metrics: Metrics): Store {
   if (config.type === 'memory') {
@@ -18,7 +18,17 @@ export function createStore(config: CompiledConfig['store'], log: FastifyBaseLog
         const now = Date.now()
         if (now - warned < 60_000) return
         warned = now
-        log.warn({ event: 'sluice.store', store: 'memory', state: 'full', maxAccounts: config.maxAccounts, account, countedAs: key }, `memory store full (${config.maxAccounts} accounts with open windows): new identities are counted under their client network (raise store.maxAccounts if this is honest traffic)`)
+        log.warn(
+          {
+            event: 'sluice.store',
+            store: 'memory',
+            state: 'full',
+            maxAccounts: config.maxAccounts,
+            account,
+            countedAs: key,
+          },
+          `memory store full (${config.maxAccounts} accounts with open windows): new identities are counted under their client network (raise store.maxAccounts if this is honest traffic)`,
+        )
       },
     })
   }

@@ -7,6 +7,11 @@ import { LRUCache } from 'lru-cache'
 
 const ONE = () => 1
 
-export function boundedLru<K extends {}, V extends {}>(entries: number, options: Omit<LRUCache.Options<K, V, unknown>, 'max' | 'maxSize' | 'sizeCalculation'> = {}): LRUCache<K, V> {
+// `{}` (any value but null and undefined) is what LRUCache itself requires of keys and values.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export function boundedLru<K extends {}, V extends {}>(
+  entries: number,
+  options: Omit<LRUCache.Options<K, V, unknown>, 'max' | 'maxSize' | 'sizeCalculation'> = {},
+): LRUCache<K, V> {
   return new LRUCache<K, V>({ ...options, maxSize: entries, sizeCalculation: ONE } as LRUCache.Options<K, V, unknown>)
 }

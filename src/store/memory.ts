@@ -37,7 +37,17 @@ import {
 import { Arena, type ArenaStats } from './arena.js'
 import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
-import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
+import type {
+  AccountsPage,
+  AccountsQuery,
+  AccountView,
+  DisabledState,
+  HitInput,
+  HitResult,
+  ResetScope,
+  Store,
+  StoreHealth,
+} from '../engine/store.js'
 
 const SECTIONS = 1
 const BASE = 2
@@ -120,7 +130,10 @@ export class MemoryStore implements Store {
   hit(input: HitInput): HitResult {
     const { policy } = input
     const arena = this.arena
-    const longest = policy.longestDistinctWindowMs > policy.longestRequestWindowMs ? policy.longestDistinctWindowMs : policy.longestRequestWindowMs
+    const longest =
+      policy.longestDistinctWindowMs > policy.longestRequestWindowMs
+        ? policy.longestDistinctWindowMs
+        : policy.longestRequestWindowMs
     if (longest > this.longestWindowMs) this.longestWindowMs = longest
     let account = input.account
     let h = this.tracked.get(account)
@@ -138,9 +151,14 @@ export class MemoryStore implements Store {
     mem[o + LAST] = now - base
 
     const section = this.sectionFor(account, h, policy)
-    const step: EvaluateStep = input.countRequest === false || input.passes ? { countRequest: input.countRequest ?? true, passes: input.passes } : REQUEST
+    const step: EvaluateStep =
+      input.countRequest === false || input.passes
+        ? { countRequest: input.countRequest ?? true, passes: input.passes }
+        : REQUEST
     // The identity's own disable holds whatever key it is counted under.
-    const disabledUntil = this.disabledUntil(input.account, input.shadow, now) ?? (account === input.account ? null : this.disabledUntil(account, input.shadow, now))
+    const disabledUntil =
+      this.disabledUntil(input.account, input.shadow, now) ??
+      (account === input.account ? null : this.disabledUntil(account, input.shadow, now))
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
       const result = evaluate(section, policy, [], now - base, step) as HitResult
@@ -178,7 +196,12 @@ export class MemoryStore implements Store {
     }
     let key = `overflow:${input.overflowKey?.() ?? '*'}`
     let h = this.overflow.get(key)
-    if (h === undefined && key !== OVERFLOW_ALL && this.overflow.size >= this.maxOverflow && !this.evictIdle(this.overflow, now)) {
+    if (
+      h === undefined &&
+      key !== OVERFLOW_ALL &&
+      this.overflow.size >= this.maxOverflow &&
+      !this.evictIdle(this.overflow, now)
+    ) {
       key = OVERFLOW_ALL
       h = this.overflow.get(key)
     }
@@ -215,7 +238,10 @@ export class MemoryStore implements Store {
 
   disabled(account: string, now: number): DisabledState[] {
     const out: DisabledState[] = []
-    for (const [map, shadow] of [[this.disabledEnforce, false], [this.disabledShadow, true]] as const) {
+    for (const [map, shadow] of [
+      [this.disabledEnforce, false],
+      [this.disabledShadow, true],
+    ] as const) {
       const until = map.get(account, now)
       if (until !== undefined) out.push({ account, until, shadow })
     }
@@ -236,7 +262,8 @@ export class MemoryStore implements Store {
     } else {
       const h = pool.peek(account)
       const route = this.routes.get(scope.route)
-      const s = h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
+      const s =
+        h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
       if (h !== undefined && s >= 0) {
         // The block shrinks to a smaller class when the section was big enough to matter (a
         // move, which lru-cache counts as a use of the account: harmless for an admin reset).
@@ -285,7 +312,11 @@ export class MemoryStore implements Store {
       // Peeked again after every pause: meanwhile the account may have moved blocks or left.
       const h = this.poolOf(account).peek(account)
       if (h === undefined) continue
-      const { found, ratio, count } = accountPressure(policies, (policy) => this.countsOf(h, policy, query.now), query.by)
+      const { found, ratio, count } = accountPressure(
+        policies,
+        (policy) => this.countsOf(h, policy, query.now),
+        query.by,
+      )
       if (!found) continue
       scanned++
       top.offer({ account, ratio, count, data: null })
@@ -333,6 +364,10 @@ export class MemoryStore implements Store {
 
   unbindSession(session: string): void {
     this.sessions.delete(session)
+  }
+
+  health(): StoreHealth {
+    return { type: 'memory', state: 'ok', accounts: this.size }
   }
 
   /** Accounts currently tracked (for metrics and tests), overflow keys included. */
@@ -393,7 +428,8 @@ export class MemoryStore implements Store {
     const floats = this.arena.floats64(h)
     const base = now - MAX_WINDOW_MS
     const shift = base - (floats[(o + BASE) >>> 1] as number)
-    for (let s = o + HEADER, k = 0; k < (mem[o + SECTIONS] as number); k++, s += sectionWords(mem, s)) rebaseSection(mem, s, shift)
+    for (let s = o + HEADER, k = 0; k < (mem[o + SECTIONS] as number); k++, s += sectionWords(mem, s))
+      rebaseSection(mem, s, shift)
     floats[(o + BASE) >>> 1] = base
     return base
   }
@@ -577,7 +613,13 @@ class Cursor implements Section {
   }
 
   grow(log: Log, entries: number): void {
-    const h = this.resize(this.account, this.h, this.s + logEnd(this.mem, this.at, log), 0, entries * wordsPerEntry(log))
+    const h = this.resize(
+      this.account,
+      this.h,
+      this.s + logEnd(this.mem, this.at, log),
+      0,
+      entries * wordsPerEntry(log),
+    )
     this.point(this.account, h, this.s)
     grew(this.mem, this.at, log, entries)
   }

@@ -1,7 +1,7 @@
 // What both stores share for the admin API: counts per limit as a view, pressure, and a
 // bounded top-N. Pure functions over numbers; the stores only differ in how they read counts.
 import type { RoutePolicy } from '../engine/policy.js'
-import type { AccountsQuery, LimitCount, PressureBy, RouteCounts } from './store.js'
+import type { AccountsQuery, LimitCount, PressureBy, RouteCounts } from '../engine/store.js'
 
 export function routeCounts(policy: RoutePolicy, counts: ArrayLike<number>): RouteCounts {
   const limits: LimitCount[] = policy.limits.map((l) => ({
@@ -20,7 +20,11 @@ export function routeCounts(policy: RoutePolicy, counts: ArrayLike<number>): Rou
  * Pressure of one route's counts: the highest count / max over the limits of the chosen kind
  * (a ratio, so routes with different limits compare), and the largest such count to break ties.
  */
-export function pressure(policy: RoutePolicy, counts: ArrayLike<number>, by: PressureBy): { ratio: number; count: number } {
+export function pressure(
+  policy: RoutePolicy,
+  counts: ArrayLike<number>,
+  by: PressureBy,
+): { ratio: number; count: number } {
   const limits = by === 'distinct' ? policy.distinctLimits : policy.requestLimits
   let ratio = 0
   let count = 0

@@ -10,11 +10,22 @@
 // commandTimeout and a circuit breaker so a dead Redis never adds seconds to requests.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RoutePolicy } from '../engine/policy.js'
 import { MemoryStore } from './memory.js'
 import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
-import type { AccountsPage, AccountsQuery, AccountView, DisabledState, HitInput, HitResult, ResetScope, Store } from './store.js'
+import type {
+  AccountsPage,
+  AccountsQuery,
+  AccountView,
+  DisabledState,
+  HitInput,
+  HitResult,
+  ResetScope,
+  Store,
+  StoreHealth,
+} from '../engine/store.js'
 
 const HIT_LUA = readFileSync(new URL('./lua/hit.lua', import.meta.url), 'utf8')
 const READ_LUA = readFileSync(new URL('./lua/read.lua', import.meta.url), 'utf8')
@@ -72,7 +83,13 @@ const argsOfPolicy = new WeakMap<RoutePolicy, string>()
 function policyArg(p: RoutePolicy): string {
   let spec = argsOfPolicy.get(p)
   if (spec === undefined) {
-    const shape = [p.requestCapacity, p.distinctCapacity, p.longestDistinctWindowMs, p.longestRequestWindowMs, p.limits.length]
+    const shape = [
+      p.requestCapacity,
+      p.distinctCapacity,
+      p.longestDistinctWindowMs,
+      p.longestRequestWindowMs,
+      p.limits.length,
+    ]
     const limits = p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity])
     spec = JSON.stringify([...shape, ...limits])
     argsOfPolicy.set(p, spec)
@@ -80,9 +97,7 @@ function policyArg(p: RoutePolicy): string {
   return spec
 }
 
-export class RedisUnavailableError extends Error {
-  readonly code = 'SLUICE_ERR_STORE_UNAVAILABLE'
-}
+export { RedisUnavailableError }
 
 export class RedisStore implements Store {
   readonly kind = 'redis'
@@ -148,6 +163,10 @@ export class RedisStore implements Store {
 
   get policy(): FailurePolicy {
     return this.options.onError
+  }
+
+  health(): StoreHealth {
+    return { type: 'redis', state: this.currentState, policy: this.options.onError }
   }
 
   /** Resolves once connected (or rejects after `timeoutMs`): for start-up checks and tests. */
@@ -313,7 +332,13 @@ export class RedisStore implements Store {
   async claimOnce(token: string, ttlMs: number): Promise<boolean> {
     try {
       if (!this.available()) throw new RedisUnavailableError('redis unavailable')
-      const ok = await this.client.set(`${this.options.keyPrefix}once:${token}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')
+      const ok = await this.client.set(
+        `${this.options.keyPrefix}once:${token}`,
+        '1',
+        'PX',
+        Math.max(1, Math.ceil(ttlMs)),
+        'NX',
+      )
       return ok === 'OK'
     } catch (err) {
       this.noteError(err)
@@ -425,7 +450,14 @@ export class RedisStore implements Store {
   }
 
   private parse(reply: HitReply, policy: RoutePolicy): HitResult {
-    const [, worstIndex, blocked, disabledUntil, disabledNow, ...counts] = reply.map(Number) as [number, number, number, number, number, ...number[]]
+    const [, worstIndex, blocked, disabledUntil, disabledNow, ...counts] = reply.map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      ...number[],
+    ]
     const limit = worstIndex >= 0 ? (policy.limits[worstIndex] ?? null) : null
     const until = (v: number) => (v === -1 ? null : v === -2 ? Infinity : v)
     return {
@@ -468,15 +500,35 @@ export class RedisStore implements Store {
       case 'local':
         return { ...(this.local as MemoryStore).hit(input), degraded: 'local' }
       case 'fail-closed':
-        return { limit: null, action: null, blocked: true, counts: input.policy.limits.map(() => 0), disabledUntil: null, disabledNowUntil: null, degraded: 'fail-closed' }
+        return {
+          limit: null,
+          action: null,
+          blocked: true,
+          counts: input.policy.limits.map(() => 0),
+          disabledUntil: null,
+          disabledNowUntil: null,
+          degraded: 'fail-closed',
+        }
       default:
-        return { limit: null, action: null, blocked: false, counts: input.policy.limits.map(() => 0), disabledUntil: null, disabledNowUntil: null, degraded: 'fail-open' }
+        return {
+          limit: null,
+          action: null,
+          blocked: false,
+          counts: input.policy.limits.map(() => 0),
+          disabledUntil: null,
+          disabledNowUntil: null,
+          degraded: 'fail-open',
+        }
     }
   }
 
   private setState(state: RedisState, reason: string): void {
     // 'connecting' → 'degraded' at start-up is only news once connecting has failed.
-    if (state === this.currentState || (state === 'degraded' && this.currentState === 'connecting' && reason.startsWith('not connected'))) return
+    if (
+      state === this.currentState ||
+      (state === 'degraded' && this.currentState === 'connecting' && reason.startsWith('not connected'))
+    )
+      return
     this.currentState = state
     this.options.onStateChange?.(state, reason)
   }

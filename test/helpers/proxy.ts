@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { compileConfigText } from '../../src/config/index.js'
 import { buildProxy } from '../../src/server.js'
-import type { Store } from '../../src/store/store.js'
+import type { Store } from '../../src/engine/store.js'
 
 export interface RunningProxy {
   url: string
@@ -18,7 +18,9 @@ export async function startProxy(
   yaml: string,
   options: { upstream: string; env?: Record<string, string>; clock?: () => number; store?: Store },
 ): Promise<RunningProxy> {
-  const config = compileConfigText(yaml.replaceAll('UPSTREAM', options.upstream), 'test.yaml', { env: options.env ?? {} })
+  const config = compileConfigText(yaml.replaceAll('UPSTREAM', options.upstream), 'test.yaml', {
+    env: options.env ?? {},
+  })
   config.listen.port = 0
   const logs: Record<string, unknown>[] = []
   const stream = new Writable({

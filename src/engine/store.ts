@@ -1,8 +1,9 @@
-// The one interface between the engine and where counts live. Every call that decides is a
-// single atomic step (one Redis round trip for the Redis store), so two proxies sharing a
-// store can never both let the N+1-th record through.
-import type { Evaluation } from '../engine/evaluate.js'
-import type { ActionName, RoutePolicy } from '../engine/policy.js'
+// What the engine and the parts around it need from where counts live, as a few narrow
+// interfaces owned here (store/ implements them; the engine never imports store/). Every call
+// that decides is a single atomic step (one Redis round trip for the Redis store), so two
+// proxies sharing a store can never both let the N+1-th record through.
+import type { Evaluation } from './evaluate.js'
+import type { ActionName, RoutePolicy } from './policy.js'
 
 export interface HitInput {
   account: string
@@ -106,27 +107,63 @@ export interface ResetScope {
   route?: string
 }
 
-export interface Store {
+/** What the engine needs: one observation, decided atomically. */
+export interface CountingStore {
   readonly kind: string
   hit(input: HitInput): HitResult | Promise<HitResult>
+}
+
+/** Disabled state and the operator's controls over an account. */
+export interface DisableStore {
   /** Enforced and shadow disabled state of an account, if any. */
   disabled(account: string, now: number): DisabledState[] | Promise<DisabledState[]>
   /** Lift a disable (both modes); true if there was one. */
   unlock(account: string): boolean | Promise<boolean>
   /** Clear an account's counters (one route or all) and lift its disable; true if there was anything. */
   reset(account: string, scope: ResetScope): boolean | Promise<boolean>
+}
+
+/** Accounts as the admin API lists and shows them. Admin work, never on the request path. */
+export interface AccountListing {
   /** One account's counts per route and its disabled state; null when the store holds nothing for it. */
-  account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null | Promise<AccountView | null>
-  /** The top accounts by pressure. Admin work, never on the request path: it walks every account. */
+  account(
+    account: string,
+    policies: readonly RoutePolicy[],
+    now: number,
+  ): AccountView | null | Promise<AccountView | null>
+  /** The top accounts by pressure: walks every account. */
   accounts(query: AccountsQuery): AccountsPage | Promise<AccountsPage>
+}
+
+/** One-time tokens and counters: what the challenge needs. */
+export interface TokenStore {
   /** Claim a one-time token (a proof-of-work solution): true the first time, false after, until ttl. */
   claimOnce(token: string, ttlMs: number): boolean | Promise<boolean>
   /** Add `n` to a counter that lives `ttlMs` from its first add; the new total (what a challenge pass has spent). */
   count(key: string, n: number, ttlMs: number): number | Promise<number>
-  /** Session binding: a session cookie (fingerprint) counts against an account. */
+}
+
+/** Session binding: a session cookie (fingerprint) counts against an account. */
+export interface SessionStore {
   bindSession(session: string, account: string, ttlMs: number): void | Promise<void>
   sessionAccount(session: string): string | undefined | Promise<string | undefined>
   unbindSession(session: string): void | Promise<void>
+}
+
+/** How the store is doing, for /readyz and metrics (no caller needs to know its class). */
+export interface StoreHealth {
+  /** `memory` or `redis`. */
+  type: string
+  /** Not `ok`: the store cannot be reached (yet) and its failure policy answers. */
+  state: 'ok' | 'connecting' | 'degraded'
+  /** The failure policy in force when degraded (Redis). */
+  policy?: 'fail-open' | 'fail-closed' | 'local'
+  /** Accounts held in this process (memory store). */
+  accounts?: number
+}
+
+export interface Store extends CountingStore, DisableStore, AccountListing, TokenStore, SessionStore {
+  health(): StoreHealth
   /** A random key shared by every instance of this store, created on first use (undefined: none, or not reachable). */
   sharedKey?(name: string): Promise<string | undefined>
   close(): Promise<void>

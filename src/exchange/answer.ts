@@ -1,0 +1,189 @@
+// onSend: the answer of a `records: { response }` route is read before a byte leaves, its ids
+// counted, and it is withheld whole if it would cross a limit; a login's or logout's answer
+// binds or is logged.
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { busy, renderProblem, uninspectable, type Rendered } from '../actions/respond.js'
+import { decodeContent, readCapped, selectJsonBody, UninspectableError } from '../records/body.js'
+import { holder, synthetic } from './body.js'
+import { isSluiceCookie } from './credentials.js'
+import { blockAnswer, observe, report } from './decide.js'
+import type { Exchange, Pipeline, RoutedExchange } from './exchange.js'
+
+/** Does this exchange's answer have to be looked at? */
+export function needsAnswer(ex: Exchange): boolean {
+  return ex.session !== null || (ex.kind === 'routed' && ex.pending?.from === 'response')
+}
+
+export async function answered(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+  ex: Exchange,
+): Promise<unknown> {
+  if (ex.session) await sessionAnswered(pipe, request, reply, ex)
+  if (ex.kind !== 'routed' || ex.pending?.from !== 'response') return payload
+  ex.pending = null
+  if (reply.statusCode < 200 || reply.statusCode >= 300 || payload === null || payload === undefined) return payload
+  return inspectAnswer(pipe, request, reply, payload, ex)
+}
+
+async function inspectAnswer(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+  ex: RoutedExchange,
+): Promise<unknown> {
+  const { route } = ex
+  const inspect = route.inspect
+  if (!inspect) return payload
+  let body: Buffer | null = null
+  let forward: unknown = payload
+  let problem: string | null = null
+  try {
+    if (payload instanceof Readable) {
+      const length = Number(reply.getHeader('content-length'))
+      const read = await readCapped(
+        payload,
+        inspect.maxBytes,
+        Number.isSafeInteger(length) && length >= 0 ? length : undefined,
+        holder(pipe, ex, reply),
+      )
+      if (read.complete) forward = body = read.body
+      else if (read.busy) {
+        payload.destroy()
+        pipe.metrics.inspectionBusy.inc()
+        request.log.warn(
+          { event: 'sluice.busy', route: route.name, heldBytes: pipe.budget.used },
+          'inspection memory budget in use: answer withheld',
+        )
+        return replaceResponse(reply, renderProblem(request.headers.accept, busy()))
+      } else {
+        problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+        forward = read.rest() // sent on only if the decision allows it (shadow, or counted within limits)
+      }
+    } else if (typeof payload === 'string' || Buffer.isBuffer(payload)) {
+      body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+      if (body.length > inspect.maxBytes) problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+    } else {
+      problem = 'response body is not a byte stream'
+    }
+  } catch (err) {
+    // The upstream broke off mid-body: nothing complete can be sent anyway.
+    request.log.error(
+      { event: 'sluice.upstream_error', route: route.name, err: (err as Error).message },
+      'upstream response failed while being inspected',
+    )
+    const broken = {
+      kind: 'upstream-unavailable',
+      status: 502,
+      title: 'Bad Gateway',
+      detail: "The application's answer broke off.",
+    } as const
+    return replaceResponse(reply, renderProblem(request.headers.accept, broken))
+  }
+
+  let records: string[] = []
+  if (body && !problem) {
+    try {
+      const decoded = await decodeContent(body, headerText(reply.getHeader('content-encoding')), inspect.maxBytes)
+      records = selectJsonBody(decoded, headerText(reply.getHeader('content-type')), inspect.select)
+      if (records.length > inspect.maxIds) {
+        problem = `more than ${inspect.maxIds} record ids (records.maxIds)`
+        records = []
+      }
+    } catch (err) {
+      if (!(err instanceof UninspectableError)) throw err
+      problem = err.message
+    }
+  }
+  if (problem) {
+    pipe.metrics.uninspectable.labels(route.name, 'response').inc()
+    request.log.warn(
+      {
+        event: 'sluice.uninspectable',
+        route: route.name,
+        account: ex.account,
+        reason: problem,
+        policy: inspect.uninspectable,
+      },
+      `response cannot be inspected (${problem})`,
+    )
+    if (inspect.uninspectable === 'block' && !ex.live.config.shadow) {
+      // Ids that cannot be counted cannot be let out (shadow mode only logs it).
+      if (payload instanceof Readable) payload.destroy()
+      if (forward instanceof Readable && forward !== payload) forward.destroy()
+      pipe.metrics.withheld.labels(route.name).inc()
+      return replaceResponse(
+        reply,
+        renderProblem(
+          request.headers.accept,
+          uninspectable(
+            502,
+            `The application's answer cannot be checked for record ids (${problem}), so it is withheld.`,
+          ),
+        ),
+      )
+    }
+    records = inspect.uninspectable === 'block' ? [] : synthetic(inspect.uninspectable)
+  }
+
+  const observed = observe(pipe, ex, records, pipe.clock(), false)
+  const decision = observed instanceof Promise ? await observed : observed
+  if (decision.kind !== 'allow') report(pipe, request, ex, decision, records, 'response')
+  if (!decision.block) {
+    // A client that does not read the answer holds its memory: not for longer than sendTimeout.
+    if (ex.held > 0) closeIfSlow(reply, ex.live.config.inspection.sendTimeoutMs)
+    return forward
+  }
+  if (payload instanceof Readable) payload.destroy()
+  pipe.metrics.withheld.labels(route.name).inc()
+  return replaceResponse(reply, await blockAnswer(pipe, request, ex, decision, null))
+}
+
+async function sessionAnswered(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ex: Exchange,
+): Promise<void> {
+  const sessions = ex.live.sessions
+  const event = ex.session
+  if (!sessions || !event) return
+  if (event.kind === 'login') {
+    const account = await sessions.loginAnswered(event, reply.statusCode, reply.getHeader('set-cookie'), pipe.clock())
+    // (An ambiguous login is logged by the binder: its session counts against the client address.)
+    if (account?.startsWith('user:'))
+      request.log.info({ event: 'sluice.session', outcome: 'bound', account }, 'session bound to account')
+  } else {
+    // The binding stays: a logout the upstream ignores must not give the session a fresh budget.
+    request.log.info(
+      { event: 'sluice.session', outcome: 'logout', status: reply.statusCode },
+      'logout seen (the session keeps counting against its account)',
+    )
+  }
+}
+
+/** A withheld response replaces the upstream's status and headers (nothing of it may leak). */
+function replaceResponse(reply: FastifyReply, r: Rendered): string {
+  for (const name of Object.keys(reply.getHeaders()))
+    if (name !== 'set-cookie' || !isSluiceCookie(reply.getHeader(name))) reply.removeHeader(name)
+  reply.code(r.status).headers(r.headers)
+  return r.body
+}
+
+/** Close the connection of a client that has not read its whole answer within `ms`. */
+function closeIfSlow(reply: FastifyReply, ms: number): void {
+  const res = reply.raw
+  const timer = setTimeout(() => {
+    if (!res.writableFinished) res.destroy()
+  }, ms)
+  timer.unref()
+  res.once('close', () => clearTimeout(timer))
+}
+
+function headerText(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : Array.isArray(v) ? String(v[0]) : typeof v === 'number' ? String(v) : undefined
+}

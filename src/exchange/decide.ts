@@ -1,0 +1,122 @@
+// Count and decide: one observation of the engine, its metrics, its report, and the answer of
+// a block. Synchronous with the memory store: no promise (and no microtask hop) per request on
+// the hot path.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { blockResponse } from '../actions/block.js'
+import type { Verdict } from '../actions/challenge.js'
+import { sendRendered, type Rendered } from '../actions/respond.js'
+import type { Metrics } from '../admin/metrics.js'
+import type { Decision } from '../engine/engine.js'
+import { networkOf } from '../identity/ip.js'
+import type { Pipeline, RoutedExchange } from './exchange.js'
+
+/** Count `records` (and, unless `countRequest` is false, the request) and decide. */
+export function observe(
+  pipe: Pipeline,
+  ex: RoutedExchange,
+  records: readonly string[],
+  now: number,
+  countRequest: boolean,
+): Decision | Promise<Decision> {
+  if (ex.passes.length === 0) return observeWith(pipe, ex, records, now, countRequest, null)
+  // What each pass still pays for is in the store (shared by every instance).
+  return ex.live.challenges
+    .spend(ex.passes, records.length, countRequest)
+    .then((passes) => observeWith(pipe, ex, records, now, countRequest, passes))
+}
+
+function observeWith(
+  pipe: Pipeline,
+  ex: RoutedExchange,
+  records: readonly string[],
+  now: number,
+  countRequest: boolean,
+  passes: readonly number[] | null,
+): Decision | Promise<Decision> {
+  const route = ex.route
+  // Asked only when a full memory store has to count the account under its client network.
+  const overflowKey = () => networkOf(ex.live.identity.clientIp(ex.raw))
+  const step = passes === null ? { countRequest, overflowKey } : { countRequest, passes, overflowKey }
+  const started = pipe.storeLatency ? performance.now() : 0
+  const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
+  if (!(observed instanceof Promise)) return counted(pipe.metrics, observed)
+  return observed.then((d) => {
+    pipe.storeLatency?.observe((performance.now() - started) / 1000)
+    return counted(pipe.metrics, d)
+  })
+}
+
+function counted(metrics: Metrics, decision: Decision): Decision {
+  decisionCounter(metrics, decision.route, decision.kind, decision.shadow).inc()
+  if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
+  if (decision.block) metrics.blocks.labels(decision.kind).inc()
+  return decision
+}
+
+/** Log, audit, list and notify a decision other than allow. */
+export function report(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  ex: RoutedExchange,
+  decision: Decision,
+  records: readonly string[],
+  step: 'request' | 'response',
+): void {
+  pipe.reporter.decision(decision, {
+    log: request.log,
+    route: ex.route,
+    identity: ex.source,
+    clientIp: ex.live.identity.clientIp(ex.raw),
+    method: request.method,
+    target: ex.target,
+    records,
+    step,
+    now: pipe.clock(),
+  })
+}
+
+/** The answer of a blocking decision (a challenge is issued for the account). */
+export function blockAnswer(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  ex: RoutedExchange,
+  decision: Decision,
+  verdict: Verdict | null,
+): Promise<Rendered> {
+  return blockResponse(decision, {
+    accept: request.headers.accept,
+    retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
+    challenge: (limit) => {
+      pipe.metrics.challenges.labels('issued').inc()
+      return ex.live.challenges.issue(ex.account, limit, pipe.clock())
+    },
+    ...(verdict && !verdict.ok ? { rejected: verdict.reason } : {}),
+  })
+}
+
+export async function block(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ex: RoutedExchange,
+  decision: Decision,
+  verdict: Verdict | null,
+): Promise<void> {
+  sendRendered(reply, await blockAnswer(pipe, request, ex, decision, verdict))
+}
+
+// Metric children resolved once per (route, decision, mode): no label lookup, no key string per request.
+type Child = ReturnType<Metrics['decisions']['labels']>
+const children = new WeakMap<
+  Metrics,
+  Map<string, [enforce: Partial<Record<string, Child>>, shadow: Partial<Record<string, Child>>]>
+>()
+
+function decisionCounter(metrics: Metrics, route: string, kind: string, shadow: boolean): Child {
+  let byRoute = children.get(metrics)
+  if (!byRoute) children.set(metrics, (byRoute = new Map()))
+  let byMode = byRoute.get(route)
+  if (!byMode) byRoute.set(route, (byMode = [{}, {}]))
+  const byKind = byMode[shadow ? 1 : 0]
+  return (byKind[kind] ??= metrics.decisions.labels(route, kind, shadow ? 'true' : 'false'))
+}

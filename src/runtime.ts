@@ -1,0 +1,232 @@
+// The running product, assembled in one place: the store, metrics, the audit trail, the
+// reporter (with the notifier and the incident list), the inspection budget, and the live
+// config with its reload. The Fastify plugin and the CLI take everything from here, so
+// embedding sluice is `createRuntime` + the plugin, not a copy of cli/main.ts.
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { Challenges } from './actions/challenge.js'
+import { Metrics } from './admin/metrics.js'
+import { AuditTrail } from './audit/index.js'
+import type { CompiledConfig, CompiledRoute } from './config/compile.js'
+import { Engine } from './engine/engine.js'
+import type { Store } from './engine/store.js'
+import { canonicalOptions, type ClassifyContext } from './exchange/classify.js'
+import { buildIdentityChain, type IdentityChain } from './identity/chain.js'
+import { Notifier } from './notify/index.js'
+import { InspectionBudget } from './records/budget.js'
+import { Reporter, type IncidentSink } from './report/reporter.js'
+import { SessionBinder } from './sessions/binding.js'
+import { createStore } from './store/create.js'
+
+/** Everything derived from one config; a reload swaps it whole, in-flight requests keep theirs. */
+export interface Live {
+  config: CompiledConfig
+  engine: Engine
+  identity: IdentityChain
+  challenges: Challenges
+  sessions: SessionBinder | null
+  classify: ClassifyContext
+  /** Method-override headers are removed before forwarding. */
+  stripOverride: boolean
+}
+
+export interface ReloadResult {
+  ok: boolean
+  /** Why a config was refused (the running one stays). */
+  errors?: string[]
+  /** Routes that are new or have other limits (their windows carry over). */
+  changedRoutes?: string[]
+}
+
+export interface RuntimeOptions {
+  log: FastifyBaseLogger
+  /** Defaults to the store config.store names (memory or Redis); a store passed in is not closed by the runtime. */
+  store?: Store
+  /** Defaults to a fresh registry. */
+  metrics?: Metrics
+  /** Where recent incidents go (the admin API's list). */
+  incidents?: IncidentSink
+  clock?: () => number
+  /** Proxy mode: the request is rewritten and stripped for the upstream (see SluiceOptions). */
+  forwarding?: boolean
+}
+
+export class Runtime {
+  readonly store: Store
+  readonly metrics: Metrics
+  readonly audit: AuditTrail | null
+  readonly reporter: Reporter
+  readonly budget: InspectionBudget
+  readonly clock: () => number
+  readonly forwarding: boolean
+  /** Observations timed for the latency histogram: only a store across the network (null: memory). */
+  readonly storeLatency: ReturnType<Metrics['storeLatency']['labels']> | null
+  private current: Live
+  private readonly log: FastifyBaseLogger
+  private readonly ownsStore: boolean
+  /** Basic fingerprints keyed alike on every instance of a shared store, even without a configured secret. */
+  private readonly sharedIdentityKey: string | undefined
+
+  private constructor(
+    config: CompiledConfig,
+    options: RuntimeOptions,
+    store: Store,
+    metrics: Metrics,
+    audit: AuditTrail | null,
+    sharedIdentityKey: string | undefined,
+  ) {
+    this.log = options.log
+    this.clock = options.clock ?? Date.now
+    this.forwarding = options.forwarding ?? false
+    this.store = store
+    this.ownsStore = options.store === undefined
+    this.metrics = metrics
+    this.storeLatency = store.health().type === 'memory' ? null : metrics.storeLatency.labels(store.kind)
+    this.audit = audit
+    this.sharedIdentityKey = sharedIdentityKey
+    this.reporter = new Reporter({
+      pseudonymise: config.privacy.pseudonymise,
+      key: config.privacy.key,
+      audit,
+      notifier: notifierFor(config),
+      incidents: options.incidents ?? null,
+    })
+    this.budget = new InspectionBudget(config.inspection.memoryBytes)
+    this.metrics.sources.audit = () => audit?.state() ?? null
+    this.metrics.sources.notify = () => this.reporter.notifier?.stats() ?? null
+    this.current = this.prepare(config)
+  }
+
+  static async create(config: CompiledConfig, options: RuntimeOptions): Promise<Runtime> {
+    let store: Store | undefined = options.store
+    const metrics = options.metrics ?? new Metrics({ accounts: () => store?.health().accounts ?? 0 })
+    store ??= createStore(config.store, options.log, metrics)
+    const audit = config.audit
+      ? await AuditTrail.open({
+          file: config.audit.file,
+          ...(config.audit.key !== undefined ? { key: config.audit.key } : {}),
+          fsync: config.audit.fsync,
+          fsyncIntervalMs: config.audit.fsyncIntervalMs,
+          maxBytes: config.audit.maxBytes,
+          queueLimit: config.audit.queueLimit,
+          logger: options.log,
+        })
+      : null
+    const needsKey = config.identity.some((i) => i.type === 'basic') && config.identityKey === undefined
+    const sharedKey = needsKey ? await store.sharedKey?.('identity') : undefined
+    const runtime = new Runtime(config, options, store, metrics, audit, sharedKey)
+    if (config.privacy.pseudonymise && config.privacy.key === undefined && store.health().type === 'redis') {
+      options.log.warn(
+        { event: 'sluice.privacy' },
+        'privacy.key is not set: record pseudonyms are random per process and differ between instances (set privacy.key or audit.key)',
+      )
+    }
+    audit?.append('started', { mode: config.shadow ? 'shadow' : 'enforce', routes: config.routes.map((r) => r.name) })
+    return runtime
+  }
+
+  /** The config in force, and what was derived from it. */
+  get live(): Live {
+    return this.current
+  }
+
+  /** Swap in a new config (same store and audit file): unchanged routes keep their counts. */
+  async reload(next: CompiledConfig): Promise<ReloadResult> {
+    const errors = restartOnly(this.current.config, next)
+    if (errors.length > 0) {
+      this.reporter.event('reload', { outcome: 'refused', errors }, this.log)
+      return { ok: false, errors }
+    }
+    const previous = this.current.config
+    const changedRoutes = next.routes
+      .filter((r) => !previous.routes.some((o) => o.name === r.name && samePolicy(o, r)))
+      .map((r) => r.name)
+    this.current = this.prepare(next)
+    this.budget.limit = next.inspection.memoryBytes
+    if (next.logLevel !== previous.logLevel) this.log.level = next.logLevel
+    if (JSON.stringify(next.notify) !== JSON.stringify(previous.notify)) {
+      const before = this.reporter.notifier
+      this.reporter.notifier = notifierFor(next)
+      if (before) void before.close({ timeoutMs: 5000 })
+    }
+    this.reporter.event(
+      'reload',
+      {
+        outcome: 'applied',
+        mode: next.shadow ? 'shadow' : 'enforce',
+        routes: next.routes.map((r) => r.name),
+        changedRoutes,
+      },
+      this.log,
+    )
+    return { ok: true, changedRoutes }
+  }
+
+  /** After the server stopped accepting and in-flight requests finished: nothing more to report. */
+  async close(): Promise<void> {
+    this.audit?.append('stopped', {})
+    await Promise.all([this.audit?.close({ timeoutMs: 5000 }), this.reporter.notifier?.close({ timeoutMs: 5000 })])
+    if (this.ownsStore) await this.store.close()
+  }
+
+  private prepare(config: CompiledConfig): Live {
+    if (config.routes.some((r) => r.policy.challengeable) && config.actions.challenge.secret === undefined) {
+      // One instance with its own memory store: a per-process key is fine, but passes do not survive a restart.
+      this.log[this.store.health().type === 'memory' ? 'info' : 'warn'](
+        { event: 'sluice.challenge' },
+        'actions.challenge.secret is not set: challenges are signed with a random key of this process (passes do not survive a restart or cross instances)',
+      )
+    }
+    return {
+      config,
+      engine: new Engine(this.store, {
+        disableForMs: config.actions.disableForMs,
+        shadow: config.shadow,
+        clock: this.clock,
+      }),
+      identity: buildIdentityChain(config.identity, config.trust, {
+        key: config.identityKey ?? this.sharedIdentityKey ?? PROCESS_KEY,
+      }),
+      challenges: new Challenges(config.actions.challenge, this.store),
+      sessions: config.sessions ? new SessionBinder(config.sessions, this.store, this.log) : null,
+      classify: {
+        routes: config.routes,
+        sessions: config.sessions,
+        canonical: canonicalOptions(config.paths.stripMatrixParams),
+      },
+      stripOverride: this.forwarding && config.methodOverride === 'strip',
+    }
+  }
+}
+
+/** The fallback key of Basic fingerprints: one per process, so a reload keeps every account's key. */
+const PROCESS_KEY = randomBytes(32).toString('base64')
+
+function notifierFor(config: CompiledConfig): Notifier | null {
+  const n = config.notify
+  if (!n) return null
+  return new Notifier({
+    webhooks: n.webhooks.map((w) => ({ url: w.url, secret: w.secret, events: w.events, timeoutMs: w.timeoutMs })),
+    queueLimit: n.queueLimit,
+    retry: { maxAttempts: n.maxAttempts },
+  })
+}
+
+/** What a reload cannot change: the process would have to open other sockets or files. */
+function restartOnly(now: CompiledConfig, next: CompiledConfig): string[] {
+  const errors: string[] = []
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
+  if (!same(now.store, next.store)) errors.push('store: changing the store needs a restart')
+  if (!same(now.audit, next.audit)) errors.push('audit: changing the audit trail needs a restart')
+  if (!same(now.listen, next.listen)) errors.push('listen: changing the listen address needs a restart')
+  if (!same(now.upstream, next.upstream)) errors.push('upstream: changing the upstream needs a restart')
+  if (!same(now.admin, next.admin)) errors.push('admin: changing the admin listener needs a restart')
+  if (!same(now.privacy, next.privacy))
+    errors.push('privacy: changing pseudonymisation needs a restart (pseudonyms would change mid-trail)')
+  return errors
+}
+
+/** Limits the store keeps counts for: a route whose policy is unchanged keeps its windows. */
+function samePolicy(a: CompiledRoute, b: CompiledRoute): boolean {
+  return JSON.stringify(a.policy.limits) === JSON.stringify(b.policy.limits)
+}

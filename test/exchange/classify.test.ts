@@ -1,0 +1,250 @@
+// One request path (issue 14): the Fastify hook and `sluice replay` classify a request with the
+// same function. A table of requests — path tricks, method overrides, clamps, every record form
+// — gives the same classification through the live hook, through replay (where an access log
+// can carry the request: no headers), and from classify() itself.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { compileConfigText } from '../../src/config/index.js'
+import { canonicalOptions, classify, type RequestLine } from '../../src/exchange/classify.js'
+import { sluice } from '../../src/plugin.js'
+import { replayLogs } from '../../src/replay/replay.js'
+import { send } from '../helpers/http.js'
+
+const CONFIG = compileConfigText(
+  `
+version: 1
+upstream: { url: http://127.0.0.1:1 }
+sessions:
+  login: { path: /login, usernameField: username, cookie: JSESSIONID }
+identity: [ { type: cookie, name: JSESSIONID } ]
+routes:
+  - name: contact
+    methods: [GET]
+    path: /api/contacts/:id
+    records: { param: id }
+    limits: [ { window: 10m, distinctRecords: 1000, action: log } ]
+  - name: lookup
+    methods: [GET]
+    path: /api/lookup
+    records: { query: id, split: "," }
+    clampQuery: { pageSize: 50 }
+    limits: [ { window: 10m, distinctRecords: 1000, action: log } ]
+  - name: nested
+    methods: [GET]
+    path: /api/search
+    records: { query: "filter[id]" }
+    limits: [ { window: 10m, distinctRecords: 1000, action: log } ]
+  - name: delete
+    methods: [DELETE]
+    path: /api/contacts/:id
+    records: { param: id }
+    limits: [ { window: 1m, requests: 1000, action: log } ]
+  - name: batch
+    methods: [POST]
+    path: /api/batch
+    records: { body: "$.ids" }
+    limits: [ { window: 10m, distinctRecords: 1000, action: log } ]
+  - name: list
+    methods: [GET]
+    path: /api/list
+    records: { response: "$.items[*].id" }
+    clampQuery: { _limit: 20 }
+    limits: [ { window: 10m, distinctRecords: 1000, action: log } ]
+  - name: files
+    path: /files/*
+    limits: [ { window: 1m, requests: 1000, action: log } ]
+`,
+  'classify.yaml',
+)
+
+type Row = RequestLine & { note: string; headers: Record<string, string> }
+const get = (url: string, note: string, headers: Record<string, string> = {}): Row => ({
+  method: 'GET',
+  url,
+  headers,
+  note,
+})
+const TABLE: Row[] = [
+  get('/api/contacts/7', 'a path parameter'),
+  get('/api/contacts/7/', 'trailing slash'),
+  get('/API/Contacts/7', 'case'),
+  get('/api//contacts/./7', 'empty and dot segments'),
+  get('/api/x/../contacts/7', 'dot-dot'),
+  get('/api/contacts/7;jsessionid=abc', 'matrix parameter'),
+  get('/api;x=1/contacts/8', 'matrix parameter on another segment'),
+  get('/api/contacts/%37', 'percent-encoded unreserved'),
+  get('/api/%63ontacts/9', 'percent-encoded letter in a literal segment'),
+  get('/api/contacts/%2e%2e/contacts/10', 'encoded dot segment'),
+  get('/api/contacts/a%20b', 'space in an id'),
+  get('/api/contacts/%C3%A9', 'UTF-8 id'),
+  get('/api/contacts/7?x=1', 'a query beside a path record'),
+  get('/api/contacts/7#frag', 'a fragment'),
+  get('http://example.test/api/contacts/11', 'absolute-form'),
+  get('/api%2Fcontacts/7', 'encoded slash: rejected'),
+  get('/api/contacts/%5C7', 'encoded backslash: rejected'),
+  get('/api/contacts/%00', 'encoded NUL: rejected'),
+  get('/api/contacts/%zz', 'bad escape: rejected'),
+  get('/../etc/passwd', 'above the root: rejected'),
+  get('/api/contacts/%252e', 'double encoding: rejected'),
+  get('/api/lookup?id=1', 'query record'),
+  get('/api/lookup?id=1,2,3', 'split query record'),
+  get('/api/lookup?id=1&id=2', 'repeated query record'),
+  get('/api/lookup?ID=4', 'query key case'),
+  get('/api/lookup?[id]=5', 'leading-bracket key'),
+  get('/api/lookup?%5Bid%5D=6', 'encoded brackets'),
+  get('/api/lookup?id[]=7&id[0]=8', 'PHP array keys'),
+  get('/api/lookup?x=1;id=9', 'semicolon separator'),
+  get('/api/lookup?id=10&pageSize=100000', 'clamp with records'),
+  get('/api/lookup?pageSize=0', 'clamp zero'),
+  get('/api/lookup?[pageSize]=500', 'clamp of a bracket key'),
+  get('/api/lookup?pageSize=50', 'within the clamp'),
+  get('/api/lookup', 'no query'),
+  get('/api/search?filter[id]=11', 'nested key'),
+  get('/api/search?filter%5Bid%5D=12&filter[id][]=13', 'nested key spellings'),
+  get('/api/search?id=14', 'the un-nested key is another key'),
+  get('/api/list?page=2', 'response records'),
+  get('/api/list?_limit=1000', 'clamp on a response route'),
+  get('/files/a/b/c.pdf', 'wildcard route'),
+  { method: 'HEAD', url: '/api/contacts/12', headers: {}, note: 'HEAD counts as GET' },
+  { method: 'DELETE', url: '/api/contacts/13', headers: {}, note: 'another method, another route' },
+  { method: 'POST', url: '/api/contacts/14', headers: {}, note: 'a method no route covers' },
+  {
+    method: 'POST',
+    url: '/api/contacts/15',
+    headers: { 'x-http-method-override': 'DELETE' },
+    note: 'method override header',
+  },
+  { method: 'POST', url: '/api/contacts/16', headers: { 'x-http-method': 'get' }, note: 'override in lower case' },
+  {
+    method: 'POST',
+    url: '/api/contacts/17',
+    headers: { 'x-method-override': 'BOGUS' },
+    note: 'an override that is no method',
+  },
+  { method: 'POST', url: '/api/batch', headers: {}, note: 'body records: read later' },
+  { method: 'POST', url: '/login?username=x', headers: {}, note: 'a login on no route' },
+  get('/other/path', 'no route'),
+  get('/', 'the root'),
+]
+
+/** What is compared: the route, the forwarded target, the records, the clamp; or rejected / unrouted. */
+function shape(c: ReturnType<typeof classify>): unknown {
+  if (c.kind === 'rejected') return { kind: 'rejected' }
+  if (c.kind === 'unrouted') return { kind: 'unrouted', session: c.session }
+  return {
+    kind: 'routed',
+    route: c.route.name,
+    target: c.target,
+    records: c.records,
+    clamped: c.clamped,
+    session: c.session,
+  }
+}
+
+let app: FastifyInstance
+let base: string
+let dir: string
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sluice-classify-'))
+  app = Fastify()
+  await app.register(sluice, { config: CONFIG, forwarding: true })
+  // What the hook made of each request: its exchange, and the URL it would forward.
+  // (In a header, so that HEAD answers it too.)
+  app.all('/*', async (request, reply) => {
+    const ex = request.sluiceExchange
+    const c = ex?.kind === 'routed' ? ex.classified : null
+    const seen = c
+      ? {
+          kind: 'routed',
+          route: c.route.name,
+          target: c.target,
+          records: c.records,
+          clamped: c.clamped,
+          session: c.session,
+          forwarded: request.raw.url,
+        }
+      : { kind: 'unrouted', session: ex?.kind === 'session' ? ex.session.kind : null }
+    reply.header('x-classified', encodeURIComponent(JSON.stringify(seen)))
+    return ''
+  })
+  base = await app.listen({ host: '127.0.0.1', port: 0 })
+})
+afterAll(async () => {
+  await app?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function throughHook(row: Row): Promise<unknown> {
+  // Byte for byte on the wire (fetch and inject would normalise the very paths under test).
+  const post =
+    row.method === 'POST'
+      ? { body: '{"ids":[1]}', headers: { ...row.headers, 'content-type': 'application/json' } }
+      : { headers: row.headers }
+  const res = await send(base, row.url, { method: row.method, ...post })
+  // (A malformed escape is refused by Fastify's router before any hook: a 400 all the same.)
+  if (res.status === 400) return { kind: 'rejected' }
+  const body = JSON.parse(decodeURIComponent(res.headers['x-classified'] ?? '')) as Record<string, unknown>
+  if (body.kind === 'routed') {
+    expect(body.forwarded).toBe(body.target) // the upstream receives what was matched
+    delete body.forwarded
+  }
+  if (body.kind === 'unrouted') delete body.forwarded
+  return body
+}
+
+async function throughReplay(rows: Row[]): Promise<unknown[]> {
+  const file = join(dir, 'access.log')
+  const line = (r: Row, i: number) =>
+    `127.0.0.1 - u${i} [10/Oct/2026:13:55:36 +0000] "${r.method} ${r.url} HTTP/1.1" 200 10 "-" "test"`
+  writeFileSync(file, `${rows.map(line).join('\n')}\n`)
+  const out: unknown[] = rows.map(() => ({ kind: 'unrouted', session: null }))
+  const result = await replayLogs(CONFIG, [file], {
+    onDecision: (e) => void (out[e.at.line - 1] = { route: e.route.name, records: e.records }),
+  })
+  expect(result.rejected.count).toBe(rows.filter((r) => classifyRow(r).kind === 'rejected').length)
+  return out
+}
+
+const ctx = {
+  routes: CONFIG.routes,
+  sessions: CONFIG.sessions,
+  canonical: canonicalOptions(CONFIG.paths.stripMatrixParams),
+}
+const classifyRow = (r: Row) => classify(r, ctx)
+
+describe('one classification for the proxy and replay', () => {
+  it(`the hook classifies every request of a ${TABLE.length}-row table exactly as classify() does`, async () => {
+    for (const row of TABLE)
+      expect({ note: row.note, got: await throughHook(row) }).toEqual({ note: row.note, got: shape(classifyRow(row)) })
+  })
+
+  it('replay classifies every request an access log can carry exactly as classify() does', async () => {
+    const rows = TABLE.filter(
+      (r) => Object.keys(r.headers).length === 0 && !r.url.includes('#') && !r.url.includes(' '),
+    )
+    expect(rows.length).toBeGreaterThanOrEqual(40)
+    const replayed = await throughReplay(rows)
+    rows.forEach((row, i) => {
+      const c = classifyRow(row)
+      const want =
+        c.kind === 'routed' ? { route: c.route.name, records: c.records ?? [] } : { kind: 'unrouted', session: null }
+      expect({ note: row.note, got: replayed[i] }).toEqual({ note: row.note, got: want })
+    })
+  })
+
+  it('the table covers every kind of classification', () => {
+    const kinds = new Set(TABLE.map((r) => classifyRow(r).kind))
+    expect([...kinds].sort()).toEqual(['rejected', 'routed', 'unrouted'])
+    const routes = new Set(TABLE.map((r) => classifyRow(r)).flatMap((c) => (c.kind === 'routed' ? [c.route.name] : [])))
+    expect([...routes].sort()).toEqual(['batch', 'contact', 'delete', 'files', 'list', 'lookup', 'nested'])
+    expect(
+      TABLE.some((r) => {
+        const c = classifyRow(r)
+        return c.kind === 'routed' && c.clamped !== null
+      }),
+    ).toBe(true)
+  })
+})
