@@ -34,19 +34,23 @@ export async function readTrailTail(file: string, key: AuditKey | undefined): Pr
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw openError(file, err)
   }
+  let size: number
+  let start: number
+  let tail: Buffer
   try {
-    const size = (await handle.stat()).size
+    size = (await handle.stat()).size
     if (size === 0) return { size }
-    const start = Math.max(0, size - TAIL_WINDOW)
+    start = Math.max(0, size - TAIL_WINDOW)
     const buf = Buffer.alloc(size - start)
     const { bytesRead } = await handle.read(buf, 0, buf.length, start)
-    return scanTail(file, buf.subarray(0, bytesRead), start, size, key)
+    tail = buf.subarray(0, bytesRead)
   } catch (err) {
-    if (err instanceof SluiceError) throw err
     throw openError(file, err)
   } finally {
     await handle.close()
   }
+  // Read and closed: what the bytes say (a wrong key, damage) is not an error opening the file.
+  return scanTail(file, tail, start, size, key)
 }
 
 function scanTail(file: string, buf: Buffer, start: number, size: number, key: AuditKey | undefined): TrailTail {
@@ -72,7 +76,10 @@ function scanTail(file: string, buf: Buffer, start: number, size: number, key: A
     return withDiscarded({ last: { seq: entry.seq, hash: entry.hash }, size }, buf.subarray(lineEnd + 1))
   }
   if (start > 0) {
-    throw new SluiceError('SLUICE_ERR_AUDIT_CORRUPT', `the last ${TAIL_WINDOW} bytes of the audit file ${file} hold no valid entry: the file is damaged. Check it with \`sluice audit verify ${file}\` and move it aside to start a new trail.`)
+    throw new SluiceError(
+      'SLUICE_ERR_AUDIT_CORRUPT',
+      `the last ${TAIL_WINDOW} bytes of the audit file ${file} hold no valid entry: the file is damaged. Check it with \`sluice audit verify ${file}\` and move it aside to start a new trail.`,
+    )
   }
   return withDiscarded({ size }, buf)
 }
@@ -83,7 +90,12 @@ function withDiscarded(tail: TrailTail, rest: Buffer): TrailTail {
   const content = needsNewline ? rest : rest.subarray(0, rest.length - 1)
   let lines = 1
   for (let i = content.indexOf(0x0a); i !== -1; i = content.indexOf(0x0a, i + 1)) lines++
-  tail.discarded = { bytes: content.length, sha256: createHash('sha256').update(content).digest('hex'), lines, needsNewline }
+  tail.discarded = {
+    bytes: content.length,
+    sha256: createHash('sha256').update(content).digest('hex'),
+    lines,
+    needsNewline,
+  }
   return tail
 }
 
@@ -124,5 +136,8 @@ export function rotatedName(file: string, time: number, attempt: number): string
 
 function openError(file: string, err: unknown): SluiceError {
   const e = err as NodeJS.ErrnoException
-  return new SluiceError('SLUICE_ERR_AUDIT_OPEN', `cannot read the audit file ${file} to continue its chain: ${e.code ?? e.message}. Fix its permissions, or move it aside to start a new trail.`)
+  return new SluiceError(
+    'SLUICE_ERR_AUDIT_OPEN',
+    `cannot read the audit file ${file} to continue its chain: ${e.code ?? e.message}. Fix its permissions, or move it aside to start a new trail.`,
+  )
 }

@@ -178,7 +178,13 @@ export class AuditTrail {
   private async resume(): Promise<void> {
     const alg = algOf(this.key)
     const tail = await readTrailTail(this.file, this.key)
-    const discarded = tail?.discarded ? { discardedBytes: tail.discarded.bytes, discardedSha256: tail.discarded.sha256, discardedLines: tail.discarded.lines } : {}
+    const discarded = tail?.discarded
+      ? {
+          discardedBytes: tail.discarded.bytes,
+          discardedSha256: tail.discarded.sha256,
+          discardedLines: tail.discarded.lines,
+        }
+      : {}
     if (tail?.discarded?.needsNewline) this.prefix = '\n'
     this.size = tail?.size ?? 0
     if (tail?.last) {
@@ -191,25 +197,37 @@ export class AuditTrail {
       if (previous) {
         this.seq = previous.seq
         this.hash = previous.hash
-        this.head = { type: 'rotated', fields: { previousFile: basename(previous.file), previousSeq: previous.seq, alg, ...discarded } }
+        this.head = {
+          type: 'rotated',
+          fields: { previousFile: basename(previous.file), previousSeq: previous.seq, alg, ...discarded },
+        }
       } else {
         this.head = { type: 'genesis', fields: { format: AUDIT_FORMAT, alg, ...discarded } }
       }
     }
     if (tail?.discarded) {
-      this.log?.error({ event: 'sluice.audit.recovered', file: this.file, ...discarded }, `audit file ${this.file} ended in a torn line (a crash during a write): keeping its bytes and recording a ${this.head?.type} entry after them`)
+      this.log?.error(
+        { event: 'sluice.audit.recovered', file: this.file, ...discarded },
+        `audit file ${this.file} ended in a torn line (a crash during a write): keeping its bytes and recording a ${this.head?.type} entry after them`,
+      )
     }
     try {
       this.handle = await this.fs.open(this.file)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
-      throw new SluiceError('SLUICE_ERR_AUDIT_OPEN', `cannot open the audit file ${this.file} for appending: ${e.code ?? e.message}. Check that its directory exists and that sluice may write there.`)
+      throw new SluiceError(
+        'SLUICE_ERR_AUDIT_OPEN',
+        `cannot open the audit file ${this.file} for appending: ${e.code ?? e.message}. Check that its directory exists and that sluice may write there.`,
+      )
     }
     if (this.fsyncPolicy === 'interval') {
       this.syncTimer = setInterval(() => void this.syncIfDirty(), this.fsyncIntervalMs)
       this.syncTimer.unref()
     }
-    this.log?.info({ event: 'sluice.audit.opened', file: this.file, seq: this.seq, hash: this.hash }, `audit trail ${this.file} continues at seq ${this.seq + 1}`)
+    this.log?.info(
+      { event: 'sluice.audit.opened', file: this.file, seq: this.seq, hash: this.hash },
+      `audit trail ${this.file} continues at seq ${this.seq + 1}`,
+    )
     if (this.head) this.kick()
   }
 
@@ -218,7 +236,10 @@ export class AuditTrail {
     if (!file) return undefined
     const tail = await readTrailTail(file, this.key)
     if (!tail?.last) {
-      this.log?.error({ event: 'sluice.audit.broken', file }, `the newest rotated audit file ${file} holds no valid entry: starting a new chain`)
+      this.log?.error(
+        { event: 'sluice.audit.broken', file },
+        `the newest rotated audit file ${file} holds no valid entry: starting a new chain`,
+      )
       return undefined
     }
     return { file, ...tail.last }
@@ -280,12 +301,18 @@ export class AuditTrail {
     if (this.retryTimer) clearTimeout(this.retryTimer)
     const unwritten = this.backlog()
     if (timedOut && unwritten > 0) {
-      this.log?.error({ event: 'sluice.audit.lost', file: this.file, unwritten, lastError: this.lastError }, `AUDIT: ${unwritten} accepted entries could not be written before shutdown; they are lost`)
+      this.log?.error(
+        { event: 'sluice.audit.lost', file: this.file, unwritten, lastError: this.lastError },
+        `AUDIT: ${unwritten} accepted entries could not be written before shutdown; they are lost`,
+      )
     }
     const handle = this.handle
     this.handle = undefined
     await handle?.close().catch(() => undefined)
-    this.log?.info({ event: 'sluice.audit.closed', file: this.file, seq: this.seq, hash: this.hash }, `audit trail closed at seq ${this.seq}, hash ${this.hash}`)
+    this.log?.info(
+      { event: 'sluice.audit.closed', file: this.file, seq: this.seq, hash: this.hash },
+      `audit trail closed at seq ${this.seq}, hash ${this.hash}`,
+    )
     return { unwritten }
   }
 
@@ -318,7 +345,14 @@ export class AuditTrail {
     if (this.droppedEpisode === 1 || now - this.lastDropLog >= SUMMARY_EVERY_MS) {
       this.lastDropLog = now
       this.log?.error(
-        { event: 'sluice.audit.dropped', file: this.file, dropped: this.dropped, backlog: this.backlog(), queueLimit: this.queueLimit, lastError: this.lastError },
+        {
+          event: 'sluice.audit.dropped',
+          file: this.file,
+          dropped: this.dropped,
+          backlog: this.backlog(),
+          queueLimit: this.queueLimit,
+          lastError: this.lastError,
+        },
         `AUDIT QUEUE FULL (${this.queueLimit} entries waiting for the disk): new audit entries are refused, ${this.dropped} so far`,
       )
     }
@@ -326,7 +360,12 @@ export class AuditTrail {
 
   /** The trail itself says that entries were refused here, once it accepts again. */
   private recordDrops(): void {
-    this.queue.push({ ordinal: ++this.acceptedOrdinal, time: this.now(), type: 'dropped', fields: { count: this.droppedEpisode, since: new Date(this.droppedSince).toISOString() } })
+    this.queue.push({
+      ordinal: ++this.acceptedOrdinal,
+      time: this.now(),
+      type: 'dropped',
+      fields: { count: this.droppedEpisode, since: new Date(this.droppedSince).toISOString() },
+    })
     this.droppedEpisode = 0
   }
 
@@ -382,8 +421,14 @@ export class AuditTrail {
     this.rotationDue = false
     this.size = 0
     this.entriesInFile = 0
-    this.head = { type: 'rotated', fields: { previousFile: basename(target), previousSeq: this.seq, alg: algOf(this.key) } }
-    this.log?.info({ event: 'sluice.audit.rotated', file: this.file, rotatedTo: target, seq: this.seq }, `audit file rotated to ${target}`)
+    this.head = {
+      type: 'rotated',
+      fields: { previousFile: basename(target), previousSeq: this.seq, alg: algOf(this.key) },
+    }
+    this.log?.info(
+      { event: 'sluice.audit.rotated', file: this.file, rotatedTo: target, seq: this.seq },
+      `audit file rotated to ${target}`,
+    )
   }
 
   /** Serialises the next entries into the chain. From here on they are one buffer, written as is. */
@@ -397,29 +442,49 @@ export class AuditTrail {
     const items = this.queue.splice(0, this.batchSize)
     for (const item of items) text += this.serialize(item.time, item.type, item.fields)
     const last = items[items.length - 1]
-    return { buf: Buffer.from(text, 'utf8'), written: 0, entries: entries + items.length, items: items.length, lastOrdinal: last ? last.ordinal : this.writtenOrdinal }
+    return {
+      buf: Buffer.from(text, 'utf8'),
+      written: 0,
+      entries: entries + items.length,
+      items: items.length,
+      lastOrdinal: last ? last.ordinal : this.writtenOrdinal,
+    }
   }
 
   private serialize(time: number, type: string, fields: Record<string, unknown> | undefined): string {
-    let entry: { line: string; hash: string }
     const iso = new Date(time).toISOString()
-    try {
-      const reserved = fields ? Object.keys(fields).filter((k) => RESERVED_KEYS.has(k)) : []
-      if (reserved.length > 0) throw new Error(`fields use reserved keys: ${reserved.join(', ')}`)
-      entry = serializeEntry(this.seq + 1, iso, type, fields, this.hash, this.key)
-      if (entry.line.length > MAX_LINE_BYTES / 4) {
-        // Cheap check first (UTF-16 length); then the exact one.
-        const bytes = Buffer.byteLength(entry.line)
-        if (bytes > MAX_LINE_BYTES) throw new Error(`entry of ${bytes} bytes exceeds the 1 MiB line limit`)
-      }
-    } catch (err) {
+    let entry = this.entryOrProblem(iso, type, fields)
+    if (typeof entry === 'string') {
       // A caller's bug must not break the chain or stall the queue: record that it happened.
-      this.log?.error({ event: 'sluice.audit.invalid', type, err: (err as Error).message }, 'audit entry could not be serialised; recorded as invalid')
-      entry = serializeEntry(this.seq + 1, iso, 'invalid', { originalType: type, error: (err as Error).message }, this.hash, this.key)
+      this.log?.error(
+        { event: 'sluice.audit.invalid', type, err: entry },
+        'audit entry could not be serialised; recorded as invalid',
+      )
+      entry = serializeEntry(this.seq + 1, iso, 'invalid', { originalType: type, error: entry }, this.hash, this.key)
     }
     this.seq++
     this.hash = entry.hash
     return entry.line
+  }
+
+  /** The next entry, or why it cannot be written: reserved keys, over the line limit, not serialisable. */
+  private entryOrProblem(
+    iso: string,
+    type: string,
+    fields: Record<string, unknown> | undefined,
+  ): { line: string; hash: string } | string {
+    try {
+      const reserved = fields ? Object.keys(fields).filter((k) => RESERVED_KEYS.has(k)) : []
+      if (reserved.length > 0) return `fields use reserved keys: ${reserved.join(', ')}`
+      const entry = serializeEntry(this.seq + 1, iso, type, fields, this.hash, this.key)
+      // Cheap check first (UTF-16 length); then the exact one.
+      const bytes = entry.line.length > MAX_LINE_BYTES / 4 ? Buffer.byteLength(entry.line) : 0
+      if (bytes > MAX_LINE_BYTES) return `entry of ${bytes} bytes exceeds the 1 MiB line limit`
+      return entry
+    } catch (err) {
+      // Fields JSON cannot hold (a BigInt, a cycle), or a getter that throws.
+      return (err as Error).message
+    }
   }
 
   private async writeBatch(batch: Batch): Promise<void> {
@@ -493,23 +558,47 @@ export class AuditTrail {
     const e = err as NodeJS.ErrnoException
     const now = this.now()
     this.failures++
-    this.lastError = { code: e.code ?? 'EUNKNOWN', message: e.message ?? String(err), time: new Date(now).toISOString() }
-    const details = { event: 'sluice.audit.failing', file: this.file, during, code: this.lastError.code, error: this.lastError.message, backlog: this.backlog(), dropped: this.dropped }
+    this.lastError = {
+      code: e.code ?? 'EUNKNOWN',
+      message: e.message ?? String(err),
+      time: new Date(now).toISOString(),
+    }
+    const details = {
+      event: 'sluice.audit.failing',
+      file: this.file,
+      during,
+      code: this.lastError.code,
+      error: this.lastError.message,
+      backlog: this.backlog(),
+      dropped: this.dropped,
+    }
     if (this.healthy) {
       this.healthy = false
       this.failingSince = now
       this.lastFailureLog = now
-      this.log?.error(details, `AUDIT SINK FAILING (${during} ${this.file}: ${this.lastError.code}): entries are kept in memory (up to ${this.queueLimit}) and retried`)
+      this.log?.error(
+        details,
+        `AUDIT SINK FAILING (${during} ${this.file}: ${this.lastError.code}): entries are kept in memory (up to ${this.queueLimit}) and retried`,
+      )
     } else if (now - this.lastFailureLog >= SUMMARY_EVERY_MS) {
       this.lastFailureLog = now
-      this.log?.error(details, `AUDIT SINK STILL FAILING since ${new Date(this.failingSince ?? now).toISOString()}: ${this.backlog()} entries waiting`)
+      this.log?.error(
+        details,
+        `AUDIT SINK STILL FAILING since ${new Date(this.failingSince ?? now).toISOString()}: ${this.backlog()} entries waiting`,
+      )
     }
     return Math.min(this.retryMaxMs, this.retryInitialMs * 2 ** Math.min(this.failures - 1, 30))
   }
 
   private recovered(): void {
     this.log?.warn(
-      { event: 'sluice.audit.recovered', file: this.file, failingSince: this.failingSince, failures: this.failures, backlog: this.backlog() },
+      {
+        event: 'sluice.audit.recovered',
+        file: this.file,
+        failingSince: this.failingSince,
+        failures: this.failures,
+        backlog: this.backlog(),
+      },
       `audit sink recovered after ${this.failures} failed attempt(s); buffered entries written in order`,
     )
     this.healthy = true

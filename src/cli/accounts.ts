@@ -2,7 +2,15 @@
 // admin API (docs/admin.md). Exit codes: 0 done; 1 the API refused or could not be reached; 2 usage.
 // stdout carries the answer (aligned tables, or --json); errors go to stderr.
 import { Command, CommanderError, Option } from 'commander'
-import type { AccountJson, AccountListJson, DisabledJson, LimitJson, ResetJson, RouteJson, UnlockJson } from '../admin/accounts.js'
+import type {
+  AccountJson,
+  AccountListJson,
+  DisabledJson,
+  LimitJson,
+  ResetJson,
+  RouteJson,
+  UnlockJson,
+} from '../admin/accounts.js'
 import type { IncidentsJson } from '../admin/server.js'
 import { printable } from '../replay/escape.js'
 
@@ -17,21 +25,37 @@ interface ClientOptions {
 
 /** Registers the commands; `exit` receives the exit code. */
 export function registerAccounts(program: Command, exit: (code: number) => void): void {
-  const accounts = program.command('accounts').description('see and act on accounts through the admin API (URL and token from flags or SLUICE_ADMIN_URL, SLUICE_ADMIN_TOKEN)')
+  const accounts = program
+    .command('accounts')
+    .description(
+      'see and act on accounts through the admin API (URL and token from flags or SLUICE_ADMIN_URL, SLUICE_ADMIN_TOKEN)',
+    )
 
   client(accounts.command('list').description('the accounts closest to (or past) their limits, most pressed first'))
     .option('--route <route>', 'only this route')
-    .addOption(new Option('--by <kind>', 'pressure by distinct records or requests').choices(['distinct', 'requests']).default('distinct'))
+    .addOption(
+      new Option('--by <kind>', 'pressure by distinct records or requests')
+        .choices(['distinct', 'requests'])
+        .default('distinct'),
+    )
     .option('--limit <n>', 'how many accounts', count, 20)
     .action(async (opts: ClientOptions & { route?: string; by: string; limit: number }) => {
-      const query = new URLSearchParams({ by: opts.by, limit: String(opts.limit), ...(opts.route !== undefined ? { route: opts.route } : {}) })
+      const query = new URLSearchParams({
+        by: opts.by,
+        limit: String(opts.limit),
+        ...(opts.route !== undefined ? { route: opts.route } : {}),
+      })
       const list = await request<AccountListJson>(opts, 'GET', `/accounts?${query}`)
       if (list === undefined) return exit(1)
       print(opts, list, formatAccountList)
       exit(0)
     })
 
-  client(accounts.command('show').description('one account: every window of every route with its count, and whether it is disabled'))
+  client(
+    accounts
+      .command('show')
+      .description('one account: every window of every route with its count, and whether it is disabled'),
+  )
     .argument('<account>', 'account id as sluice logs it, e.g. basic:alice#3f2a1b, user:alice, ip:1.2.3.4')
     .action(async (account: string, opts: ClientOptions) => {
       const view = await request<AccountJson>(opts, 'GET', `/accounts/${encodeURIComponent(account)}`)
@@ -40,18 +64,26 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
       exit(0)
     })
 
-  client(accounts.command('unlock').description('lift a disable (enforced and shadow) at once, on every instance sharing the store'))
+  client(
+    accounts
+      .command('unlock')
+      .description('lift a disable (enforced and shadow) at once, on every instance sharing the store'),
+  )
     .argument('<account>', 'account id')
     .action(async (account: string, opts: ClientOptions) => {
       const result = await request<UnlockJson>(opts, 'POST', `/accounts/${encodeURIComponent(account)}/unlock`)
       if (result === undefined) return exit(1)
-      print(opts, result, (r) => (r.unlocked ? `unlocked ${printable(r.account)} (was disabled: ${r.lifted.map(formatDisabled).join('; ')})` : `${printable(r.account)} was not disabled; nothing changed`))
+      print(opts, result, (r) =>
+        r.unlocked
+          ? `unlocked ${printable(r.account)} (was disabled: ${r.lifted.map(formatDisabled).join('; ')})`
+          : `${printable(r.account)} was not disabled; nothing changed`,
+      )
       exit(0)
     })
 
-  client(accounts.command('reset').description('clear an account\'s counters (all routes, or one) and lift its disable'))
+  client(accounts.command('reset').description("clear an account's counters (all routes, or one) and lift its disable"))
     .argument('<account>', 'account id')
-    .option('--route <route>', 'only this route\'s counters')
+    .option('--route <route>', "only this route's counters")
     .action(async (account: string, opts: ClientOptions & { route?: string }) => {
       const query = opts.route !== undefined ? `?${new URLSearchParams({ route: opts.route })}` : ''
       const result = await request<ResetJson>(opts, 'POST', `/accounts/${encodeURIComponent(account)}/reset${query}`)
@@ -63,51 +95,77 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
       exit(0)
     })
 
-  client(program.command('incidents').description('recent decisions other than allow (this instance\'s memory; the audit trail has them all)'))
+  client(
+    program
+      .command('incidents')
+      .description("recent decisions other than allow (this instance's memory; the audit trail has them all)"),
+  )
     .option('--account <account>', 'only this account')
     .option('--since <time>', 'only since a time (ISO 8601) or a duration ago (15m, 2h)')
     .option('--limit <n>', 'how many', count, 50)
     .action(async (opts: ClientOptions & { account?: string; since?: string; limit: number }) => {
-      const query = new URLSearchParams({ limit: String(opts.limit), ...(opts.account !== undefined ? { account: opts.account } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}) })
+      const query = new URLSearchParams({
+        limit: String(opts.limit),
+        ...(opts.account !== undefined ? { account: opts.account } : {}),
+        ...(opts.since !== undefined ? { since: opts.since } : {}),
+      })
       const result = await request<IncidentsJson>(opts, 'GET', `/incidents?${query}`)
       if (result === undefined) return exit(1)
       print(opts, result, formatIncidents)
       exit(0)
     })
 
-  client(program.command('reload').description('re-read the config of the running sluice (as SIGHUP does); an invalid config is rejected and the running one stays'))
-    .action(async (opts: ClientOptions) => {
-      const result = await request<{ ok: true }>(opts, 'POST', '/reload')
-      if (result === undefined) return exit(1)
-      print(opts, result, () => 'reloaded: the new config is running')
-      exit(0)
-    })
+  client(
+    program
+      .command('reload')
+      .description(
+        're-read the config of the running sluice (as SIGHUP does); an invalid config is rejected and the running one stays',
+      ),
+  ).action(async (opts: ClientOptions) => {
+    const result = await request<{ ok: true }>(opts, 'POST', '/reload')
+    if (result === undefined) return exit(1)
+    print(opts, result, () => 'reloaded: the new config is running')
+    exit(0)
+  })
 }
 
 function client(command: Command): Command {
   return command
     .addOption(new Option('--url <url>', 'admin API').env('SLUICE_ADMIN_URL').default(DEFAULT_ADMIN_URL))
-    .addOption(new Option('--token <token>', 'admin token (prefer the environment variable: flags show in ps)').env('SLUICE_ADMIN_TOKEN'))
-    .option('--json', 'machine-readable output: the API\'s JSON as is')
+    .addOption(
+      new Option('--token <token>', 'admin token (prefer the environment variable: flags show in ps)').env(
+        'SLUICE_ADMIN_TOKEN',
+      ),
+    )
+    .option('--json', "machine-readable output: the API's JSON as is")
 }
 
 /** The API's answer, or undefined after saying on stderr why there is none. */
 async function request<T>(opts: ClientOptions, method: string, path: string): Promise<T | undefined> {
-  if (opts.token === undefined || opts.token === '') throw new CommanderError(2, 'sluice.admin.token', 'error: no admin token: set SLUICE_ADMIN_TOKEN (or pass --token)')
-  let base: URL
-  try {
-    base = new URL(opts.url)
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http')
-  } catch {
-    throw new CommanderError(2, 'sluice.admin.url', `error: "${opts.url}" is not an http(s) URL (--url, SLUICE_ADMIN_URL)`)
+  if (opts.token === undefined || opts.token === '')
+    throw new CommanderError(2, 'sluice.admin.token', 'error: no admin token: set SLUICE_ADMIN_TOKEN (or pass --token)')
+  const base = URL.parse(opts.url)
+  if (base === null || (base.protocol !== 'http:' && base.protocol !== 'https:')) {
+    throw new CommanderError(
+      2,
+      'sluice.admin.url',
+      `error: "${opts.url}" is not an http(s) URL (--url, SLUICE_ADMIN_URL)`,
+    )
   }
   const at = base.origin + base.pathname.replace(/\/+$/, '')
   let res: Response
   try {
-    res = await fetch(at + path, { method, headers: { authorization: `Bearer ${opts.token}`, accept: 'application/json' }, signal: AbortSignal.timeout(TIMEOUT_MS) })
+    res = await fetch(at + path, {
+      method,
+      headers: { authorization: `Bearer ${opts.token}`, accept: 'application/json' },
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    })
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } }
-    const why = e.name === 'TimeoutError' ? `no answer within ${TIMEOUT_MS / 1000}s` : (e.cause?.code ?? e.cause?.message ?? e.message)
+    const why =
+      e.name === 'TimeoutError'
+        ? `no answer within ${TIMEOUT_MS / 1000}s`
+        : (e.cause?.code ?? e.cause?.message ?? e.message)
     console.error(`sluice: cannot reach the admin API at ${at} (${why})`)
     return undefined
   }
@@ -119,7 +177,9 @@ async function request<T>(opts: ClientOptions, method: string, path: string): Pr
     body = undefined
   }
   if (res.status === 401) {
-    console.error(`sluice: the admin token was refused by ${at} (check SLUICE_ADMIN_TOKEN against admin.token in the config)`)
+    console.error(
+      `sluice: the admin token was refused by ${at} (check SLUICE_ADMIN_TOKEN against admin.token in the config)`,
+    )
     return undefined
   }
   if (!res.ok) {
@@ -150,14 +210,22 @@ export function formatAccountList(list: AccountListJson): string {
     const disabled = a.disabled.length > 0 ? a.disabled.map(formatDisabled).join('; ') : '-'
     if (a.routes.length === 0) rows.push([printable(a.account), percent(a.pressure), disabled, '-', '-'])
     a.routes.forEach((r, i) => {
-      rows.push(i === 0 ? [printable(a.account), percent(a.pressure), disabled, r.route, routeSummary(r)] : ['', '', '', r.route, routeSummary(r)])
+      rows.push(
+        i === 0
+          ? [printable(a.account), percent(a.pressure), disabled, r.route, routeSummary(r)]
+          : ['', '', '', r.route, routeSummary(r)],
+      )
     })
   }
   const by = list.by === 'distinct' ? 'distinct records' : 'requests'
   const where = list.route === null ? 'all routes' : `route ${list.route}`
   const lines = list.accounts.length > 0 ? [table(rows)] : ['no account has counts in any window']
-  lines.push('', `${list.accounts.length} account${list.accounts.length === 1 ? '' : 's'} by ${by}, ${where} (${list.scanned} with counts); pressure = highest count / limit; at ${list.at}`)
-  if (list.truncated) lines.push('warning: the store stopped enumerating at its bound: accounts beyond it were not considered')
+  lines.push(
+    '',
+    `${list.accounts.length} account${list.accounts.length === 1 ? '' : 's'} by ${by}, ${where} (${list.scanned} with counts); pressure = highest count / limit; at ${list.at}`,
+  )
+  if (list.truncated)
+    lines.push('warning: the store stopped enumerating at its bound: accounts beyond it were not considered')
   return lines.join('\n')
 }
 
@@ -170,7 +238,16 @@ export function formatAccount(view: AccountJson): string {
   if (view.routes.length === 0) return `${head}\n\nno counts in any window`
   const rows: string[][] = [['ROUTE', 'WINDOW', 'KIND', 'COUNT', 'MAX', 'USED', 'ACTION']]
   for (const r of view.routes) {
-    for (const l of r.limits) rows.push([r.route, l.window, l.kind === 'requests' ? 'requests' : 'distinct records', String(l.count), String(l.max), percent(used(l)), l.action])
+    for (const l of r.limits)
+      rows.push([
+        r.route,
+        l.window,
+        l.kind === 'requests' ? 'requests' : 'distinct records',
+        String(l.count),
+        String(l.max),
+        percent(used(l)),
+        l.action,
+      ])
   }
   return `${head}\n\n${table(rows)}`
 }
@@ -193,7 +270,9 @@ export function formatIncidents(result: IncidentsJson): string {
 }
 
 function routeSummary(r: RouteJson): string {
-  return r.limits.map((l) => `${l.count}/${l.max} ${l.kind === 'requests' ? 'requests' : 'records'}/${l.window}`).join(', ')
+  return r.limits
+    .map((l) => `${l.count}/${l.max} ${l.kind === 'requests' ? 'requests' : 'records'}/${l.window}`)
+    .join(', ')
 }
 
 function used(l: LimitJson): number {
@@ -212,11 +291,19 @@ function formatDisabled(d: DisabledJson): string {
 export function table(rows: string[][]): string {
   const widths: number[] = []
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] as number) - [...cell].length))).join('  ').trimEnd()).join('\n')
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] as number) - [...cell].length)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
 }
 
 function count(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new CommanderError(2, 'sluice.count', `error: "${value}" is not a positive whole number`)
+  if (!Number.isInteger(n) || n < 1)
+    throw new CommanderError(2, 'sluice.count', `error: "${value}" is not a positive whole number`)
   return n
 }

@@ -4,13 +4,13 @@
 import type { KeyObject } from 'node:crypto'
 import { derivePseudonymKey } from '../audit/pseudonym.js'
 import { readFileSync } from 'node:fs'
-import { ConfigIssues, type ConfigIssue } from '../errors.js'
+import { ConfigIssues, PatternError, SelectorError, type ConfigIssue } from '../errors.js'
 import { buildPolicy, formatMs, MAX_WINDOW_MS, type Limit, type RoutePolicy } from '../engine/policy.js'
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
-import { compileSelector, SelectorError, type Selector } from '../records/selector.js'
+import { compileSelector, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
 import type { UsernameMode } from '../identity/usernames.js'
 import type { MatchableRoute } from '../routes/table.js'
@@ -40,7 +40,13 @@ export interface Inspection {
 }
 
 export interface CompiledSessions {
-  login: { method: string; pattern: PathPattern; usernameField: string; cookie: string; success: (status: number) => boolean }
+  login: {
+    method: string
+    pattern: PathPattern
+    usernameField: string
+    cookie: string
+    success: (status: number) => boolean
+  }
   logout: { method: string | null; pattern: PathPattern } | null
   ttlMs: number
   usernames: UsernameMode
@@ -107,7 +113,13 @@ export interface CompiledNotify {
   maxAttempts: number
 }
 
-type Defaulted = SluiceConfig & Required<Pick<SluiceConfig, 'listen' | 'paths' | 'actions' | 'store' | 'identity' | 'trustedProxies' | 'mode' | 'methodOverride' | 'log'>>
+type Defaulted = SluiceConfig &
+  Required<
+    Pick<
+      SluiceConfig,
+      'listen' | 'paths' | 'actions' | 'store' | 'identity' | 'trustedProxies' | 'mode' | 'methodOverride' | 'log'
+    >
+  >
 
 /** Compile a schema-valid, defaulted config; throws ConfigIssues listing every problem. */
 export function compileConfig(input: SluiceConfig): CompiledConfig {
@@ -116,7 +128,12 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
   const duration = (text: string, path: (string | number)[]): number => {
     const ms = parseDuration(text)
     if (ms === undefined || ms <= 0) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_DURATION', path, message: `"${text}" is not a positive duration`, hint: DURATION_HINT })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_DURATION',
+        path,
+        message: `"${text}" is not a positive duration`,
+        hint: DURATION_HINT,
+      })
       return 1
     }
     return ms
@@ -124,16 +141,38 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
 
   try {
     const u = new URL(config.upstream.url)
-    if (u.search || u.hash) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: 'the upstream URL must not have a query or fragment' })
+    if (u.search || u.hash)
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['upstream', 'url'],
+        message: 'the upstream URL must not have a query or fragment',
+      })
     // The request path is forwarded as is; a base path here would be silently ignored.
-    if (u.pathname !== '/' && u.pathname !== '') issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: `the upstream URL must not have a path ("${u.pathname}"): sluice forwards the request path unchanged`, hint: `write ${u.origin} and let clients keep requesting ${u.pathname}/…` })
+    if (u.pathname !== '/' && u.pathname !== '')
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['upstream', 'url'],
+        message: `the upstream URL must not have a path ("${u.pathname}"): sluice forwards the request path unchanged`,
+        hint: `write ${u.origin} and let clients keep requesting ${u.pathname}/…`,
+      })
   } catch {
-    issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['upstream', 'url'], message: `"${config.upstream.url}" is not a URL`, hint: 'write e.g. http://127.0.0.1:3000' })
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_VALUE',
+      path: ['upstream', 'url'],
+      message: `"${config.upstream.url}" is not a URL`,
+      hint: 'write e.g. http://127.0.0.1:3000',
+    })
   }
 
   config.trustedProxies.forEach((entry, i) => {
     const problem = validateTrustEntry(entry)
-    if (problem) issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['trustedProxies', i], message: `"${entry}" is not an address or CIDR (${problem})`, hint: 'write e.g. 10.0.0.0/8, 192.168.1.10 or loopback' })
+    if (problem)
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['trustedProxies', i],
+        message: `"${entry}" is not an address or CIDR (${problem})`,
+        hint: 'write e.g. 10.0.0.0/8, 192.168.1.10 or loopback',
+      })
   })
 
   config.identity.forEach((id, i) => checkIdentity(id, ['identity', i], issues))
@@ -143,18 +182,34 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
   const routes: CompiledRoute[] = []
   config.routes.forEach((route, r) => {
     const at = ['routes', r]
-    if (names.has(route.name)) issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'name'], message: `route name "${route.name}" is used twice`, hint: 'give every route a unique name: it keys the counts' })
+    if (names.has(route.name))
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_ROUTE',
+        path: [...at, 'name'],
+        message: `route name "${route.name}" is used twice`,
+        hint: 'give every route a unique name: it keys the counts',
+      })
     names.add(route.name)
     const pattern = patternOrIssue(route.path, caseSensitive, [...at, 'path'], issues)
     if (!pattern) return
     if (route.records && 'param' in route.records && !pattern.params.includes(route.records.param)) {
-      const known = pattern.params.length > 0 ? `it has ${pattern.params.map((p) => `:${p}`).join(', ')}` : 'it has no parameters'
-      issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, 'records', 'param'], message: `records.param "${route.records.param}" is not a parameter of ${route.path} (${known})` })
+      const known =
+        pattern.params.length > 0 ? `it has ${pattern.params.map((p) => `:${p}`).join(', ')}` : 'it has no parameters'
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_ROUTE',
+        path: [...at, 'records', 'param'],
+        message: `records.param "${route.records.param}" is not a parameter of ${route.path} (${known})`,
+      })
     }
     const limits = compileLimits(route, at, issues, duration)
     const inspect = compileInspection(route.records, [...at, 'records'], issues)
     if (inspect && !limits.some((l) => l.kind === 'distinctRecords')) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...at, 'records'], message: `route "${route.name}" reads record ids from the ${inspect.from === 'body' ? 'request body' : 'response'} but has no distinctRecords limit to count them`, hint: 'add e.g. { window: 10m, distinctRecords: 200, action: challenge }' })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path: [...at, 'records'],
+        message: `route "${route.name}" reads record ids from the ${inspect.from === 'body' ? 'request body' : 'response'} but has no distinctRecords limit to count them`,
+        hint: 'add e.g. { window: 10m, distinctRecords: 200, action: challenge }',
+      })
     }
     routes.push({
       name: route.name,
@@ -162,7 +217,9 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       pattern,
       methods: route.methods ? new Set(route.methods.map((m) => (m === 'HEAD' ? 'GET' : m))) : null,
       policy: buildPolicy(route.name, limits, route.mode === 'shadow'),
-      records: compileRecords(route.records && ('param' in route.records || 'query' in route.records) ? route.records : undefined),
+      records: compileRecords(
+        route.records && ('param' in route.records || 'query' in route.records) ? route.records : undefined,
+      ),
       recordSource: describeRecords(route.records),
       inspect,
       clamp: route.clampQuery ? compileClamp(route.clampQuery) : null,
@@ -198,12 +255,22 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       },
     },
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
-    admin: config.admin ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token } : null,
+    admin: config.admin
+      ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token }
+      : null,
     audit: config.audit ? compileAudit(config.audit, duration, issues) : null,
-    privacy: { pseudonymise: config.privacy?.pseudonymise ?? true, key: config.privacy?.key ?? (config.audit?.key !== undefined ? derivePseudonymKey(config.audit.key) : undefined) },
+    privacy: {
+      pseudonymise: config.privacy?.pseudonymise ?? true,
+      key: config.privacy?.key ?? (config.audit?.key !== undefined ? derivePseudonymKey(config.audit.key) : undefined),
+    },
     notify: config.notify
       ? {
-          webhooks: config.notify.webhooks.map((w, i) => ({ url: w.url, secret: w.secret, events: w.events, timeoutMs: duration(w.timeout, ['notify', 'webhooks', i, 'timeout']) })),
+          webhooks: config.notify.webhooks.map((w, i) => ({
+            url: w.url,
+            secret: w.secret,
+            events: w.events,
+            timeoutMs: duration(w.timeout, ['notify', 'webhooks', i, 'timeout']),
+          })),
           queueLimit: config.notify.queueLimit,
           maxAttempts: config.notify.maxAttempts,
         }
@@ -214,11 +281,16 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     },
     logLevel: config.log.level,
   }
-  if (routes.some((r) => r.policy.challengeable) && compiled.store.type === 'redis' && compiled.actions.challenge.secret === undefined) {
+  if (
+    routes.some((r) => r.policy.challengeable) &&
+    compiled.store.type === 'redis' &&
+    compiled.actions.challenge.secret === undefined
+  ) {
     issues.push({
       code: 'SLUICE_ERR_CONFIG_VALUE',
       path: ['actions', 'challenge'],
-      message: 'several instances share this Redis store, but challenges are signed with a random per-process key: a solution made for one instance would be refused by the others',
+      message:
+        'several instances share this Redis store, but challenges are signed with a random per-process key: a solution made for one instance would be refused by the others',
       hint: 'add secret: "${SLUICE_CHALLENGE_SECRET}" (the same on every instance)',
     })
   }
@@ -232,7 +304,11 @@ function identityKey(config: Defaulted): string | undefined {
   return basic?.secret ?? config.privacy?.key ?? config.audit?.key ?? config.actions.challenge.secret
 }
 
-function compileAudit(a: NonNullable<SluiceConfig['audit']>, duration: (text: string, path: (string | number)[]) => number, issues: ConfigIssue[]): CompiledAudit {
+function compileAudit(
+  a: NonNullable<SluiceConfig['audit']>,
+  duration: (text: string, path: (string | number)[]) => number,
+  issues: ConfigIssue[],
+): CompiledAudit {
   return {
     file: a.file,
     key: a.key,
@@ -243,11 +319,22 @@ function compileAudit(a: NonNullable<SluiceConfig['audit']>, duration: (text: st
   }
 }
 
-function patternOrIssue(path: string, caseSensitive: boolean, at: (string | number)[], issues: ConfigIssue[]): PathPattern | null {
+function patternOrIssue(
+  path: string,
+  caseSensitive: boolean,
+  at: (string | number)[],
+  issues: ConfigIssue[],
+): PathPattern | null {
   try {
     return compilePattern(path, caseSensitive)
   } catch (err) {
-    issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: at, message: (err as Error).message, hint: 'use literal segments, :name for one segment and * for the rest, e.g. /api/contacts/:id' })
+    if (!(err instanceof PatternError)) throw err
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_ROUTE',
+      path: at,
+      message: err.message,
+      hint: 'use literal segments, :name for one segment and * for the rest, e.g. /api/contacts/:id',
+    })
     return null
   }
 }
@@ -256,7 +343,12 @@ function patternOrIssue(path: string, caseSensitive: boolean, at: (string | numb
 function sizeOrIssue(text: string | number, at: (string | number)[], issues: ConfigIssue[]): number {
   const bytes = parseSize(text)
   if (bytes !== undefined) return bytes
-  issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: at, message: `"${text}" is not a size`, hint: 'write e.g. 512kb, 4mb or 100mb' })
+  issues.push({
+    code: 'SLUICE_ERR_CONFIG_VALUE',
+    path: at,
+    message: `"${text}" is not a size`,
+    hint: 'write e.g. 512kb, 4mb or 100mb',
+  })
   return 1
 }
 
@@ -268,7 +360,11 @@ function describeRecords(records: RecordsConfig | undefined): string {
   return `response ${records.response}`
 }
 
-function compileInspection(records: RecordsConfig | undefined, at: (string | number)[], issues: ConfigIssue[]): Inspection | null {
+function compileInspection(
+  records: RecordsConfig | undefined,
+  at: (string | number)[],
+  issues: ConfigIssue[],
+): Inspection | null {
   if (!records || 'param' in records || 'query' in records) return null
   const from = 'body' in records ? 'body' : 'response'
   const text = 'body' in records ? records.body : records.response
@@ -277,7 +373,12 @@ function compileInspection(records: RecordsConfig | undefined, at: (string | num
     select = compileSelector(text)
   } catch (err) {
     if (!(err instanceof SelectorError)) throw err
-    issues.push({ code: 'SLUICE_ERR_CONFIG_ROUTE', path: [...at, from], message: err.message, hint: 'e.g. $.items[*].id, $[*].id or $.ids' })
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_ROUTE',
+      path: [...at, from],
+      message: err.message,
+      hint: 'e.g. $.items[*].id, $[*].id or $.ids',
+    })
   }
   const maxBytes = sizeOrIssue(records.maxInspectBytes ?? '4mb', [...at, 'maxInspectBytes'], issues)
   return { from, select, maxBytes, maxIds: records.maxIds ?? 10_000, uninspectable: records.uninspectable ?? 'block' }
@@ -324,21 +425,34 @@ function compileStore(
 ): CompiledConfig['store'] {
   if (store.type === 'memory') return store
   if ((store.url === undefined) === (store.cluster === undefined)) {
-    issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['store'], message: 'a redis store needs either url or cluster (not both)', hint: 'url: redis://127.0.0.1:6379, or cluster: [redis://h1:7000, redis://h2:7000]' })
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_VALUE',
+      path: ['store'],
+      message: 'a redis store needs either url or cluster (not both)',
+      hint: 'url: redis://127.0.0.1:6379, or cluster: [redis://h1:7000, redis://h2:7000]',
+    })
   }
   for (const [i, u] of [store.url, ...(store.cluster ?? [])].entries()) {
     if (u === undefined) continue
     try {
       new URL(u)
     } catch {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: store.url !== undefined ? ['store', 'url'] : ['store', 'cluster', i - 1], message: `"${u}" is not a Redis URL` })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: store.url !== undefined ? ['store', 'url'] : ['store', 'cluster', i - 1],
+        message: `"${u}" is not a Redis URL`,
+      })
     }
   }
   if (store.caFile !== undefined) {
     try {
       readFileSync(store.caFile)
     } catch (err) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['store', 'caFile'], message: `cannot read ${store.caFile}: ${(err as Error).message}` })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['store', 'caFile'],
+        message: `cannot read ${store.caFile}: ${(err as Error).message}`,
+      })
     }
   }
   const { commandTimeout, ...rest } = store
@@ -359,18 +473,31 @@ function compileLimits(
       issues.push({
         code: 'SLUICE_ERR_CONFIG_LIMIT',
         path,
-        message: limit.requests === undefined ? 'a limit needs requests or distinctRecords' : 'a limit counts requests or distinctRecords, not both',
+        message:
+          limit.requests === undefined
+            ? 'a limit needs requests or distinctRecords'
+            : 'a limit counts requests or distinctRecords, not both',
         hint: 'split it into two limits, e.g. { window: 1m, requests: 60, action: throttle } and { window: 10m, distinctRecords: 100, action: challenge }',
       })
       return
     }
     if (limit.distinctRecords !== undefined && !route.records) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...path, 'distinctRecords'], message: `route "${route.name}" counts distinctRecords but does not say where records are`, hint: 'add records: { param: id } or records: { query: id } to the route' })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path: [...path, 'distinctRecords'],
+        message: `route "${route.name}" counts distinctRecords but does not say where records are`,
+        hint: 'add records: { param: id } or records: { query: id } to the route',
+      })
       return
     }
     if (windowMs > MAX_WINDOW_MS) {
       // Times are kept as 32-bit millisecond offsets (src/engine/windows.ts): 49.7 days.
-      issues.push({ code: 'SLUICE_ERR_CONFIG_LIMIT', path: [...path, 'window'], message: `window ${limit.window} is longer than ${formatMs(MAX_WINDOW_MS)}, the longest sluice counts`, hint: `use at most ${formatMs(MAX_WINDOW_MS)} (e.g. 30d)` })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path: [...path, 'window'],
+        message: `window ${limit.window} is longer than ${formatMs(MAX_WINDOW_MS)}, the longest sluice counts`,
+        hint: `use at most ${formatMs(MAX_WINDOW_MS)} (e.g. 30d)`,
+      })
       return
     }
     out.push(
@@ -383,30 +510,61 @@ function compileLimits(
 }
 
 // Which key types can verify which algorithm family (by the algorithm's first two letters).
-const KEY_TYPES: Record<string, string[]> = { RS: ['rsa'], PS: ['rsa', 'rsa-pss'], ES: ['ec'], Ed: ['ed25519', 'ed448'] }
+const KEY_TYPES: Record<string, string[]> = {
+  RS: ['rsa'],
+  PS: ['rsa', 'rsa-pss'],
+  ES: ['ec'],
+  Ed: ['ed25519', 'ed448'],
+}
 
 function checkIdentity(id: IdentityConfig, at: (string | number)[], issues: ConfigIssue[]): void {
   if (id.type !== 'jwt') return
   const hmac = id.algorithms.filter((a) => a.startsWith('HS'))
   if (hmac.length > 0 && hmac.length < id.algorithms.length) {
     // Mixing lets a token signed with the public key as an HMAC secret pass (key confusion).
-    issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'algorithms'], message: 'do not mix HS* with public-key algorithms in one extractor', hint: 'use two jwt extractors, one per key' })
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_IDENTITY',
+      path: [...at, 'algorithms'],
+      message: 'do not mix HS* with public-key algorithms in one extractor',
+      hint: 'use two jwt extractors, one per key',
+    })
     return
   }
-  if (hmac.length > 0 && !id.secret) issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: at, message: `${hmac.join(', ')} needs a secret`, hint: 'add secret: "${JWT_SECRET}"' })
+  if (hmac.length > 0 && !id.secret)
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_IDENTITY',
+      path: at,
+      message: `${hmac.join(', ')} needs a secret`,
+      hint: 'add secret: "${JWT_SECRET}"',
+    })
   if (hmac.length === 0) {
     if (!id.publicKey) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: at, message: `${id.algorithms.join(', ')} needs a publicKey (PEM)`, hint: 'add publicKey: "${JWT_PUBLIC_KEY}"' })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_IDENTITY',
+        path: at,
+        message: `${id.algorithms.join(', ')} needs a publicKey (PEM)`,
+        hint: 'add publicKey: "${JWT_PUBLIC_KEY}"',
+      })
       return
     }
     let keyType: string | undefined
     try {
       keyType = (jwtKey({ publicKey: id.publicKey }) as KeyObject).asymmetricKeyType
     } catch (err) {
-      issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'publicKey'], message: `publicKey is not a PEM public key (${(err as Error).message})` })
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_IDENTITY',
+        path: [...at, 'publicKey'],
+        message: `publicKey is not a PEM public key (${(err as Error).message})`,
+      })
       return
     }
     const wrong = id.algorithms.filter((a) => !KEY_TYPES[a.slice(0, 2)]?.includes(keyType ?? ''))
-    if (wrong.length > 0) issues.push({ code: 'SLUICE_ERR_CONFIG_IDENTITY', path: [...at, 'algorithms'], message: `a ${keyType} key cannot verify ${wrong.join(', ')}`, hint: 'list only the algorithms your identity provider signs with this key' })
+    if (wrong.length > 0)
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_IDENTITY',
+        path: [...at, 'algorithms'],
+        message: `a ${keyType} key cannot verify ${wrong.join(', ')}`,
+        hint: 'list only the algorithms your identity provider signs with this key',
+      })
   }
 }

@@ -1,6 +1,7 @@
 // Small parsers for the places credentials live. They never throw on garbage.
 import type { IncomingHttpHeaders } from 'node:http'
 import { createHash, createHmac } from 'node:crypto'
+import { AmbiguousIdentityError } from '../errors.js'
 import { cookieName, cookieValue } from '../http/cookies.js'
 
 /** A token shown once in logs and stored as a key must not be the token: hash it. */
@@ -16,9 +17,7 @@ export function keyedFingerprint(key: string | Buffer, value: string): string {
   return createHmac('sha256', key).update(value).digest('hex').slice(0, 16)
 }
 
-export class AmbiguousIdentityError extends Error {
-  readonly code = 'SLUICE_ERR_AMBIGUOUS_IDENTITY'
-}
+export { AmbiguousIdentityError }
 
 /**
  * Every value of one cookie. A request may carry a name twice (`a=1; a=2`); servers disagree
@@ -55,7 +54,8 @@ export function singleCookie(headers: IncomingHttpHeaders, name: string): string
 export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name]
   if (Array.isArray(v)) {
-    if (v.length > 1 && v.some((x) => x !== v[0])) throw new AmbiguousIdentityError(`header ${name} sent more than once with different values`)
+    if (v.length > 1 && v.some((x) => x !== v[0]))
+      throw new AmbiguousIdentityError(`header ${name} sent more than once with different values`)
     return v[0]
   }
   return v

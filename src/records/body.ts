@@ -4,7 +4,8 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
-import { JsonTextError, selectJsonText } from './json-text.js'
+import { JsonTextError, UninspectableError } from '../errors.js'
+import { selectJsonText } from './json-text.js'
 import { formReadings } from './keys.js'
 import { selectWith, type Selector } from './selector.js'
 
@@ -20,12 +21,18 @@ export type ReadResult =
  * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
  * other chunk as it arrives; false stops reading, `busy`.
  */
-export async function readCapped(stream: Readable, cap: number, expectedLength?: number, take?: (bytes: number) => boolean): Promise<ReadResult> {
+export async function readCapped(
+  stream: Readable,
+  cap: number,
+  expectedLength?: number,
+  take?: (bytes: number) => boolean,
+): Promise<ReadResult> {
   // Known length within the cap: one buffer, filled in place (one copy of the body). A body
   // that turns out longer than declared goes on in `chunks`.
   const known = expectedLength !== undefined && expectedLength <= cap
   const iterator = stream[Symbol.asyncIterator]()
-  if (known && take && !take(expectedLength)) return { complete: false, busy: true, head: [], rest: () => Readable.from(resume([], iterator)) }
+  if (known && take && !take(expectedLength))
+    return { complete: false, busy: true, head: [], rest: () => Readable.from(resume([], iterator)) }
   const prealloc = known ? Buffer.allocUnsafe(expectedLength) : null
   let filled = 0
   const chunks: Buffer[] = []
@@ -67,7 +74,7 @@ const gunzip = promisify(zlib.gunzip)
 const inflate = promisify(zlib.inflate)
 const brotli = promisify(zlib.brotliDecompress)
 
-export class UninspectableError extends Error {}
+export { UninspectableError }
 
 /** The body as the application wrote it; the cap applies to the decoded size too (no zip bombs). */
 export async function decodeContent(body: Buffer, encoding: string | undefined, cap: number): Promise<Buffer> {
@@ -115,7 +122,11 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
   if (ids === null) {
     if (form.length > 0 || type === FORM) return form
     const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
-    throw new UninspectableError(labelled ? `body is not valid JSON: ${(jsonError as JsonTextError).message}` : `content-type "${type}" and the body is neither JSON nor a form with the selected field`)
+    throw new UninspectableError(
+      labelled
+        ? `body is not valid JSON: ${(jsonError as JsonTextError).message}`
+        : `content-type "${type}" and the body is neither JSON nor a form with the selected field`,
+    )
   }
   return form.length === 0 ? ids : [...ids, ...form]
 }
@@ -132,7 +143,11 @@ export function selectJsonBody(body: Buffer, contentType: string | undefined, se
     if (!(err instanceof JsonTextError)) throw err
     const type = mediaType(contentType)
     const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
-    throw new UninspectableError(labelled ? `body is not valid JSON: ${err.message}` : `content-type "${type}" and the body is not JSON (JSON bodies only)`)
+    throw new UninspectableError(
+      labelled
+        ? `body is not valid JSON: ${err.message}`
+        : `content-type "${type}" and the body is not JSON (JSON bodies only)`,
+    )
   }
 }
 

@@ -27,7 +27,8 @@
 // in document order; the walk's `[*]` over an object follows Object.values, which puts
 // integer-like keys first, so the same ids may come in another order.
 
-import { parseSelector, SelectorError } from './selector.js'
+import { JsonTextError, SelectorError } from '../errors.js'
+import { parseSelector } from './selector.js'
 
 /** A compiled selector step, as parseSelector of selector.ts returns them. */
 export type Step = ReturnType<typeof parseSelector>[number]
@@ -37,16 +38,7 @@ export const MAX_DEPTH = 10_000
 /** Selectors of more steps than this are refused (SelectorError): reading follows the steps by recursion. */
 export const MAX_STEPS = 256
 
-export class JsonTextError extends Error {
-  constructor(
-    message: string,
-    /** Offset in the text (UTF-16 code units) where reading stopped. */
-    readonly position: number,
-  ) {
-    super(`${message} at position ${position}`)
-    this.name = 'JsonTextError'
-  }
-}
+export { JsonTextError }
 
 // Steps prepared once per selector. A key step that names an array index or "length" also
 // applies to arrays (the walk of selector.ts reads them as an array's own properties).
@@ -70,14 +62,22 @@ const preparedSteps = new WeakMap<readonly Step[], Prepared[]>()
 function prepare(steps: readonly Step[]): Prepared[] {
   let p = preparedSteps.get(steps)
   if (p) return p
-  if (steps.length > MAX_STEPS) throw new SelectorError(`a selector of ${steps.length} steps is longer than ${MAX_STEPS}`)
+  if (steps.length > MAX_STEPS)
+    throw new SelectorError(`a selector of ${steps.length} steps is longer than ${MAX_STEPS}`)
   p = steps.map((s): Prepared => {
     if (s.kind === 'key') {
       const arrayIndex = /^(?:0|[1-9]\d*)$/.test(s.key) && Number(s.key) < 2 ** 32 - 1 ? Number(s.key) : -1
-      return { kind: KEY, key: s.key, keyHasBackslash: s.key.includes('\\'), index: arrayIndex, isLength: s.key === 'length' }
+      return {
+        kind: KEY,
+        key: s.key,
+        keyHasBackslash: s.key.includes('\\'),
+        index: arrayIndex,
+        isLength: s.key === 'length',
+      }
     }
     // [-0] is [0], as in the walk.
-    if (s.kind === 'index') return { kind: INDEX, key: '', keyHasBackslash: false, index: s.index === 0 ? 0 : s.index, isLength: false }
+    if (s.kind === 'index')
+      return { kind: INDEX, key: '', keyHasBackslash: false, index: s.index === 0 ? 0 : s.index, isLength: false }
     return { kind: ALL, key: '', keyHasBackslash: false, index: 0, isLength: false }
   })
   preparedSteps.set(steps, p)
@@ -176,7 +176,15 @@ function select(text: string, i: number, steps: readonly Prepared[], at: number,
 }
 
 /** An object at `i` under a key step or [*]; `depth` counts the object itself. */
-function selectMembers(text: string, i: number, steps: readonly Prepared[], at: number, depth: number, out: string[], step: Prepared): number {
+function selectMembers(
+  text: string,
+  i: number,
+  steps: readonly Prepared[],
+  at: number,
+  depth: number,
+  out: string[],
+  step: Prepared,
+): number {
   const all = step.kind === ALL
   const key = step.key
   const keyLength = key.length
@@ -214,7 +222,15 @@ function selectMembers(text: string, i: number, steps: readonly Prepared[], at: 
 }
 
 /** An array at `i` under [n] (or a key naming an index); `depth` is the array's parent's. */
-function selectElement(text: string, i: number, steps: readonly Prepared[], at: number, depth: number, out: string[], index: number): number {
+function selectElement(
+  text: string,
+  i: number,
+  steps: readonly Prepared[],
+  at: number,
+  depth: number,
+  out: string[],
+  index: number,
+): number {
   if (depth >= MAX_DEPTH) tooDeep(i)
   const inner = depth + 1
   // From the end: remember where the last -index elements start, read the one chosen again
@@ -337,6 +353,7 @@ function collectNumber(text: string, i: number, out: string[]): number {
 // go forward; a re-read, for [-n], resets them first).
 let backslashAt = -1
 let controlAt = -1
+// eslint-disable-next-line no-control-regex -- JSON forbids these in strings: finding them is the point
 const CONTROL = /[\x00-\x1f]/g
 
 function resetScan(): void {
@@ -374,7 +391,12 @@ function scanEscapedString(text: string, i: number): number {
       escaped = true
       const e = text.charCodeAt(i + 1)
       if (e === 117 /* u */) {
-        if (!(isHex(text.charCodeAt(i + 2)) && isHex(text.charCodeAt(i + 3)) && isHex(text.charCodeAt(i + 4)) && isHex(text.charCodeAt(i + 5)))) {
+        if (!(
+          isHex(text.charCodeAt(i + 2)) &&
+          isHex(text.charCodeAt(i + 3)) &&
+          isHex(text.charCodeAt(i + 4)) &&
+          isHex(text.charCodeAt(i + 5))
+        )) {
           let j = i + 2
           while (j < i + 6 && isHex(text.charCodeAt(j))) j++
           if (j >= text.length) fail(text, j)

@@ -8,6 +8,8 @@
 // (`$.ids` and `$.ids[*]` mean the same: a batch form field `id=1&id=2` parses to an array);
 // objects, booleans and null are not ids and are skipped.
 
+import { SelectorError } from '../errors.js'
+
 export type Step = { kind: 'key'; key: string } | { kind: 'index'; index: number } | { kind: 'all' }
 
 export interface Selector {
@@ -18,7 +20,7 @@ export interface Selector {
   readonly lowerSteps: readonly Step[]
 }
 
-export class SelectorError extends Error {}
+export { SelectorError }
 
 export function compileSelector(text: string): Selector {
   return fromSteps(parseSelector(text))
@@ -54,7 +56,8 @@ export function parseSelector(text: string): Step[] {
   while (i < s.length) {
     const c = s[i]
     if (c === '.') {
-      if (s[i + 1] === '.') throw new SelectorError(`"${text}": recursive descent (..) is not supported; name the path to the ids`)
+      if (s[i + 1] === '.')
+        throw new SelectorError(`"${text}": recursive descent (..) is not supported; name the path to the ids`)
       const m = /^[A-Za-z_$][\w$-]*|^\*/.exec(s.slice(i + 1))
       if (!m) throw new SelectorError(`"${text}": expected a name after "." at character ${i + 1}`)
       steps.push(m[0] === '*' ? { kind: 'all' } : { kind: 'key', key: m[0] })
@@ -81,7 +84,8 @@ function walk(value: unknown, steps: readonly Step[], at: number, out: string[])
   if (value === null || typeof value !== 'object') return
   if (step.kind === 'key') {
     // Own properties only: "__proto__" or "constructor" in a selector must not reach prototypes.
-    if (Object.prototype.hasOwnProperty.call(value, step.key)) walk((value as Record<string, unknown>)[step.key], steps, at + 1, out)
+    if (Object.prototype.hasOwnProperty.call(value, step.key))
+      walk((value as Record<string, unknown>)[step.key], steps, at + 1, out)
   } else if (step.kind === 'index') {
     if (Array.isArray(value)) {
       const i = step.index < 0 ? value.length + step.index : step.index
