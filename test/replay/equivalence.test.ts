@@ -12,7 +12,14 @@ import { combinedLine, generateTrace, TRACE_CONFIG, type TraceRequest } from './
 
 interface Observed {
   status: number
-  decision: { kind: string; account: string; route: string; limit: string | null; counts: Record<string, number>; path: string } | null
+  decision: {
+    kind: string
+    account: string
+    route: string
+    limit: string | null
+    counts: Record<string, number>
+    path: string
+  } | null
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-replay-eq-'))
@@ -66,7 +73,17 @@ async function replayed(file: string, format: 'combined' | 'json'): Promise<Obse
       e.route.policy.limits.forEach((l, i) => (counts[l.label] = d.counts[i] ?? 0))
       out.push({
         status: !d.block ? 200 : d.kind === 'throttle' || d.kind === 'challenge' ? 429 : 403,
-        decision: d.kind === 'allow' ? null : { kind: d.kind, account: d.account, route: d.route, limit: d.limit?.label ?? null, counts, path: e.entry.target },
+        decision:
+          d.kind === 'allow'
+            ? null
+            : {
+                kind: d.kind,
+                account: d.account,
+                route: d.route,
+                limit: d.limit?.label ?? null,
+                counts,
+                path: e.entry.target,
+              },
       })
     },
   })
@@ -84,7 +101,11 @@ async function replayed(file: string, format: 'combined' | 'json'): Promise<Obse
 function samePath(logged: string, replayed: string): boolean {
   if (!/~[0-9a-f]{32}/.test(logged)) return logged === replayed
   // Pseudonymised query values are re-encoded: a list's commas come back as %2C.
-  const pattern = logged.replace(/%2C/gi, ',').split(/~[0-9a-f]{32}/).map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[^/?&=,]+')
+  const pattern = logged
+    .replace(/%2C/gi, ',')
+    .split(/~[0-9a-f]{32}/)
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('[^/?&=,]+')
   return new RegExp(`^${pattern}$`).test(replayed)
 }
 
@@ -92,7 +113,8 @@ describe('replay reproduces the live proxy', () => {
   it('the trace exercises every kind of decision', () => {
     const kinds = new Set(live.map((o) => o.decision?.kind ?? 'allow'))
     expect([...kinds].sort()).toEqual(['allow', 'challenge', 'disable', 'disabled', 'log', 'throttle'])
-    const blockedBy = (account: string) => live.filter((o, i) => trace[i]?.account === account && o.status !== 200).length
+    const blockedBy = (account: string) =>
+      live.filter((o, i) => trace[i]?.account === account && o.status !== 200).length
     expect(blockedBy('slow-walker')).toBeGreaterThan(0)
     expect(blockedBy('fast-walker')).toBeGreaterThan(0)
     for (let u = 0; u < 6; u++) expect(blockedBy(`clerk-${u}`)).toBe(0)
@@ -112,7 +134,20 @@ describe('replay reproduces the live proxy', () => {
 
   it('from JSON lines: the same decision for every request', async () => {
     const file = join(dir, 'access.jsonl')
-    writeFileSync(file, trace.map((r) => JSON.stringify({ ts: new Date(r.time).toISOString(), verb: 'GET', uri: r.target, user: r.account, remote_addr: '10.1.2.3' })).join('\n') + '\n')
+    writeFileSync(
+      file,
+      trace
+        .map((r) =>
+          JSON.stringify({
+            ts: new Date(r.time).toISOString(),
+            verb: 'GET',
+            uri: r.target,
+            user: r.account,
+            remote_addr: '10.1.2.3',
+          }),
+        )
+        .join('\n') + '\n',
+    )
     const replay = await replayed(file, 'json')
     expect(replay).toEqual(live)
   })

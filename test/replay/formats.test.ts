@@ -48,7 +48,11 @@ describe('NCSA combined', () => {
   const parse = combinedParser()
 
   it('reads host, user, time with its offset, method and target', () => {
-    const e = entry(parse('127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /api/contacts/7?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"'))
+    const e = entry(
+      parse(
+        '127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /api/contacts/7?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"',
+      ),
+    )
     expect(e).toEqual({ time: T, method: 'GET', target: '/api/contacts/7?x=1', account: 'frank', client: '127.0.0.1' })
   })
 
@@ -60,12 +64,17 @@ describe('NCSA combined', () => {
   })
 
   it('unescapes Apache (\\") and nginx (\\x22) escapes in quoted fields', () => {
-    const e = entry(parse('1.2.3.4 - bob [10/Oct/2000:13:55:36 +0000] "GET /q?a=\\"x\\x22 HTTP/1.1" 200 1 "-" "ua with \\"quotes\\""'))
+    const e = entry(
+      parse(
+        '1.2.3.4 - bob [10/Oct/2000:13:55:36 +0000] "GET /q?a=\\"x\\x22 HTTP/1.1" 200 1 "-" "ua with \\"quotes\\""',
+      ),
+    )
     expect(e.target).toBe('/q?a="x"')
   })
 
   it('takes the account from the N-th extra field or from a name=value field', () => {
-    const line = '1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 1 "-" "curl/8" "alice" rt=0.002 uid="bob smith"'
+    const line =
+      '1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1" 200 1 "-" "curl/8" "alice" rt=0.002 uid="bob smith"'
     expect(entry(combinedParser('1')(line)).account).toBe('alice')
     expect(entry(combinedParser('uid')(line)).account).toBe('bob smith')
     expect(entry(combinedParser('none')(line)).account).toBeUndefined()
@@ -79,7 +88,9 @@ describe('NCSA combined', () => {
     expect(parse('1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET /a HTTP/1.1 200 1')).toMatch(/unbalanced/)
     expect(parse('1.2.3.4 - - [yesterday] "GET /a HTTP/1.1" 200 1')).toMatch(/time/)
     expect(parse('1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "-" 400 0 "-" "-"')).toMatch(/no request line/)
-    expect(parse('1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "\\x16\\x03\\x01\\x00" 400 0 "-" "-"')).toBe('request line "\\x16\\x03\\x01\\x00" is not "METHOD target"')
+    expect(parse('1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "\\x16\\x03\\x01\\x00" 400 0 "-" "-"')).toBe(
+      'request line "\\x16\\x03\\x01\\x00" is not "METHOD target"',
+    )
   })
 
   it('parses CLF times with offsets and fractions', () => {
@@ -94,9 +105,17 @@ describe('JSON lines', () => {
   const parse = jsonParser(DEFAULT_JSON_FIELDS)
 
   it('finds common field names', () => {
-    expect(entry(parse('{"time":"2000-10-10T20:55:36Z","method":"get","url":"/a?b=1","user":"u1","remote_addr":"10.0.0.1"}'))).toEqual({ time: T, method: 'GET', target: '/a?b=1', account: 'u1', client: '10.0.0.1' })
+    expect(
+      entry(
+        parse('{"time":"2000-10-10T20:55:36Z","method":"get","url":"/a?b=1","user":"u1","remote_addr":"10.0.0.1"}'),
+      ),
+    ).toEqual({ time: T, method: 'GET', target: '/a?b=1', account: 'u1', client: '10.0.0.1' })
     // nginx escape=json with $request and $time_local, query appended from its own field
-    const e = entry(parse('{"time_local":"10/Oct/2000:13:55:36 -0700","request":"GET /a HTTP/1.1","args":"id=5","remote_user":"","remote_addr":"10.0.0.2"}'))
+    const e = entry(
+      parse(
+        '{"time_local":"10/Oct/2000:13:55:36 -0700","request":"GET /a HTTP/1.1","args":"id=5","remote_user":"","remote_addr":"10.0.0.2"}',
+      ),
+    )
     expect(e).toEqual({ time: T, method: 'GET', target: '/a?id=5', account: undefined, client: '10.0.0.2' })
   })
 
@@ -149,7 +168,9 @@ describe("sluice's own decision log", () => {
     }
     expect(sluiceParser()('{"event":"sluice.decision","time":1}')).toMatch(/without account/)
     // A response step decides on the records of an answer whose request was logged before it.
-    expect(sluiceParser()('{"event":"sluice.decision","time":1,"step":"response","account":"a","method":"GET","path":"/x"}')).toBe(IGNORED)
+    expect(
+      sluiceParser()('{"event":"sluice.decision","time":1,"step":"response","account":"a","method":"GET","path":"/x"}'),
+    ).toBe(IGNORED)
     expect(sluiceParser()('plain text')).toBe('not valid JSON')
   })
 })
@@ -194,7 +215,13 @@ describe('detection and files', () => {
       expect(route?.accounts.get('alice')?.max).toEqual([3])
       expect(route?.accounts.get('ip:10.0.0.9')?.requests).toBe(1)
       expect(r.blocked.count).toBe(1)
-      expect(r.blocked.first[0]).toMatchObject({ file, line: 5, account: 'alice', kind: 'throttle', target: '/api/contacts/3' })
+      expect(r.blocked.first[0]).toMatchObject({
+        file,
+        line: 5,
+        account: 'alice',
+        kind: 'throttle',
+        target: '/api/contacts/3',
+      })
     }
   })
 
@@ -212,15 +239,27 @@ describe('detection and files', () => {
 
   it('a JSON-lines file with a custom field layout', async () => {
     const file = join(dir, 'app.jsonl')
-    writeFileSync(file, [
-      JSON.stringify({ at: T, op: 'GET', resource: '/api/contacts/1', who: 'carol' }),
-      '{"at":',
-      JSON.stringify({ at: T + 1000, op: 'GET', resource: '/api/contacts/2', who: 'carol' }),
-      JSON.stringify({ at: T + 2000, op: 'GET', resource: '/api/contacts/3' }),
-    ].join('\n'))
-    const r = await replayLogs(config(), [file], { fields: { time: 'at', method: 'op', url: 'resource' }, account: 'who' })
+    writeFileSync(
+      file,
+      [
+        JSON.stringify({ at: T, op: 'GET', resource: '/api/contacts/1', who: 'carol' }),
+        '{"at":',
+        JSON.stringify({ at: T + 1000, op: 'GET', resource: '/api/contacts/2', who: 'carol' }),
+        JSON.stringify({ at: T + 2000, op: 'GET', resource: '/api/contacts/3' }),
+      ].join('\n'),
+    )
+    const r = await replayLogs(config(), [file], {
+      fields: { time: 'at', method: 'op', url: 'resource' },
+      account: 'who',
+    })
     expect(r.files[0]?.format).toBe('json')
-    expect(r.bad).toEqual({ count: 2, first: [{ file, line: 2, reason: 'not valid JSON' }, { file, line: 4, reason: 'neither an account nor a client address' }] })
+    expect(r.bad).toEqual({
+      count: 2,
+      first: [
+        { file, line: 2, reason: 'not valid JSON' },
+        { file, line: 4, reason: 'neither an account nor a client address' },
+      ],
+    })
     expect(r.routes[0]?.accounts.get('carol')?.max).toEqual([2])
   })
 })

@@ -11,39 +11,13 @@ import { pipeline } from 'node:stream/promises'
 import { pathToFileURL } from 'node:url'
 import { createGunzip, createGzip } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LARGE_CONFIG } from './fixtures.js'
 import { combined, population } from './population.js'
 
 const LINES = 1_000_000
 const BIN = join(import.meta.dirname, '../../bin/sluice.js')
 const dir = mkdtempSync(join(tmpdir(), 'sluice-replay-large-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-const CONFIG = `
-version: 1
-upstream: { url: http://127.0.0.1:9 }
-identity:
-  - { type: basic }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 1m,  distinctRecords: 20,  action: throttle }
-      - { window: 1m,  requests: 40,         action: disable }
-      - { window: 1d,  distinctRecords: 200, action: disable }
-  - name: contact-list
-    methods: [GET]
-    path: /api/contacts
-    records: { query: ids, split: "," }
-    limits:
-      - { window: 10m, distinctRecords: 100, action: challenge }
-  - name: contact-search
-    methods: [POST]
-    path: /api/contacts/search
-    limits:
-      - { window: 1m, requests: 20, action: throttle }
-`
 
 /** 700 clerks over five working days: about a million lines. */
 function* lines(max: number): Generator<string> {
@@ -69,7 +43,11 @@ interface Run {
 function replay(log: string, config: string, rssProbe: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, ['--import', pathToFileURL(rssProbe).href, BIN, 'replay', '--config', config, '--json', log], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(
+      process.execPath,
+      ['--import', pathToFileURL(rssProbe).href, BIN, 'replay', '--config', config, '--json', log],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
     let out = ''
     let err = ''
     child.stdout.on('data', (c: Buffer) => (out += c))
@@ -93,10 +71,13 @@ describe('a large log', () => {
 
   beforeAll(async () => {
     config = join(dir, 'sluice.yaml')
-    writeFileSync(config, CONFIG)
+    writeFileSync(config, LARGE_CONFIG)
     probe = join(dir, 'rss-probe.mjs')
     // resourceUsage().maxRSS is the kernel's peak for this process, in kilobytes.
-    writeFileSync(probe, "process.on('exit', () => process.stderr.write(`maxrss=${process.resourceUsage().maxRSS}\\n`))\n")
+    writeFileSync(
+      probe,
+      "process.on('exit', () => process.stderr.write(`maxrss=${process.resourceUsage().maxRSS}\\n`))\n",
+    )
     big = join(dir, 'access.log.gz')
     // Streamed from the generator through gzip to disk: the test never holds the log either.
     await pipeline(Readable.from(lines(LINES)), createGzip({ level: 1 }), createWriteStream(big))
@@ -109,7 +90,8 @@ describe('a large log', () => {
   it(`${LINES.toLocaleString('en-US')} lines replay with RSS growth well under 200 MB`, async () => {
     // Sanity: the file holds what it should (counted streaming, bounded by the file).
     let count = 0
-    for await (const _ of createInterface({ input: createReadStream(big).pipe(createGunzip()), crlfDelay: Infinity })) count++
+    for await (const _ of createInterface({ input: createReadStream(big).pipe(createGunzip()), crlfDelay: Infinity }))
+      count++
     expect(count).toBe(LINES)
 
     const base = await replay(small, config, probe)

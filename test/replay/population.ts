@@ -57,16 +57,38 @@ interface Actor {
 /** Lines in time order (a min-heap of actors keyed by their next request). */
 export function* population(options: PopulationOptions = {}): Generator<Hit> {
   let s = options.seed ?? 11
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32)
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32
   const start = options.start ?? POPULATION_START
   const days = options.days ?? 1
   const actors: Actor[] = []
   for (let c = 0; c < (options.clerks ?? 40); c++) actors.push(clerk(c, start, days, rnd))
-  if (options.slow ?? true) actors.push(walker(SLOW, '10.20.0.15', start + 19 * HOUR, options.slowGapMs ?? 12_000, options.slowForMs ?? 8 * HOUR, 50_000, 'python-requests/2.31.0'))
-  if (options.fast ?? true) actors.push(walker(FAST, '203.0.113.77', start + 14 * HOUR + 1_234_000, 250, options.fastForMs ?? 180_000, 80_000, 'curl/8.5.0'))
+  if (options.slow ?? true)
+    actors.push(
+      walker(
+        SLOW,
+        '10.20.0.15',
+        start + 19 * HOUR,
+        options.slowGapMs ?? 12_000,
+        options.slowForMs ?? 8 * HOUR,
+        50_000,
+        'python-requests/2.31.0',
+      ),
+    )
+  if (options.fast ?? true)
+    actors.push(
+      walker(
+        FAST,
+        '203.0.113.77',
+        start + 14 * HOUR + 1_234_000,
+        250,
+        options.fastForMs ?? 180_000,
+        80_000,
+        'curl/8.5.0',
+      ),
+    )
   const heap = new Heap(actors)
   const max = options.maxLines ?? Infinity
-  for (let n = 0; n < max; ) {
+  for (let n = 0; n < max;) {
     const a = heap.peek()
     if (!a || a.at === Infinity) return
     const hit = a.next(rnd)
@@ -119,7 +141,8 @@ function clerk(c: number, start: number, days: number, rnd: () => number): Actor
         const ids = [pick(), pick(), pick()].slice(0, 1 + Math.floor(r() * 3))
         return { ...hit, target: `/api/contacts?ids=${[...new Set(ids)].join(',')}` }
       }
-      if (roll < 0.76) return { ...hit, target: `/api/contacts?page=${1 + Math.floor(r() * 3)}&pageSize=50`, bytes: 9_800 }
+      if (roll < 0.76)
+        return { ...hit, target: `/api/contacts?page=${1 + Math.floor(r() * 3)}&pageSize=50`, bytes: 9_800 }
       if (roll < 0.8) return { ...hit, method: 'POST', target: '/api/contacts/search', bytes: 2100 }
       const page = PAGES[Math.floor(r() * PAGES.length)] as string
       return { ...hit, target: page, status: r() < 0.5 ? 304 : 200, bytes: page === '/app.js' ? 48_211 : 1_234 }
@@ -129,14 +152,31 @@ function clerk(c: number, start: number, days: number, rnd: () => number): Actor
 }
 
 /** Contacts first, first + 1, … every `gapMs` for `forMs`. */
-function walker(account: string, client: string, from: number, gapMs: number, forMs: number, first: number, agent: string): Actor {
+function walker(
+  account: string,
+  client: string,
+  from: number,
+  gapMs: number,
+  forMs: number,
+  first: number,
+  agent: string,
+): Actor {
   let i = 0
   const actor: Actor = {
     at: from,
     next() {
       const time = actor.at
       actor.at = time + gapMs > from + forMs ? Infinity : time + gapMs
-      return { time: Math.floor(time / 1000) * 1000, account, client, agent, method: 'GET', target: `/api/contacts/${first + i++}`, status: 200, bytes: 731 }
+      return {
+        time: Math.floor(time / 1000) * 1000,
+        account,
+        client,
+        agent,
+        method: 'GET',
+        target: `/api/contacts/${first + i++}`,
+        status: 200,
+        bytes: 731,
+      }
     },
   }
   return actor

@@ -13,37 +13,8 @@ import { replayLogs } from '../../src/replay/replay.js'
 import { renderReport } from '../../src/replay/report.js'
 import { suggestLimits } from '../../src/replay/suggest.js'
 import { hasChromium, launchChromium, screenshotPath } from '../helpers/browser.js'
+import { REPORT_CONFIG } from './fixtures.js'
 import { combined, FAST, population, SLOW } from './population.js'
-
-const CONFIG = `
-version: 1
-upstream: { url: http://127.0.0.1:9 }
-identity:
-  - { type: basic }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 1m, distinctRecords: 20,  action: throttle }
-      - { window: 1m, requests: 40,         action: disable }
-      - { window: 1h, distinctRecords: 60,  action: log }
-      - { window: 1h, distinctRecords: 100, action: challenge }
-  - name: contact-list
-    methods: [GET]
-    path: /api/contacts
-    records: { query: ids, split: "," }
-    limits:
-      - { window: 10m, distinctRecords: 100, action: challenge }
-  - name: contact-search
-    methods: [POST]
-    path: /api/contacts/search
-    records: { response: "$.items[*].id" }
-    limits:
-      - { window: 1m, requests: 20, action: throttle }
-      - { window: 10m, distinctRecords: 200, action: challenge }
-`
 
 // An account name that would fetch an image and run a script if it were not escaped (no
 // spaces: it has to survive as one field of a combined log line).
@@ -60,11 +31,22 @@ describe.skipIf(!hasChromium)('the HTML report in headless Chromium', () => {
     const lines = [...population({ clerks: 60, days: 1 })].map((h) => combined(h))
     // The hostile account walks 400 contacts at 12:00: flagged, among the top accounts, blocked.
     for (let i = 0; i < 400; i++) {
-      lines.push(combined({ time: Date.UTC(2024, 2, 11, 12) + i * 5000, account: HOSTILE, client: '10.9.9.9', method: 'GET', target: `/api/contacts/${70_000 + i}`, status: 200, bytes: 700, agent: 'x' }))
+      lines.push(
+        combined({
+          time: Date.UTC(2024, 2, 11, 12) + i * 5000,
+          account: HOSTILE,
+          client: '10.9.9.9',
+          method: 'GET',
+          target: `/api/contacts/${70_000 + i}`,
+          status: 200,
+          bytes: 700,
+          agent: 'x',
+        }),
+      )
     }
     const log = join(dir, 'access.log')
     writeFileSync(log, lines.join('\n') + '\n')
-    const result = await replayLogs(compileConfigText(CONFIG, 'test.yaml'), [log])
+    const result = await replayLogs(compileConfigText(REPORT_CONFIG, 'test.yaml'), [log])
     expect(result.routes[0]?.accounts.has(HOSTILE)).toBe(true)
     file = join(dir, 'report.html')
     writeFileSync(file, renderReport(result, suggestLimits(result), { config: 'sluice.yaml' }))
@@ -125,11 +107,17 @@ describe.skipIf(!hasChromium)('the HTML report in headless Chromium', () => {
     // Body records: marked, and their distinct window shown as not measured.
     const search = page.locator('#route-contact-search')
     await expect(search.locator('.badge').textContent()).resolves.toBe('requests only')
-    await expect(search.locator('figure.unmeasured').textContent()).resolves.toContain('10m distinct records: not in access logs')
-    await expect(page.locator('ul.warnings').textContent()).resolves.toContain('route contact-search: records come from the response body')
+    await expect(search.locator('figure.unmeasured').textContent()).resolves.toContain(
+      '10m distinct records: not in access logs',
+    )
+    await expect(page.locator('ul.warnings').textContent()).resolves.toContain(
+      'route contact-search: records come from the response body',
+    )
 
     // The enumerators are flagged; the hostile name is text, not markup.
-    const flagged = await page.$$eval('#route-contact tr.scraper td:first-child', (tds) => tds.map((td) => td.textContent))
+    const flagged = await page.$$eval('#route-contact tr.scraper td:first-child', (tds) =>
+      tds.map((td) => td.textContent),
+    )
     expect(flagged).toEqual(expect.arrayContaining([`${FAST} ⚑`, `${SLOW} ⚑`, `${HOSTILE} ⚑`]))
 
     await page.screenshot({ path: screenshotPath('replay-report.png'), fullPage: true })

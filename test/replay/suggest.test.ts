@@ -10,35 +10,12 @@ import { compileConfigText } from '../../src/config/index.js'
 import { replayLogs, type ReplayResult, type RouteStats } from '../../src/replay/replay.js'
 import { formatSuggestionYaml, roundUp2, suggestLimits, type Suggestion } from '../../src/replay/suggest.js'
 import { formatReplayText } from '../../src/replay/summary.js'
+import { SUGGEST_CONFIG } from './fixtures.js'
 import { combined, FAST, population, SLOW } from './population.js'
-
-const CONFIG = `
-version: 1
-upstream: { url: http://127.0.0.1:9 }
-identity:
-  - { type: basic }
-routes:
-  - name: contact
-    methods: [GET]
-    path: /api/contacts/:id
-    records: { param: id }
-    limits:
-      - { window: 1m, distinctRecords: 20,  action: throttle }
-      - { window: 1m, requests: 40,         action: disable }
-      - { window: 1h, distinctRecords: 60,  action: log }
-      - { window: 1h, distinctRecords: 100, action: challenge }
-      - { window: 1d, distinctRecords: 300, action: disable }
-  - name: contact-list
-    methods: [GET]
-    path: /api/contacts
-    records: { query: ids, split: "," }
-    limits:
-      - { window: 10m, distinctRecords: 100, action: challenge }
-`
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-suggest-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-const config = () => compileConfigText(CONFIG, 'test.yaml')
+const config = () => compileConfigText(SUGGEST_CONFIG, 'test.yaml')
 
 function writeLog(name: string, lines: Iterable<string>): string {
   const file = join(dir, name)
@@ -59,7 +36,10 @@ describe('suggest on honest clerks, a slow and a fast enumerator', () => {
   let suggestion: Suggestion
   beforeAll(async () => {
     // Two working days and the night between: the log is longer than the longest window (1d).
-    const file = writeLog('office.log', [...population({ clerks: 150, days: 2 })].map((h) => combined(h)))
+    const file = writeLog(
+      'office.log',
+      [...population({ clerks: 150, days: 2 })].map((h) => combined(h)),
+    )
     result = await replayLogs(config(), [file])
     suggestion = suggestLimits(result)
   })
@@ -76,7 +56,10 @@ describe('suggest on honest clerks, a slow and a fast enumerator', () => {
     const slow = route.accounts.get(SLOW)!
     const fast = route.accounts.get(FAST)!
     for (const [i, l] of (suggestion.routes[0]?.limits ?? []).entries()) {
-      const p999 = percentile(honest.map((a) => a.max[i] as number), 99.9)
+      const p999 = percentile(
+        honest.map((a) => a.max[i] as number),
+        99.9,
+      )
       expect(l.percentileValue, l.limit.label).toBe(p999)
       expect(l.suggested, l.limit.label).not.toBeNull()
       expect(l.suggested!, l.limit.label).toBeGreaterThanOrEqual(Math.max(10, roundUp2(p999 * 2)))
@@ -105,7 +88,11 @@ describe('suggest on honest clerks, a slow and a fast enumerator', () => {
     expect(contact.limits).toHaveLength(5)
     contact.limits.forEach((l, i) => {
       const s = suggestion.routes[0]!.limits[i]!
-      expect(l).toEqual({ window: ['1m', '1m', '1h', '1h', '1d'][i], [s.limit.kind]: s.suggested, action: s.limit.action })
+      expect(l).toEqual({
+        window: ['1m', '1m', '1h', '1h', '1d'][i],
+        [s.limit.kind]: s.suggested,
+        action: s.limit.action,
+      })
     })
     expect(text).toContain(`# likely scraper: ${FAST}`)
     expect(text).toMatch(/p99\.9 of honest accounts' highest count per window × 2/)
@@ -115,8 +102,15 @@ describe('suggest on honest clerks, a slow and a fast enumerator', () => {
 describe('suggest says what it cannot know', () => {
   it('proposes nothing for a window longer than the log, and says so', async () => {
     // 08:00–12:00 of one day: a 4-hour log against a 1d window.
-    const morning = [...population({ clerks: 40, days: 1, slow: false })].filter((h) => h.time < Date.UTC(2024, 2, 11, 12))
-    const r = await replayLogs(config(), [writeLog('morning.log', morning.map((h) => combined(h)))])
+    const morning = [...population({ clerks: 40, days: 1, slow: false })].filter(
+      (h) => h.time < Date.UTC(2024, 2, 11, 12),
+    )
+    const r = await replayLogs(config(), [
+      writeLog(
+        'morning.log',
+        morning.map((h) => combined(h)),
+      ),
+    ])
     const s = suggestLimits(r)
     const day = s.routes[0]!.limits[4]!
     expect(day.suggested).toBeNull()
@@ -146,7 +140,9 @@ routes:
     const route = r.routes[0]!
     expect(route.requestsOnly).toBe('response')
     expect(route.requests).toBeGreaterThan(100)
-    expect(r.warnings[0]).toMatch(/route search: records come from the response body, which access logs do not carry; only its requests are counted/)
+    expect(r.warnings[0]).toMatch(
+      /route search: records come from the response body, which access logs do not carry; only its requests are counted/,
+    )
     const s = suggestLimits(r)
     expect(s.routes[0]!.limits[0]!.suggested).not.toBeNull()
     expect(s.routes[0]!.limits[1]!.suggested).toBeNull()
@@ -163,8 +159,25 @@ describe('strings from the log cannot escape their place', () => {
     const lines: string[] = []
     const t0 = Date.UTC(2024, 2, 11, 8)
     // 30 quiet accounts and one that walks 500 contacts in a day: it is flagged, so its name is printed.
-    for (let a = 0; a < 30; a++) for (let i = 0; i < 40; i++) lines.push(JSON.stringify({ time: t0 + a * 1000 + i * 60_000 * 20, method: 'GET', url: `/api/contacts/${a * 7 + (i % 5)}`, user: `clerk${a}` }))
-    for (let i = 0; i < 500; i++) lines.push(JSON.stringify({ time: t0 + 3_600_000 + i * 30_000, method: 'GET', url: `/api/contacts/${9000 + i}?q=%1b`, user: evil }))
+    for (let a = 0; a < 30; a++)
+      for (let i = 0; i < 40; i++)
+        lines.push(
+          JSON.stringify({
+            time: t0 + a * 1000 + i * 60_000 * 20,
+            method: 'GET',
+            url: `/api/contacts/${a * 7 + (i % 5)}`,
+            user: `clerk${a}`,
+          }),
+        )
+    for (let i = 0; i < 500; i++)
+      lines.push(
+        JSON.stringify({
+          time: t0 + 3_600_000 + i * 30_000,
+          method: 'GET',
+          url: `/api/contacts/${9000 + i}?q=%1b`,
+          user: evil,
+        }),
+      )
     lines.push(JSON.stringify({ time: t0 + 26 * 3_600_000, method: 'GET', url: '/', user: 'clerk0' }))
     const r = await replayLogs(config(), [writeLog('evil.jsonl', lines)])
     const s = suggestLimits(r)
@@ -174,6 +187,7 @@ describe('strings from the log cannot escape their place', () => {
     expect(doc.routes.map((x) => x.name)).toEqual(['contact', 'contact-list'])
     expect(yaml).toContain('# likely scraper: x\\x0A  - name: pwned\\x0A    limits: []\\x0A\\x1B[2J\\u{202E}')
     const text = formatReplayText(r)
+    // eslint-disable-next-line no-control-regex -- no control character may reach a terminal
     expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u202e]/)
     expect(text).toContain('x\\x0A  - name: pwned')
   })

@@ -39,7 +39,7 @@ actions:
 /** Deterministic (seeded) trace, sorted by time. */
 export function generateTrace(seed = 7): TraceRequest[] {
   let s = seed
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32)
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1))
   const out: TraceRequest[] = []
 
@@ -59,19 +59,28 @@ export function generateTrace(seed = 7): TraceRequest[] {
   }
 
   // Slow: a new id every 20 s for 2 hours (crosses 1h distinct 60 → log, then 100 → challenge).
-  for (let i = 0; i < 360; i++) out.push({ time: T0 + 300_000 + i * 20_000, account: 'slow-walker', target: `/api/contacts/${10_000 + i}` })
+  for (let i = 0; i < 360; i++)
+    out.push({ time: T0 + 300_000 + i * 20_000, account: 'slow-walker', target: `/api/contacts/${10_000 + i}` })
 
   // Fast: 5 a second for 80 s (1m distinct 30 → throttle, 1m requests 120/200 → throttle, disable),
   // then again after the 10-minute disable has run out; also a batch walk on the lookup route.
   for (const start of [T0 + 1_800_000, T0 + 2_700_000]) {
-    for (let i = 0; i < 400; i++) out.push({ time: start + Math.floor(i / 5) * 1000, account: 'fast-walker', target: `/api/contacts/${20_000 + i}` })
+    for (let i = 0; i < 400; i++)
+      out.push({
+        time: start + Math.floor(i / 5) * 1000,
+        account: 'fast-walker',
+        target: `/api/contacts/${20_000 + i}`,
+      })
   }
   for (let i = 0; i < 30; i++) {
     const ids = Array.from({ length: 5 }, (_, k) => 30_000 + i * 5 + k)
     out.push({ time: T0 + 3_600_000 + i * 2000, account: 'fast-walker', target: `/api/contacts?ids=${ids.join(',')}` })
   }
   // Stable sort: equal times keep generation order.
-  return out.map((r, i) => ({ r, i })).sort((a, b) => a.r.time - b.r.time || a.i - b.i).map((x) => x.r)
+  return out
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => a.r.time - b.r.time || a.i - b.i)
+    .map((x) => x.r)
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']

@@ -13,7 +13,16 @@ const SECRET = 'whsec-test-0123456789'
 const silent = { warn: () => undefined, info: () => undefined } as unknown as DecisionContext['log']
 
 function limit(route: string): Limit {
-  return { id: `${route}#0`, index: 0, kind: 'requests', windowMs: 60_000, max: 40, action: 'disable', severity: 3, label: '1m requests 40 → disable' }
+  return {
+    id: `${route}#0`,
+    index: 0,
+    kind: 'requests',
+    windowMs: 60_000,
+    max: 40,
+    action: 'disable',
+    severity: 3,
+    label: '1m requests 40 → disable',
+  }
 }
 
 function route(name: string): CompiledRoute {
@@ -21,8 +30,28 @@ function route(name: string): CompiledRoute {
 }
 
 function decide(reporter: Reporter, account: string, routeName: string, now: number): void {
-  const d: Decision = { kind: 'disable', block: true, wouldBlock: true, shadow: false, account, route: routeName, limit: limit(routeName), counts: [41], disabledUntil: now + 3_600_000 }
-  reporter.decision(d, { log: silent, route: route(routeName), identity: 'basic', clientIp: '127.0.0.1', method: 'GET', target: '/api/contacts/1', records: ['1'], step: 'request', now })
+  const d: Decision = {
+    kind: 'disable',
+    block: true,
+    wouldBlock: true,
+    shadow: false,
+    account,
+    route: routeName,
+    limit: limit(routeName),
+    counts: [41],
+    disabledUntil: now + 3_600_000,
+  }
+  reporter.decision(d, {
+    log: silent,
+    route: route(routeName),
+    identity: 'basic',
+    clientIp: '127.0.0.1',
+    method: 'GET',
+    target: '/api/contacts/1',
+    records: ['1'],
+    step: 'request',
+    now,
+  })
 }
 
 const open: { r: Receiver; n: Notifier }[] = []
@@ -36,7 +65,10 @@ afterEach(async () => {
 describe('Reporter → webhooks under a flood', () => {
   it("1,100 identities' disables become a few incidents and a summary; mallory's disable and an unlock arrive on their own", async () => {
     const r = await receiver()
-    const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['disable', 'unlock'] }], coalesce: { intervalMs: 200 } })
+    const notifier = new Notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['disable', 'unlock'] }],
+      coalesce: { intervalMs: 200 },
+    })
     open.push({ r, n: notifier })
     const reporter = new Reporter({ pseudonymise: true, key: 'k'.repeat(32), notifier })
 
@@ -53,9 +85,15 @@ describe('Reporter → webhooks under a flood', () => {
 
     const flood = bodies().filter((b) => b.type === 'disable' && b.route === 'contact')
     expect(flood.filter((b) => b.coalesced !== true)).toHaveLength(5)
-    expect(flood.filter((b) => b.coalesced === true)).toMatchObject([{ count: 1095, shadow: false, accountsTruncated: true }])
-    expect(bodies().filter((b) => b.account === 'basic:mallory#x')).toMatchObject([{ type: 'disable', route: 'export', limit: '1m requests 40 → disable', blocked: true }])
-    expect(bodies().filter((b) => b.type === 'unlock')).toMatchObject([{ account: 'basic:bot-1#x', result: 'unlocked' }])
+    expect(flood.filter((b) => b.coalesced === true)).toMatchObject([
+      { count: 1095, shadow: false, accountsTruncated: true },
+    ])
+    expect(bodies().filter((b) => b.account === 'basic:mallory#x')).toMatchObject([
+      { type: 'disable', route: 'export', limit: '1m requests 40 → disable', blocked: true },
+    ])
+    expect(bodies().filter((b) => b.type === 'unlock')).toMatchObject([
+      { account: 'basic:bot-1#x', result: 'unlocked' },
+    ])
     expect(r.received).toHaveLength(8)
     expect(notifier.stats()).toMatchObject({ dropped: 0, coalesced: 1095, summaries: 1 })
   })
