@@ -11,7 +11,8 @@ const upstream = http.createServer((req, res) => {
   res.end(JSON.stringify({ url: req.url }))
 })
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r))
-const config = compileConfigText(`version: 1
+const config = compileConfigText(
+  `version: 1
 upstream: { url: http://127.0.0.1:${upstream.address().port} }
 log: { level: silent }
 identity: [ { type: header, name: x-account-id, trusted: true } ]
@@ -21,7 +22,10 @@ routes:
     records: { param: id }
     limits:
       - { window: 1h, distinctRecords: ${LIMIT}, action: throttle }
-`, 'attack.yaml', { env: {} })
+`,
+  'attack.yaml',
+  { env: {} },
+)
 const app = await buildProxy(config, { logger: false })
 const url = await app.listen({ host: '127.0.0.1', port: 0 })
 
@@ -34,7 +38,16 @@ const instance = autocannon({
   url,
   connections: 200,
   amount: 3000,
-  requests: [{ method: 'GET', setupRequest(req) { req.path = `/records/${++n}`; req.headers = { ...req.headers, 'x-account-id': 'scraper' }; return req } }],
+  requests: [
+    {
+      method: 'GET',
+      setupRequest(req) {
+        req.path = `/records/${++n}`
+        req.headers = { ...req.headers, 'x-account-id': 'scraper' }
+        return req
+      },
+    },
+  ],
 })
 instance.on('response', (_client, status) => {
   if (status === 200) {
@@ -48,4 +61,12 @@ instance.on('response', (_client, status) => {
 await instance
 await app.close()
 upstream.close()
-console.log(JSON.stringify({ connections: 200, limit: LIMIT, served, blocked, firstBlockAfterMs: Math.max(0, Math.round((firstBlockAt - limitReachedAt) * 100) / 100) }))
+console.log(
+  JSON.stringify({
+    connections: 200,
+    limit: LIMIT,
+    served,
+    blocked,
+    firstBlockAfterMs: Math.max(0, Math.round((firstBlockAt - limitReachedAt) * 100) / 100),
+  }),
+)

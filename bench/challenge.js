@@ -15,10 +15,15 @@ const SAMPLES = 5
 const limit = { id: 'bench', index: 0, action: 'challenge' }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-const browser = existsSync('/usr/bin/chromium') ? await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox'] }) : null
+const browser = existsSync('/usr/bin/chromium')
+  ? await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox'] })
+  : null
 const rows = []
 for (const difficulty of DIFFICULTIES) {
-  const challenges = new Challenges({ difficulty, validForMs: 600_000, timeoutMs: 300_000, secret: 'bench-secret-0123456789' }, new MemoryStore({ maxAccounts: 10 }))
+  const challenges = new Challenges(
+    { difficulty, validForMs: 600_000, timeoutMs: 300_000, secret: 'bench-secret-0123456789' },
+    new MemoryStore({ maxAccounts: 10 }),
+  )
   const node = []
   const web = []
   for (let i = 0; i < SAMPLES; i++) {
@@ -33,7 +38,8 @@ for (const difficulty of DIFFICULTIES) {
       let solved
       const done = new Promise((resolve) => (solved = resolve))
       await page.route('**/*', (route) => {
-        if (served++ === 0) return route.fulfill({ status: 429, contentType: 'text/html', body: challengePage(challenge) })
+        if (served++ === 0)
+          return route.fulfill({ status: 429, contentType: 'text/html', body: challengePage(challenge) })
         solved(performance.now())
         return route.fulfill({ status: 200, contentType: 'text/plain', body: 'ok' })
       })
@@ -43,7 +49,13 @@ for (const difficulty of DIFFICULTIES) {
       await page.close()
     }
   }
-  rows.push({ difficulty, node: median(node), nodeMax: Math.max(...node), browser: browser ? median(web) : null, browserMax: browser ? Math.max(...web) : null })
+  rows.push({
+    difficulty,
+    node: median(node),
+    nodeMax: Math.max(...node),
+    browser: browser ? median(web) : null,
+    browserMax: browser ? Math.max(...web) : null,
+  })
 }
 await browser?.close()
 
@@ -51,5 +63,7 @@ console.log(`| difficulty | Node (altcha-lib) median / max | Chromium page media
 console.log(`|---:|---:|---:|`)
 for (const r of rows) {
   const ms = (v) => (v === null ? 'n/a' : `${Math.round(v)} ms`)
-  console.log(`| ${r.difficulty.toLocaleString('en')} | ${ms(r.node)} / ${ms(r.nodeMax)} | ${ms(r.browser)} / ${ms(r.browserMax)} |`)
+  console.log(
+    `| ${r.difficulty.toLocaleString('en')} | ${ms(r.node)} / ${ms(r.nodeMax)} | ${ms(r.browser)} / ${ms(r.browserMax)} |`,
+  )
 }

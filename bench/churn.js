@@ -7,10 +7,14 @@ import { Engine, MemoryStore } from '../dist/index.js'
 
 const accounts = Number(process.argv[2] ?? 100_000)
 const flood = Number(process.argv[3] ?? 1_000_000)
-const policy = buildPolicy('contact', [
-  { kind: 'requests', windowMs: 60_000, max: 30, action: 'throttle' },
-  { kind: 'distinctRecords', windowMs: 600_000, max: 20, action: 'disable' },
-], false)
+const policy = buildPolicy(
+  'contact',
+  [
+    { kind: 'requests', windowMs: 60_000, max: 30, action: 'throttle' },
+    { kind: 'distinctRecords', windowMs: 600_000, max: 20, action: 'disable' },
+  ],
+  false,
+)
 let overflowed = 0
 const store = new MemoryStore({ maxAccounts: accounts, onOverflow: () => overflowed++ })
 const engine = new Engine(store, { disableForMs: 86_400_000 })
@@ -28,7 +32,9 @@ const before = process.memoryUsage()
 const started = performance.now()
 for (let i = 0; i < flood; i++) {
   const ids = Array.from({ length: 21 }, (_, k) => `f${i}-${k}`)
-  engine.observe(`session:${i.toString(36)}`, policy, ids, now + (i % 1000), { overflowKey: () => `10.${i % 250}.${(i >> 8) % 4}.0/24` })
+  engine.observe(`session:${i.toString(36)}`, policy, ids, now + (i % 1000), {
+    overflowKey: () => `10.${i % 250}.${(i >> 8) % 4}.0/24`,
+  })
 }
 const floodMs = performance.now() - started
 global.gc?.()
@@ -45,15 +51,17 @@ for (let a = 0; a < accounts; a++) {
     if (d.kind === 'disabled') stillDisabled++
   } else if (d.counts[1] === 5) intact++
 }
-console.log(JSON.stringify({
-  accounts,
-  flood,
-  floodSeconds: Math.round(floodMs) / 1000,
-  rssMB: { before: mb(before.rss), after: mb(after.rss) },
-  heapUsedMB: { before: mb(before.heapUsed), after: mb(after.heapUsed) },
-  storeSize: store.size,
-  held: store.held,
-  overflowed,
-  intact: `${intact} / ${accounts - disabledBefore}`,
-  stillDisabled: `${stillDisabled} / ${disabledBefore}`,
-}))
+console.log(
+  JSON.stringify({
+    accounts,
+    flood,
+    floodSeconds: Math.round(floodMs) / 1000,
+    rssMB: { before: mb(before.rss), after: mb(after.rss) },
+    heapUsedMB: { before: mb(before.heapUsed), after: mb(after.heapUsed) },
+    storeSize: store.size,
+    held: store.held,
+    overflowed,
+    intact: `${intact} / ${accounts - disabledBefore}`,
+    stillDisabled: `${stillDisabled} / ${disabledBefore}`,
+  }),
+)

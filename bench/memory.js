@@ -17,10 +17,12 @@ for (let a = 0; a < accounts; a++) {
 }
 global.gc?.()
 const used = process.memoryUsage()
-console.log(JSON.stringify({
-  describe: DESCRIBE,
-  accounts: store.size,
-  rssMB: Math.round(used.rss / 2 ** 20),
-  heapUsedMB: Math.round(used.heapUsed / 2 ** 20),
-  baseRssMB: Math.round(base.rss / 2 ** 20),
-}))
+console.log(
+  JSON.stringify({
+    describe: DESCRIBE,
+    accounts: store.size,
+    rssMB: Math.round(used.rss / 2 ** 20),
+    heapUsedMB: Math.round(used.heapUsed / 2 ** 20),
+    baseRssMB: Math.round(base.rss / 2 ** 20),
+  }),
+)

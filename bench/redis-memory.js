@@ -10,7 +10,11 @@ import { DESCRIBE, FILL, recordsOf, ROUTES } from './shape.js'
 const accounts = Number(process.argv[2] ?? 1000)
 
 const port = 20_000 + Math.floor(Math.random() * 20_000)
-const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+const server = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' },
+)
 try {
   const url = `redis://127.0.0.1:${port}`
   // ioredis retries until the server listens.
@@ -20,7 +24,14 @@ try {
     const timer = setTimeout(() => reject(new Error('redis-server did not start')), 10_000)
     probe.once('ready', () => resolve(clearTimeout(timer)))
   })
-  const store = new RedisStore({ url, keyPrefix: 'mem:', commandTimeoutMs: 5000, onError: 'fail-closed', maxAccounts: 10, clock: 'local' })
+  const store = new RedisStore({
+    url,
+    keyPrefix: 'mem:',
+    commandTimeoutMs: 5000,
+    onError: 'fail-closed',
+    maxAccounts: 10,
+    clock: 'local',
+  })
   await store.ready()
   const engine = new Engine(store, { disableForMs: 60_000 })
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await probe.info('memory'))?.[1])
@@ -30,25 +41,29 @@ try {
   for (let a0 = 0; a0 < accounts; a0 += BATCH) {
     // Accounts of a batch in parallel, each account's observations in order: 31 requests and
     // 21 distinct records per route (every window at its cap), within one second.
-    await Promise.all(Array.from({ length: Math.min(BATCH, accounts - a0) }, async (_, k) => {
-      const a = a0 + k
-      for (const policy of ROUTES) {
-        for (let i = 0; i < FILL; i++) {
-          const d = await engine.observe(`acct-${a}`, policy, recordsOf(a, i), now + i)
-          if (d.kind === 'unavailable') throw new Error('redis unavailable')
+    await Promise.all(
+      Array.from({ length: Math.min(BATCH, accounts - a0) }, async (_, k) => {
+        const a = a0 + k
+        for (const policy of ROUTES) {
+          for (let i = 0; i < FILL; i++) {
+            const d = await engine.observe(`acct-${a}`, policy, recordsOf(a, i), now + i)
+            if (d.kind === 'unavailable') throw new Error('redis unavailable')
+          }
         }
-      }
-    }))
+      }),
+    )
   }
   const after = await usedMemory()
   const keys = ROUTES.flatMap((p) => store.keys('acct-7', p.name).slice(0, 2))
   const perKey = await Promise.all(keys.map((k) => probe.memory('USAGE', k)))
-  console.log(JSON.stringify({
-    describe: DESCRIBE,
-    accounts,
-    bytesPerAccount: Math.round((after - before) / accounts),
-    memoryUsagePerRoute: { requests: Number(perKey[0]), records: Number(perKey[1]) },
-  }))
+  console.log(
+    JSON.stringify({
+      describe: DESCRIBE,
+      accounts,
+      bytesPerAccount: Math.round((after - before) / accounts),
+      memoryUsagePerRoute: { requests: Number(perKey[0]), records: Number(perKey[1]) },
+    }),
+  )
   probe.disconnect()
   await store.close()
 } finally {

@@ -55,7 +55,11 @@ function start(kind, args, cpu) {
 async function startRedis() {
   const port = 20_000 + Math.floor(Math.random() * 20_000)
   const [cmd, pre] = hasTaskset ? ['taskset', ['-c', '1', 'redis-server']] : ['redis-server', []]
-  const child = spawn(cmd, [...pre, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const child = spawn(
+    cmd,
+    [...pre, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  )
   children.push(child)
   await new Promise((r) => setTimeout(r, 400))
   return { url: `redis://127.0.0.1:${port}`, pid: child.pid }
@@ -107,17 +111,42 @@ async function throughput() {
   const upstream = (await start('upstream', [], 1)).url
   const redis = hasRedis ? await startRedis() : undefined
   const redisUrl = redis?.url
-  const proxy = async (key, label, args, path) => ({ key, label, ...(await start(args[0], args.slice(1), 0)), ...(path ? { path } : {}) })
+  const proxy = async (key, label, args, path) => ({
+    key,
+    label,
+    ...(await start(args[0], args.slice(1), 0)),
+    ...(path ? { path } : {}),
+  })
   const targets = [
     { key: 'upstream', label: '1. upstream direct', url: upstream, pid: null },
     await proxy('plain', '2. plain @fastify/http-proxy', ['plain', upstream]),
     await proxy('nonsensitive', '3. sluice, memory, non-sensitive route', ['sluice', upstream, 'memory'], 'list'),
-    await proxy('sensitive', '4. sluice, memory, sensitive route (3 limits, 10k accounts)', ['sluice', upstream, 'memory']),
+    await proxy('sensitive', '4. sluice, memory, sensitive route (3 limits, 10k accounts)', [
+      'sluice',
+      upstream,
+      'memory',
+    ]),
   ]
-  if (redisUrl) targets.push(await proxy('redis', '5. sluice, redis store, sensitive route', ['sluice', upstream, 'redis', redisUrl]))
-  targets.push(await proxy('inspect', '6. sluice, memory, list endpoint inspected (10 KB JSON)', ['sluice', upstream, 'inspect'], 'list'))
+  if (redisUrl)
+    targets.push(
+      await proxy('redis', '5. sluice, redis store, sensitive route', ['sluice', upstream, 'redis', redisUrl]),
+    )
+  targets.push(
+    await proxy(
+      'inspect',
+      '6. sluice, memory, list endpoint inspected (10 KB JSON)',
+      ['sluice', upstream, 'inspect'],
+      'list',
+    ),
+  )
   // The list endpoint is also what the plain proxy serves for the non-sensitive comparison.
-  const plainList = { key: 'plainList', label: '2b. plain proxy, list endpoint', url: targets[1].url, pid: targets[1].pid, path: 'list' }
+  const plainList = {
+    key: 'plainList',
+    label: '2b. plain proxy, list endpoint',
+    url: targets[1].url,
+    pid: targets[1].pid,
+    path: 'list',
+  }
   targets.splice(2, 0, plainList)
 
   for (const t of targets) await load(t.url, { path: t.path, duration: quick ? 1 : 3 }) // warm-up (JIT)
@@ -135,10 +164,19 @@ async function throughput() {
       const r = await load(t.url, { path: t.path })
       const after = t.pid ? cpuUs(t.pid) : null
       const redisAfter = t.key === 'redis' ? cpuUs(redis.pid) : null
-      if (redisBefore !== null && redisAfter !== null && r.requests.total > 0) (redisCpu ??= []).push((redisAfter - redisBefore) / r.requests.total)
+      if (redisBefore !== null && redisAfter !== null && r.requests.total > 0)
+        (redisCpu ??= []).push((redisAfter - redisBefore) / r.requests.total)
       const cpu = before !== null && after !== null && r.requests.total > 0 ? (after - before) / r.requests.total : null
-      samples[t.key][round] = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx, cpu }
-      process.stderr.write(`  round ${round + 1}/${ROUNDS} ${t.label}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms${cpu !== null ? `, ${cpu.toFixed(1)} µs CPU/req` : ''}\n`)
+      samples[t.key][round] = {
+        rps: r.requests.average,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        errors: r.errors + r.non2xx,
+        cpu,
+      }
+      process.stderr.write(
+        `  round ${round + 1}/${ROUNDS} ${t.label}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms${cpu !== null ? `, ${cpu.toFixed(1)} µs CPU/req` : ''}\n`,
+      )
     }
   }
   // Ratios are taken within a round (each scenario against the plain proxy measured in the
@@ -152,15 +190,25 @@ async function throughput() {
     const cpus = s.map((x) => x.cpu)
     summary[t.key] = {
       label: t.label,
-      rps: { median: median(s.map((x) => x.rps)), min: Math.min(...s.map((x) => x.rps)), max: Math.max(...s.map((x) => x.rps)) },
+      rps: {
+        median: median(s.map((x) => x.rps)),
+        min: Math.min(...s.map((x) => x.rps)),
+        max: Math.max(...s.map((x) => x.rps)),
+      },
       ratio: median(s.map((x, r) => x.rps / base[r].rps)),
-      ratioMinMax: [Math.min(...s.map((x, r) => x.rps / base[r].rps)), Math.max(...s.map((x, r) => x.rps / base[r].rps))],
+      ratioMinMax: [
+        Math.min(...s.map((x, r) => x.rps / base[r].rps)),
+        Math.max(...s.map((x, r) => x.rps / base[r].rps)),
+      ],
       p50: median(s.map((x) => x.p50)),
       p99: median(s.map((x) => x.p99)),
       p99OverBase: median(s.map((x, r) => x.p99 - base[r].p99)),
       errors: s.reduce((a, x) => a + x.errors, 0),
       cpuUsPerRequest: cpus.every((c) => c !== null) ? median(cpus) : null,
-      cpuRatio: cpus.every((c) => c !== null) && base.every((x) => x.cpu !== null) ? median(s.map((x, r) => base[r].cpu / x.cpu)) : null,
+      cpuRatio:
+        cpus.every((c) => c !== null) && base.every((x) => x.cpu !== null)
+          ? median(s.map((x, r) => base[r].cpu / x.cpu))
+          : null,
       samples: s,
     }
   }
@@ -172,12 +220,18 @@ function memory() {
   const out = {}
   // Quick mode skips the 100k fill (~40 s): it only has to prove the bench still runs.
   for (const accounts of quick ? [10_000] : [10_000, 100_000]) {
-    const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'memory.js'), String(accounts)], { encoding: 'utf8', timeout: 240_000 })
+    const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'memory.js'), String(accounts)], {
+      encoding: 'utf8',
+      timeout: 240_000,
+    })
     if (res.status !== 0) throw new Error(`memory bench failed: ${res.stderr}`)
     out[accounts] = JSON.parse(res.stdout)
   }
   if (hasRedis) {
-    const res = spawnSync(process.execPath, [join(here, 'redis-memory.js'), String(quick ? 200 : 2000)], { encoding: 'utf8', timeout: 120_000 })
+    const res = spawnSync(process.execPath, [join(here, 'redis-memory.js'), String(quick ? 200 : 2000)], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
     if (res.status !== 0) throw new Error(`redis memory bench failed: ${res.stderr}`)
     out.redis = JSON.parse(res.stdout)
   }
@@ -187,7 +241,10 @@ function memory() {
 /** A full store, then a flood of fresh identities (bench/churn.js): memory, time, nobody reset. */
 function churn() {
   const [accounts, flood] = quick ? [10_000, 100_000] : [100_000, 1_000_000]
-  const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'churn.js'), String(accounts), String(flood)], { encoding: 'utf8', timeout: 240_000 })
+  const res = spawnSync(process.execPath, ['--expose-gc', join(here, 'churn.js'), String(accounts), String(flood)], {
+    encoding: 'utf8',
+    timeout: 240_000,
+  })
   if (res.status !== 0) throw new Error(`churn bench failed: ${res.stderr}`)
   return JSON.parse(res.stdout)
 }
@@ -201,20 +258,33 @@ async function exactness() {
 function targetsReport(t, mem, attack) {
   const lines = []
   const check = (name, ok, got) => lines.push(`| ${name} | ${got} | ${ok ? 'pass' : '**miss**'} |`)
-  const ratio = (k) => `${t[k].ratio.toFixed(3)} (rounds ${t[k].ratioMinMax.map((x) => x.toFixed(2)).join('–')}${t[k].cpuRatio ? `; by CPU time ${t[k].cpuRatio.toFixed(3)}` : ''})`
+  const ratio = (k) =>
+    `${t[k].ratio.toFixed(3)} (rounds ${t[k].ratioMinMax.map((x) => x.toFixed(2)).join('–')}${t[k].cpuRatio ? `; by CPU time ${t[k].cpuRatio.toFixed(3)}` : ''})`
   check('sensitive route (memory) ≥ 0.90 × plain proxy req/s', t.sensitive.ratio >= 0.9, ratio('sensitive'))
-  check('sensitive route (memory) p99 within +1 ms of plain', t.sensitive.p99OverBase <= 1, `${t.sensitive.p99OverBase >= 0 ? '+' : ''}${t.sensitive.p99OverBase.toFixed(2)} ms`)
+  check(
+    'sensitive route (memory) p99 within +1 ms of plain',
+    t.sensitive.p99OverBase <= 1,
+    `${t.sensitive.p99OverBase >= 0 ? '+' : ''}${t.sensitive.p99OverBase.toFixed(2)} ms`,
+  )
   check('non-sensitive route ≥ 0.97 × plain proxy req/s', t.nonsensitive.ratio >= 0.97, ratio('nonsensitive'))
   if (t.redis) check('redis store ≥ 0.75 × plain proxy req/s', t.redis.ratio >= 0.75, ratio('redis'))
   const rss = mem['100000']?.rssMB
   if (rss === undefined) lines.push('| 100,000 accounts × 3 routes ≤ 300 MB RSS | not measured in --quick | – |')
   else check('100,000 accounts × 3 routes ≤ 300 MB RSS', rss <= 300, `${rss} MB`)
-  check('records served in the attack run = the limit', attack.served === attack.limit, `${attack.served} / ${attack.limit}`)
+  check(
+    'records served in the attack run = the limit',
+    attack.served === attack.limit,
+    `${attack.served} / ${attack.limit}`,
+  )
   if (mem.churn) {
     const c = mem.churn
     const [kept, of] = c.intact.split(' / ')
     const [held, was] = c.stillDisabled.split(' / ')
-    check(`${c.flood.toLocaleString('en-US')} fresh identities reset or unlock no account`, kept === of && held === was, `${c.intact} counts kept, ${c.stillDisabled} disables held`)
+    check(
+      `${c.flood.toLocaleString('en-US')} fresh identities reset or unlock no account`,
+      kept === of && held === was,
+      `${c.intact} counts kept, ${c.stillDisabled} disables held`,
+    )
   }
   return lines
 }
@@ -231,14 +301,31 @@ function markdown(t, mem, attack, machine) {
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
-    '(Each ratio is taken within a round, against the plain proxy measured in the same minute, and the median over rounds is shown. The non-sensitive and inspected scenarios are compared with the plain proxy on the same list endpoint, 2b. Proxy CPU per request is the proxy process\'s user + system time over the requests it served: the least noisy view of its cost.)',
-    ...(t.redis?.redisServerCpuUsPerRequest ? ['', `redis-server CPU per observation (on CPU 1 with the load generator and the upstream): ${t.redis.redisServerCpuUsPerRequest.toFixed(1)} µs.`] : []),
+    "(Each ratio is taken within a round, against the plain proxy measured in the same minute, and the median over rounds is shown. The non-sensitive and inspected scenarios are compared with the plain proxy on the same list endpoint, 2b. Proxy CPU per request is the proxy process's user + system time over the requests it served: the least noisy view of its cost.)",
+    ...(t.redis?.redisServerCpuUsPerRequest
+      ? [
+          '',
+          `redis-server CPU per observation (on CPU 1 with the load generator and the upstream): ${t.redis.redisServerCpuUsPerRequest.toFixed(1)} µs.`,
+        ]
+      : []),
     '',
     '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
     '|---|---|---|---|',
-    ...Object.entries(mem).filter(([n]) => n !== 'redis' && n !== 'churn').map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
-    ...(mem.churn ? ['', `Store churn: ${mem.churn.accounts.toLocaleString('en-US')} accounts with open windows, then ${mem.churn.flood.toLocaleString('en-US')} fresh identities each naming limit + 1 records: ${mem.churn.floodSeconds} s, RSS ${mem.churn.rssMB.before} → ${mem.churn.rssMB.after} MB, heap ${mem.churn.heapUsedMB.before} → ${mem.churn.heapUsedMB.after} MB, ${mem.churn.storeSize.toLocaleString('en-US')} keys held (the overflow pool included), ${mem.churn.held.disabled.toLocaleString('en-US')} disables; ${mem.churn.intact} real accounts kept their counts, ${mem.churn.stillDisabled} stayed disabled.`] : []),
-    ...(mem.redis ? ['', `Redis store, ${mem.redis.describe}: **${mem.redis.bytesPerAccount} bytes per active account** (\`used_memory\` delta over ${mem.redis.accounts} accounts); \`MEMORY USAGE\` of one route's keys: requests ${mem.redis.memoryUsagePerRoute.requests} B, records ${mem.redis.memoryUsagePerRoute.records} B.`] : []),
+    ...Object.entries(mem)
+      .filter(([n]) => n !== 'redis' && n !== 'churn')
+      .map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+    ...(mem.churn
+      ? [
+          '',
+          `Store churn: ${mem.churn.accounts.toLocaleString('en-US')} accounts with open windows, then ${mem.churn.flood.toLocaleString('en-US')} fresh identities each naming limit + 1 records: ${mem.churn.floodSeconds} s, RSS ${mem.churn.rssMB.before} → ${mem.churn.rssMB.after} MB, heap ${mem.churn.heapUsedMB.before} → ${mem.churn.heapUsedMB.after} MB, ${mem.churn.storeSize.toLocaleString('en-US')} keys held (the overflow pool included), ${mem.churn.held.disabled.toLocaleString('en-US')} disables; ${mem.churn.intact} real accounts kept their counts, ${mem.churn.stillDisabled} stayed disabled.`,
+        ]
+      : []),
+    ...(mem.redis
+      ? [
+          '',
+          `Redis store, ${mem.redis.describe}: **${mem.redis.bytesPerAccount} bytes per active account** (\`used_memory\` delta over ${mem.redis.accounts} accounts); \`MEMORY USAGE\` of one route's keys: requests ${mem.redis.memoryUsagePerRoute.requests} B, records ${mem.redis.memoryUsagePerRoute.records} B.`,
+        ]
+      : []),
     '',
     `Attack: ${attack.connections} concurrent connections enumerating records on one account, limit ${attack.limit} distinct records → **${attack.served} served**, ${attack.blocked} blocked; first block ${attack.firstBlockAfterMs} ms after the limit-th record was served.`,
     '',
@@ -249,9 +336,16 @@ function markdown(t, mem, attack, machine) {
 }
 
 try {
-  const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', memGB: Math.round(os.totalmem() / 2 ** 30), pinned: hasTaskset }
+  const machine = {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    pinned: hasTaskset,
+  }
   if (hasTaskset) spawnSync('taskset', ['-cp', '1', String(process.pid)])
-  process.stderr.write(`sluice bench${quick ? ' (quick)' : ''}: ${ROUNDS} round(s) × ${DURATION}s${hasRedis ? '' : ' (no redis-server: redis scenario skipped)'}\n`)
+  process.stderr.write(
+    `sluice bench${quick ? ' (quick)' : ''}: ${ROUNDS} round(s) × ${DURATION}s${hasRedis ? '' : ' (no redis-server: redis scenario skipped)'}\n`,
+  )
   const t = await throughput()
   for (const c of children.splice(0)) c.kill('SIGTERM')
   process.stderr.write('  memory…\n')
@@ -262,7 +356,10 @@ try {
   const attack = await exactness()
   const report = markdown(t, mem, attack, machine)
   mkdirSync(join(here, 'results'), { recursive: true })
-  writeFileSync(join(here, 'results', 'latest.json'), JSON.stringify({ date: new Date().toISOString(), quick, machine, throughput: t, memory: mem, attack }, null, 2))
+  writeFileSync(
+    join(here, 'results', 'latest.json'),
+    JSON.stringify({ date: new Date().toISOString(), quick, machine, throughput: t, memory: mem, attack }, null, 2),
+  )
   writeFileSync(join(here, 'results', 'latest.md'), `${report}\n`)
   console.log(report)
 } finally {

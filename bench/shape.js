@@ -5,10 +5,14 @@ import { buildPolicy } from '../dist/engine/policy.js'
 
 export const DESCRIBE = '3 routes × (30 requests/1m + 20 distinct records/10m), windows at their caps'
 export const ROUTES = ['contact', 'parcel', 'invoice'].map((name) =>
-  buildPolicy(name, [
-    { kind: 'requests', windowMs: 60_000, max: 30, action: 'throttle' },
-    { kind: 'distinctRecords', windowMs: 600_000, max: 20, action: 'throttle' },
-  ], false),
+  buildPolicy(
+    name,
+    [
+      { kind: 'requests', windowMs: 60_000, max: 30, action: 'throttle' },
+      { kind: 'distinctRecords', windowMs: 600_000, max: 20, action: 'throttle' },
+    ],
+    false,
+  ),
 )
 export const FILL = 31
 /** The records of an account's i-th observation on a route. */

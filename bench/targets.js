@@ -8,12 +8,26 @@ import http from 'node:http'
 const [kind, upstreamUrl, scenario, redisUrl] = process.argv.slice(2)
 
 function record(id) {
-  return { id, name: `Contact ${id}`, email: `contact${id}@example.com`, phone: '+44 7700 900123', street: '12 Station Road', city: 'Leeds', postcode: 'LS4 7QT', notes: 'Leave parcels with the neighbour at no. 14.' }
+  return {
+    id,
+    name: `Contact ${id}`,
+    email: `contact${id}@example.com`,
+    phone: '+44 7700 900123',
+    street: '12 Station Road',
+    city: 'Leeds',
+    postcode: 'LS4 7QT',
+    notes: 'Leave parcels with the neighbour at no. 14.',
+  }
 }
 
 async function upstream() {
   const one = (id) => JSON.stringify(record(id))
-  const list = JSON.stringify({ items: Array.from({ length: 50 }, (_, i) => record(i + 1)), page: 1, pageSize: 50, total: 1000 })
+  const list = JSON.stringify({
+    items: Array.from({ length: 50 }, (_, i) => record(i + 1)),
+    page: 1,
+    pageSize: 50,
+    total: 1000,
+  })
   const server = http.createServer((req, res) => {
     req.resume()
     const body = req.url.startsWith('/list') ? list : one(Number(req.url.split('/')[2]?.split('?')[0]) || 1)
@@ -65,9 +79,10 @@ const INSPECTED = `
 `
 
 function configFor(name) {
-  const store = name === 'redis'
-    ? `store: { type: redis, url: "${redisUrl}", keyPrefix: "bench:${process.pid}:", onError: fail-open, commandTimeout: 500ms }`
-    : 'store: { type: memory, maxAccounts: 200000 }'
+  const store =
+    name === 'redis'
+      ? `store: { type: redis, url: "${redisUrl}", keyPrefix: "bench:${process.pid}:", onError: fail-open, commandTimeout: 500ms }`
+      : 'store: { type: memory, maxAccounts: 200000 }'
   return `version: 1
 upstream: { url: ${upstreamUrl} }
 log: { level: warn }

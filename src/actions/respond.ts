@@ -75,13 +75,18 @@ export function renderChallenge(accept: string | undefined, challenge: Challenge
     detail: `Solve the challenge and repeat the request with the solution in the ${SOLUTION_HEADER} header.`,
   }
   if (prefersHtml(accept)) {
-    return { status: 429, headers: { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' }, body: challengePage(challenge) }
+    return {
+      status: 429,
+      headers: { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' },
+      body: challengePage(challenge),
+    }
   }
   return renderProblem(accept, problem, {
     challenge,
     solution: {
       header: SOLUTION_HEADER,
-      format: 'base64(JSON {"challenge": <challenge>, "solution": {"counter": n, "derivedKey": "<hex>"}}) — the ALTCHA v2 payload; altcha-lib solveChallenge() produces the solution',
+      format:
+        'base64(JSON {"challenge": <challenge>, "solution": {"counter": n, "derivedKey": "<hex>"}}) — the ALTCHA v2 payload; altcha-lib solveChallenge() produces the solution',
     },
     ...(rejected ? { solutionRejected: rejected } : {}),
   })
@@ -89,20 +94,43 @@ export function renderChallenge(accept: string | undefined, challenge: Challenge
 
 export function throttled(retryAfterMs: number): Problem {
   const retryAfterSec = Math.max(1, Math.ceil(retryAfterMs / 1000))
-  return { kind: 'throttled', status: 429, title: 'Too Many Requests', detail: `Too many requests from this account. Try again in ${retryAfterSec} seconds.`, retryAfterSec }
+  return {
+    kind: 'throttled',
+    status: 429,
+    title: 'Too Many Requests',
+    detail: `Too many requests from this account. Try again in ${retryAfterSec} seconds.`,
+    retryAfterSec,
+  }
 }
 
 export function disabled(): Problem {
-  return { kind: 'disabled', status: 403, title: 'Account disabled', detail: 'This account has been disabled for unusual activity. Contact the service operator.' }
+  return {
+    kind: 'disabled',
+    status: 403,
+    title: 'Account disabled',
+    detail: 'This account has been disabled for unusual activity. Contact the service operator.',
+  }
 }
 
 export function unavailable(): Problem {
-  return { kind: 'store-unavailable', status: 503, title: 'Service Unavailable', detail: 'This part of the service is temporarily unavailable. Try again shortly.', retryAfterSec: 5 }
+  return {
+    kind: 'store-unavailable',
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'This part of the service is temporarily unavailable. Try again shortly.',
+    retryAfterSec: 5,
+  }
 }
 
 /** The inspection memory budget is in use: nothing was decided, come back in a moment. */
 export function busy(): Problem {
-  return { kind: 'busy', status: 503, title: 'Service Unavailable', detail: 'The service is busy. Try again in a moment.', retryAfterSec: 1 }
+  return {
+    kind: 'busy',
+    status: 503,
+    title: 'Service Unavailable',
+    detail: 'The service is busy. Try again in a moment.',
+    retryAfterSec: 1,
+  }
 }
 
 export function badRequest(detail: string): Problem {

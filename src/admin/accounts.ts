@@ -1,7 +1,7 @@
 // /accounts: who is under pressure, one account's windows, unlock and reset.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { formatMs, type RoutePolicy } from '../engine/policy.js'
-import type { AccountView, DisabledState, LimitCount, PressureBy, RouteCounts, Store } from '../store/store.js'
+import type { AccountView, DisabledState, LimitCount, PressureBy, RouteCounts, Store } from '../engine/store.js'
 import { AdminError, badRequest } from './problem.js'
 
 export interface DisabledJson {
@@ -95,7 +95,9 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
     const by = q.by ?? 'distinct'
     if (by !== 'distinct' && by !== 'requests') throw badRequest(`by must be distinct or requests, not "${by}"`)
     const limit = q.limit === undefined ? 20 : integer('limit', q.limit, 1, MAX_LIST)
-    const page = await fromStore(() => store.accounts({ policies, by, limit, now: ctx.clock(), ...(route !== undefined ? { route } : {}) }))
+    const page = await fromStore(() =>
+      store.accounts({ policies, by, limit, now: ctx.clock(), ...(route !== undefined ? { route } : {}) }),
+    )
     return {
       at: iso(page.now),
       by,
@@ -103,7 +105,12 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
       limit,
       scanned: page.scanned,
       truncated: page.truncated,
-      accounts: page.accounts.map((a) => ({ account: a.account, pressure: Math.round(a.pressure * 1000) / 1000, disabled: a.disabled.map(disabledJson), routes: a.routes.map(routeJson) })),
+      accounts: page.accounts.map((a) => ({
+        account: a.account,
+        pressure: Math.round(a.pressure * 1000) / 1000,
+        disabled: a.disabled.map(disabledJson),
+        routes: a.routes.map(routeJson),
+      })),
     }
   })
 
@@ -133,7 +140,12 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
     const policies = ctx.policies()
     const route = q.route === undefined ? undefined : knownRoute(q.route, policies)
     const { account, view } = await findAccount(store, asked, policies, ctx.clock()).catch((err: unknown) => {
-      ctx.act(request, { action: 'reset', account: asked, ...(route !== undefined ? { route } : {}), result: 'not-found' })
+      ctx.act(request, {
+        action: 'reset',
+        account: asked,
+        ...(route !== undefined ? { route } : {}),
+        result: 'not-found',
+      })
       throw err
     })
     await fromStore(() => store.reset(account, { policies, ...(route !== undefined ? { route } : {}) }))
@@ -144,11 +156,28 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
 }
 
 export function accountJson(view: AccountView): AccountJson {
-  return { account: view.account, at: iso(view.now), disabled: view.disabled.map(disabledJson), routes: view.routes.map(routeJson) }
+  return {
+    account: view.account,
+    at: iso(view.now),
+    disabled: view.disabled.map(disabledJson),
+    routes: view.routes.map(routeJson),
+  }
 }
 
 function routeJson(r: RouteCounts): RouteJson {
-  return { route: r.route, limits: r.limits.map((l) => ({ limit: l.limit, label: l.label, kind: l.kind, window: formatMs(l.windowMs), windowMs: l.windowMs, max: l.max, action: l.action, count: l.count })) }
+  return {
+    route: r.route,
+    limits: r.limits.map((l) => ({
+      limit: l.limit,
+      label: l.label,
+      kind: l.kind,
+      window: formatMs(l.windowMs),
+      windowMs: l.windowMs,
+      max: l.max,
+      action: l.action,
+      count: l.count,
+    })),
+  }
 }
 
 export function disabledJson(d: DisabledState): DisabledJson {
@@ -174,7 +203,12 @@ export async function fromStore<T>(call: () => T | Promise<T>): Promise<T> {
  * `jwt:alice`, `user:alice`, `basic:alice#…`), or the bare value of a header or JWT identity
  * (`alice`), tried as `header:alice`, then `jwt:alice`.
  */
-async function findAccount(store: AccountRoutesContext['store'], asked: string, policies: readonly RoutePolicy[], now: number): Promise<{ account: string; view: AccountView }> {
+async function findAccount(
+  store: AccountRoutesContext['store'],
+  asked: string,
+  policies: readonly RoutePolicy[],
+  now: number,
+): Promise<{ account: string; view: AccountView }> {
   for (const account of [asked, `header:${asked}`, `jwt:${asked}`]) {
     const view = await fromStore(() => store.account(account, policies, now))
     if (view) return { account, view }
@@ -183,12 +217,16 @@ async function findAccount(store: AccountRoutesContext['store'], asked: string, 
 }
 
 function unknownAccount(account: string): AdminError {
-  return new AdminError('SLUICE_ERR_ADMIN_NOT_FOUND', `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. header:alice, jwt:alice, user:alice, basic:alice#3f2a1b0c9d8e7f60, session:…, ip:1.2.3.4, overflow:203.0.113.0/24, URL-encoded`)
+  return new AdminError(
+    'SLUICE_ERR_ADMIN_NOT_FOUND',
+    `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. header:alice, jwt:alice, user:alice, basic:alice#3f2a1b0c9d8e7f60, session:…, ip:1.2.3.4, overflow:203.0.113.0/24, URL-encoded`,
+  )
 }
 
 function accountParam(request: FastifyRequest): string {
   const account = (request.params as { account?: unknown }).account
-  if (typeof account !== 'string' || account.length === 0) throw badRequest('name an account: /accounts/<account id, URL-encoded>')
+  if (typeof account !== 'string' || account.length === 0)
+    throw badRequest('name an account: /accounts/<account id, URL-encoded>')
   if (account.length > 1024) throw badRequest('an account id is at most 1024 characters')
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(account)) throw badRequest('an account id contains no control characters')
@@ -213,7 +251,11 @@ export function queryOf<K extends string>(request: FastifyRequest, allowed: read
   const out: Partial<Record<K, string>> = {}
   for (const [key, value] of Object.entries(query)) {
     if (!(allowed as readonly string[]).includes(key)) {
-      throw badRequest(allowed.length > 0 ? `unknown parameter "${key}" (this endpoint takes ${allowed.join(', ')})` : `unknown parameter "${key}" (this endpoint takes none)`)
+      throw badRequest(
+        allowed.length > 0
+          ? `unknown parameter "${key}" (this endpoint takes ${allowed.join(', ')})`
+          : `unknown parameter "${key}" (this endpoint takes none)`,
+      )
     }
     if (Array.isArray(value)) throw badRequest(`give ${key} once`)
     if (value !== undefined) out[key as K] = value

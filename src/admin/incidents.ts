@@ -6,7 +6,10 @@ export interface Incident {
   time: number
   account: string
   route: string
-  /** Label of the limit that decided (`10m distinctRecords 100 → challenge`); null when none did (already disabled, store unavailable). */
+  /**
+   * Label of the limit that decided (`10m distinctRecords 100 → challenge`); null when none did
+   * (already disabled, store unavailable).
+   */
   limit: string | null
   /** That limit's action (log, throttle, challenge, disable), or the decision when no limit decided. */
   action: string | null
@@ -40,7 +43,8 @@ export class IncidentLog {
   private seq = 0
 
   constructor(capacity = 1000) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`IncidentLog capacity must be a positive integer, not ${capacity}`)
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`IncidentLog capacity must be a positive integer, not ${capacity}`)
     this.capacity = capacity
     this.ring = new Array<RecordedIncident | undefined>(capacity)
   }

@@ -33,39 +33,142 @@ export class Metrics {
   constructor(options: { accounts?: () => number } = {}) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' })
-    this.decisions = new Counter({ name: 'sluice_requests_total', help: 'Requests to sensitive routes, by route and decision (allow, log, throttle, challenge, disable, disabled, unavailable).', labelNames: ['route', 'decision', 'shadow'], registers })
-    this.blocks = new Counter({ name: 'sluice_blocks_total', help: 'Requests blocked (enforce mode), by action.', labelNames: ['action'], registers })
-    this.rejected = new Counter({ name: 'sluice_rejected_total', help: 'Requests refused with 400 before matching (ambiguous path or identity).', labelNames: ['reason'], registers })
-    this.storeLatency = new Histogram({ name: 'sluice_store_latency_seconds', help: 'Time of one Redis store observation (the memory store is not timed).', labelNames: ['store'], buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers })
-    this.storeErrors = new Counter({ name: 'sluice_store_errors_total', help: 'Observations the store failed to answer.', labelNames: ['store'], registers })
-    this.storeFallbacks = new Counter({ name: 'sluice_store_fallback_total', help: 'Observations answered by the failure policy instead of the store.', labelNames: ['policy'], registers })
-    this.storeUp = new Gauge({ name: 'sluice_store_up', help: '1 when the store answers, 0 while its failure policy is in force.', labelNames: ['store', 'policy'], registers })
-    this.evictions = new Counter({ name: 'sluice_evictions_total', help: 'Idle accounts (every window empty) whose windows the memory store dropped to admit another.', registers })
-    this.overflow = new Counter({ name: 'sluice_store_overflow_total', help: 'Observations of identities the memory store had no room to track (maxAccounts of accounts with open windows), counted under their client network instead.', registers })
-    this.inspectionBusy = new Counter({ name: 'sluice_inspection_busy_total', help: 'Requests to inspected routes refused (503) because bodies in inspection held the whole inspection memory budget.', registers })
-    this.challenges = new Counter({ name: 'sluice_challenges_total', help: 'Proof-of-work challenges: issued, solved, or a rejected solution by reason (forged, expired, replayed, other-account, …).', labelNames: ['outcome'], registers })
-    this.uninspectable = new Counter({ name: 'sluice_uninspectable_total', help: 'Bodies that could not be read for record ids (too large, not JSON, undecodable), by route and step (request, response).', labelNames: ['route', 'step'], registers })
-    this.withheld = new Counter({ name: 'sluice_responses_withheld_total', help: 'Upstream responses withheld because their records would cross a limit.', labelNames: ['route'], registers })
+    this.decisions = new Counter({
+      name: 'sluice_requests_total',
+      help: 'Requests to sensitive routes, by route and decision (allow, log, throttle, challenge, disable, disabled, unavailable).',
+      labelNames: ['route', 'decision', 'shadow'],
+      registers,
+    })
+    this.blocks = new Counter({
+      name: 'sluice_blocks_total',
+      help: 'Requests blocked (enforce mode), by action.',
+      labelNames: ['action'],
+      registers,
+    })
+    this.rejected = new Counter({
+      name: 'sluice_rejected_total',
+      help: 'Requests refused with 400 before matching (ambiguous path or identity).',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.storeLatency = new Histogram({
+      name: 'sluice_store_latency_seconds',
+      help: 'Time of one Redis store observation (the memory store is not timed).',
+      labelNames: ['store'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers,
+    })
+    this.storeErrors = new Counter({
+      name: 'sluice_store_errors_total',
+      help: 'Observations the store failed to answer.',
+      labelNames: ['store'],
+      registers,
+    })
+    this.storeFallbacks = new Counter({
+      name: 'sluice_store_fallback_total',
+      help: 'Observations answered by the failure policy instead of the store.',
+      labelNames: ['policy'],
+      registers,
+    })
+    this.storeUp = new Gauge({
+      name: 'sluice_store_up',
+      help: '1 when the store answers, 0 while its failure policy is in force.',
+      labelNames: ['store', 'policy'],
+      registers,
+    })
+    this.evictions = new Counter({
+      name: 'sluice_evictions_total',
+      help: 'Idle accounts (every window empty) whose windows the memory store dropped to admit another.',
+      registers,
+    })
+    this.overflow = new Counter({
+      name: 'sluice_store_overflow_total',
+      help: 'Observations of identities the memory store had no room to track (maxAccounts of accounts with open windows), counted under their client network instead.',
+      registers,
+    })
+    this.inspectionBusy = new Counter({
+      name: 'sluice_inspection_busy_total',
+      help: 'Requests to inspected routes refused (503) because bodies in inspection held the whole inspection memory budget.',
+      registers,
+    })
+    this.challenges = new Counter({
+      name: 'sluice_challenges_total',
+      help: 'Proof-of-work challenges: issued, solved, or a rejected solution by reason (forged, expired, replayed, other-account, …).',
+      labelNames: ['outcome'],
+      registers,
+    })
+    this.uninspectable = new Counter({
+      name: 'sluice_uninspectable_total',
+      help: 'Bodies that could not be read for record ids (too large, not JSON, undecodable), by route and step (request, response).',
+      labelNames: ['route', 'step'],
+      registers,
+    })
+    this.withheld = new Counter({
+      name: 'sluice_responses_withheld_total',
+      help: 'Upstream responses withheld because their records would cross a limit.',
+      labelNames: ['route'],
+      registers,
+    })
     const sources = this.sources
     // Read from their owners when scraped: nothing on the request path.
     const gauge = (name: string, help: string, read: () => number | undefined) =>
-      new Gauge({ name, help, registers, collect(this: Gauge) { const v = read(); if (v !== undefined) this.set(v) } })
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect(this: Gauge) {
+          const v = read()
+          if (v !== undefined) this.set(v)
+        },
+      })
     const total = (name: string, help: string, read: () => number | undefined) =>
-      new Counter({ name, help, registers, collect(this: Counter) { const v = read(); if (v !== undefined) { this.reset(); this.inc(v) } } })
+      new Counter({
+        name,
+        help,
+        registers,
+        collect(this: Counter) {
+          const v = read()
+          if (v !== undefined) {
+            this.reset()
+            this.inc(v)
+          }
+        },
+      })
     gauge('sluice_audit_backlog', 'Audit entries accepted and not yet written.', () => sources.audit()?.backlog)
-    gauge('sluice_audit_healthy', '1 while the audit file is written, 0 while writes fail (entries are kept and retried).', () => { const a = sources.audit(); return a ? (a.healthy ? 1 : 0) : undefined })
+    gauge(
+      'sluice_audit_healthy',
+      '1 while the audit file is written, 0 while writes fail (entries are kept and retried).',
+      () => {
+        const a = sources.audit()
+        return a ? (a.healthy ? 1 : 0) : undefined
+      },
+    )
     total('sluice_audit_written_total', 'Audit entries written.', () => sources.audit()?.written)
-    total('sluice_audit_dropped_total', 'Audit entries refused because the queue was full.', () => sources.audit()?.dropped)
+    total(
+      'sluice_audit_dropped_total',
+      'Audit entries refused because the queue was full.',
+      () => sources.audit()?.dropped,
+    )
     gauge('sluice_notify_backlog', 'Incidents waiting for webhook delivery.', () => sources.notify()?.backlog)
     total('sluice_notify_sent_total', 'Webhook deliveries that succeeded.', () => sources.notify()?.sent)
     total('sluice_notify_failed_total', 'Incidents given up after every attempt.', () => sources.notify()?.failed)
-    total('sluice_notify_dropped_total', 'Incidents dropped because a webhook queue was full.', () => sources.notify()?.dropped)
+    total(
+      'sluice_notify_dropped_total',
+      'Incidents dropped because a webhook queue was full.',
+      () => sources.notify()?.dropped,
+    )
     const accounts = options.accounts
     this.accounts = new Gauge({
       name: 'sluice_accounts_tracked',
-      help: 'Accounts with counts in this instance\'s memory store.',
+      help: "Accounts with counts in this instance's memory store.",
       registers,
-      ...(accounts ? { collect(this: Gauge) { this.set(accounts()) } } : {}),
+      ...(accounts
+        ? {
+            collect(this: Gauge) {
+              this.set(accounts())
+            },
+          }
+        : {}),
     })
   }
 }

@@ -59,7 +59,14 @@ export function entryHash(entryWithoutHash: Record<string, unknown>, key: AuditK
  * Throws if `fields` cannot be serialised (a BigInt, a cycle). The caller keeps reserved keys
  * out of `fields`.
  */
-export function serializeEntry(seq: number, time: string, type: string, fields: Record<string, unknown> | undefined, prev: string, key: AuditKey | undefined): { line: string; hash: string } {
+export function serializeEntry(
+  seq: number,
+  time: string,
+  type: string,
+  fields: Record<string, unknown> | undefined,
+  prev: string,
+  key: AuditKey | undefined,
+): { line: string; hash: string } {
   const plain = JSON.parse(JSON.stringify({ seq, time, type, ...fields, prev })) as Record<string, unknown>
   const hash = entryHash(plain, key)
   plain.hash = hash

@@ -26,7 +26,12 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
     let start = 0
     for (let nl = chunk.indexOf(0x0a, start); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
       const piece = chunk.subarray(start, nl)
-      const bytes = tooLong || partBytes + piece.length > MAX_LINE_BYTES ? Buffer.alloc(0) : parts.length === 0 ? piece : Buffer.concat([...parts, piece])
+      const bytes =
+        tooLong || partBytes + piece.length > MAX_LINE_BYTES
+          ? Buffer.alloc(0)
+          : parts.length === 0
+            ? piece
+            : Buffer.concat([...parts, piece])
       yield { number: ++number, bytes, terminated: true, tooLong: tooLong || partBytes + piece.length > MAX_LINE_BYTES }
       parts = []
       partBytes = 0
@@ -44,5 +49,6 @@ export async function* readLines(file: string): AsyncGenerator<RawLine> {
       parts.push(Buffer.from(rest))
     }
   }
-  if (partBytes > 0) yield { number: ++number, bytes: tooLong ? Buffer.alloc(0) : Buffer.concat(parts), terminated: false, tooLong }
+  if (partBytes > 0)
+    yield { number: number + 1, bytes: tooLong ? Buffer.alloc(0) : Buffer.concat(parts), terminated: false, tooLong }
 }

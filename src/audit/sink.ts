@@ -22,8 +22,9 @@ const FILE_MODE = 0o640
 export const nodeAuditFs: AuditFs = {
   open: (path) => open(path, 'a', FILE_MODE),
   rename: (from, to) => rename(from, to),
-  exists: (path) => access(path).then(
-    () => true,
-    () => false,
-  ),
+  exists: (path) =>
+    access(path).then(
+      () => true,
+      () => false,
+    ),
 }

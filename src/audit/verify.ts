@@ -1,6 +1,13 @@
 // Verifies a trail: every line's bytes, every hash, every link, across rotated files, streaming.
 import { createHash, type Hash } from 'node:crypto'
-import { AUDIT_FORMAT, type AuditEntry, type AuditKey, entryShapeProblem, GENESIS_PREV, recomputeHash } from './entry.js'
+import {
+  AUDIT_FORMAT,
+  type AuditEntry,
+  type AuditKey,
+  entryShapeProblem,
+  GENESIS_PREV,
+  recomputeHash,
+} from './entry.js'
 import { readLines, type RawLine } from './lines.js'
 
 export interface AuditProblem {
@@ -70,7 +77,9 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
         const expectedSeq = last ? last.seq + 1 : 1
         if (raw.tooLong) return fail(file, raw.number, expectedSeq, 'line longer than 1 MiB: not an audit entry')
         if (!raw.terminated) {
-          const why = isLastFile ? 'the last line has no newline: a write was torn by a crash, or the file was truncated' : 'a rotated file ends in a torn line'
+          const why = isLastFile
+            ? 'the last line has no newline: a write was torn by a crash, or the file was truncated'
+            : 'a rotated file ends in a torn line'
           return fail(file, raw.number, expectedSeq, why)
         }
 
@@ -85,8 +94,15 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
         if (badReason !== undefined) {
           // Possibly a torn write that a restarted writer acknowledged: collect it and let the
           // next entry decide.
-          if (!discarded) discarded = { file, line: raw.number, reason: badReason, bytes: 0, lines: 0, digest: createHash('sha256') }
-          else if (discarded.file !== file) return fail(discarded.file, discarded.line, expectedSeq, `${discarded.reason} (garbage at the end of a rotated file)`)
+          if (!discarded)
+            discarded = { file, line: raw.number, reason: badReason, bytes: 0, lines: 0, digest: createHash('sha256') }
+          else if (discarded.file !== file)
+            return fail(
+              discarded.file,
+              discarded.line,
+              expectedSeq,
+              `${discarded.reason} (garbage at the end of a rotated file)`,
+            )
           if (discarded.lines > 0) {
             discarded.digest.update('\n')
             discarded.bytes += 1
@@ -101,22 +117,38 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
         // The writer writes exactly JSON.stringify of the parsed entry; anything else (spaces,
         // escapes, key order) was edited in, even when it parses to the same values.
         if (!Buffer.from(JSON.stringify(entry), 'utf8').equals(raw.bytes)) {
-          return fail(file, raw.number, entry.seq, 'the bytes of the line differ from what the writer writes for this entry (edited)')
+          return fail(
+            file,
+            raw.number,
+            entry.seq,
+            'the bytes of the line differ from what the writer writes for this entry (edited)',
+          )
         }
         if (typeof entry.alg === 'string' && (entry.type === 'genesis' || entry.type === 'rotated')) alg = entry.alg
         if (recomputeHash(entry, key) !== entry.hash) return fail(file, raw.number, entry.seq, hashReason(alg, key))
 
         const problem = discardProblem(entry, discarded)
-        if (problem) return discarded ? fail(discarded.file, discarded.line, expectedSeq, problem) : fail(file, raw.number, entry.seq, problem)
+        if (problem)
+          return discarded
+            ? fail(discarded.file, discarded.line, expectedSeq, problem)
+            : fail(file, raw.number, entry.seq, problem)
         if (discarded) {
-          result.warnings.push({ file, line: discarded.line, message: `${discarded.lines} line(s), ${discarded.bytes} bytes, left by an interrupted write; acknowledged by seq ${entry.seq} (line ${raw.number})` })
+          result.warnings.push({
+            file,
+            line: discarded.line,
+            message: `${discarded.lines} line(s), ${discarded.bytes} bytes, left by an interrupted write; acknowledged by seq ${entry.seq} (line ${raw.number})`,
+          })
           discarded = undefined
         }
 
         const linkProblem = chainProblem(entry, last, entriesInFile === 0, index === 0)
         if (linkProblem) return fail(file, raw.number, entry.seq, linkProblem)
         if (!last && entry.type === 'rotated') {
-          result.continuesFrom = { file: typeof entry.previousFile === 'string' ? entry.previousFile : null, seq: entry.seq - 1, hash: entry.prev }
+          result.continuesFrom = {
+            file: typeof entry.previousFile === 'string' ? entry.previousFile : null,
+            seq: entry.seq - 1,
+            hash: entry.prev,
+          }
         }
         last = { seq: entry.seq, hash: entry.hash, file }
         entriesInFile++
@@ -128,7 +160,8 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
     }
     if (entriesInFile === 0 && !discarded) return fail(file, 1, last ? last.seq + 1 : 1, 'the file has no entries')
   }
-  if (discarded) return fail(discarded.file, discarded.line, last ? last.seq + 1 : 1, `${discarded.reason}, and no entry after it`)
+  if (discarded)
+    return fail(discarded.file, discarded.line, last ? last.seq + 1 : 1, `${discarded.reason}, and no entry after it`)
   if (files.length === 0) return fail('', 0, 1, 'no files given')
   if (last) result.last = last
   return result
@@ -137,7 +170,9 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
 function hashReason(alg: string | undefined, key: AuditKey | undefined): string {
   if (alg === 'hmac-sha256' && key === undefined) return 'hash mismatch: the trail is HMAC-keyed and no key was given'
   if (alg === 'sha256' && key !== undefined) return 'hash mismatch: the trail is not keyed but a key was given'
-  return key === undefined ? 'hash mismatch: the entry was changed' : 'hash mismatch: the entry was changed, or the key is wrong'
+  return key === undefined
+    ? 'hash mismatch: the entry was changed'
+    : 'hash mismatch: the entry was changed, or the key is wrong'
 }
 
 /** A writer that found half-written lines on restart records their size and SHA-256 in the next entry. */
@@ -151,7 +186,12 @@ function discardProblem(entry: AuditEntry, discarded: Discarded | undefined): st
   return undefined
 }
 
-function chainProblem(entry: AuditEntry, last: { seq: number; hash: string; file: string } | undefined, firstInFile: boolean, firstFile: boolean): string | undefined {
+function chainProblem(
+  entry: AuditEntry,
+  last: { seq: number; hash: string; file: string } | undefined,
+  firstInFile: boolean,
+  firstFile: boolean,
+): string | undefined {
   if (entry.type === 'genesis') {
     if (last || entry.seq !== 1 || entry.prev !== GENESIS_PREV) return 'a genesis entry in the middle of the chain'
     if (entry.format !== AUDIT_FORMAT) return `unknown audit format ${String(entry.format)}`

@@ -8,7 +8,9 @@ export function registerAudit(program: Command, exit: (code: number) => void): v
 
   audit
     .command('verify')
-    .description('check the hash chain of audit files (rotated ones too, in any order) and report the first broken or missing entry')
+    .description(
+      'check the hash chain of audit files (rotated ones too, in any order) and report the first broken or missing entry',
+    )
     .argument('<files...>', 'audit files, e.g. /var/log/sluice/audit.jsonl*')
     .option('--key-env <name>', 'environment variable holding the audit HMAC key (audit.key in the config)')
     .option('--in-order', 'check the files in the order given instead of ordering them by their first seq')
@@ -17,7 +19,12 @@ export function registerAudit(program: Command, exit: (code: number) => void): v
       let key: string | undefined
       if (opts.keyEnv !== undefined) {
         key = process.env[opts.keyEnv]
-        if (key === undefined || key === '') throw new CommanderError(2, 'sluice.audit.key', `error: the environment variable ${opts.keyEnv} (--key-env) is not set`)
+        if (key === undefined || key === '')
+          throw new CommanderError(
+            2,
+            'sluice.audit.key',
+            `error: the environment variable ${opts.keyEnv} (--key-env) is not set`,
+          )
       }
       const ordered = opts.inOrder ? files : await orderAuditFiles(files)
       const result = await verifyAudit(ordered, key)
@@ -43,9 +50,14 @@ export function formatVerify(files: readonly string[], result: VerifyResult): st
     )
   }
   if (result.continuesFrom) {
-    out.push(`  note: the chain starts at seq ${result.continuesFrom.seq + 1}, continuing from ${result.continuesFrom.file ?? 'an earlier file'} (not given, not checked)`)
+    out.push(
+      `  note: the chain starts at seq ${result.continuesFrom.seq + 1}, continuing from ${result.continuesFrom.file ?? 'an earlier file'} (not given, not checked)`,
+    )
   }
   for (const w of result.warnings) out.push(`  warning: ${w.file}:${w.line}: ${w.message}`)
-  if (result.ok) out.push('  lines removed from the end of the newest file cannot be detected here: compare the last hash with one recorded elsewhere')
+  if (result.ok)
+    out.push(
+      '  lines removed from the end of the newest file cannot be detected here: compare the last hash with one recorded elsewhere',
+    )
   return out.join('\n')
 }

@@ -5,37 +5,58 @@ import { formatMs } from '../engine/policy.js'
 export function describeConfig(c: CompiledConfig): string {
   const lines: string[] = []
   const s = c.source
-  lines.push(`  listen    http://${c.listen.host}:${c.listen.port}  →  upstream ${c.upstream.url} (timeout ${formatMs(c.upstream.timeoutMs)})`)
-  const store = c.store.type === 'memory'
-    ? `memory (max ${c.store.maxAccounts} accounts)`
-    : `redis ${c.store.url ?? `cluster ${c.store.cluster?.join(',')}`} (timeout ${formatMs(c.store.commandTimeoutMs)}, on error: ${c.store.onError})`
+  lines.push(
+    `  listen    http://${c.listen.host}:${c.listen.port}  →  upstream ${c.upstream.url} (timeout ${formatMs(c.upstream.timeoutMs)})`,
+  )
+  const store =
+    c.store.type === 'memory'
+      ? `memory (max ${c.store.maxAccounts} accounts)`
+      : `redis ${c.store.url ?? `cluster ${c.store.cluster?.join(',')}`} (timeout ${formatMs(c.store.commandTimeoutMs)}, on error: ${c.store.onError})`
   lines.push(`  mode      ${c.shadow ? 'shadow (decide and log, block nothing)' : 'enforce'}  ·  store ${store}`)
   const ids = c.identity.map((i) => {
     switch (i.type) {
-      case 'jwt': return `jwt ${i.cookie ? `cookie ${i.cookie}` : `header ${i.header}`} (${i.algorithms.join('/')}, claim ${i.claim})`
-      case 'header': return `header ${i.name}${i.trusted ? ' (trusted from anyone)' : ' (from trusted proxies only)'}`
-      case 'basic': return 'basic auth user'
-      case 'cookie': return `cookie ${i.name} (one account per session)`
+      case 'jwt':
+        return `jwt ${i.cookie ? `cookie ${i.cookie}` : `header ${i.header}`} (${i.algorithms.join('/')}, claim ${i.claim})`
+      case 'header':
+        return `header ${i.name}${i.trusted ? ' (trusted from anyone)' : ' (from trusted proxies only)'}`
+      case 'basic':
+        return 'basic auth user'
+      case 'cookie':
+        return `cookie ${i.name} (one account per session)`
     }
   })
   lines.push(`  identity  ${[...ids, 'client IP'].join('  →  ')}`)
-  lines.push(`  trusted   ${(s.trustedProxies ?? []).length > 0 ? (s.trustedProxies ?? []).join(', ') : 'no proxies (X-Forwarded-For ignored)'}`)
-  lines.push(`  paths     ${c.paths.caseSensitive ? 'case-sensitive' : 'case-insensitive'}, matrix params ${c.paths.stripMatrixParams ? 'ignored' : 'significant'}, method override ${c.methodOverride === 'strip' ? 'stripped' : 'forwarded'}`)
+  lines.push(
+    `  trusted   ${(s.trustedProxies ?? []).length > 0 ? (s.trustedProxies ?? []).join(', ') : 'no proxies (X-Forwarded-For ignored)'}`,
+  )
+  lines.push(
+    `  paths     ${c.paths.caseSensitive ? 'case-sensitive' : 'case-insensitive'}, matrix params ${c.paths.stripMatrixParams ? 'ignored' : 'significant'}, method override ${c.methodOverride === 'strip' ? 'stripped' : 'forwarded'}`,
+  )
   const ch = c.actions.challenge
   const key = ch.secret === undefined ? 'random key per process' : 'configured key'
-  lines.push(`  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, pass ${formatMs(ch.validForMs)}, ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`)
+  lines.push(
+    `  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, pass ${formatMs(ch.validForMs)}, ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`,
+  )
   if (c.sessions) {
     const { login, logout, ttlMs } = c.sessions
-    lines.push(`  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to the user for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} unbinds` : ''}`)
+    lines.push(
+      `  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to the user for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} unbinds` : ''}`,
+    )
   }
   lines.push(`  routes    ${c.routes.length === 0 ? '(none: everything is forwarded uncounted)' : ''}`)
   for (const r of c.routes) {
     const methods = r.methods ? [...r.methods].join(',') : 'ANY'
-    const inspect = r.inspect ? ` (reads ≤ ${r.inspect.maxBytes} bytes; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})` : ''
+    const inspect = r.inspect
+      ? ` (reads ≤ ${r.inspect.maxBytes} bytes; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})`
+      : ''
     const clamp = Object.entries(r.clamp?.caps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
-    lines.push(`    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${inspect}${clamp.length ? `  clamp: ${clamp.join(', ')}` : ''}${r.policy.shadow ? '  [shadow]' : ''}`)
+    lines.push(
+      `    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${inspect}${clamp.length ? `  clamp: ${clamp.join(', ')}` : ''}${r.policy.shadow ? '  [shadow]' : ''}`,
+    )
     for (const l of r.policy.limits) {
-      lines.push(`      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(15)} ${String(l.max).padStart(6)}  → ${l.action}`)
+      lines.push(
+        `      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(15)} ${String(l.max).padStart(6)}  → ${l.action}`,
+      )
     }
   }
   return lines.join('\n')

@@ -2,7 +2,18 @@
 // file:line:col and, where we can tell, the fix.
 import { readFile } from 'node:fs/promises'
 import { Ajv, type ErrorObject } from 'ajv'
-import { LineCounter, Scalar, isMap, isNode, isPair, isScalar, parseDocument, visit, type Document, type Node } from 'yaml'
+import {
+  LineCounter,
+  Scalar,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  parseDocument,
+  visit,
+  type Document,
+  type Node,
+} from 'yaml'
 import { ConfigError, ConfigIssues, type ConfigIssue } from '../errors.js'
 import { DURATION_HINT } from './duration.js'
 import { jsonSchema, type SluiceConfig } from './schema.js'
@@ -13,7 +24,15 @@ export interface ParseOptions {
   check?: (config: SluiceConfig) => void
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, discriminator: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true })
+const ajv = new Ajv({
+  allErrors: true,
+  useDefaults: true,
+  discriminator: true,
+  strict: true,
+  strictRequired: false,
+  allowUnionTypes: true,
+  verbose: true,
+})
 const validate = ajv.compile<SluiceConfig>(jsonSchema())
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g
 const WHOLE_REF = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/
@@ -24,7 +43,17 @@ export async function loadConfigFile(file: string, options: ParseOptions = {}): 
     text = await readFile(file, 'utf8')
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message
-    throw new ConfigError([{ code: 'SLUICE_ERR_CONFIG_READ', path: [], message: `cannot read the config file: ${reason}`, hint: 'pass the path of your sluice.yaml with -c' }], file)
+    throw new ConfigError(
+      [
+        {
+          code: 'SLUICE_ERR_CONFIG_READ',
+          path: [],
+          message: `cannot read the config file: ${reason}`,
+          hint: 'pass the path of your sluice.yaml with -c',
+        },
+      ],
+      file,
+    )
   }
   return parseConfigText(text, file, options)
 }
@@ -39,10 +68,26 @@ export function parseConfigText(text: string, file: string, options: ParseOption
     return { line, col }
   }
 
-  const yamlIssues: ConfigIssue[] = doc.errors.map((e) => ({ code: 'SLUICE_ERR_CONFIG_YAML', path: [], message: yamlMessage(e.message), ...yamlHint(e.message, e.code), ...at(e.pos[0]) }))
+  const yamlIssues: ConfigIssue[] = doc.errors.map((e) => ({
+    code: 'SLUICE_ERR_CONFIG_YAML',
+    path: [],
+    message: yamlMessage(e.message),
+    ...yamlHint(e.message, e.code),
+    ...at(e.pos[0]),
+  }))
   if (yamlIssues.length > 0) throw new ConfigError(yamlIssues, file)
   if (!isMap(doc.contents)) {
-    throw new ConfigError([{ code: 'SLUICE_ERR_CONFIG_YAML', path: [], message: 'the config must be a YAML mapping (version: 1, upstream: …, routes: …)', ...at(isNode(doc.contents) ? doc.contents.range?.[0] : 0) }], file)
+    throw new ConfigError(
+      [
+        {
+          code: 'SLUICE_ERR_CONFIG_YAML',
+          path: [],
+          message: 'the config must be a YAML mapping (version: 1, upstream: …, routes: …)',
+          ...at(isNode(doc.contents) ? doc.contents.range?.[0] : 0),
+        },
+      ],
+      file,
+    )
   }
 
   const envIssues = substituteEnv(doc, env, at)
@@ -63,7 +108,11 @@ export function parseConfigText(text: string, file: string, options: ParseOption
 
 // ─── environment ──────────────────────────────────────────────────────────────────────────
 
-function substituteEnv(doc: Document, env: Record<string, string | undefined>, at: (o?: number) => object): ConfigIssue[] {
+function substituteEnv(
+  doc: Document,
+  env: Record<string, string | undefined>,
+  at: (o?: number) => object,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   visit(doc, {
     Pair(_key, pair) {
@@ -105,7 +154,12 @@ function typed(value: string): string | number | boolean {
 
 const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$'
 
-function schemaIssues(errors: ErrorObject[], config: unknown, doc: Document, at: (o?: number) => object): ConfigIssue[] {
+function schemaIssues(
+  errors: ErrorObject[],
+  config: unknown,
+  doc: Document,
+  at: (o?: number) => object,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const seen = new Set<string>()
   // A value failing a union of literals yields one error per branch plus the anyOf: keep one.
@@ -119,7 +173,9 @@ function schemaIssues(errors: ErrorObject[], config: unknown, doc: Document, at:
     switch (e.keyword) {
       case 'additionalProperties': {
         const key = (e.params as { additionalProperty: string }).additionalProperty
-        const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}).filter((k) => k !== '$schema')
+        const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}).filter(
+          (k) => k !== '$schema',
+        )
         const guess = suggest(key, known)
         issue = {
           code: 'SLUICE_ERR_CONFIG_UNKNOWN_KEY',
@@ -132,7 +188,12 @@ function schemaIssues(errors: ErrorObject[], config: unknown, doc: Document, at:
       }
       case 'pattern':
         if ((e.params as { pattern: string }).pattern === DURATION_PATTERN) {
-          issue = { code: 'SLUICE_ERR_CONFIG_DURATION', path, message: `${JSON.stringify(value)} is not a duration`, hint: DURATION_HINT }
+          issue = {
+            code: 'SLUICE_ERR_CONFIG_DURATION',
+            path,
+            message: `${JSON.stringify(value)} is not a duration`,
+            hint: DURATION_HINT,
+          }
         } else {
           issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} ${describePattern(e)}` }
         }
@@ -142,31 +203,62 @@ function schemaIssues(errors: ErrorObject[], config: unknown, doc: Document, at:
       case 'enum': {
         const choices = literalChoices(e)
         issue = choices
-          ? { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} must be one of: ${choices.join(', ')}` }
-          : { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} is not valid here (${firstBranchMessage(e, errors)})` }
+          ? {
+              code: 'SLUICE_ERR_CONFIG_SCHEMA',
+              path,
+              message: `${JSON.stringify(value)} must be one of: ${choices.join(', ')}`,
+            }
+          : {
+              code: 'SLUICE_ERR_CONFIG_SCHEMA',
+              path,
+              message: `${JSON.stringify(value)} is not valid here (${firstBranchMessage(e, errors)})`,
+            }
         break
       }
       case 'discriminator': {
-        const variants = ((e.parentSchema as { oneOf?: { properties?: { type?: { const?: string } } }[] })?.oneOf ?? []).map((v) => v.properties?.type?.const).filter(Boolean)
+        const variants = ((e.parentSchema as { oneOf?: { properties?: { type?: { const?: string } } }[] })?.oneOf ?? [])
+          .map((v) => v.properties?.type?.const)
+          .filter(Boolean)
         const tag = (e.params as { tagValue?: unknown }).tagValue
-        issue = tag === undefined
-          ? { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `missing "type" (one of: ${variants.join(', ')})` }
-          : { code: 'SLUICE_ERR_CONFIG_SCHEMA', path: [...path, 'type'], message: `type ${JSON.stringify(tag)} is not one of: ${variants.join(', ')}` }
+        issue =
+          tag === undefined
+            ? { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `missing "type" (one of: ${variants.join(', ')})` }
+            : {
+                code: 'SLUICE_ERR_CONFIG_SCHEMA',
+                path: [...path, 'type'],
+                message: `type ${JSON.stringify(tag)} is not one of: ${variants.join(', ')}`,
+              }
         break
       }
       case 'required':
-        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"` }
+        issue = {
+          code: 'SLUICE_ERR_CONFIG_SCHEMA',
+          path,
+          message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`,
+        }
         break
       case 'minItems':
-        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `needs at least ${(e.params as { limit: number }).limit} entr${(e.params as { limit: number }).limit === 1 ? 'y' : 'ies'}` }
+        issue = {
+          code: 'SLUICE_ERR_CONFIG_SCHEMA',
+          path,
+          message: `needs at least ${(e.params as { limit: number }).limit} entr${(e.params as { limit: number }).limit === 1 ? 'y' : 'ies'}`,
+        }
         break
       case 'minimum':
       case 'maximum':
       case 'minLength':
-        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} ${e.message ?? 'is out of range'}` }
+        issue = {
+          code: 'SLUICE_ERR_CONFIG_SCHEMA',
+          path,
+          message: `${JSON.stringify(value)} ${e.message ?? 'is out of range'}`,
+        }
         break
       case 'type':
-        issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `must be ${article((e.params as { type: string }).type)}, got ${describeValue(value)}` }
+        issue = {
+          code: 'SLUICE_ERR_CONFIG_SCHEMA',
+          path,
+          message: `must be ${article((e.params as { type: string }).type)}, got ${describeValue(value)}`,
+        }
         break
       default:
         issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${e.message ?? 'is not valid'}` }
@@ -191,8 +283,10 @@ function literalChoices(e: ErrorObject): string[] | null {
 function firstBranchMessage(e: ErrorObject, all: ErrorObject[]): string {
   const branch = all.find((x) => x !== e && x.schemaPath.startsWith(`${e.schemaPath}/0/`))
   if (!branch) return 'see docs/configuration.md'
-  if (branch.keyword === 'additionalProperties') return `unexpected key "${(branch.params as { additionalProperty: string }).additionalProperty}"`
-  if (branch.keyword === 'required') return `expected e.g. { ${(branch.params as { missingProperty: string }).missingProperty}: … }`
+  if (branch.keyword === 'additionalProperties')
+    return `unexpected key "${(branch.params as { additionalProperty: string }).additionalProperty}"`
+  if (branch.keyword === 'required')
+    return `expected e.g. { ${(branch.params as { missingProperty: string }).missingProperty}: … }`
   return branch.message ?? 'see docs/configuration.md'
 }
 
@@ -206,7 +300,18 @@ function describePattern(e: ErrorObject): string {
 }
 
 function article(type: string): string {
-  return ({ integer: 'a whole number', number: 'a number', string: 'a string', boolean: 'true or false', array: 'a list', object: 'a mapping' } as Record<string, string>)[type] ?? type
+  return (
+    (
+      {
+        integer: 'a whole number',
+        number: 'a number',
+        string: 'a string',
+        boolean: 'true or false',
+        array: 'a list',
+        object: 'a mapping',
+      } as Record<string, string>
+    )[type] ?? type
+  )
 }
 
 function describeValue(v: unknown): string {
@@ -248,10 +353,13 @@ function distance(a: string, b: string): number {
 
 function pointerToPath(pointer: string): (string | number)[] {
   if (pointer === '') return []
-  return pointer.slice(1).split('/').map((p) => {
-    const key = p.replace(/~1/g, '/').replace(/~0/g, '~')
-    return /^[0-9]+$/.test(key) ? Number(key) : key
-  })
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => {
+      const key = p.replace(/~1/g, '/').replace(/~0/g, '~')
+      return /^[0-9]+$/.test(key) ? Number(key) : key
+    })
 }
 
 function valueAt(root: unknown, path: (string | number)[]): unknown {
@@ -261,7 +369,12 @@ function valueAt(root: unknown, path: (string | number)[]): unknown {
 }
 
 /** The deepest node of `path` that exists in the document (the key itself for unknown keys). */
-function locate(doc: Document, path: (string | number)[], keyNode: boolean, at: (o?: number) => object): { line?: number; col?: number } {
+function locate(
+  doc: Document,
+  path: (string | number)[],
+  keyNode: boolean,
+  at: (o?: number) => object,
+): { line?: number; col?: number } {
   for (let depth = path.length; depth >= 0; depth--) {
     const sub = path.slice(0, depth)
     if (keyNode && depth === path.length && sub.length > 0) {
@@ -290,10 +403,13 @@ function yamlMessage(message: string): string {
 }
 
 function yamlHint(message: string, code: string): { hint?: string } {
-  if (code === 'DUPLICATE_KEY') return { hint: 'each key may appear once per mapping; remove or merge the repeated one' }
+  if (code === 'DUPLICATE_KEY')
+    return { hint: 'each key may appear once per mapping; remove or merge the repeated one' }
   if (/tab/i.test(message)) return { hint: 'indent with spaces, not tabs' }
   if (code === 'MISSING_CHAR' || code === 'UNEXPECTED_TOKEN' || /flow/i.test(message)) {
-    return { hint: 'inside { … } an ${ENV} reference must be quoted: secret: "${JWT_SECRET}"; otherwise check for an unclosed bracket or quote' }
+    return {
+      hint: 'inside { … } an ${ENV} reference must be quoted: secret: "${JWT_SECRET}"; otherwise check for an unclosed bracket or quote',
+    }
   }
   return {}
 }

@@ -6,7 +6,11 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$'
 
 const Duration = (description: string, def?: string) =>
-  Type.String({ pattern: DURATION_PATTERN, description: `${description} A number with a unit: 500ms, 30s, 10m, 24h, 7d.`, ...(def ? { default: def } : {}) })
+  Type.String({
+    pattern: DURATION_PATTERN,
+    description: `${description} A number with a unit: 500ms, 30s, 10m, 24h, 7d.`,
+    ...(def ? { default: def } : {}),
+  })
 
 const Strict = { additionalProperties: false } as const
 
@@ -32,7 +36,10 @@ const Listen = Type.Object(
 
 const Upstream = Type.Object(
   {
-    url: Type.String({ pattern: '^https?://', description: 'Base URL of the application sluice guards, e.g. http://127.0.0.1:3000.' }),
+    url: Type.String({
+      pattern: '^https?://',
+      description: 'Base URL of the application sluice guards, e.g. http://127.0.0.1:3000.',
+    }),
     timeout: Duration('How long to wait for the upstream to answer before replying 504.', '30s'),
     connectTimeout: Duration('How long to wait for a TCP connection before replying 502.', '5s'),
   },
@@ -41,8 +48,16 @@ const Upstream = Type.Object(
 
 const Paths = Type.Object(
   {
-    caseSensitive: Type.Boolean({ default: false, description: 'Match route paths case-sensitively. Leave false unless the upstream itself is case-sensitive: over-matching is harmless, under-matching is a bypass.' }),
-    stripMatrixParams: Type.Boolean({ default: true, description: 'Ignore ;matrix parameters (e.g. ;jsessionid=…) when matching, as servlet containers and many legacy servers do.' }),
+    caseSensitive: Type.Boolean({
+      default: false,
+      description:
+        'Match route paths case-sensitively. Leave false unless the upstream itself is case-sensitive: over-matching is harmless, under-matching is a bypass.',
+    }),
+    stripMatrixParams: Type.Boolean({
+      default: true,
+      description:
+        'Ignore ;matrix parameters (e.g. ;jsessionid=…) when matching, as servlet containers and many legacy servers do.',
+    }),
   },
   { ...Strict, default: {}, description: 'How request paths are matched against routes.' },
 )
@@ -50,123 +65,242 @@ const Paths = Type.Object(
 const MemoryStore = Type.Object(
   {
     type: Type.Literal('memory'),
-    maxAccounts: Type.Integer({ minimum: 1, default: 100_000, description: 'Accounts held at most; the least recently seen is evicted (counted in metrics).' }),
+    maxAccounts: Type.Integer({
+      minimum: 1,
+      default: 100_000,
+      description: 'Accounts held at most; the least recently seen is evicted (counted in metrics).',
+    }),
   },
   { ...Strict, description: 'Counts held in this process (one instance).' },
 )
 
-const RedisUrl = Type.String({ pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS.' })
+const RedisUrl = Type.String({
+  pattern: '^rediss?://',
+  description: 'redis://[user:password@]host:port[/db], or rediss:// for TLS.',
+})
 
 const RedisStore = Type.Object(
   {
     type: Type.Literal('redis'),
     url: Type.Optional(RedisUrl),
-    cluster: Type.Optional(Type.Array(RedisUrl, { minItems: 1, description: 'Seed nodes of a Redis Cluster (instead of url).' })),
+    cluster: Type.Optional(
+      Type.Array(RedisUrl, { minItems: 1, description: 'Seed nodes of a Redis Cluster (instead of url).' }),
+    ),
     keyPrefix: Type.String({ default: 'sluice:', description: 'Prefix of every key sluice writes.' }),
-    caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA that signed the Redis server certificate (rediss:// with a private CA).' })),
+    caFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'PEM file of the CA that signed the Redis server certificate (rediss:// with a private CA).',
+      }),
+    ),
     commandTimeout: Duration('Longest wait for one Redis call before the failure policy answers.', '50ms'),
     onError: Type.Union([Type.Literal('fail-open'), Type.Literal('fail-closed'), Type.Literal('local')], {
-      description: 'When Redis cannot answer: fail-open forwards (and logs), fail-closed answers 503 on sensitive routes, local counts in this instance until Redis is back.',
+      description:
+        'When Redis cannot answer: fail-open forwards (and logs), fail-closed answers 503 on sensitive routes, local counts in this instance until Redis is back.',
     }),
     maxAccounts: Type.Integer({ minimum: 1, default: 100_000, description: 'Accounts held by the local fallback.' }),
   },
-  { ...Strict, required: ['type', 'onError'], description: 'Counts shared by every sluice instance, in Redis or Redis Cluster.' },
+  {
+    ...Strict,
+    required: ['type', 'onError'],
+    description: 'Counts shared by every sluice instance, in Redis or Redis Cluster.',
+  },
 )
 
 const Algorithms = Type.Array(
-  Type.Union(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'].map((a) => Type.Literal(a))),
+  Type.Union(
+    [
+      'HS256',
+      'HS384',
+      'HS512',
+      'RS256',
+      'RS384',
+      'RS512',
+      'PS256',
+      'PS384',
+      'PS512',
+      'ES256',
+      'ES384',
+      'ES512',
+      'EdDSA',
+    ].map((a) => Type.Literal(a)),
+  ),
   { minItems: 1, uniqueItems: true, description: 'Algorithms accepted. Never "none".' },
 )
 
 const JwtIdentity = Type.Object(
   {
     type: Type.Literal('jwt'),
-    header: Type.String({ default: 'authorization', description: 'Header carrying the token ("Bearer " prefix optional).' }),
+    header: Type.String({
+      default: 'authorization',
+      description: 'Header carrying the token ("Bearer " prefix optional).',
+    }),
     cookie: Type.Optional(Type.String({ description: 'Read the token from this cookie instead of a header.' })),
-    secret: Type.Optional(Type.String({ minLength: 1, description: 'Shared secret for HS* algorithms. Use ${ENV_VAR}.' })),
-    publicKey: Type.Optional(Type.String({ minLength: 1, description: 'PEM public key (SPKI) for RS*/PS*/ES*/EdDSA algorithms.' })),
+    secret: Type.Optional(
+      Type.String({ minLength: 1, description: 'Shared secret for HS* algorithms. Use ${ENV_VAR}.' }),
+    ),
+    publicKey: Type.Optional(
+      Type.String({ minLength: 1, description: 'PEM public key (SPKI) for RS*/PS*/ES*/EdDSA algorithms.' }),
+    ),
     algorithms: Algorithms,
     claim: Type.String({ default: 'sub', description: 'Claim naming the account.' }),
     issuer: Type.Optional(Type.String({ description: 'Required "iss".' })),
     audience: Type.Optional(Type.String({ description: 'Required "aud".' })),
-    clockTolerance: Type.Optional(Duration('Leeway for exp/nbf, as upstream servers allow. A token whose signature is valid but whose time is out even with the leeway still counts against its subject (never a fresh identity).', '5m')),
+    clockTolerance: Type.Optional(
+      Duration(
+        'Leeway for exp/nbf, as upstream servers allow. A token whose signature is valid but whose time is out even with the leeway still counts against its subject (never a fresh identity).',
+        '5m',
+      ),
+    ),
   },
-  { ...Strict, required: ['type', 'algorithms'], description: 'A verified JWT; the account is jwt:<claim>. Badly signed or malformed tokens yield no account (the next extractor is tried).' },
+  {
+    ...Strict,
+    required: ['type', 'algorithms'],
+    description:
+      'A verified JWT; the account is jwt:<claim>. Badly signed or malformed tokens yield no account (the next extractor is tried).',
+  },
 )
 
 const HeaderIdentity = Type.Object(
   {
     type: Type.Literal('header'),
-    name: Type.String({ minLength: 1, description: 'Header naming the account (header:<value>), set by an authenticating proxy in front of sluice.' }),
-    trusted: Type.Boolean({ default: false, description: 'Believe this header from any client. Only true if nothing but your own proxy can reach sluice.' }),
+    name: Type.String({
+      minLength: 1,
+      description: 'Header naming the account (header:<value>), set by an authenticating proxy in front of sluice.',
+    }),
+    trusted: Type.Boolean({
+      default: false,
+      description: 'Believe this header from any client. Only true if nothing but your own proxy can reach sluice.',
+    }),
   },
-  { ...Strict, required: ['type', 'name'], description: 'An account named by a header, believed only from trustedProxies (or when trusted: true).' },
+  {
+    ...Strict,
+    required: ['type', 'name'],
+    description: 'An account named by a header, believed only from trustedProxies (or when trusted: true).',
+  },
 )
 
-const Usernames = Type.Union([Type.Literal('case-insensitive'), Type.Literal('case-sensitive'), Type.Literal('exact')], {
-  default: 'case-insensitive',
-  description: 'How user names compare: case-insensitive (default: Unicode NFKC, case-folded, trimmed, as most logins do), case-sensitive (NFKC and trimmed only), or exact.',
-})
+const Usernames = Type.Union(
+  [Type.Literal('case-insensitive'), Type.Literal('case-sensitive'), Type.Literal('exact')],
+  {
+    default: 'case-insensitive',
+    description:
+      'How user names compare: case-insensitive (default: Unicode NFKC, case-folded, trimmed, as most logins do), case-sensitive (NFKC and trimmed only), or exact.',
+  },
+)
 
 const BasicIdentity = Type.Object(
   {
     type: Type.Literal('basic'),
     usernames: Type.Optional(Usernames),
-    secret: Type.Optional(Type.String({ minLength: 16, description: 'Key of the password fingerprint in basic:<user>#<fingerprint> (the same on every instance). Use ${SLUICE_IDENTITY_SECRET}. Default: privacy.key, audit.key or actions.challenge.secret, else random per process.' })),
+    secret: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description:
+          'Key of the password fingerprint in basic:<user>#<fingerprint> (the same on every instance). Use ${SLUICE_IDENTITY_SECRET}. Default: privacy.key, audit.key or actions.challenge.secret, else random per process.',
+      }),
+    ),
   },
-  { ...Strict, required: ['type'], description: 'The user name of HTTP Basic authentication, keyed with a keyed fingerprint of the password: a wrong password is another account, and cannot spend or disable the real user\'s budget.' },
+  {
+    ...Strict,
+    required: ['type'],
+    description:
+      "The user name of HTTP Basic authentication, keyed with a keyed fingerprint of the password: a wrong password is another account, and cannot spend or disable the real user's budget.",
+  },
 )
 
 const CookieIdentity = Type.Object(
   {
     type: Type.Literal('cookie'),
-    name: Type.String({ minLength: 1, description: 'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored. Read as servers read it: name case-insensitively, value percent-decoded, and from a ;name= path parameter or ?name= query parameter (URL sessions) too.' }),
+    name: Type.String({
+      minLength: 1,
+      description:
+        'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored. Read as servers read it: name case-insensitively, value percent-decoded, and from a ;name= path parameter or ?name= query parameter (URL sessions) too.',
+    }),
   },
   { ...Strict, required: ['type', 'name'], description: 'One account per session cookie (session:<fingerprint>).' },
 )
 
 const Identity = Tagged([JwtIdentity, HeaderIdentity, BasicIdentity, CookieIdentity], 'An account extractor.')
 
-const Action = Type.Union([Type.Literal('log'), Type.Literal('throttle'), Type.Literal('challenge'), Type.Literal('disable')], {
-  description: 'What happens when the limit is crossed. Severity: log < throttle < challenge < disable; the most severe crossed limit acts.',
-})
+const Action = Type.Union(
+  [Type.Literal('log'), Type.Literal('throttle'), Type.Literal('challenge'), Type.Literal('disable')],
+  {
+    description:
+      'What happens when the limit is crossed. Severity: log < throttle < challenge < disable; the most severe crossed limit acts.',
+  },
+)
 
-const Mode = Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], {
-  description: 'enforce blocks; shadow decides and logs exactly the same, and blocks nothing.',
-})
+const MODE_DESCRIPTION = 'enforce blocks; shadow decides and logs exactly the same, and blocks nothing.'
+const Mode = Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], { description: MODE_DESCRIPTION })
 
 const Limit = Type.Object(
   {
     window: Duration('Sliding window length.'),
-    requests: Type.Optional(Type.Integer({ minimum: 1, description: 'At most this many requests in any window (blocked ones count too).' })),
-    distinctRecords: Type.Optional(Type.Integer({ minimum: 1, description: 'At most this many distinct records in any window; re-reading a record is free.' })),
+    requests: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'At most this many requests in any window (blocked ones count too).' }),
+    ),
+    distinctRecords: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description: 'At most this many distinct records in any window; re-reading a record is free.',
+      }),
+    ),
     action: Action,
   },
   { ...Strict, required: ['window', 'action'], description: 'One limit: exactly one of requests or distinctRecords.' },
 )
 
 const ParamRecords = Type.Object(
-  { param: Type.String({ minLength: 1, description: 'Path parameter naming the record, e.g. id for /api/contacts/:id.' }) },
+  {
+    param: Type.String({
+      minLength: 1,
+      description: 'Path parameter naming the record, e.g. id for /api/contacts/:id.',
+    }),
+  },
   { ...Strict, required: ['param'] },
 )
 const QueryRecords = Type.Object(
   {
-    query: Type.String({ minLength: 1, description: 'Query parameter naming the record(s); repeated parameters all count.' }),
-    split: Type.Optional(Type.String({ minLength: 1, description: 'Separator when one value names several records, e.g. ",".' })),
+    query: Type.String({
+      minLength: 1,
+      description: 'Query parameter naming the record(s); repeated parameters all count.',
+    }),
+    split: Type.Optional(
+      Type.String({ minLength: 1, description: 'Separator when one value names several records, e.g. ",".' }),
+    ),
   },
   { ...Strict, required: ['query'] },
 )
-const Size = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*(b|kb|mb|gb)$' })], {
-  description: 'A size: bytes as a number, or with a unit: 512kb, 4mb.',
-})
+const Size = Type.Union(
+  [Type.Integer({ minimum: 1 }), Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?\\s*(b|kb|mb|gb)$' })],
+  {
+    description: 'A size: bytes as a number, or with a unit: 512kb, 4mb.',
+  },
+)
 const Selector = (where: string) =>
-  Type.String({ minLength: 1, description: `JSON selector of the record ids in the ${where}: $ then .name, ["name"], [n], [*]; e.g. $.items[*].id` })
+  Type.String({
+    minLength: 1,
+    description: `JSON selector of the record ids in the ${where}: $ then .name, ["name"], [n], [*]; e.g. $.items[*].id`,
+  })
 const InspectOptions = {
-  maxIds: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Most record ids one body may name (default 10,000): a body with more is uninspectable (refused with 413, or an answer withheld with 502, under uninspectable: block). Bounds the work one request can cause.' })),
-  maxInspectBytes: Type.Optional(Type.Union(Size.anyOf, { description: 'Largest body read for ids (after decompression); bigger bodies are uninspectable. Default 4mb.' })),
+  maxIds: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 10_000_000,
+      description:
+        'Most record ids one body may name (default 10,000): a body with more is uninspectable (refused with 413, or an answer withheld with 502, under uninspectable: block). Bounds the work one request can cause.',
+    }),
+  ),
+  maxInspectBytes: Type.Optional(
+    Type.Union(Size.anyOf, {
+      description: 'Largest body read for ids (after decompression); bigger bodies are uninspectable. Default 4mb.',
+    }),
+  ),
   uninspectable: Type.Optional(
     Type.Union([Type.Literal('block'), Type.Integer({ minimum: 0 })], {
-      description: 'A body that cannot be read for ids (too large, not JSON, undecodable): block (default: refuse such a request, withhold such a response with 502), or let it through counted as this many new distinct records (which may cross a limit and withhold it).',
+      description:
+        'A body that cannot be read for ids (too large, not JSON, undecodable): block (default: refuse such a request, withhold such a response with 502), or let it through counted as this many new distinct records (which may cross a limit and withhold it).',
     }),
   ),
 }
@@ -175,25 +309,39 @@ const BodyRecords = Type.Object(
   { ...Strict, required: ['body'] },
 )
 const ResponseRecords = Type.Object(
-  { response: Selector('upstream\'s JSON response (2xx only)'), ...InspectOptions },
+  { response: Selector("upstream's JSON response (2xx only)"), ...InspectOptions },
   { ...Strict, required: ['response'] },
 )
 const Records = Type.Union([ParamRecords, QueryRecords, BodyRecords, ResponseRecords], {
-  description: 'Where the record ids are: { param: id }, { query: id, split: "," }, { body: "$.ids[*]" } or { response: "$.items[*].id" }.',
+  description:
+    'Where the record ids are: { param: id }, { query: id, split: "," }, { body: "$.ids[*]" } or { response: "$.items[*].id" }.',
 })
 
 const Method = Type.Union(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].map((m) => Type.Literal(m)))
 
 const Route = Type.Object(
   {
-    name: Type.String({ pattern: '^[A-Za-z0-9_.-]+$', description: 'Unique name, used in logs, metrics and the store.' }),
-    methods: Type.Optional(Type.Array(Method, { minItems: 1, uniqueItems: true, description: 'Methods this route covers (HEAD is always counted as GET). Default: all.' })),
-    path: Type.String({ pattern: '^/', description: 'Path pattern: literal segments, :name for one segment, * for the rest. e.g. /api/contacts/:id' }),
+    name: Type.String({
+      pattern: '^[A-Za-z0-9_.-]+$',
+      description: 'Unique name, used in logs, metrics and the store.',
+    }),
+    methods: Type.Optional(
+      Type.Array(Method, {
+        minItems: 1,
+        uniqueItems: true,
+        description: 'Methods this route covers (HEAD is always counted as GET). Default: all.',
+      }),
+    ),
+    path: Type.String({
+      pattern: '^/',
+      description: 'Path pattern: literal segments, :name for one segment, * for the rest. e.g. /api/contacts/:id',
+    }),
     mode: Type.Optional(Mode),
     records: Type.Optional(Records),
     clampQuery: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 }), {
-        description: 'Query parameters capped before forwarding, e.g. { pageSize: 50 }: a value that is not a whole number from 1 to the cap is rewritten to the cap.',
+        description:
+          'Query parameters capped before forwarding, e.g. { pageSize: 50 }: a value that is not a whole number from 1 to the cap is rewritten to the cap.',
       }),
     ),
     limits: Type.Array(Limit, { minItems: 1 }),
@@ -206,16 +354,39 @@ const Actions = Type.Object(
     throttle: Type.Object({ retryAfter: Duration('Retry-After sent with 429.', '30s') }, { ...Strict, default: {} }),
     challenge: Type.Object(
       {
-        difficulty: Type.Integer({ minimum: 1000, maximum: 100_000_000, default: 300_000, description: 'Most SHA-256 hashes a solution takes (about half to all of it; see docs/challenge.md for solve times).' }),
+        difficulty: Type.Integer({
+          minimum: 1000,
+          maximum: 100_000_000,
+          default: 300_000,
+          description:
+            'Most SHA-256 hashes a solution takes (about half to all of it; see docs/challenge.md for solve times).',
+        }),
         validFor: Duration('How long a solved challenge passes its limit (while its grants last).', '10m'),
-        grants: Type.Integer({ minimum: 1, maximum: 100_000, default: 20, description: 'What one solved challenge buys: this many records (or requests, on a requests limit) past the limit; then the next challenge comes, twice as hard for an account that keeps solving.' }),
+        grants: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 20,
+          description:
+            'What one solved challenge buys: this many records (or requests, on a requests limit) past the limit; then the next challenge comes, twice as hard for an account that keeps solving.',
+        }),
         timeout: Duration('How long a challenge can be solved and submitted.', '5m'),
-        secret: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key signing challenges and passes; the same on every instance. Use ${SLUICE_CHALLENGE_SECRET}. Default: random per process (one instance only).' })),
+        secret: Type.Optional(
+          Type.String({
+            minLength: 16,
+            description:
+              'HMAC key signing challenges and passes; the same on every instance. Use ${SLUICE_CHALLENGE_SECRET}. Default: random per process (one instance only).',
+          }),
+        ),
       },
       { ...Strict, default: {}, description: 'The proof-of-work challenge.' },
     ),
     disable: Type.Object(
-      { duration: Type.Union([Duration('How long the account stays disabled.'), Type.Literal('forever')], { default: '24h', description: 'How long the account stays disabled, or forever (until an operator unlocks it).' }) },
+      {
+        duration: Type.Union([Duration('How long the account stays disabled.'), Type.Literal('forever')], {
+          default: '24h',
+          description: 'How long the account stays disabled, or forever (until an operator unlocks it).',
+        }),
+      },
       { ...Strict, default: {} },
     ),
   },
@@ -231,36 +402,88 @@ const Admin = Type.Object(
       },
       { ...Strict, default: {} },
     ),
-    token: Type.String({ minLength: 16, description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.' }),
+    token: Type.String({
+      minLength: 16,
+      description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.',
+    }),
   },
-  { ...Strict, required: ['token'], description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.' },
+  {
+    ...Strict,
+    required: ['token'],
+    description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.',
+  },
 )
 
 const Audit = Type.Object(
   {
-    file: Type.String({ minLength: 1, description: 'The live audit file (JSON lines, hash-chained). Rotated files are renamed next to it.' }),
-    key: Type.Optional(Type.String({ minLength: 16, description: 'HMAC key of the chain (and, unless pseudonymKey is set, of record pseudonyms): nobody without it can rewrite the trail consistently. Use ${SLUICE_AUDIT_KEY}.' })),
-    fsync: Type.Union([Type.Literal('always'), Type.Literal('interval'), Type.Literal('never')], { default: 'interval', description: 'always: every batch is on disk before the next; interval: at most fsyncInterval of entries can be lost in a power cut; never: the OS decides.' }),
+    file: Type.String({
+      minLength: 1,
+      description: 'The live audit file (JSON lines, hash-chained). Rotated files are renamed next to it.',
+    }),
+    key: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description:
+          'HMAC key of the chain (and, unless pseudonymKey is set, of record pseudonyms): nobody without it can rewrite the trail consistently. Use ${SLUICE_AUDIT_KEY}.',
+      }),
+    ),
+    fsync: Type.Union([Type.Literal('always'), Type.Literal('interval'), Type.Literal('never')], {
+      default: 'interval',
+      description:
+        'always: every batch is on disk before the next; interval: at most fsyncInterval of entries can be lost in a power cut; never: the OS decides.',
+    }),
     fsyncInterval: Duration('How often to fsync with fsync: interval.', '1s'),
-    rotate: Type.Optional(Type.Union(Size.anyOf, { description: 'Rotate the live file at this size (e.g. 100mb); the next file continues the chain. Default: never.' })),
-    queueLimit: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 10_000, description: 'Entries accepted but not yet written, at most (while the disk fails, they wait here).' }),
+    rotate: Type.Optional(
+      Type.Union(Size.anyOf, {
+        description:
+          'Rotate the live file at this size (e.g. 100mb); the next file continues the chain. Default: never.',
+      }),
+    ),
+    queueLimit: Type.Integer({
+      minimum: 100,
+      maximum: 10_000_000,
+      default: 10_000,
+      description: 'Entries accepted but not yet written, at most (while the disk fails, they wait here).',
+    }),
   },
-  { ...Strict, required: ['file'], description: 'The tamper-evident audit trail: every decision other than allow, every disable, unlock and admin action, every reload.' },
+  {
+    ...Strict,
+    required: ['file'],
+    description:
+      'The tamper-evident audit trail: every decision other than allow, every disable, unlock and admin action, every reload.',
+  },
 )
 
 const Privacy = Type.Object(
   {
-    pseudonymise: Type.Boolean({ default: true, description: 'Record ids in logs, the audit trail and incidents become keyed pseudonyms (~ and 32 hex digits, HMAC-SHA256): the trail proves what happened without exposing which records were read. Account ids stay readable.' }),
-    key: Type.Optional(Type.String({ minLength: 16, description: 'Key of the pseudonyms; the same on every instance and across restarts, so one record keeps one pseudonym. Use ${SLUICE_PSEUDONYM_KEY}. Default: derived from audit.key, else random per process.' })),
+    pseudonymise: Type.Boolean({
+      default: true,
+      description:
+        'Record ids in logs, the audit trail and incidents become keyed pseudonyms (~ and 32 hex digits, HMAC-SHA256): the trail proves what happened without exposing which records were read. Account ids stay readable.',
+    }),
+    key: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description:
+          'Key of the pseudonyms; the same on every instance and across restarts, so one record keeps one pseudonym. Use ${SLUICE_PSEUDONYM_KEY}. Default: derived from audit.key, else random per process.',
+      }),
+    ),
   },
-  { ...Strict, default: {}, description: 'What of the users\' data sluice writes down.' },
+  { ...Strict, default: {}, description: "What of the users' data sluice writes down." },
 )
 
 const Webhook = Type.Object(
   {
     url: Type.String({ pattern: '^https?://', description: 'Receiver of POSTed incidents (JSON).' }),
-    secret: Type.String({ minLength: 16, description: 'HMAC-SHA256 key of the sluice-signature header. Use ${SLUICE_WEBHOOK_SECRET}.' }),
-    events: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Incident types to send: disable, challenge, throttle, log (decisions), unlock, reset, admin (operator actions), reload; or "*".' }),
+    secret: Type.String({
+      minLength: 16,
+      description: 'HMAC-SHA256 key of the sluice-signature header. Use ${SLUICE_WEBHOOK_SECRET}.',
+    }),
+    events: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description:
+        'Incident types to send: disable, challenge, throttle, log (decisions), unlock, reset, admin (operator actions), reload; or "*".',
+    }),
     timeout: Duration('Give up one attempt after this long.', '5s'),
   },
   { ...Strict, required: ['url', 'secret', 'events'] },
@@ -269,10 +492,25 @@ const Webhook = Type.Object(
 const Notify = Type.Object(
   {
     webhooks: Type.Array(Webhook, { minItems: 1 }),
-    queueLimit: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000, description: 'Incidents waiting per webhook, at most; when full, the least severe (then the newest) are dropped first: a flood is coalesced, and a disable from outside it is kept (counted and logged).' }),
-    maxAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 6, description: 'Attempts per incident, with exponential backoff and jitter.' }),
+    queueLimit: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 1000,
+      description:
+        'Incidents waiting per webhook, at most; when full, the least severe (then the newest) are dropped first: a flood is coalesced, and a disable from outside it is kept (counted and logged).',
+    }),
+    maxAttempts: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      default: 6,
+      description: 'Attempts per incident, with exponential backoff and jitter.',
+    }),
   },
-  { ...Strict, required: ['webhooks'], description: 'Tell an operator: signed webhooks for incidents, retried, never on the request path.' },
+  {
+    ...Strict,
+    required: ['webhooks'],
+    description: 'Tell an operator: signed webhooks for incidents, retried, never on the request path.',
+  },
 )
 
 const Sessions = Type.Object(
@@ -280,36 +518,69 @@ const Sessions = Type.Object(
     login: Type.Object(
       {
         method: Type.Union([Type.Literal('POST'), Type.Literal('GET'), Type.Literal('PUT')], { default: 'POST' }),
-        path: Type.String({ pattern: '^/', description: 'The login form\'s target, e.g. /login.' }),
-        usernameField: Type.String({ minLength: 1, description: 'Field of the login body (form or JSON) holding the user name.' }),
-        cookie: Type.String({ minLength: 1, description: 'Session cookie the upstream sets on success, e.g. JSESSIONID (also a cookie identity).' }),
-        successStatus: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { minItems: 1, description: 'Statuses that mean success. Default: any 2xx or 3xx.' })),
+        path: Type.String({ pattern: '^/', description: "The login form's target, e.g. /login." }),
+        usernameField: Type.String({
+          minLength: 1,
+          description: 'Field of the login body (form or JSON) holding the user name.',
+        }),
+        cookie: Type.String({
+          minLength: 1,
+          description: 'Session cookie the upstream sets on success, e.g. JSESSIONID (also a cookie identity).',
+        }),
+        successStatus: Type.Optional(
+          Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+            minItems: 1,
+            description: 'Statuses that mean success. Default: any 2xx or 3xx.',
+          }),
+        ),
       },
       { ...Strict, required: ['path', 'usernameField', 'cookie'] },
     ),
     logout: Type.Optional(
       Type.Object(
-        { method: Type.Optional(Type.Union([Type.Literal('POST'), Type.Literal('GET')])), path: Type.String({ pattern: '^/' }) },
-        { ...Strict, required: ['path'], description: 'A successful request here unbinds the session.' },
+        {
+          method: Type.Optional(Type.Union([Type.Literal('POST'), Type.Literal('GET')])),
+          path: Type.String({ pattern: '^/' }),
+        },
+        {
+          ...Strict,
+          required: ['path'],
+          description:
+            'Logouts are logged; the session stays bound (counts belong to the user, and a logout the upstream ignores must not refund them).',
+        },
       ),
     ),
     ttl: Duration('How long a binding lasts when the cookie names no lifetime.', '12h'),
     usernames: Usernames,
   },
-  { ...Strict, required: ['login'], description: 'Bind session cookies to the account that logged in: logging in again does not reset its budget.' },
+  {
+    ...Strict,
+    required: ['login'],
+    description: 'Bind session cookies to the account that logged in: logging in again does not reset its budget.',
+  },
 )
 
 const Inspection = Type.Object(
   {
-    memory: Type.Union(Size.anyOf, { default: '256mb', description: 'Bytes of bodies held for inspection across all requests at once (request bodies being read, answers held until sent). Past it, requests to inspected routes are answered 503 (Retry-After) until memory is free: the heap stays bounded whatever clients do.' }),
-    sendTimeout: Duration('How long an inspected answer may take to reach a client that reads slowly before its connection is closed (its memory freed).', '30s'),
+    memory: Type.Union(Size.anyOf, {
+      default: '256mb',
+      description:
+        'Bytes of bodies held for inspection across all requests at once (request bodies being read, answers held until sent). Past it, requests to inspected routes are answered 503 (Retry-After) until memory is free: the heap stays bounded whatever clients do.',
+    }),
+    sendTimeout: Duration(
+      'How long an inspected answer may take to reach a client that reads slowly before its connection is closed (its memory freed).',
+      '30s',
+    ),
   },
   { ...Strict, default: {}, description: 'Limits on the work and memory that reading bodies for record ids may take.' },
 )
 
 const Log = Type.Object(
   {
-    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+    level: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
   },
   { ...Strict, default: {} },
 )
@@ -320,17 +591,33 @@ export const ConfigSchema = Type.Object(
     version: Type.Literal(1, { description: 'Configuration format version.' }),
     listen: Type.Optional(Listen),
     upstream: Upstream,
-    mode: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], { default: 'enforce', description: Mode.description })),
-    trustedProxies: Type.Optional(Type.Array(Type.String(), { default: [], description: 'CIDRs (or addresses) of proxies whose X-Forwarded-For and identity headers are believed.' })),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('enforce'), Type.Literal('shadow')], {
+        default: 'enforce',
+        description: MODE_DESCRIPTION,
+      }),
+    ),
+    trustedProxies: Type.Optional(
+      Type.Array(Type.String(), {
+        default: [],
+        description: 'CIDRs (or addresses) of proxies whose X-Forwarded-For and identity headers are believed.',
+      }),
+    ),
     paths: Type.Optional(Paths),
     methodOverride: Type.Optional(
       Type.Union([Type.Literal('strip'), Type.Literal('forward')], {
         default: 'strip',
-        description: 'X-HTTP-Method-Override and friends: matched as the method they name either way; strip (default) removes them before forwarding.',
+        description:
+          'X-HTTP-Method-Override and friends: matched as the method they name either way; strip (default) removes them before forwarding.',
       }),
     ),
     store: Type.Optional(Tagged([MemoryStore, RedisStore], 'Where counts are kept.', { type: 'memory' })),
-    identity: Type.Optional(Type.Array(Identity, { default: [], description: 'Tried in order; if none yields an account, the client IP is the key.' })),
+    identity: Type.Optional(
+      Type.Array(Identity, {
+        default: [],
+        description: 'Tried in order; if none yields an account, the client IP is the key.',
+      }),
+    ),
     routes: Type.Array(Route, { description: 'Sensitive routes. Everything else is forwarded untouched.' }),
     sessions: Type.Optional(Sessions),
     actions: Type.Optional(Actions),
@@ -346,7 +633,7 @@ export const ConfigSchema = Type.Object(
     required: ['version', 'upstream', 'routes'],
     $id: 'https://sluice.dev/schema/sluice.schema.json',
     title: 'sluice configuration',
-    description: 'sluice: stop bulk data extraction through your app\'s own endpoints.',
+    description: "sluice: stop bulk data extraction through your app's own endpoints.",
   },
 )
 

@@ -45,10 +45,102 @@ const DEFAULT_USERS: Record<string, string> = { alice: 'alice-pw', bob: 'bob-pw'
 
 // ---- deterministic data -------------------------------------------------------------------------
 
-const FIRST = ['Olivia', 'Noah', 'Amelia', 'George', 'Isla', 'Arthur', 'Ava', 'Oliver', 'Mia', 'Leo', 'Ivy', 'Harry', 'Freya', 'Jack', 'Lily', 'Oscar', 'Grace', 'Theo', 'Sophia', 'Henry', 'Ella', 'Alfie', 'Rosie', 'Jacob', 'Evie', 'Thomas', 'Poppy', 'Samuel', 'Ruby', 'Joshua']
-const LAST = ['Smith', 'Jones', 'Taylor', 'Brown', 'Williams', 'Wilson', 'Johnson', 'Davies', 'Patel', 'Robinson', 'Wright', 'Thompson', 'Evans', 'Walker', 'White', 'Roberts', 'Green', 'Hall', 'Thomas', 'Clarke', 'Jackson', 'Wood', 'Harris', 'Edwards', 'Turner', 'Martin', 'Cooper', 'Hill', 'Ward', 'Hughes']
-const STREETS = ['High Street', 'Station Road', 'Church Lane', 'Mill Lane', 'Victoria Road', 'Park Avenue', 'Green Lane', 'Manor Road', 'Kings Road', 'Queens Road', 'New Road', 'School Lane', 'The Crescent', 'Albert Street', 'Chapel Street', 'Orchard Close']
-const CITIES: [city: string, area: string][] = [['London', 'SW'], ['Leeds', 'LS'], ['Bristol', 'BS'], ['Manchester', 'M'], ['Glasgow', 'G'], ['Cardiff', 'CF'], ['York', 'YO'], ['Norwich', 'NR'], ['Oxford', 'OX'], ['Bath', 'BA'], ['Exeter', 'EX'], ['Leicester', 'LE']]
+const FIRST = [
+  'Olivia',
+  'Noah',
+  'Amelia',
+  'George',
+  'Isla',
+  'Arthur',
+  'Ava',
+  'Oliver',
+  'Mia',
+  'Leo',
+  'Ivy',
+  'Harry',
+  'Freya',
+  'Jack',
+  'Lily',
+  'Oscar',
+  'Grace',
+  'Theo',
+  'Sophia',
+  'Henry',
+  'Ella',
+  'Alfie',
+  'Rosie',
+  'Jacob',
+  'Evie',
+  'Thomas',
+  'Poppy',
+  'Samuel',
+  'Ruby',
+  'Joshua',
+]
+const LAST = [
+  'Smith',
+  'Jones',
+  'Taylor',
+  'Brown',
+  'Williams',
+  'Wilson',
+  'Johnson',
+  'Davies',
+  'Patel',
+  'Robinson',
+  'Wright',
+  'Thompson',
+  'Evans',
+  'Walker',
+  'White',
+  'Roberts',
+  'Green',
+  'Hall',
+  'Thomas',
+  'Clarke',
+  'Jackson',
+  'Wood',
+  'Harris',
+  'Edwards',
+  'Turner',
+  'Martin',
+  'Cooper',
+  'Hill',
+  'Ward',
+  'Hughes',
+]
+const STREETS = [
+  'High Street',
+  'Station Road',
+  'Church Lane',
+  'Mill Lane',
+  'Victoria Road',
+  'Park Avenue',
+  'Green Lane',
+  'Manor Road',
+  'Kings Road',
+  'Queens Road',
+  'New Road',
+  'School Lane',
+  'The Crescent',
+  'Albert Street',
+  'Chapel Street',
+  'Orchard Close',
+]
+const CITIES: [city: string, area: string][] = [
+  ['London', 'SW'],
+  ['Leeds', 'LS'],
+  ['Bristol', 'BS'],
+  ['Manchester', 'M'],
+  ['Glasgow', 'G'],
+  ['Cardiff', 'CF'],
+  ['York', 'YO'],
+  ['Norwich', 'NR'],
+  ['Oxford', 'OX'],
+  ['Bath', 'BA'],
+  ['Exeter', 'EX'],
+  ['Leicester', 'LE'],
+]
 const DOMAINS = ['example.com', 'example.org', 'example.net']
 const LETTERS = [...'ABDEFGHJLNPQRSTUWXYZ'] // the letters a UK inward code ends with
 
@@ -87,12 +179,18 @@ export function contactById(id: number): Contact | undefined {
 // ---- lax request parsing ------------------------------------------------------------------------
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message)
   }
 }
 
-/** Servlet-container style path: segments lower-cased, `;params` dropped, escapes decoded but %2F kept, dots resolved. */
+/**
+ * Servlet-container style path: segments lower-cased, `;params` dropped, escapes decoded but %2F
+ * kept, dots resolved.
+ */
 export function normalizePath(rawPath: string): string {
   const out: string[] = []
   for (const rawSegment of rawPath.split('/')) {
@@ -208,7 +306,12 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     const text = typeof body === 'string' ? body : JSON.stringify(body)
-    const type = typeof body !== 'string' ? 'application/json; charset=utf-8' : text.startsWith('<!doctype') ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8'
+    const type =
+      typeof body !== 'string'
+        ? 'application/json; charset=utf-8'
+        : text.startsWith('<!doctype')
+          ? 'text/html; charset=utf-8'
+          : 'text/plain; charset=utf-8'
     res.writeHead(status, { 'content-type': type, 'content-length': String(Buffer.byteLength(text)), ...headers })
     res.end(text)
   }
@@ -221,7 +324,8 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
     const body = await readBody(req)
     const override = req.headers['x-http-method-override']
     let method = (req.method ?? 'GET').toUpperCase()
-    if (method === 'POST' && typeof override === 'string' && override.trim() !== '') method = override.trim().toUpperCase()
+    if (method === 'POST' && typeof override === 'string' && override.trim() !== '')
+      method = override.trim().toUpperCase()
     const isGet = method === 'GET' || method === 'HEAD'
     const allow = (methods: string) => {
       if (!methods.split(', ').includes(method)) throw new HttpError(405, `method ${method} not allowed`)
@@ -240,12 +344,17 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
       allow('POST')
       const json = /json/i.test(req.headers['content-type'] ?? '')
       const fields = json ? parseJson(body) : Object.fromEntries([...parseQuery(body)].map(([k, v]) => [k, v[0]]))
-      const { username, password } = (typeof fields === 'object' && fields !== null ? fields : {}) as Record<string, unknown>
+      const { username, password } = (typeof fields === 'object' && fields !== null ? fields : {}) as Record<
+        string,
+        unknown
+      >
       if (!checkPassword(username, password)) return send(res, 401, { error: 'invalid credentials' })
       const sid = randomBytes(16).toString('hex')
       sessions.set(sid, username)
       const cookie = { 'set-cookie': `JSESSIONID=${sid}; Path=/; HttpOnly` }
-      return json ? send(res, 200, { ok: true, user: username }, cookie) : send(res, 303, '', { ...cookie, location: '/' })
+      return json
+        ? send(res, 200, { ok: true, user: username }, cookie)
+        : send(res, 303, '', { ...cookie, location: '/' })
     }
     if (path === '/logout') {
       allow('POST')
@@ -259,7 +368,10 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
       requireUser()
       const ids = query.get('ids')
       if (ids !== undefined) {
-        const wanted = ids.flatMap((v) => v.split(',')).filter((s) => s.trim() !== '').map((s) => laxInt(s, 'ids'))
+        const wanted = ids
+          .flatMap((v) => v.split(','))
+          .filter((s) => s.trim() !== '')
+          .map((s) => laxInt(s, 'ids'))
         return send(res, 200, { items: wanted.map(lookup).filter((c) => c !== undefined) })
       }
       const page = laxInt(query.get('page')?.[0] ?? '1', 'page')
@@ -273,7 +385,9 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
       requireUser()
       const criteria = parseJson(body) as { ids?: unknown; name?: unknown } | null
       if (Array.isArray(criteria?.ids)) {
-        const ids = criteria.ids.map((v: unknown) => laxInt(typeof v === 'number' || typeof v === 'string' ? v : undefined, 'ids'))
+        const ids = criteria.ids.map((v: unknown) =>
+          laxInt(typeof v === 'number' || typeof v === 'string' ? v : undefined, 'ids'),
+        )
         return send(res, 200, { items: ids.map(lookup).filter((c) => c !== undefined) })
       }
       if (typeof criteria?.name === 'string') {

@@ -70,7 +70,13 @@ export const scanLimits = { few: 4, ids: 32, work: 1024 }
  * `now` is in the section's time frame and must not run backwards per section; callers clamp
  * it (see MemoryStore).
  */
-export function evaluate(w: Section, policy: RoutePolicy, records: readonly string[], now: number, step: EvaluateStep = REQUEST): Evaluation {
+export function evaluate(
+  w: Section,
+  policy: RoutePolicy,
+  records: readonly string[],
+  now: number,
+  step: EvaluateStep = REQUEST,
+): Evaluation {
   const counts = new Array<number>(policy.limits.length).fill(0)
   let worst: Limit | null = null
   const passes = step.passes
@@ -86,7 +92,8 @@ export function evaluate(w: Section, policy: RoutePolicy, records: readonly stri
 
   if (step.countRequest) {
     for (const limit of policy.requestLimits) {
-      if ((counts[limit.index] as number) > limit.max && !passed(limit, passes) && moreSevere(limit, worst)) worst = limit
+      if ((counts[limit.index] as number) > limit.max && !passed(limit, passes) && moreSevere(limit, worst))
+        worst = limit
     }
   }
 
@@ -197,5 +204,7 @@ function passed(limit: Limit, passes: readonly number[] | undefined): boolean {
 
 /** The ladder; between equally severe limits the one written first in the config decides. */
 function moreSevere(limit: Limit, than: Limit | null): boolean {
-  return than === null || limit.severity > than.severity || (limit.severity === than.severity && limit.index < than.index)
+  return (
+    than === null || limit.severity > than.severity || (limit.severity === than.severity && limit.index < than.index)
+  )
 }

@@ -43,9 +43,16 @@ export interface RoutePolicy {
  */
 export const MAX_WINDOW_MS = 49 * 86_400_000
 
-export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[], shadow: boolean): RoutePolicy {
+export function buildPolicy(
+  name: string,
+  limits: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[],
+  shadow: boolean,
+): RoutePolicy {
   for (const l of limits) {
-    if (!(l.windowMs > 0 && l.windowMs <= MAX_WINDOW_MS)) throw new RangeError(`route ${name}: a window must be from 1ms to ${formatMs(MAX_WINDOW_MS)}, not ${l.windowMs}ms`)
+    if (!(l.windowMs > 0 && l.windowMs <= MAX_WINDOW_MS))
+      throw new RangeError(
+        `route ${name}: a window must be from 1ms to ${formatMs(MAX_WINDOW_MS)}, not ${l.windowMs}ms`,
+      )
   }
   const all: Limit[] = limits.map((l, index) => ({
     ...l,
@@ -72,7 +79,12 @@ export function buildPolicy(name: string, limits: Omit<Limit, 'id' | 'severity' 
 
 export function formatMs(ms: number): string {
   if (ms === Infinity) return 'forever'
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`
   }
   return `${ms}ms`

@@ -55,7 +55,11 @@ export function sectionWords(mem: Uint32Array, s: number): number {
 }
 
 export function newSectionWords(policy: RoutePolicy): number {
-  return SECTION_HEADER + Math.min(requestCapacityOf(policy), FIRST_REQUESTS) + ENTRY * Math.min(distinctCapacityOf(policy), FIRST_RECORDS)
+  return (
+    SECTION_HEADER +
+    Math.min(requestCapacityOf(policy), FIRST_REQUESTS) +
+    ENTRY * Math.min(distinctCapacityOf(policy), FIRST_RECORDS)
+  )
 }
 
 /** Writes an empty section of newSectionWords(policy) words at `s`. */
@@ -150,7 +154,8 @@ function requestsAfter(mem: Uint32Array, s: number, cutoff: number): number {
 // (per record for findRecord; per request for findRecords and touchRecords).
 
 /** Entry `i`'s first word. */
-const entryAt = (mem: Uint32Array, s: number, i: number): number => s + SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * i
+const entryAt = (mem: Uint32Array, s: number, i: number): number =>
+  s + SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * i
 
 /** Records held. */
 export function recordsHeld(mem: Uint32Array, s: number): number {
@@ -169,7 +174,10 @@ export function lastSeen(mem: Uint32Array, s: number, i: number): number {
   return mem[entryAt(mem, s, i) + 2] as number
 }
 
-/** Adding `fresh` new records to a log of capacity `cap` needs a larger allocation first (past the capacity they evict). */
+/**
+ * Adding `fresh` new records to a log of capacity `cap` needs a larger allocation first (past the
+ * capacity they evict).
+ */
 export function recordsNeedRoom(mem: Uint32Array, s: number, cap: number, fresh: number): boolean {
   return Math.min((mem[s + D_N] as number) + fresh, cap) > (mem[s + D_LEN] as number)
 }
@@ -180,7 +188,12 @@ export function recordsNeedRoom(mem: Uint32Array, s: number, cap: number, fresh:
  * pass over the log, one probe per entry.
  */
 export function findRecords(
-  mem: Uint32Array, s: number, hashes: Uint32Array, index: Int32Array, mask: number, at: Int32Array,
+  mem: Uint32Array,
+  s: number,
+  hashes: Uint32Array,
+  index: Int32Array,
+  mask: number,
+  at: Int32Array,
 ): void {
   const e = entryAt(mem, s, 0)
   const n = mem[s + D_N] as number
@@ -215,7 +228,13 @@ let heap = new Int32Array(64)
  * bounded memory.
  */
 export function touchRecords(
-  mem: Uint32Array, s: number, cap: number, hashes: Uint32Array, at: Int32Array, count: number, now: number,
+  mem: Uint32Array,
+  s: number,
+  cap: number,
+  hashes: Uint32Array,
+  at: Int32Array,
+  count: number,
+  now: number,
 ): void {
   const e = entryAt(mem, s, 0)
   const n = mem[s + D_N] as number
@@ -307,7 +326,14 @@ let cutoffs = new Float64Array(8)
  * outside the longest window are dropped in the same pass (evaluate), keeping the others in
  * their order.
  */
-export function countWindows(mem: Uint32Array, s: number, policy: RoutePolicy, now: number, counts: number[], prune: boolean): void {
+export function countWindows(
+  mem: Uint32Array,
+  s: number,
+  policy: RoutePolicy,
+  now: number,
+  counts: number[],
+  prune: boolean,
+): void {
   for (const limit of policy.requestLimits) counts[limit.index] = requestsAfter(mem, s, now - limit.windowMs)
   const limits = policy.distinctLimits
   const k = limits.length
@@ -361,7 +387,14 @@ function carriedLength(held: number, cap: number, first: number): number {
  * newest requests and the most recently touched records are kept. Redis does the same by
  * trimming to the new capacity on the next hit.
  */
-export function carrySection(mem: Uint32Array, s: number, key: number, policy: RoutePolicy, out: Uint32Array, o: number): void {
+export function carrySection(
+  mem: Uint32Array,
+  s: number,
+  key: number,
+  policy: RoutePolicy,
+  out: Uint32Array,
+  o: number,
+): void {
   const reqCap = requestCapacityOf(policy)
   const dCap = distinctCapacityOf(policy)
   out[o + KEY] = key
@@ -370,7 +403,8 @@ export function carrySection(mem: Uint32Array, s: number, key: number, policy: R
   const start = ringStart(mem, s)
   const keep = Math.min(n, reqCap)
   const reqLen = carriedLength(n, reqCap, FIRST_REQUESTS)
-  for (let i = 0; i < keep; i++) out[o + SECTION_HEADER + i] = mem[s + SECTION_HEADER + ((start + n - keep + i) % n)] as number
+  for (let i = 0; i < keep; i++)
+    out[o + SECTION_HEADER + i] = mem[s + SECTION_HEADER + ((start + n - keep + i) % n)] as number
   out[o + REQ_LEN] = reqLen
   out[o + REQ_POS] = keep
 
@@ -394,7 +428,8 @@ export function rebaseSection(mem: Uint32Array, s: number, shift: number): void 
   const times = s + SECTION_HEADER
   for (let p = times; p < times + requestsHeld(mem, s); p++) mem[p] = Math.max(0, (mem[p] as number) - shift)
   const e = entryAt(mem, s, 0)
-  for (let r = e + 2; r < e + ENTRY * (mem[s + D_N] as number); r += ENTRY) mem[r] = Math.max(0, (mem[r] as number) - shift)
+  for (let r = e + 2; r < e + ENTRY * (mem[s + D_N] as number); r += ENTRY)
+    mem[r] = Math.max(0, (mem[r] as number) - shift)
 }
 
 // ─── record hashing ───────────────────────────────────────────────────────────────────────

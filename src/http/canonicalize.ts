@@ -12,7 +12,12 @@ export interface CanonicalOptions {
 }
 
 export type Canonical =
-  | { ok: true; /** forwarded upstream */ path: string; /** matched against routes */ matchPath: string; /** `?…` as sent, or '' */ search: string }
+  | {
+      ok: true
+      /** forwarded upstream */ path: string
+      /** matched against routes */ matchPath: string
+      /** `?…` as sent, or '' */ search: string
+    }
   | { ok: false; reason: string }
 
 const MAX_PATH = 8192
@@ -99,10 +104,12 @@ function resolveDots(segments: readonly string[]): string[] | null {
 }
 
 function sameAfterStripping(forwarded: readonly string[], matched: readonly string[]): boolean {
-  const stripped = forwarded.map((s) => {
-    const semi = s.indexOf(';')
-    return semi >= 0 ? s.slice(0, semi) : s
-  }).filter((s) => s !== '')
+  const stripped = forwarded
+    .map((s) => {
+      const semi = s.indexOf(';')
+      return semi >= 0 ? s.slice(0, semi) : s
+    })
+    .filter((s) => s !== '')
   const m = matched.filter((s) => s !== '')
   return stripped.length === m.length && stripped.every((s, i) => s === m[i])
 }

@@ -11,7 +11,13 @@ export function prefersHtml(accept: string | undefined): boolean {
     const q = qParam ? Number(qParam.trim().slice(2)) : 1
     if (!Number.isFinite(q)) continue
     if (type === 'text/html' || type === 'application/xhtml+xml') html = Math.max(html, q)
-    else if (type === 'application/json' || type === 'application/problem+json' || type === '*/*' || type === 'application/*') json = Math.max(json, q)
+    else if (
+      type === 'application/json' ||
+      type === 'application/problem+json' ||
+      type === '*/*' ||
+      type === 'application/*'
+    )
+      json = Math.max(json, q)
   }
   return html > json
 }

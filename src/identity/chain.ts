@@ -13,7 +13,16 @@
 import type { IncomingMessage } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { cookieName, cookieValue } from '../http/cookies.js'
-import { AmbiguousIdentityError, basicCredentials, bearerToken, cookieValues, fingerprint, headerValue, keyedFingerprint, singleCookie } from './credentials.js'
+import {
+  AmbiguousIdentityError,
+  basicCredentials,
+  bearerToken,
+  cookieValues,
+  fingerprint,
+  headerValue,
+  keyedFingerprint,
+  singleCookie,
+} from './credentials.js'
 import { clientAddress, ipAccount, trustedPeer, type TrustFn } from './ip.js'
 import { createJwtVerifier } from './jwt.js'
 import { normalizeUsername } from './usernames.js'
@@ -27,14 +36,21 @@ export interface Identity {
   source: IdentitySource
 }
 
-type Extractor = (req: IncomingMessage, fromTrustedProxy: boolean, now: number) => string | undefined | Promise<string | undefined>
+type Extractor = (
+  req: IncomingMessage,
+  fromTrustedProxy: boolean,
+  now: number,
+) => string | undefined | Promise<string | undefined>
 
 export interface IdentityChain {
   /** Synchronous unless a JWT must be verified (saves a promise per request on the hot path). */
   identify(req: IncomingMessage, now: number): Identity | Promise<Identity>
   /** The client address (trusted X-Forwarded-For hops resolved); computed on demand, it is not free. */
   clientIp(req: IncomingMessage): string
-  /** Identity headers the upstream must not see from this request (believed or not by us, spoofed ones must not reach it). */
+  /**
+   * Identity headers the upstream must not see from this request (believed or not by us, spoofed
+   * ones must not reach it).
+   */
   untrustedHeaders(req: IncomingMessage): readonly string[]
 }
 
@@ -45,20 +61,36 @@ export interface IdentityOptions {
   key?: string | undefined
 }
 
-export function buildIdentityChain(configs: readonly IdentityConfig[], trust: TrustFn, options: IdentityOptions = {}): IdentityChain {
+export function buildIdentityChain(
+  configs: readonly IdentityConfig[],
+  trust: TrustFn,
+  options: IdentityOptions = {},
+): IdentityChain {
   const key = `sluice basic\0${options.key ?? randomBytes(32).toString('base64')}`
-  const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({ source: c.type, extract: extractor(c, key) }))
-  const headerIdentities = configs.filter((c): c is Extract<IdentityConfig, { type: 'header' }> => c.type === 'header' && !c.trusted).map((c) => c.name)
+  const steps: { source: IdentitySource; extract: Extractor }[] = configs.map((c) => ({
+    source: c.type,
+    extract: extractor(c, key),
+  }))
+  const headerIdentities = configs
+    .filter((c): c is Extract<IdentityConfig, { type: 'header' }> => c.type === 'header' && !c.trusted)
+    .map((c) => c.name)
 
   const peerTrusted = (req: IncomingMessage) => trustedPeer(req.socket, trust)
 
   // Tries extractors from `first` on; stays synchronous until one returns a promise (JWT).
-  const identifyFrom = (first: number, req: IncomingMessage, fromTrustedProxy: boolean, now: number): Identity | Promise<Identity> => {
+  const identifyFrom = (
+    first: number,
+    req: IncomingMessage,
+    fromTrustedProxy: boolean,
+    now: number,
+  ): Identity | Promise<Identity> => {
     for (let i = first; i < steps.length; i++) {
       const step = steps[i] as (typeof steps)[number]
       const found = step.extract(req, fromTrustedProxy, now)
       if (found instanceof Promise) {
-        return found.then((account) => (account !== undefined ? { account, source: step.source } : identifyFrom(i + 1, req, fromTrustedProxy, now)))
+        return found.then((account) =>
+          account !== undefined ? { account, source: step.source } : identifyFrom(i + 1, req, fromTrustedProxy, now),
+        )
       }
       if (found !== undefined) return { account: found, source: step.source }
     }
@@ -84,7 +116,9 @@ function extractor(c: IdentityConfig, basicKey: string): Extractor {
       const tolerance = parseDuration(c.clockTolerance ?? '5m') ?? 300_000
       const verify = createJwtVerifier({ ...c, clockToleranceMs: tolerance })
       return (req, _trusted, now) => {
-        const token = c.cookie ? singleCookie(req.headers, c.cookie) : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
+        const token = c.cookie
+          ? singleCookie(req.headers, c.cookie)
+          : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
         if (!token) return undefined
         return verify(token, now).then((sub) => (sub === undefined ? undefined : `jwt:${sub}`))
       }
@@ -129,7 +163,10 @@ function sessionValue(req: IncomingMessage, name: string): string | undefined {
   const url = req.url ?? ''
   const semi = url.indexOf(';')
   const q = url.indexOf('?')
-  const values = semi >= 0 && (q < 0 || semi < q) ? [...cookies, ...matrixValues(url.slice(semi, q < 0 ? url.length : q), name)] : cookies
+  const values =
+    semi >= 0 && (q < 0 || semi < q)
+      ? [...cookies, ...matrixValues(url.slice(semi, q < 0 ? url.length : q), name)]
+      : cookies
   if (values.length > 1 && values.some((v) => v !== values[0])) {
     throw new AmbiguousIdentityError(`session ${name} sent more than once with different values`)
   }

@@ -57,12 +57,16 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     try {
       const { payload } = await jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) })
       const account = accountOf(payload)
-      const until = typeof payload.exp === 'number' ? payload.exp * 1000 + verifyOptions.clockTolerance * 1000 : now + 60_000
+      const until =
+        typeof payload.exp === 'number' ? payload.exp * 1000 + verifyOptions.clockTolerance * 1000 : now + 60_000
       cache.set(token, { account, until: Math.min(until, now + 3_600_000) })
       return account
     } catch (err) {
       if (!(err instanceof joseErrors.JOSEError) && !(err instanceof TypeError)) throw err
-      if ((err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) && TIME_CLAIMS.has(err.claim)) {
+      if (
+        (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) &&
+        TIME_CLAIMS.has(err.claim)
+      ) {
         // Signature verified (jose checks claims after it): only its time is out.
         const account = accountOf(err.payload)
         cache.set(token, { account, until: now + 60_000 })

@@ -18,7 +18,12 @@ export const DEFAULT_RETRY: Required<RetryPolicy> = { maxAttempts: 6, initialDel
  * lockstep; the half that is not random keeps a retry from ever coming immediately.
  * A `Retry-After` from the receiver (seconds) raises the delay, still capped at maxDelayMs.
  */
-export function retryDelay(retry: number, policy: Required<RetryPolicy>, random: () => number, retryAfterMs?: number): number {
+export function retryDelay(
+  retry: number,
+  policy: Required<RetryPolicy>,
+  random: () => number,
+  retryAfterMs?: number,
+): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(retry - 1, 30))
   const jittered = ceiling / 2 + random() * (ceiling / 2)
   return Math.round(Math.min(policy.maxDelayMs, Math.max(jittered, retryAfterMs ?? 0)))

@@ -17,7 +17,12 @@ export interface CoalesceOptions {
   maxKeys?: number
 }
 
-export const DEFAULT_COALESCE: Required<CoalesceOptions> = { intervalMs: 10_000, individually: 5, sample: 20, maxKeys: 1000 }
+export const DEFAULT_COALESCE: Required<CoalesceOptions> = {
+  intervalMs: 10_000,
+  individually: 5,
+  sample: 20,
+  maxKeys: 1000,
+}
 
 /**
  * What a delivery of an individual incident keeps of its (route, type): whether that (route,
@@ -69,7 +74,10 @@ export class Coalescer {
   private lastSweep = -Infinity
 
   /** `emit` receives each summary incident, when its interval ends or at flush(). */
-  constructor(options: CoalesceOptions | undefined, private readonly emit: (summary: Record<string, unknown> & { type: string; id: string }) => void) {
+  constructor(
+    options: CoalesceOptions | undefined,
+    private readonly emit: (summary: Record<string, unknown> & { type: string; id: string }) => void,
+  ) {
     const o = { ...DEFAULT_COALESCE, ...options }
     this.options = {
       intervalMs: Math.max(1, o.intervalMs),
@@ -79,7 +87,10 @@ export class Coalescer {
     }
   }
 
-  /** Whether the incident goes out on its own (and which burst it belongs to) or was folded (and into which summary id). */
+  /**
+   * Whether the incident goes out on its own (and which burst it belongs to) or was folded (and
+   * into which summary id).
+   */
   offer(event: Foldable, now: number): Offer {
     const route = typeof event.route === 'string' ? event.route : undefined
     const shadow = typeof event.shadow === 'boolean' ? event.shadow : undefined
@@ -98,7 +109,15 @@ export class Coalescer {
       }
       bucket = this.buckets.get(k)
       if (!bucket) {
-        bucket = { flooding: false, start: now, seen: 0, type: event.type, route: k === key ? route : undefined, shadow, summary: undefined }
+        bucket = {
+          flooding: false,
+          start: now,
+          seen: 0,
+          type: event.type,
+          route: k === key ? route : undefined,
+          shadow,
+          summary: undefined,
+        }
         this.buckets.set(k, bucket)
       }
     }
@@ -108,7 +127,15 @@ export class Coalescer {
     const time = typeof event.time === 'string' ? event.time : new Date(now).toISOString()
     let s = bucket.summary
     const started = !s
-    if (!s) s = bucket.summary = { id: randomUUID(), count: 0, accounts: new Set(), accountsTruncated: false, firstTime: time, lastTime: time }
+    if (!s)
+      s = bucket.summary = {
+        id: randomUUID(),
+        count: 0,
+        accounts: new Set(),
+        accountsTruncated: false,
+        firstTime: time,
+        lastTime: time,
+      }
     s.count++
     s.lastTime = time
     this.folded++
@@ -138,7 +165,8 @@ export class Coalescer {
   /** When the next summary is due (Infinity: none pending). */
   nextDue(): number {
     let next = Infinity
-    for (const bucket of this.buckets.values()) if (bucket.summary) next = Math.min(next, bucket.start + this.options.intervalMs)
+    for (const bucket of this.buckets.values())
+      if (bucket.summary) next = Math.min(next, bucket.start + this.options.intervalMs)
     return next
   }
 
@@ -146,7 +174,8 @@ export class Coalescer {
     // At most ten sweeps per interval: a full map must not cost a scan on every incident.
     if (now - this.lastSweep < this.options.intervalMs / 10) return
     this.lastSweep = now
-    for (const [key, bucket] of this.buckets) if (now - bucket.start >= this.options.intervalMs) this.close(key, bucket, now)
+    for (const [key, bucket] of this.buckets)
+      if (now - bucket.start >= this.options.intervalMs) this.close(key, bucket, now)
   }
 
   private close(key: string, bucket: Bucket, now: number): void {

@@ -50,7 +50,10 @@ export interface NotifierOptions {
 
 /** An incident as the engine, the admin API or the reloader describe it; any other fields are sent too. */
 export interface IncidentEvent {
-  /** `disable`, `challenge`, `throttle`, `unlock`, `reset`, `reload`, … (the notifier's own: `dropped`; summaries keep their incidents' type). */
+  /**
+   * `disable`, `challenge`, `throttle`, `unlock`, `reset`, `reload`, … (the notifier's own:
+   * `dropped`; summaries keep their incidents' type).
+   */
   type: string
   /** Generated (a UUID) when absent; receivers deduplicate on it. */
   id?: string
@@ -195,8 +198,13 @@ export class Notifier {
       } catch {
         throw new SluiceError('SLUICE_ERR_NOTIFY_URL', `notify.webhooks[${i}].url is not a URL`)
       }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new SluiceError('SLUICE_ERR_NOTIFY_URL', `notify.webhooks[${i}].url must be http(s), not ${url.protocol}`)
-      if (w.secret.length === 0) throw new SluiceError('SLUICE_ERR_NOTIFY_SECRET', `notify.webhooks[${i}].secret is empty: receivers could not tell sluice's requests from anyone's`)
+      if (url.protocol !== 'https:' && url.protocol !== 'http:')
+        throw new SluiceError('SLUICE_ERR_NOTIFY_URL', `notify.webhooks[${i}].url must be http(s), not ${url.protocol}`)
+      if (w.secret.length === 0)
+        throw new SluiceError(
+          'SLUICE_ERR_NOTIFY_SECRET',
+          `notify.webhooks[${i}].secret is empty: receivers could not tell sluice's requests from anyone's`,
+        )
       return {
         url: w.url,
         target: url.origin,
@@ -206,7 +214,16 @@ export class Notifier {
         ready: Array.from({ length: LEVELS }, () => []),
         waiting: new Map(),
         inFlight: 0,
-        stats: { target: url.origin, events: [...w.events], sent: 0, failed: 0, retried: 0, dropped: 0, droppedByType: {}, backlog: 0 },
+        stats: {
+          target: url.origin,
+          events: [...w.events],
+          sent: 0,
+          failed: 0,
+          retried: 0,
+          dropped: 0,
+          droppedByType: {},
+          backlog: 0,
+        },
         droppedByType: new Map(),
         drops: null,
         lastLog: { warn: 0, error: 0 },
@@ -228,14 +245,36 @@ export class Notifier {
     if (!offer.fold) return this.dispatch(event, offer.burst)
     if (offer.started) {
       const { intervalMs, individually } = this.coalescer.options
-      this.rateLimitedLog(this.coalesceLog, 'warn', { event: 'sluice.notify.coalescing', type: event.type, route: event.route, intervalMs, individually, id: offer.id }, `more than ${individually} ${event.type} incidents${typeof event.route === 'string' ? ` on ${event.route}` : ''} within ${intervalMs} ms: the rest are coalesced into one summary`)
+      this.rateLimitedLog(
+        this.coalesceLog,
+        'warn',
+        {
+          event: 'sluice.notify.coalescing',
+          type: event.type,
+          route: event.route,
+          intervalMs,
+          individually,
+          id: offer.id,
+        },
+        `more than ${individually} ${event.type} incidents${typeof event.route === 'string' ? ` on ${event.route}` : ''} within ${intervalMs} ms: the rest are coalesced into one summary`,
+      )
       this.schedule(offer.due)
     }
     return offer.id
   }
 
   stats(): NotifierStats {
-    const total: NotifierStats = { sent: 0, failed: 0, retried: 0, dropped: 0, droppedByType: {}, backlog: 0, coalesced: this.coalescer.folded, summaries: this.coalescer.summaries, webhooks: [] }
+    const total: NotifierStats = {
+      sent: 0,
+      failed: 0,
+      retried: 0,
+      dropped: 0,
+      droppedByType: {},
+      backlog: 0,
+      coalesced: this.coalescer.folded,
+      summaries: this.coalescer.summaries,
+      webhooks: [],
+    }
     for (const w of this.webhooks) {
       const s = { ...w.stats, droppedByType: Object.fromEntries(w.droppedByType), backlog: this.backlog(w) }
       total.sent += s.sent
@@ -288,7 +327,11 @@ export class Notifier {
     }
     // In-flight deliveries count themselves failed when their fetch rejects.
     this.shutdown.abort()
-    if (undelivered > 0) this.log?.error({ event: 'sluice.notify.undelivered', undelivered }, `${undelivered} webhook deliveries abandoned at shutdown`)
+    if (undelivered > 0)
+      this.log?.error(
+        { event: 'sluice.notify.undelivered', undelivered },
+        `${undelivered} webhook deliveries abandoned at shutdown`,
+      )
     return { undelivered }
   }
 
@@ -299,7 +342,10 @@ export class Notifier {
     try {
       body = JSON.stringify({ id, type, time, ...fields })
     } catch (err) {
-      this.log?.error({ event: 'sluice.notify.invalid', type, id, err: (err as Error).message }, 'incident could not be serialised; not sent')
+      this.log?.error(
+        { event: 'sluice.notify.invalid', type, id, err: (err as Error).message },
+        'incident could not be serialised; not sent',
+      )
       return id
     }
     const level = severity(type)
@@ -309,7 +355,19 @@ export class Notifier {
       if (this.closing) {
         w.stats.dropped++
         countType(w.droppedByType, type)
-        this.rateLimitedLog(w, 'error', { event: 'sluice.notify.dropped', target: w.target, type, id, dropped: w.stats.dropped, backlog: this.backlog(w) }, 'webhook event after close: dropped')
+        this.rateLimitedLog(
+          w,
+          'error',
+          {
+            event: 'sluice.notify.dropped',
+            target: w.target,
+            type,
+            id,
+            dropped: w.stats.dropped,
+            backlog: this.backlog(w),
+          },
+          'webhook event after close: dropped',
+        )
         continue
       }
       this.admit(w, d)
@@ -376,8 +434,21 @@ export class Notifier {
     this.rateLimitedLog(
       w,
       'error',
-      { event: 'sluice.notify.dropped', target: w.target, type: d.type, id: d.id, evicted, dropped: w.stats.dropped, droppedByType: byType, backlog: this.backlog(w) },
-      `webhook queue full (${this.queueLimit}) for ${w.target}: ${evicted ? `queued ${d.type} evicted for a more severe incident` : `new ${d.type} dropped`}; ${w.stats.dropped} dropped so far (${Object.entries(byType).map(([t, n]) => `${t} ${n}`).join(', ')})`,
+      {
+        event: 'sluice.notify.dropped',
+        target: w.target,
+        type: d.type,
+        id: d.id,
+        evicted,
+        dropped: w.stats.dropped,
+        droppedByType: byType,
+        backlog: this.backlog(w),
+      },
+      `webhook queue full (${this.queueLimit}) for ${w.target}: ${evicted ? `queued ${d.type} evicted for a more severe incident` : `new ${d.type} dropped`}; ${w.stats.dropped} dropped so far (${Object.entries(
+        byType,
+      )
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ')})`,
     )
     this.schedule(now + this.coalescer.options.intervalMs)
   }
@@ -391,14 +462,31 @@ export class Notifier {
     const drops = w.drops
     if (!drops) return
     const backlog = this.backlog(w)
-    if (atClose ? backlog >= this.queueLimit : backlog > Math.floor(this.queueLimit / 2) || now - drops.last < this.coalescer.options.intervalMs) return
+    if (
+      atClose
+        ? backlog >= this.queueLimit
+        : backlog > Math.floor(this.queueLimit / 2) || now - drops.last < this.coalescer.options.intervalMs
+    )
+      return
     w.drops = null
     const id = randomUUID()
     const byType = Object.fromEntries(drops.byType)
-    const body = JSON.stringify({ id, type: 'dropped', time: new Date(now).toISOString(), count: drops.count, byType, since: new Date(drops.since).toISOString(), until: new Date(drops.last).toISOString(), queueLimit: this.queueLimit })
+    const body = JSON.stringify({
+      id,
+      type: 'dropped',
+      time: new Date(now).toISOString(),
+      count: drops.count,
+      byType,
+      since: new Date(drops.since).toISOString(),
+      until: new Date(drops.last).toISOString(),
+      queueLimit: this.queueLimit,
+    })
     const level = severity('dropped')
     w.ready[level]?.push({ id, type: 'dropped', body, attempts: 0, seq: this.seq++, severity: level, burst: undefined })
-    this.log?.warn({ event: 'sluice.notify.dropped-report', target: w.target, id, count: drops.count, byType }, `webhook ${w.target}: reporting ${drops.count} dropped incident(s)`)
+    this.log?.warn(
+      { event: 'sluice.notify.dropped-report', target: w.target, id, count: drops.count, byType },
+      `webhook ${w.target}: reporting ${drops.count} dropped incident(s)`,
+    )
     this.pump(w)
   }
 
@@ -421,7 +509,8 @@ export class Notifier {
     for (const w of this.webhooks) {
       this.reportDrops(w, now)
       // Still pending: not quiet long enough yet (the timer), or the queue too full (its deliveries).
-      if (w.drops && w.drops.last + this.coalescer.options.intervalMs > now) next = Math.min(next, w.drops.last + this.coalescer.options.intervalMs)
+      if (w.drops && w.drops.last + this.coalescer.options.intervalMs > now)
+        next = Math.min(next, w.drops.last + this.coalescer.options.intervalMs)
     }
     this.schedule(next)
   }
@@ -457,7 +546,12 @@ export class Notifier {
     } catch (err) {
       // Thrown by fetch: refused, reset, DNS, or aborted by the timeout or by close().
       const e = err as Error & { cause?: { code?: string } }
-      const reason = e.name === 'TimeoutError' ? `no response within ${w.timeoutMs} ms` : e.name === 'AbortError' ? 'aborted at shutdown' : (e.cause?.code ?? e.message)
+      const reason =
+        e.name === 'TimeoutError'
+          ? `no response within ${w.timeoutMs} ms`
+          : e.name === 'AbortError'
+            ? 'aborted at shutdown'
+            : (e.cause?.code ?? e.message)
       outcome = { ok: false, retry: true, reason }
     }
     w.inFlight--
@@ -474,17 +568,46 @@ export class Notifier {
       // A pending retry alone does not keep the process alive; close() bounds the wait instead.
       timer.unref()
       w.waiting.set(d, timer)
-      this.rateLimitedLog(w, 'warn', { event: 'sluice.notify.retry', target: w.target, type: d.type, id: d.id, attempt: d.attempts, reason: outcome.reason, delayMs: delay }, `webhook ${w.target} failed (${outcome.reason}); retrying`)
+      this.rateLimitedLog(
+        w,
+        'warn',
+        {
+          event: 'sluice.notify.retry',
+          target: w.target,
+          type: d.type,
+          id: d.id,
+          attempt: d.attempts,
+          reason: outcome.reason,
+          delayMs: delay,
+        },
+        `webhook ${w.target} failed (${outcome.reason}); retrying`,
+      )
     } else {
       w.stats.failed++
-      this.rateLimitedLog(w, 'error', { event: 'sluice.notify.failed', target: w.target, type: d.type, id: d.id, attempts: d.attempts, reason: outcome.reason, failed: w.stats.failed }, `webhook ${w.target} gave up on ${d.type} ${d.id} after ${d.attempts} attempt(s): ${outcome.reason}`)
+      this.rateLimitedLog(
+        w,
+        'error',
+        {
+          event: 'sluice.notify.failed',
+          target: w.target,
+          type: d.type,
+          id: d.id,
+          attempts: d.attempts,
+          reason: outcome.reason,
+          failed: w.stats.failed,
+        },
+        `webhook ${w.target} gave up on ${d.type} ${d.id} after ${d.attempts} attempt(s): ${outcome.reason}`,
+      )
     }
     this.pump(w)
     if (w.drops && !this.closing) this.reportDrops(w, this.now())
     if (this.idleWaiters.length > 0 && this.idle()) for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 
-  private async post(w: Webhook, d: Delivery): Promise<{ ok: true } | { ok: false; retry: boolean; reason: string; retryAfterMs?: number }> {
+  private async post(
+    w: Webhook,
+    d: Delivery,
+  ): Promise<{ ok: true } | { ok: false; retry: boolean; reason: string; retryAfterMs?: number }> {
     // Signed at each attempt, so that a retry carries a fresh timestamp and still passes a
     // receiver's replay window.
     const t = Math.floor(this.now() / 1000)

@@ -15,7 +15,8 @@ export type QueryClamp = ((search: string) => { search: string; clamped: string[
 export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp {
   const paths = Object.entries(caps).map(([k, cap]) => ({ path: configuredPath(k), cap }))
   const capOf = (key: string) => paths.find((p) => namesKey(key, p.path))?.cap
-  const within = (value: unknown, cap: number) => typeof value === 'string' && /^[0-9]{1,15}$/.test(value) && Number(value) >= 1 && Number(value) <= cap
+  const within = (value: unknown, cap: number) =>
+    typeof value === 'string' && /^[0-9]{1,15}$/.test(value) && Number(value) >= 1 && Number(value) <= cap
 
   const search = (text: string) => {
     if (text.length < 2) return null
@@ -44,7 +45,11 @@ export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp
       const cap = capOf(key)
       if (cap === undefined) continue
       const v = query[key]
-      query[key] = Array.isArray(v) ? v.map((x) => (within(x, cap) ? x : String(cap))) : within(v, cap) ? v : String(cap)
+      query[key] = Array.isArray(v)
+        ? v.map((x) => (within(x, cap) ? x : String(cap)))
+        : within(v, cap)
+          ? v
+          : String(cap)
     }
   }
 

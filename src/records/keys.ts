@@ -98,7 +98,11 @@ function put(root: Record<string, unknown>, path: readonly string[], value: stri
     const nextIsIndex = !last && /^\d*$/.test(path[i + 1] as string)
     if (Array.isArray(node)) {
       // An index segment: append (a fresh container, or the value).
-      const child: Record<string, unknown> | unknown[] | string = last ? value : nextIsIndex ? [] : (Object.create(null) as Record<string, unknown>)
+      const child: Record<string, unknown> | unknown[] | string = last
+        ? value
+        : nextIsIndex
+          ? []
+          : (Object.create(null) as Record<string, unknown>)
       node.push(child)
       if (last) return
       node = child as Record<string, unknown> | unknown[]
@@ -106,13 +110,22 @@ function put(root: Record<string, unknown>, path: readonly string[], value: stri
     }
     const existing: unknown = node[seg]
     if (last) {
-      node[seg] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : typeof existing === 'string' ? [existing, value] : existing
+      node[seg] =
+        existing === undefined
+          ? value
+          : Array.isArray(existing)
+            ? [...existing, value]
+            : typeof existing === 'string'
+              ? [existing, value]
+              : existing
       return
     }
     if (existing !== null && typeof existing === 'object') {
       node = existing as Record<string, unknown> | unknown[]
     } else {
-      const child: Record<string, unknown> | unknown[] = nextIsIndex ? [] : (Object.create(null) as Record<string, unknown>)
+      const child: Record<string, unknown> | unknown[] = nextIsIndex
+        ? []
+        : (Object.create(null) as Record<string, unknown>)
       node[seg] = child // a plain value here stays in the flat reading
       node = child
     }

@@ -8,13 +8,16 @@
 
 // C0 controls, DEL, C1 controls, and the Unicode bidi/line controls that reorder or break a
 // line as displayed (U+2028/9, U+200E/F, U+202A–E, U+2066–9).
+// eslint-disable-next-line no-control-regex -- escaping these is the point
 const UNPRINTABLE = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 
 /** Control and layout characters as `\xHH` / `\u{HHHH}` (nginx writes `\xHH` too). */
 export function printable(s: string): string {
   return s.replace(UNPRINTABLE, (c) => {
     const code = c.charCodeAt(0)
-    return code <= 0xff ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}` : `\\u{${code.toString(16).toUpperCase()}}`
+    return code <= 0xff
+      ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}`
+      : `\\u{${code.toString(16).toUpperCase()}}`
   })
 }
 
@@ -29,7 +32,11 @@ export function clip(s: string, n = 60): string {
 
 /** A YAML scalar: plain when that is unambiguous, else double-quoted (JSON's escapes are YAML's). */
 export function yamlString(s: string): string {
-  return /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(s) && !/^(true|false|yes|no|on|off|null|~|y|n)$/i.test(s) && !/^[0-9.]+$/.test(s) ? s : JSON.stringify(s)
+  return /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(s) &&
+    !/^(true|false|yes|no|on|off|null|~|y|n)$/i.test(s) &&
+    !/^[0-9.]+$/.test(s)
+    ? s
+    : JSON.stringify(s)
 }
 
 const HTML: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }

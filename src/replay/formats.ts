@@ -187,7 +187,20 @@ function unquote(s: string): string {
   return s.length >= 2 && s[0] === '"' && s[s.length - 1] === '"' ? unescapeLog(s.slice(1, -1)) : s
 }
 
-const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 }
+const MONTHS: Record<string, number> = {
+  Jan: 0,
+  Feb: 1,
+  Mar: 2,
+  Apr: 3,
+  May: 4,
+  Jun: 5,
+  Jul: 6,
+  Aug: 7,
+  Sep: 8,
+  Oct: 9,
+  Nov: 10,
+  Dec: 11,
+}
 const CLF_TIME = /^(\d{2})\/([A-Z][a-z]{2})\/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))? ([+-])(\d{2})(\d{2})$/
 
 /** `10/Oct/2000:13:55:36 -0700` (Apache %t, nginx $time_local) → ms since the epoch. */
@@ -307,7 +320,8 @@ function pick(o: Record<string, unknown>, names: readonly string[]): unknown {
     let v: unknown = o[name]
     if (v === undefined && name.includes('.')) {
       v = o
-      for (const part of name.split('.')) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined
+      for (const part of name.split('.'))
+        v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined
     }
     if (v !== undefined && v !== null) return v
   }
@@ -326,7 +340,8 @@ function present(v: string | undefined): string | undefined {
 
 /** Epoch seconds or milliseconds (number or numeric string), ISO 8601, or CLF time. */
 export function parseTime(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? (Math.abs(v) < 1e11 ? Math.round(v * 1000) : Math.round(v)) : undefined
+  if (typeof v === 'number')
+    return Number.isFinite(v) ? (Math.abs(v) < 1e11 ? Math.round(v * 1000) : Math.round(v)) : undefined
   if (typeof v !== 'string' || v === '') return undefined
   if (/^\d+(\.\d+)?$/.test(v)) return parseTime(Number(v))
   const clf = parseClfTime(v)

@@ -12,7 +12,10 @@ const NONE: ProgressBar = { update: () => undefined, done: () => undefined }
 /** `sizes`: bytes per input file (undefined for stdin), in replay order. */
 export function progressBar(stream: NodeJS.WriteStream, sizes: Map<string, number | undefined>): ProgressBar {
   if (!stream.isTTY) return NONE
-  const total = [...sizes.values()].reduce<number | undefined>((sum, s) => (sum === undefined || s === undefined ? undefined : sum + s), 0)
+  const total = [...sizes.values()].reduce<number | undefined>(
+    (sum, s) => (sum === undefined || s === undefined ? undefined : sum + s),
+    0,
+  )
   const before = new Map<string, number>()
   let acc = 0
   for (const [name, size] of sizes) {

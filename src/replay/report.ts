@@ -10,24 +10,59 @@ import { formatMs, type Limit } from '../engine/policy.js'
 import { html as esc } from './escape.js'
 import { histogram, type Bucket } from './histogram.js'
 import { rankingLimit, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
-import { formatSuggestionYaml, isoTime, type LimitSuggestion, type RouteSuggestion, type Suggestion } from './suggest.js'
+import {
+  formatSuggestionYaml,
+  isoTime,
+  type LimitSuggestion,
+  type RouteSuggestion,
+  type Suggestion,
+} from './suggest.js'
 import { cell } from './summary.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
 
-export function renderReport(r: ReplayResult, suggestion: Suggestion, options: { title?: string; top?: number; blocked?: number; config?: string } = {}): string {
+export function renderReport(
+  r: ReplayResult,
+  suggestion: Suggestion,
+  options: { title?: string; top?: number; blocked?: number; config?: string } = {},
+): string {
   const top = options.top ?? 20
   const span = r.from !== null && r.to !== null ? `${isoTime(r.from)} → ${isoTime(r.to)}` : 'no requests'
   const body: string[] = []
   body.push(`<h1>${esc(options.title ?? 'sluice replay')}</h1>`)
-  body.push(`<p class="meta">${n(r.lines)} lines · ${esc(span)} · evaluated as <b>enforce</b> (config mode: ${r.config.configuredMode})${options.config ? ` · config <code>${esc(options.config)}</code>` : ''}</p>`)
+  body.push(
+    `<p class="meta">${n(r.lines)} lines · ${esc(span)} · evaluated as <b>enforce</b> (config mode: ${r.config.configuredMode})${options.config ? ` · config <code>${esc(options.config)}</code>` : ''}</p>`,
+  )
   body.push('<table class="summary">')
-  body.push(row(['files', r.files.map((f) => `${f.name} (${f.format}${f.gzip ? ', gzip' : ''}, ${n(f.lines)} lines${f.error ? `, stopped: ${f.error}` : ''})`).join(', ')]))
-  body.push(row(['requests', `${n(r.requests)}: ${n(r.requests - r.passedThrough - r.rejected.count)} to sensitive routes, ${n(r.passedThrough)} passed through, ${n(r.rejected.count)} refused (400)`]))
+  body.push(
+    row([
+      'files',
+      r.files
+        .map(
+          (f) =>
+            `${f.name} (${f.format}${f.gzip ? ', gzip' : ''}, ${n(f.lines)} lines${f.error ? `, stopped: ${f.error}` : ''})`,
+        )
+        .join(', '),
+    ]),
+  )
+  body.push(
+    row([
+      'requests',
+      `${n(r.requests)}: ${n(r.requests - r.passedThrough - r.rejected.count)} to sensitive routes, ${n(r.passedThrough)} passed through, ${n(r.rejected.count)} refused (400)`,
+    ]),
+  )
   body.push(row(['blocked', `${n(r.blocked.count)} requests would have been blocked`]))
-  body.push(row(['bad lines', r.bad.count === 0 ? 'none' : `${n(r.bad.count)} skipped; first: ${r.bad.first.map((b) => `${b.file}:${b.line} ${b.reason}`).join(' · ')}`]))
+  body.push(
+    row([
+      'bad lines',
+      r.bad.count === 0
+        ? 'none'
+        : `${n(r.bad.count)} skipped; first: ${r.bad.first.map((b) => `${b.file}:${b.line} ${b.reason}`).join(' · ')}`,
+    ]),
+  )
   body.push('</table>')
-  if (r.warnings.length > 0) body.push(`<ul class="warnings">${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>`)
+  if (r.warnings.length > 0)
+    body.push(`<ul class="warnings">${r.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul>`)
 
   r.routes.forEach((s, i) => body.push(renderRoute(s, suggestion.routes[i] as RouteSuggestion, top)))
 
@@ -35,15 +70,34 @@ export function renderReport(r: ReplayResult, suggestion: Suggestion, options: {
   if (r.blocked.count === 0) body.push('<p>None.</p>')
   else {
     const shown = r.blocked.first.slice(0, options.blocked ?? 50)
-    body.push(`<p>${n(r.blocked.count)} in all${r.blocked.count > shown.length ? `; the first ${shown.length}` : ''}.</p>`)
-    body.push('<table class="data"><thead>' + row(['time', 'line', 'account', 'route', 'request', 'decision', 'limit'], 'th') + '</thead><tbody>')
-    for (const b of shown) body.push(row([isoTime(b.time), `${b.file}:${b.line}`, b.account, b.route, `${b.method} ${b.target}`, b.kind, b.limit ?? '']))
+    body.push(
+      `<p>${n(r.blocked.count)} in all${r.blocked.count > shown.length ? `; the first ${shown.length}` : ''}.</p>`,
+    )
+    body.push(
+      '<table class="data"><thead>' +
+        row(['time', 'line', 'account', 'route', 'request', 'decision', 'limit'], 'th') +
+        '</thead><tbody>',
+    )
+    for (const b of shown)
+      body.push(
+        row([
+          isoTime(b.time),
+          `${b.file}:${b.line}`,
+          b.account,
+          b.route,
+          `${b.method} ${b.target}`,
+          b.kind,
+          b.limit ?? '',
+        ]),
+      )
     body.push('</tbody></table>')
   }
   body.push('</section>')
 
   body.push('<section class="suggest"><h2>Suggested limits</h2>')
-  body.push('<p>From each account\'s highest count per window, likely scrapers left out; see docs/tuning.md for the method.</p>')
+  body.push(
+    "<p>From each account's highest count per window, likely scrapers left out; see docs/tuning.md for the method.</p>",
+  )
   body.push(`<pre>${formatSuggestionYaml(suggestion, r).split('\n').map(esc).join('\n')}</pre></section>`)
 
   return `<!doctype html>
@@ -67,18 +121,40 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
   const methods = route.methods ? [...route.methods].join(',') : 'ANY'
   const out: string[] = []
   out.push(`<section class="route${s.requestsOnly ? ' requests-only' : ''}" id="route-${esc(route.name)}">`)
-  out.push(`<h2>Route ${esc(route.name)} <code>${esc(methods)} ${esc(route.path)}</code>${s.requestsOnly ? ' <span class="badge">requests only</span>' : ''}</h2>`)
-  out.push(`<p class="meta">records: ${esc(route.recordSource)} · ${n(s.requests)} requests from ${n(s.accounts.size)} accounts · ${n(s.blocked)} blocked</p>`)
+  out.push(
+    `<h2>Route ${esc(route.name)} <code>${esc(methods)} ${esc(route.path)}</code>${s.requestsOnly ? ' <span class="badge">requests only</span>' : ''}</h2>`,
+  )
+  out.push(
+    `<p class="meta">records: ${esc(route.recordSource)} · ${n(s.requests)} requests from ${n(s.accounts.size)} accounts · ${n(s.blocked)} blocked</p>`,
+  )
   if (s.requestsOnly) {
-    out.push(`<p class="note">This route reads its records from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}. Access logs do not carry bodies, so only its requests were counted: its distinct-records limits were not replayed, and nothing here says whether they would have been crossed. Run it in shadow mode to measure them.</p>`)
+    out.push(
+      `<p class="note">This route reads its records from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}. Access logs do not carry bodies, so only its requests were counted: its distinct-records limits were not replayed, and nothing here says whether they would have been crossed. Run it in shadow mode to measure them.</p>`,
+    )
   }
-  out.push('<table class="data"><thead>' + row(['limit', 'accounts crossed', 'first crossed', 'by', 'counts then', 'requests decided', 'suggested'], 'th') + '</thead><tbody>')
+  out.push(
+    '<table class="data"><thead>' +
+      row(['limit', 'accounts crossed', 'first crossed', 'by', 'counts then', 'requests decided', 'suggested'], 'th') +
+      '</thead><tbody>',
+  )
   s.limits.forEach((l, i) => {
     const first = l.crossings[0]
     const ls = sug.limits[i]
     const suggested = ls?.suggested != null ? String(ls.suggested) : `kept (${ls?.kept ?? 'no data'})`
-    if (s.requestsOnly && l.limit.kind === 'distinctRecords') out.push(row([l.limit.label, 'n/a', '-', '', '', 'n/a', suggested]))
-    else out.push(row([l.limit.label, String(l.accounts), first ? isoTime(first.time) : '-', first?.account ?? '', first ? first.counts.join(' / ') : '', String(l.decided), suggested]))
+    if (s.requestsOnly && l.limit.kind === 'distinctRecords')
+      out.push(row([l.limit.label, 'n/a', '-', '', '', 'n/a', suggested]))
+    else
+      out.push(
+        row([
+          l.limit.label,
+          String(l.accounts),
+          first ? isoTime(first.time) : '-',
+          first?.account ?? '',
+          first ? first.counts.join(' / ') : '',
+          String(l.decided),
+          suggested,
+        ]),
+      )
   })
   out.push('</tbody></table>')
 
@@ -88,16 +164,32 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
     out.push('</div>')
 
     const rank = rankingLimit(s)
-    const heads = route.policy.limits.map((l) => `${formatMs(l.windowMs)} ${l.kind === 'requests' ? 'requests' : 'distinct'} (${l.max})`)
+    const heads = route.policy.limits.map(
+      (l) => `${formatMs(l.windowMs)} ${l.kind === 'requests' ? 'requests' : 'distinct'} (${l.max})`,
+    )
     out.push(`<h3>Top accounts${rank >= 0 ? ` by ${esc(heads[rank] ?? '')}` : ''}</h3>`)
     const scrapers = new Set(sug.scrapers.map((x) => x.account))
-    out.push('<table class="data"><thead>' + row(['account', 'requests', 'blocked', ...heads, 'first seen', 'last seen'], 'th') + '</thead><tbody>')
+    out.push(
+      '<table class="data"><thead>' +
+        row(['account', 'requests', 'blocked', ...heads, 'first seen', 'last seen'], 'th') +
+        '</thead><tbody>',
+    )
     for (const a of topAccounts(s, top)) {
-      const cells = [a.account + (scrapers.has(a.account) ? ' ⚑' : ''), String(a.requests), String(a.blocked), ...a.max.map((v, i) => cell(s, i, v)), isoTime(a.first), isoTime(a.last)]
+      const cells = [
+        a.account + (scrapers.has(a.account) ? ' ⚑' : ''),
+        String(a.requests),
+        String(a.blocked),
+        ...a.max.map((v, i) => cell(s, i, v)),
+        isoTime(a.first),
+        isoTime(a.last),
+      ]
       out.push(row(cells, 'td', scrapers.has(a.account) ? 'scraper' : undefined))
     }
     out.push('</tbody></table>')
-    if (sug.scrapers.length > 0) out.push(`<p class="note">⚑ likely scraper (${sug.scrapers.length} on this route): far above the other accounts, left out of the suggestion.</p>`)
+    if (sug.scrapers.length > 0)
+      out.push(
+        `<p class="note">⚑ likely scraper (${sug.scrapers.length} on this route): far above the other accounts, left out of the suggestion.</p>`,
+      )
   }
   out.push('</section>')
   return out.join('\n')
@@ -127,7 +219,12 @@ function renderFigure(s: RouteStats, sug: RouteSuggestion, steps: Limit[]): stri
   const buckets = histogram(values, top)
   const limitsText = steps.map((l) => `${l.max} → ${l.action}`).join(', ')
   const suggestedText = suggestions.map((x) => x.suggested ?? 'kept').join(', ')
-  return `<figure>${renderChart(buckets, s.route.name, steps, suggestions.map((x) => x.suggested))}<figcaption>Accounts by their highest ${what} in any ${formatMs(first.windowMs)} window (unconstrained: as if no limit had stopped them). Solid red lines: the limits (${esc(limitsText)}); dashed green: suggested (${esc(suggestedText)}).</figcaption></figure>`
+  return `<figure>${renderChart(
+    buckets,
+    s.route.name,
+    steps,
+    suggestions.map((x) => x.suggested),
+  )}<figcaption>Accounts by their highest ${what} in any ${formatMs(first.windowMs)} window (unconstrained: as if no limit had stopped them). Solid red lines: the limits (${esc(limitsText)}); dashed green: suggested (${esc(suggestedText)}).</figcaption></figure>`
 }
 
 const W = 640
@@ -140,7 +237,12 @@ const HEADROOM = 14
  * Accounts per bucket (log-scaled bars), with every step of one window's ladder and its
  * suggested value as vertical lines. Bars at or past the mildest step are red.
  */
-export function renderChart(buckets: Bucket[], route: string, steps: readonly Limit[], suggested: readonly (number | null)[]): string {
+export function renderChart(
+  buckets: Bucket[],
+  route: string,
+  steps: readonly Limit[],
+  suggested: readonly (number | null)[],
+): string {
   const first = steps[0] as Limit
   const plotW = W - M.left - M.right
   const plotH = H - M.top - M.bottom
@@ -157,26 +259,41 @@ export function renderChart(buckets: Bucket[], route: string, steps: readonly Li
   const kind = first.kind === 'requests' ? 'requests' : 'distinct records'
   const title = `${formatMs(first.windowMs)} ${kind}`
   const parts: string[] = []
-  parts.push(`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(`${route}: ${title}`)}" data-route="${esc(route)}" data-window="${formatMs(first.windowMs)}" data-kind="${first.kind}">`)
+  parts.push(
+    `<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(`${route}: ${title}`)}" data-route="${esc(route)}" data-window="${formatMs(first.windowMs)}" data-kind="${first.kind}">`,
+  )
   parts.push(`<text class="title" x="${M.left}" y="15">${esc(title)}</text>`)
   // y axis: 1, 10, 100 … accounts
   for (let t = 1; t <= maxCount; t *= 10) {
     const y = yOf(t).toFixed(1)
-    parts.push(`<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${y}" y2="${y}"/><text class="tick" x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${t}</text>`)
+    parts.push(
+      `<line class="grid" x1="${M.left}" x2="${W - M.right}" y1="${y}" y2="${y}"/><text class="tick" x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${t}</text>`,
+    )
   }
-  parts.push(`<text class="axis" transform="translate(12 ${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">accounts</text>`)
+  parts.push(
+    `<text class="axis" transform="translate(12 ${M.top + plotH / 2}) rotate(-90)" text-anchor="middle">accounts</text>`,
+  )
   buckets.forEach((b, i) => {
     const x = M.left + i * bw + 1
     const y = yOf(b.accounts)
     const over = b.low >= first.max
-    parts.push(`<rect class="bar${over ? ' over' : ''}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(M.top + plotH - y).toFixed(1)}"><title>${esc(b.label)}: ${b.accounts} account${b.accounts === 1 ? '' : 's'}</title></rect>`)
-    if (b.accounts > 0) parts.push(`<text class="count" x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle">${b.accounts}</text>`)
+    parts.push(
+      `<rect class="bar${over ? ' over' : ''}" x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(M.top + plotH - y).toFixed(1)}"><title>${esc(b.label)}: ${b.accounts} account${b.accounts === 1 ? '' : 's'}</title></rect>`,
+    )
+    if (b.accounts > 0)
+      parts.push(
+        `<text class="count" x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y - 3).toFixed(1)}" text-anchor="middle">${b.accounts}</text>`,
+      )
     const lx = (x + bw / 2 - 1).toFixed(1)
     const ly = M.top + plotH + 10
-    parts.push(`<text class="tick" x="${lx}" y="${ly}" text-anchor="end" transform="rotate(-35 ${lx} ${ly})">${esc(b.label)}</text>`)
+    parts.push(
+      `<text class="tick" x="${lx}" y="${ly}" text-anchor="end" transform="rotate(-35 ${lx} ${ly})">${esc(b.label)}</text>`,
+    )
   })
   parts.push(`<line class="axis-line" x1="${M.left}" x2="${W - M.right}" y1="${M.top + plotH}" y2="${M.top + plotH}"/>`)
-  parts.push(`<text class="axis" x="${M.left + plotW / 2}" y="${H - 4}" text-anchor="middle">highest ${kind} per ${formatMs(first.windowMs)} window</text>`)
+  parts.push(
+    `<text class="axis" x="${M.left + plotW / 2}" y="${H - 4}" text-anchor="middle">highest ${kind} per ${formatMs(first.windowMs)} window</text>`,
+  )
   // Labels stack down the plot, one row per line, so a ladder's close steps stay readable.
   let row = 0
   const line = (cls: string, v: number, label: string) => {

@@ -29,7 +29,10 @@ export interface SuggestOptions {
   z?: number
 }
 
-/** The smallest spread assumed on the ln(1 + v) scale: when most accounts look alike (MAD 0), a value must still be ~2.4× the median to stand out. */
+/**
+ * The smallest spread assumed on the ln(1 + v) scale: when most accounts look alike (MAD 0), a
+ * value must still be ~2.4× the median to stand out.
+ */
 const MIN_SPREAD = 0.25
 
 export interface LimitSuggestion {
@@ -77,7 +80,13 @@ export interface Suggestion {
 }
 
 export function suggestLimits(result: ReplayResult, options: SuggestOptions = {}): Suggestion {
-  const method = { percentile: options.percentile ?? 99.9, margin: options.margin ?? 2, floor: options.floor ?? 10, z: options.z ?? 3.5, minSpread: MIN_SPREAD }
+  const method = {
+    percentile: options.percentile ?? 99.9,
+    margin: options.margin ?? 2,
+    floor: options.floor ?? 10,
+    z: options.z ?? 3.5,
+    minSpread: MIN_SPREAD,
+  }
   const span = logSpanMs(result)
   return { method, routes: result.routes.map((s) => suggestRoute(s, method, span)) }
 }
@@ -105,14 +114,39 @@ function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): R
   const out: LimitSuggestion[] = limits.map((limit, li) => {
     const values = sorted[li] as Float64Array
     const n = values.length
-    const base: LimitSuggestion = { limit, current: limit.max, suggested: null, kept: null, accounts: n, percentileValue: null, honestMax: null, honestAbove: 0, capped: false, outlierAbove: cutoffs[li] ?? null, ladder: null }
+    const base: LimitSuggestion = {
+      limit,
+      current: limit.max,
+      suggested: null,
+      kept: null,
+      accounts: n,
+      percentileValue: null,
+      honestMax: null,
+      honestAbove: 0,
+      capped: false,
+      outlierAbove: cutoffs[li] ?? null,
+      ladder: null,
+    }
     if (n === 0) return { ...base, kept: 'no requests on this route in the log' }
-    if (unknown(limit)) return { ...base, kept: `records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response'}, which access logs do not carry` }
+    if (unknown(limit))
+      return {
+        ...base,
+        kept: `records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response'}, which access logs do not carry`,
+      }
     const p = values[Math.max(0, Math.ceil((m.percentile / 100) * n) - 1)] as number
-    const measured = { ...base, percentileValue: p, honestMax: values[n - 1] as number, capped: (values[n - 1] as number) > s.measureCap }
+    const measured = {
+      ...base,
+      percentileValue: p,
+      honestMax: values[n - 1] as number,
+      capped: (values[n - 1] as number) > s.measureCap,
+    }
     // A window the log does not fill holds less than it would in production: a threshold
     // drawn from it would catch honest users, so none is proposed.
-    if (limit.windowMs > spanMs) return { ...measured, kept: `the log covers ${formatSpan(spanMs)}, less than this ${formatMs(limit.windowMs)} window` }
+    if (limit.windowMs > spanMs)
+      return {
+        ...measured,
+        kept: `the log covers ${formatSpan(spanMs)}, less than this ${formatMs(limit.windowMs)} window`,
+      }
     return { ...measured, suggested: Math.max(m.floor, roundUp2(p * m.margin)) }
   })
 
@@ -126,9 +160,20 @@ function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): R
   }
 
   const scrapers: Scraper[] = [...flagged.entries()]
-    .map(([ai, on]) => ({ account: (accounts[ai] as (typeof accounts)[number]).account, values: [...(accounts[ai] as (typeof accounts)[number]).max], flaggedOn: on }))
+    .map(([ai, on]) => ({
+      account: (accounts[ai] as (typeof accounts)[number]).account,
+      values: [...(accounts[ai] as (typeof accounts)[number]).max],
+      flaggedOn: on,
+    }))
     .sort((a, b) => Math.max(...b.values) - Math.max(...a.values))
-  return { route: s.route.name, path: s.route.path, accounts: accounts.length, requestsOnly: s.requestsOnly, limits: out, scrapers }
+  return {
+    route: s.route.name,
+    path: s.route.path,
+    accounts: accounts.length,
+    requestsOnly: s.requestsOnly,
+    limits: out,
+    scrapers,
+  }
 }
 
 /**
@@ -141,12 +186,16 @@ function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): R
  * Only ever raises: each step stays above the honest percentile.
  */
 function keepLadders(steps: LimitSuggestion[]): void {
-  const order = [...steps].sort((a, b) => a.limit.windowMs - b.limit.windowMs || a.limit.severity - b.limit.severity || a.current - b.current)
+  const order = [...steps].sort(
+    (a, b) => a.limit.windowMs - b.limit.windowMs || a.limit.severity - b.limit.severity || a.current - b.current,
+  )
   for (const [j, step] of order.entries()) {
     if (step.suggested === null) continue
     for (const lower of order.slice(0, j)) {
       if (lower.limit.windowMs !== step.limit.windowMs || lower.suggested === null || lower.current <= 0) continue
-      const milder = lower.limit.severity < step.limit.severity || (lower.limit.severity === step.limit.severity && lower.current < step.current)
+      const milder =
+        lower.limit.severity < step.limit.severity ||
+        (lower.limit.severity === step.limit.severity && lower.current < step.current)
       if (!milder || step.current <= lower.current) continue
       const kept = roundUp2((lower.suggested * step.current) / lower.current)
       if (kept > step.suggested) {
@@ -187,23 +236,38 @@ export function roundUp2(v: number): number {
 export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): string {
   const m = s.method
   const lines: string[] = []
-  const span = result.from !== null && result.to !== null ? `${isoTime(result.from)} → ${isoTime(result.to)} (${formatSpan(logSpanMs(result))})` : 'no requests'
+  const span =
+    result.from !== null && result.to !== null
+      ? `${isoTime(result.from)} → ${isoTime(result.to)} (${formatSpan(logSpanMs(result))})`
+      : 'no requests'
   lines.push(`# sluice suggest: ${result.requests.toLocaleString('en-US')} requests, ${span}`)
-  lines.push(`# threshold = max(${m.floor}, p${m.percentile} of honest accounts' highest count per window × ${m.margin}, rounded up to 2 significant figures);`)
+  lines.push(
+    `# threshold = max(${m.floor}, p${m.percentile} of honest accounts' highest count per window × ${m.margin}, rounded up to 2 significant figures);`,
+  )
   lines.push(`# a harsher step on the same window keeps its configured ratio to the milder one;`)
-  lines.push(`# likely scrapers (modified z-score > ${m.z} on a log scale) are left out of the percentile. See docs/tuning.md.`)
+  lines.push(
+    `# likely scrapers (modified z-score > ${m.z} on a log scale) are left out of the percentile. See docs/tuning.md.`,
+  )
   lines.push('routes:')
   for (const r of s.routes) {
-    lines.push(`  - name: ${yamlString(r.route)}    # ${printable(r.path)} · ${r.accounts} account${r.accounts === 1 ? '' : 's'}`)
+    lines.push(
+      `  - name: ${yamlString(r.route)}    # ${printable(r.path)} · ${r.accounts} account${r.accounts === 1 ? '' : 's'}`,
+    )
     if (r.accounts === 0) lines.push('    # no traffic on this route in the log: keep the current limits')
-    if (r.requestsOnly) lines.push(`    # records come from the ${r.requestsOnly === 'body' ? 'request body' : 'response'}: access logs do not carry it, so requests only`)
+    if (r.requestsOnly)
+      lines.push(
+        `    # records come from the ${r.requestsOnly === 'body' ? 'request body' : 'response'}: access logs do not carry it, so requests only`,
+      )
     for (const sc of r.scrapers.slice(0, 10)) {
       // A ladder's steps share a window: one value each.
       const on = [...new Set(sc.flaggedOn.map((i) => `${shortLabel(r.limits[i]?.limit)} ${sc.values[i]}`))].join(', ')
       lines.push(`    # likely scraper: ${printable(sc.account)} (${on})`)
     }
     if (r.scrapers.length > 10) lines.push(`    # … and ${r.scrapers.length - 10} more likely scrapers`)
-    if (r.accounts > 0 && r.accounts < 30) lines.push(`    # only ${r.accounts} accounts: the percentile is the largest of them; replay a longer log if you can`)
+    if (r.accounts > 0 && r.accounts < 30)
+      lines.push(
+        `    # only ${r.accounts} accounts: the percentile is the largest of them; replay a longer log if you can`,
+      )
     lines.push('    limits:')
     for (const l of r.limits) {
       const value = l.suggested ?? l.current
@@ -215,9 +279,13 @@ export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): strin
 }
 
 function evidence(l: LimitSuggestion, r: RouteSuggestion, m: Suggestion['method']): string {
-  const measured = l.percentileValue === null ? '' : ` · p${m.percentile} ${l.percentileValue} of ${l.accounts} · max ${l.honestMax}`
+  const measured =
+    l.percentileValue === null ? '' : ` · p${m.percentile} ${l.percentileValue} of ${l.accounts} · max ${l.honestMax}`
   if (l.suggested === null) return `current value kept: ${l.kept ?? 'no data'}${measured}`
-  const ladder = l.ladder === null ? '' : ` · raised to keep ${l.current}/${r.limits[l.ladder]?.current} of the ${shortLabel(r.limits[l.ladder]?.limit)} step`
+  const ladder =
+    l.ladder === null
+      ? ''
+      : ` · raised to keep ${l.current}/${r.limits[l.ladder]?.current} of the ${shortLabel(r.limits[l.ladder]?.limit)} step`
   return `now ${l.current}${measured}${l.honestAbove > 0 ? ` · ${l.honestAbove} honest above` : ''}${ladder}${l.capped ? ' · values capped: raise --measure-cap' : ''}`
 }
 

@@ -13,7 +13,11 @@ export interface RouteMatch<R> {
 }
 
 /** First route (in config order) whose method and pattern match. */
-export function matchRoute<R extends MatchableRoute>(routes: readonly R[], method: string, matchPath: string): RouteMatch<R> | null {
+export function matchRoute<R extends MatchableRoute>(
+  routes: readonly R[],
+  method: string,
+  matchPath: string,
+): RouteMatch<R> | null {
   for (const route of routes) {
     if (route.methods !== null && !route.methods.has(method)) continue
     const m = route.pattern.regex.exec(matchPath)

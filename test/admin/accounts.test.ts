@@ -4,13 +4,15 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { AdminAction } from '../../src/admin/server.js'
 import { buildAdmin } from '../../src/admin/server.js'
 import { IncidentLog } from '../../src/admin/incidents.js'
-import { fingerprint } from '../../src/identity/credentials.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { accountPath, adminConfig, call, policiesOf, readAs, TOKEN } from './helpers.js'
 
-const CONFIG = adminConfig({ identity: '[ { type: header, name: x-user, trusted: true }, { type: basic } ]', disable: '1h' })
+const CONFIG = adminConfig({
+  identity: '[ { type: header, name: x-user, trusted: true }, { type: basic } ]',
+  disable: '1h',
+})
 
 let upstream: Upstream
 let proxy: RunningProxy
@@ -18,7 +20,8 @@ let admin: Awaited<ReturnType<typeof buildAdmin>>
 let url: string
 const actions: AdminAction[] = []
 
-const get = (user: string, path: string) => send(proxy.url, path, { headers: { 'x-user': user.replace(/^header:/, '') } })
+const get = (user: string, path: string) =>
+  send(proxy.url, path, { headers: { 'x-user': user.replace(/^header:/, '') } })
 const read = (user: string, route: 'contacts' | 'invoices', ids: number[]) => readAs(proxy.url, user, route, ids)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
@@ -132,7 +135,11 @@ describe('admin API: accounts', () => {
 
     const contact = await call(url, 'GET', '/accounts?route=contact')
     expect(contact.json.route).toBe('contact')
-    expect(contact.json.accounts.map((a: { account: string }) => a.account)).toEqual(['header:alice', 'header:bob', 'header:carol'])
+    expect(contact.json.accounts.map((a: { account: string }) => a.account)).toEqual([
+      'header:alice',
+      'header:bob',
+      'header:carol',
+    ])
     // Filtered by route, each account shows that route only.
     expect(contact.json.accounts[1].routes.map((r: { route: string }) => r.route)).toEqual(['contact'])
 
@@ -163,13 +170,42 @@ describe('admin API: accounts', () => {
         {
           route: 'contact',
           limits: [
-            { limit: 'contact#0', label: '10m distinctRecords 5 → disable', kind: 'distinctRecords', window: '10m', windowMs: 600_000, max: 5, action: 'disable', count: 3 },
-            { limit: 'contact#1', label: '1m requests 50 → throttle', kind: 'requests', window: '1m', windowMs: 60_000, max: 50, action: 'throttle', count: 4 },
+            {
+              limit: 'contact#0',
+              label: '10m distinctRecords 5 → disable',
+              kind: 'distinctRecords',
+              window: '10m',
+              windowMs: 600_000,
+              max: 5,
+              action: 'disable',
+              count: 3,
+            },
+            {
+              limit: 'contact#1',
+              label: '1m requests 50 → throttle',
+              kind: 'requests',
+              window: '1m',
+              windowMs: 60_000,
+              max: 50,
+              action: 'throttle',
+              count: 4,
+            },
           ],
         },
         {
           route: 'invoice',
-          limits: [{ limit: 'invoice#0', label: '10m distinctRecords 10 → throttle', kind: 'distinctRecords', window: '10m', windowMs: 600_000, max: 10, action: 'throttle', count: 1 }],
+          limits: [
+            {
+              limit: 'invoice#0',
+              label: '10m distinctRecords 10 → throttle',
+              kind: 'distinctRecords',
+              window: '10m',
+              windowMs: 600_000,
+              max: 10,
+              action: 'throttle',
+              count: 1,
+            },
+          ],
         },
       ],
     })
@@ -189,13 +225,24 @@ describe('admin API: accounts', () => {
   })
 
   it('answers 404 for an account the store knows nothing about', async () => {
-    for (const [method, path] of [['GET', accountPath('header:nobody')], ['POST', accountPath('header:nobody', '/unlock')], ['POST', accountPath('header:nobody', '/reset')]] as const) {
+    for (const [method, path] of [
+      ['GET', accountPath('header:nobody')],
+      ['POST', accountPath('header:nobody', '/unlock')],
+      ['POST', accountPath('header:nobody', '/reset')],
+    ] as const) {
       const res = await call(url, method, path)
       expect(res.status).toBe(404)
       expect(res.type).toContain('application/problem+json')
-      expect(res.json).toMatchObject({ status: 404, code: 'SLUICE_ERR_ADMIN_NOT_FOUND', detail: expect.stringContaining('"header:nobody"') })
+      expect(res.json).toMatchObject({
+        status: 404,
+        code: 'SLUICE_ERR_ADMIN_NOT_FOUND',
+        detail: expect.stringContaining('"header:nobody"'),
+      })
     }
-    expect(actions.map((a) => [a.action, a.result])).toEqual([['unlock', 'not-found'], ['reset', 'not-found']])
+    expect(actions.map((a) => [a.action, a.result])).toEqual([
+      ['unlock', 'not-found'],
+      ['reset', 'not-found'],
+    ])
   })
 
   it('answers 400 with the reason for malformed input', async () => {
@@ -233,7 +280,16 @@ describe('admin API: accounts', () => {
     expect(res.json).toEqual({ account: 'header:mallory', unlocked: true, lifted: shown.json.disabled })
     // Counts stay (unlock is not reset): a record already read is served, a new one crosses again.
     expect(await read('header:mallory', 'contacts', [3, 9])).toEqual([200, 403])
-    expect(actions).toEqual([{ action: 'unlock', account: 'header:mallory', result: 'unlocked', lifted: shown.json.disabled, remoteAddress: '127.0.0.1', time: expect.any(Number) }])
+    expect(actions).toEqual([
+      {
+        action: 'unlock',
+        account: 'header:mallory',
+        result: 'unlocked',
+        lifted: shown.json.disabled,
+        remoteAddress: '127.0.0.1',
+        time: expect.any(Number),
+      },
+    ])
 
     await call(url, 'POST', accountPath('header:mallory', '/unlock'))
     await call(url, 'POST', accountPath('header:mallory', '/unlock'))
@@ -247,7 +303,12 @@ describe('admin API: accounts', () => {
     await read('header:bob', 'invoices', range(1, 4))
     const one = await call(url, 'POST', `${accountPath('header:bob', '/reset')}?route=invoice`)
     expect(one.status).toBe(200)
-    expect(one.json).toEqual({ account: 'header:bob', route: 'invoice', reset: true, lifted: [{ mode: 'enforce', until: expect.any(String) }] })
+    expect(one.json).toEqual({
+      account: 'header:bob',
+      route: 'invoice',
+      reset: true,
+      lifted: [{ mode: 'enforce', until: expect.any(String) }],
+    })
     const after = await call(url, 'GET', accountPath('header:bob'))
     expect(after.json.disabled).toEqual([])
     expect(after.json.routes.map((r: { route: string }) => r.route)).toEqual(['contact'])
@@ -267,6 +328,10 @@ describe('admin API: accounts', () => {
   it('lists disabled accounts with their state', async () => {
     await read('header:mallory', 'contacts', range(1, 6))
     const list = await call(url, 'GET', '/accounts')
-    expect(list.json.accounts[0]).toMatchObject({ account: 'header:mallory', pressure: 1, disabled: [{ mode: 'enforce' }] })
+    expect(list.json.accounts[0]).toMatchObject({
+      account: 'header:mallory',
+      pressure: 1,
+      disabled: [{ mode: 'enforce' }],
+    })
   })
 })

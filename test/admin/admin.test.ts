@@ -13,7 +13,8 @@ let adminUrl: string
 
 beforeAll(async () => {
   upstream = await startUpstream()
-  proxy = await startProxy(`
+  proxy = await startProxy(
+    `
 version: 1
 upstream: { url: UPSTREAM }
 identity: [ { type: basic } ]
@@ -22,7 +23,9 @@ routes:
     path: /api/contacts/:id
     records: { param: id }
     limits: [ { window: 1m, distinctRecords: 2, action: throttle } ]
-`, { upstream: upstream.url })
+`,
+    { upstream: upstream.url },
+  )
   admin = await buildAdmin({ token: TOKEN, metrics: proxy.app.sluice.metrics, store: proxy.app.sluice.store })
   adminUrl = await admin.listen({ host: '127.0.0.1', port: 0 })
 })
@@ -41,7 +44,12 @@ describe('admin listener', () => {
   })
 
   it('refuses /metrics without or with a wrong token, and leaks nothing', async () => {
-    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer nope' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: 'Bearer nope' },
+      { authorization: `Bearer ${TOKEN}x` },
+      { authorization: TOKEN },
+    ]) {
       const res = await fetch(`${adminUrl}/metrics`, { headers })
       expect(res.status).toBe(401)
       expect(await res.text()).not.toContain('sluice_')

@@ -23,13 +23,38 @@ const read = (user: string, route: string, ids: number[]) => readAs(proxy.url, u
 beforeAll(async () => {
   upstream = await startUpstream()
   proxy = await startProxy(CONFIG, { upstream: upstream.url })
-  admin = await buildAdmin({ token: TOKEN, metrics: proxy.app.sluice.metrics, store: proxy.app.sluice.store, policies: policiesOf(CONFIG), incidents })
+  admin = await buildAdmin({
+    token: TOKEN,
+    metrics: proxy.app.sluice.metrics,
+    store: proxy.app.sluice.store,
+    policies: policiesOf(CONFIG),
+    incidents,
+  })
   url = await admin.listen({ host: '127.0.0.1', port: 0 })
   await read('header:mallory', 'contacts', [1, 2, 3, 4, 5, 6])
   await read('header:bob', 'invoices', [1, 2, 3, 4, 5, 6, 7, 8, 9])
   await read('header:bob', 'contacts', [1])
-  incidents.record({ time: Date.parse('2024-05-01T11:00:00Z'), account: 'header:\u001b[31mred', route: 'contact', limit: null, action: null, decision: 'disabled', counts: {}, shadow: true })
-  incidents.record({ time: Date.parse('2024-05-01T12:00:00Z'), account: 'header:mallory', route: 'contact', limit: '10m distinctRecords 5 → disable', action: 'disable', decision: 'disable', counts: { '10m distinctRecords 5 → disable': 6, '1m requests 50 → throttle': 6 }, shadow: false, clientIp: '10.0.0.7' })
+  incidents.record({
+    time: Date.parse('2024-05-01T11:00:00Z'),
+    account: 'header:\u001b[31mred',
+    route: 'contact',
+    limit: null,
+    action: null,
+    decision: 'disabled',
+    counts: {},
+    shadow: true,
+  })
+  incidents.record({
+    time: Date.parse('2024-05-01T12:00:00Z'),
+    account: 'header:mallory',
+    route: 'contact',
+    limit: '10m distinctRecords 5 → disable',
+    action: 'disable',
+    decision: 'disable',
+    counts: { '10m distinctRecords 5 → disable': 6, '1m requests 50 → throttle': 6 },
+    shadow: false,
+    clientIp: '10.0.0.7',
+  })
 })
 afterAll(async () => {
   await admin.close()
@@ -53,16 +78,20 @@ describe('sluice accounts', () => {
     expect(res.stderr).toBe('')
     const lines = res.stdout.split('\n')
     expect(lines[0]).toMatch(/^ACCOUNT\s+PRESSURE\s+DISABLED\s+ROUTE\s+COUNTS$/)
-    expect(lines[1]).toMatch(/^header:mallory\s+100%\s+enforce, until unlocked\s+contact\s+5\/5 records\/10m, 6\/50 requests\/1m$/)
+    expect(lines[1]).toMatch(
+      /^header:mallory\s+100%\s+enforce, until unlocked\s+contact\s+5\/5 records\/10m, 6\/50 requests\/1m$/,
+    )
     expect(lines[2]).toMatch(/^header:bob\s+90%\s+-\s+contact\s+1\/5 records\/10m, 1\/50 requests\/1m$/)
     expect(lines[3]).toMatch(/^\s+invoice\s+9\/10 records\/10m$/)
     // Columns line up: every row's ROUTE starts where the header's does.
     const at = (lines[0] as string).indexOf('ROUTE')
     for (const line of lines.slice(1, 4)) expect(line.slice(at)).toMatch(/^(contact|invoice) /)
-    expect(res.stdout).toMatch(/\n\n2 accounts by distinct records, all routes \(2 with counts\); pressure = highest count \/ limit; at \d{4}-/)
+    expect(res.stdout).toMatch(
+      /\n\n2 accounts by distinct records, all routes \(2 with counts\); pressure = highest count \/ limit; at \d{4}-/,
+    )
   })
 
-  it('list --route, --by, --limit and --json (the API\'s JSON as is)', async () => {
+  it("list --route, --by, --limit and --json (the API's JSON as is)", async () => {
     const res = await run('accounts', 'list', ...auth(), '--route', 'invoice', '--json')
     expect(res.code).toBe(0)
     const api = await call(url, 'GET', '/accounts?by=distinct&limit=20&route=invoice')
@@ -83,19 +112,27 @@ describe('sluice accounts', () => {
     expect(res.stdout).toMatch(/\ninvoice\s+10m\s+distinct records\s+9\s+10\s+90%\s+throttle$/)
   })
 
-  it('show of an unknown account: the API\'s reason on stderr, exit 1', async () => {
+  it("show of an unknown account: the API's reason on stderr, exit 1", async () => {
     const res = await run('accounts', 'show', 'header:nobody', ...auth())
     expect(res.code).toBe(1)
     expect(res.stdout).toBe('')
-    expect(res.stderr).toMatch(/^sluice: the store holds nothing for account "header:nobody" .*\(SLUICE_ERR_ADMIN_NOT_FOUND\)$/)
+    expect(res.stderr).toMatch(
+      /^sluice: the store holds nothing for account "header:nobody" .*\(SLUICE_ERR_ADMIN_NOT_FOUND\)$/,
+    )
   })
 
   it('unlock and reset say what they did; the account is served again', async () => {
     expect(await read('header:mallory', 'contacts', [1])).toEqual([403])
     const unlock = await run('accounts', 'unlock', 'header:mallory', ...auth())
-    expect(unlock).toEqual({ code: 0, stdout: 'unlocked header:mallory (was disabled: enforce, until unlocked)', stderr: '' })
+    expect(unlock).toEqual({
+      code: 0,
+      stdout: 'unlocked header:mallory (was disabled: enforce, until unlocked)',
+      stderr: '',
+    })
     expect(await read('header:mallory', 'contacts', [1])).toEqual([200])
-    expect((await run('accounts', 'unlock', 'header:mallory', ...auth())).stdout).toBe('header:mallory was not disabled; nothing changed')
+    expect((await run('accounts', 'unlock', 'header:mallory', ...auth())).stdout).toBe(
+      'header:mallory was not disabled; nothing changed',
+    )
 
     const one = await run('accounts', 'reset', 'header:bob', '--route', 'invoice', ...auth())
     expect(one).toEqual({ code: 0, stdout: 'reset header:bob: counters of route invoice cleared', stderr: '' })
@@ -116,7 +153,9 @@ describe('sluice accounts', () => {
     const res = await run('accounts', 'list', '--url', url, '--token', 'wrong')
     expect(res.code).toBe(1)
     expect(res.stdout).toBe('')
-    expect(res.stderr).toBe(`sluice: the admin token was refused by ${url} (check SLUICE_ADMIN_TOKEN against admin.token in the config)`)
+    expect(res.stderr).toBe(
+      `sluice: the admin token was refused by ${url} (check SLUICE_ADMIN_TOKEN against admin.token in the config)`,
+    )
   })
 
   it('an unreachable URL: "cannot reach the admin API at …", exit 1', async () => {
@@ -137,12 +176,14 @@ describe('sluice accounts', () => {
 })
 
 describe('sluice incidents and reload', () => {
-  it('incidents prints a table, --json the API\'s answer', async () => {
+  it("incidents prints a table, --json the API's answer", async () => {
     const res = await run('incidents', ...auth())
     expect(res.code).toBe(0)
     const lines = res.stdout.split('\n')
     expect(lines[0]).toMatch(/^TIME\s+ACCOUNT\s+ROUTE\s+DECISION\s+LIMIT\s+COUNTS\s+CLIENT$/)
-    expect(lines[1]).toMatch(/^2024-05-01T12:00:00.000Z\s+header:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+6 \/ 6\s+10.0.0.7$/)
+    expect(lines[1]).toMatch(
+      /^2024-05-01T12:00:00.000Z\s+header:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+6 \/ 6\s+10.0.0.7$/,
+    )
     expect(res.stdout).toMatch(/\n\n2 shown, newest first; this instance keeps the last 100 \(2 since it started\)$/)
     // A terminal escape in an account id (a header value, a user name) is shown, not obeyed.
     expect(lines[2]).toMatch(/^2024-05-01T11:00:00.000Z\s+header:\\x1B\[31mred\s/)
@@ -152,15 +193,22 @@ describe('sluice incidents and reload', () => {
     expect((await run('incidents', ...auth(), '--account', 'header:bob')).stdout).toBe('no incidents')
   })
 
-  it('reload without a hook: the API\'s reason, exit 1', async () => {
+  it("reload without a hook: the API's reason, exit 1", async () => {
     const res = await run('reload', ...auth())
     expect(res.code).toBe(1)
-    expect(res.stderr).toMatch(/^sluice: this sluice cannot reload through the admin API .*\(SLUICE_ERR_ADMIN_RELOAD_UNSUPPORTED\)$/)
+    expect(res.stderr).toMatch(
+      /^sluice: this sluice cannot reload through the admin API .*\(SLUICE_ERR_ADMIN_RELOAD_UNSUPPORTED\)$/,
+    )
   })
 })
 
 describe('table', () => {
   it('pads every column but the last to its widest cell', () => {
-    expect(table([['A', 'BB', 'C'], ['aaa', 'b', 'c→d']])).toBe('A    BB  C\naaa  b   c→d')
+    expect(
+      table([
+        ['A', 'BB', 'C'],
+        ['aaa', 'b', 'c→d'],
+      ]),
+    ).toBe('A    BB  C\naaa  b   c→d')
   })
 })

@@ -13,8 +13,17 @@ export interface AdminResponse {
   json: any
 }
 
-export async function call(base: string, method: string, path: string, token: string | null = TOKEN, headers: Record<string, string> = {}): Promise<AdminResponse> {
-  const res = await fetch(`${base}${path}`, { method, headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...headers } })
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  token: string | null = TOKEN,
+  headers: Record<string, string> = {},
+): Promise<AdminResponse> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...headers },
+  })
   const text = await res.text()
   let json: unknown
   try {
@@ -26,7 +35,9 @@ export async function call(base: string, method: string, path: string, token: st
 }
 
 export function policiesOf(yaml: string): RoutePolicy[] {
-  return compileConfigText(yaml.replaceAll('UPSTREAM', 'http://127.0.0.1:1'), 'test.yaml', { env: {} }).routes.map((r) => r.policy)
+  return compileConfigText(yaml.replaceAll('UPSTREAM', 'http://127.0.0.1:1'), 'test.yaml', { env: {} }).routes.map(
+    (r) => r.policy,
+  )
 }
 
 /** `/accounts/<id>` with the id URL-encoded, as clients must. */
@@ -62,6 +73,9 @@ routes:
 /** GET /api/<route>/<id> for each id as `user` (the x-user header), one after another: the statuses. */
 export async function readAs(proxyUrl: string, user: string, route: string, ids: number[]): Promise<number[]> {
   const statuses: number[] = []
-  for (const id of ids) statuses.push((await send(proxyUrl, `/api/${route}/${id}`, { headers: { 'x-user': user.replace(/^header:/, '') } })).status)
+  for (const id of ids)
+    statuses.push(
+      (await send(proxyUrl, `/api/${route}/${id}`, { headers: { 'x-user': user.replace(/^header:/, '') } })).status,
+    )
   return statuses
 }

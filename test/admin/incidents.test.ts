@@ -11,7 +11,17 @@ import { call, TOKEN } from './helpers.js'
 const T0 = Date.parse('2024-05-01T12:00:00Z')
 
 function incident(i: number, account = `user:u${i % 3}`): Incident {
-  return { time: T0 + i * 60_000, account, route: 'contact', limit: '10m distinctRecords 5 → throttle', action: 'throttle', decision: 'throttle', counts: { '10m distinctRecords 5 → throttle': 6 }, shadow: false, clientIp: '10.0.0.1' }
+  return {
+    time: T0 + i * 60_000,
+    account,
+    route: 'contact',
+    limit: '10m distinctRecords 5 → throttle',
+    action: 'throttle',
+    decision: 'throttle',
+    counts: { '10m distinctRecords 5 → throttle': 6 },
+    shadow: false,
+    clientIp: '10.0.0.1',
+  }
 }
 
 const running: { close(): Promise<unknown> }[] = []
@@ -20,7 +30,12 @@ afterEach(async () => {
 })
 
 async function start(options: Partial<AdminOptions> = {}): Promise<string> {
-  const admin = await buildAdmin({ token: TOKEN, metrics: new Metrics(), store: new MemoryStore({ maxAccounts: 10 }), ...options })
+  const admin = await buildAdmin({
+    token: TOKEN,
+    metrics: new Metrics(),
+    store: new MemoryStore({ maxAccounts: 10 }),
+    ...options,
+  })
   running.push(admin)
   return admin.listen({ host: '127.0.0.1', port: 0 })
 }
@@ -44,7 +59,7 @@ describe('IncidentLog', () => {
     expect(log.list({ limit: 1, account: 'user:u1', since: T0 + 2 * 60_000 }).map((e) => e.seq)).toEqual([7])
   })
 
-  it('does not keep the caller\'s object (a later change does not rewrite history)', () => {
+  it("does not keep the caller's object (a later change does not rewrite history)", () => {
     const log = new IncidentLog(2)
     const e = incident(1)
     log.record(e)
@@ -52,7 +67,7 @@ describe('IncidentLog', () => {
     expect(log.list({ limit: 1 })[0]?.account).toBe('user:u1')
   })
 
-  it('is what the plugin\'s reporter records incidents into', () => {
+  it("is what the plugin's reporter records incidents into", () => {
     const sink: IncidentSink = new IncidentLog(1)
     sink.record({ ...incident(1), action: 'throttle', blocked: true })
     expect((sink as IncidentLog).list({ limit: 1 })[0]).toMatchObject({ blocked: true, seq: 1 })
@@ -74,12 +89,24 @@ describe('GET /incidents', () => {
     expect(all.json.recorded).toBe(8)
     expect(all.json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7, 6, 5, 4])
     expect(all.json.incidents[0]).toEqual({ ...incident(8), time: '2024-05-01T12:08:00.000Z', seq: 8 })
-    expect((await call(url, 'GET', '/incidents?account=user%3Au2')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 5])
-    expect((await call(url, 'GET', '/incidents?limit=2')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7])
+    expect(
+      (await call(url, 'GET', '/incidents?account=user%3Au2')).json.incidents.map((e: { seq: number }) => e.seq),
+    ).toEqual([8, 5])
+    expect((await call(url, 'GET', '/incidents?limit=2')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([
+      8, 7,
+    ])
     // since: a duration back from the admin clock, an ISO time, or epoch milliseconds.
-    expect((await call(url, 'GET', '/incidents?since=2m')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7])
-    expect((await call(url, 'GET', `/incidents?since=${new Date(T0 + 6 * 60_000).toISOString()}`)).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7, 6])
-    expect((await call(url, 'GET', `/incidents?since=${T0 + 8 * 60_000}`)).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8])
+    expect((await call(url, 'GET', '/incidents?since=2m')).json.incidents.map((e: { seq: number }) => e.seq)).toEqual([
+      8, 7,
+    ])
+    expect(
+      (await call(url, 'GET', `/incidents?since=${new Date(T0 + 6 * 60_000).toISOString()}`)).json.incidents.map(
+        (e: { seq: number }) => e.seq,
+      ),
+    ).toEqual([8, 7, 6])
+    expect(
+      (await call(url, 'GET', `/incidents?since=${T0 + 8 * 60_000}`)).json.incidents.map((e: { seq: number }) => e.seq),
+    ).toEqual([8])
   })
 
   it('is empty without an incident log', async () => {
@@ -98,7 +125,13 @@ describe('POST /reload', () => {
 
   it('reports a reload done, rejected (422 with the errors) or failed, as admin actions', async () => {
     const actions: AdminAction[] = []
-    const answers = [{ ok: true }, { ok: false, errors: ['sluice.yaml:3:5: SLUICE_ERR_CONFIG_SCHEMA at routes[0]: must have required property limits'] }]
+    const answers = [
+      { ok: true },
+      {
+        ok: false,
+        errors: ['sluice.yaml:3:5: SLUICE_ERR_CONFIG_SCHEMA at routes[0]: must have required property limits'],
+      },
+    ]
     let calls = 0
     const url = await start({
       reload: async () => {
@@ -112,7 +145,11 @@ describe('POST /reload', () => {
     expect(await call(url, 'POST', '/reload')).toMatchObject({ status: 200, json: { ok: true } })
     const rejected = await call(url, 'POST', '/reload')
     expect(rejected.status).toBe(422)
-    expect(rejected.json).toMatchObject({ code: 'SLUICE_ERR_ADMIN_RELOAD_REJECTED', detail: 'the new config is invalid (1 problem); the running config stays', errors: answers[1]?.errors })
+    expect(rejected.json).toMatchObject({
+      code: 'SLUICE_ERR_ADMIN_RELOAD_REJECTED',
+      detail: 'the new config is invalid (1 problem); the running config stays',
+      errors: answers[1]?.errors,
+    })
     const failed = await call(url, 'POST', '/reload')
     expect(failed.status).toBe(500)
     expect(failed.json.detail).toBe('reload failed: cannot read sluice.yaml; the running config stays')
@@ -124,7 +161,12 @@ describe('POST /reload', () => {
   })
 
   it('an onAdminAction that throws does not fail the action', async () => {
-    const url = await start({ reload: async () => ({ ok: true }), onAdminAction: () => { throw new Error('audit closed') } })
+    const url = await start({
+      reload: async () => ({ ok: true }),
+      onAdminAction: () => {
+        throw new Error('audit closed')
+      },
+    })
     expect((await call(url, 'POST', '/reload')).status).toBe(200)
   })
 })
@@ -134,15 +176,32 @@ describe('/readyz with the audit trail', () => {
   const audit = (a: AuditHealth) => ({ audit: () => a })
 
   it('ready while the sink writes, degraded (200) while it retries, 503 once it refuses entries', () => {
-    expect(readiness(store, audit({ healthy: true, backlog: 0 }))).toEqual({ code: 200, body: { status: 'ready', store: { type: 'memory', state: 'ok' }, audit: { state: 'ok', backlog: 0 } } })
-    expect(readiness(store, audit({ healthy: false, backlog: 42 }))).toEqual({ code: 200, body: { status: 'degraded', store: { type: 'memory', state: 'ok' }, audit: { state: 'retrying', backlog: 42 } } })
-    expect(readiness(store, audit({ healthy: false, backlog: 10_000, refusing: true }))).toEqual({ code: 503, body: { status: 'degraded', store: { type: 'memory', state: 'ok' }, audit: { state: 'refusing', backlog: 10_000 } } })
+    expect(readiness(store, audit({ healthy: true, backlog: 0 }))).toEqual({
+      code: 200,
+      body: { status: 'ready', store: { type: 'memory', state: 'ok' }, audit: { state: 'ok', backlog: 0 } },
+    })
+    expect(readiness(store, audit({ healthy: false, backlog: 42 }))).toEqual({
+      code: 200,
+      body: { status: 'degraded', store: { type: 'memory', state: 'ok' }, audit: { state: 'retrying', backlog: 42 } },
+    })
+    expect(readiness(store, audit({ healthy: false, backlog: 10_000, refusing: true }))).toEqual({
+      code: 503,
+      body: {
+        status: 'degraded',
+        store: { type: 'memory', state: 'ok' },
+        audit: { state: 'refusing', backlog: 10_000 },
+      },
+    })
   })
 
   it('is served unauthenticated with the audit state', async () => {
     const url = await start({ audit: () => ({ healthy: false, backlog: 7, refusing: true }) })
     const res = await call(url, 'GET', '/readyz', null)
     expect(res.status).toBe(503)
-    expect(res.json).toEqual({ status: 'degraded', store: { type: 'memory', state: 'ok' }, audit: { state: 'refusing', backlog: 7 } })
+    expect(res.json).toEqual({
+      status: 'degraded',
+      store: { type: 'memory', state: 'ok' },
+      audit: { state: 'refusing', backlog: 7 },
+    })
   })
 })

@@ -24,7 +24,9 @@ beforeAll(async () => {
   for (let i = 0; i < 12; i++) trail.append('decision', { account: 'mallory', i })
   await trail.close()
   const { readdirSync } = await import('node:fs')
-  rotated = readdirSync(dir).filter((n) => n !== 'audit.jsonl').map((n) => join(dir, n))
+  rotated = readdirSync(dir)
+    .filter((n) => n !== 'audit.jsonl')
+    .map((n) => join(dir, n))
 })
 
 const run = (...args: string[]): Promise<CliRun> => runCommand(registerAudit, args)
@@ -36,7 +38,11 @@ describe('sluice audit verify', () => {
     const res = await run('audit', 'verify', file, ...rotated, '--key-env', 'SLUICE_TEST_AUDIT_KEY')
     const lastHash = (JSON.parse(readFileSync(file, 'utf8').trim().split('\n').pop() ?? '') as { hash: string }).hash
     expect(res.code).toBe(0)
-    expect(res.stdout).toMatch(new RegExp(`^OK: \\d+ entries in ${rotated.length + 1} files, chain intact up to seq \\d+\\n  last hash ${lastHash} \\(${file.replace(/[.]/g, '\\.')}\\)`))
+    expect(res.stdout).toMatch(
+      new RegExp(
+        `^OK: \\d+ entries in ${rotated.length + 1} files, chain intact up to seq \\d+\\n  last hash ${lastHash} \\(${file.replace(/[.]/g, '\\.')}\\)`,
+      ),
+    )
   })
 
   it('prints the first broken entry and exits 1', async () => {
@@ -45,15 +51,27 @@ describe('sluice audit verify', () => {
     writeFileSync(copy, readFileSync(file, 'utf8').replace('"i":11', '"i":12'))
     const res = await run('audit', 'verify', copy, '--key-env', 'SLUICE_TEST_AUDIT_KEY')
     expect(res.code).toBe(1)
-    expect(res.stdout).toMatch(/^BROKEN: .*tampered\.jsonl:\d+ \(seq \d+\): hash mismatch: the entry was changed, or the key is wrong\n {2}\d+ entries before it verified, up to seq \d+/)
+    expect(res.stdout).toMatch(
+      /^BROKEN: .*tampered\.jsonl:\d+ \(seq \d+\): hash mismatch: the entry was changed, or the key is wrong\n {2}\d+ entries before it verified, up to seq \d+/,
+    )
     expect(res.stdout).toContain('note: the chain starts at seq')
   })
 
   it('names the missing rotated file and exits 1', async () => {
     process.env.SLUICE_TEST_AUDIT_KEY = 'secret-audit-key'
-    const res = await run('audit', 'verify', ...rotated.slice(0, 1), ...rotated.slice(2), file, '--key-env', 'SLUICE_TEST_AUDIT_KEY')
+    const res = await run(
+      'audit',
+      'verify',
+      ...rotated.slice(0, 1),
+      ...rotated.slice(2),
+      file,
+      '--key-env',
+      'SLUICE_TEST_AUDIT_KEY',
+    )
     expect(res.code).toBe(1)
-    expect(res.stdout).toMatch(/^BROKEN: .*:1 \(seq \d+\): gap: expected seq \d+ after .*, found \d+: a file is missing \(this file continues from audit\.jsonl\./)
+    expect(res.stdout).toMatch(
+      /^BROKEN: .*:1 \(seq \d+\): gap: expected seq \d+ after .*, found \d+: a file is missing \(this file continues from audit\.jsonl\./,
+    )
   })
 
   it('fails without the key of a keyed trail, and on a key variable that is not set', async () => {

@@ -1,7 +1,13 @@
 import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { AuditTrail, GENESIS_PREV, orderAuditFiles, verifyAudit, type AuditTrailOptions } from '../../src/audit/index.js'
+import {
+  AuditTrail,
+  GENESIS_PREV,
+  orderAuditFiles,
+  verifyAudit,
+  type AuditTrailOptions,
+} from '../../src/audit/index.js'
 import { flakyFs, recordingLogger, removeTempDirs, tempDir, until } from './helpers.js'
 
 afterAll(removeTempDirs)
@@ -14,7 +20,8 @@ const entries = (file: string) =>
 
 async function writeTrail(options: Partial<AuditTrailOptions> & { file: string }, n: number, type = 'decision') {
   const trail = await AuditTrail.open({ fsync: 'never', ...options })
-  for (let i = 0; i < n; i++) expect(trail.append(type, { account: `acct-${i % 3}`, route: 'contact', n: i })).toBe(true)
+  for (let i = 0; i < n; i++)
+    expect(trail.append(type, { account: `acct-${i % 3}`, route: 'contact', n: i })).toBe(true)
   await trail.close()
   return trail
 }
@@ -26,7 +33,14 @@ describe('AuditTrail', () => {
     const first = entries(file)
     expect(first).toHaveLength(11)
     expect(first[0]).toMatchObject({ seq: 1, type: 'genesis', prev: GENESIS_PREV, alg: 'sha256', format: 1 })
-    expect(first[1]).toMatchObject({ seq: 2, type: 'decision', account: 'acct-0', route: 'contact', n: 0, prev: first[0]?.hash })
+    expect(first[1]).toMatchObject({
+      seq: 2,
+      type: 'decision',
+      account: 'acct-0',
+      route: 'contact',
+      n: 0,
+      prev: first[0]?.hash,
+    })
     expect(Object.keys(first[1] ?? {})).toEqual(['seq', 'time', 'type', 'account', 'route', 'n', 'prev', 'hash'])
 
     const trail = await AuditTrail.open({ file })
@@ -49,7 +63,11 @@ describe('AuditTrail', () => {
     expect((await verifyAudit([file], 'k'.repeat(32))).ok).toBe(true)
 
     const noKey = await verifyAudit([file])
-    expect(noKey.firstProblem).toMatchObject({ line: 1, seq: 1, reason: expect.stringContaining('HMAC-keyed and no key was given') })
+    expect(noKey.firstProblem).toMatchObject({
+      line: 1,
+      seq: 1,
+      reason: expect.stringContaining('HMAC-keyed and no key was given'),
+    })
     const wrongKey = await verifyAudit([file], 'x'.repeat(32))
     expect(wrongKey.firstProblem).toMatchObject({ line: 1, reason: expect.stringContaining('key is wrong') })
     const keyForUnkeyed = join(tempDir(), 'plain.jsonl')
@@ -92,7 +110,9 @@ describe('AuditTrail', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'not-a-dir'), '')
     // A path under a file fails with ENOTDIR, even for root.
-    await expect(AuditTrail.open({ file: join(dir, 'not-a-dir', 'audit.jsonl') })).rejects.toMatchObject({ code: 'SLUICE_ERR_AUDIT_OPEN' })
+    await expect(AuditTrail.open({ file: join(dir, 'not-a-dir', 'audit.jsonl') })).rejects.toMatchObject({
+      code: 'SLUICE_ERR_AUDIT_OPEN',
+    })
   })
 })
 
@@ -110,7 +130,12 @@ describe('torn last line (a crash during a write)', () => {
     await trail.close()
     const lines = readFileSync(file, 'utf8').split('\n')
     expect(lines[4]).toBe('{"seq":5,"time":"2025-01-01T00:00:00.000Z","ty')
-    expect(JSON.parse(lines[5] ?? '')).toMatchObject({ seq: 5, type: 'recovered', discardedBytes: 46, discardedLines: 1 })
+    expect(JSON.parse(lines[5] ?? '')).toMatchObject({
+      seq: 5,
+      type: 'recovered',
+      discardedBytes: 46,
+      discardedLines: 1,
+    })
     expect(JSON.parse(lines[6] ?? '')).toMatchObject({ seq: 6, after: true })
     expect(log.lines.some((l) => l.level === 'error' && l.msg?.includes('torn line'))).toBe(true)
 
@@ -120,7 +145,10 @@ describe('torn last line (a crash during a write)', () => {
 
     // The acknowledged bytes are pinned by their hash: changing them is tampering.
     writeFileSync(file, readFileSync(file, 'utf8').replace('"ty\n', '"tz\n'))
-    expect((await verifyAudit([file])).firstProblem).toMatchObject({ line: 5, reason: expect.stringContaining('differ from what seq 5 acknowledges') })
+    expect((await verifyAudit([file])).firstProblem).toMatchObject({
+      line: 5,
+      reason: expect.stringContaining('differ from what seq 5 acknowledges'),
+    })
   })
 
   it('handles a file holding nothing but a torn first line', async () => {
@@ -152,11 +180,20 @@ describe('rotation', () => {
 
     const second = entries(all[1] as string)[0]
     const firstFile = entries(all[0] as string)
-    expect(second).toMatchObject({ type: 'rotated', previousFile: names.find((n) => all[0]?.endsWith(n)), previousSeq: firstFile.length, prev: firstFile[firstFile.length - 1]?.hash })
+    expect(second).toMatchObject({
+      type: 'rotated',
+      previousFile: names.find((n) => all[0]?.endsWith(n)),
+      previousSeq: firstFile.length,
+      prev: firstFile[firstFile.length - 1]?.hash,
+    })
 
     const withoutMiddle = all.filter((_, i) => i !== 1)
     const gap = await verifyAudit(withoutMiddle)
-    expect(gap.firstProblem).toMatchObject({ file: all[2], line: 1, reason: expect.stringMatching(/^gap: expected seq \d+ .*a file is missing/) })
+    expect(gap.firstProblem).toMatchObject({
+      file: all[2],
+      line: 1,
+      reason: expect.stringMatching(/^gap: expected seq \d+ .*a file is missing/),
+    })
 
     // The live file alone verifies, and says where it continues from.
     const alone = await verifyAudit([file])
@@ -173,7 +210,12 @@ describe('rotation', () => {
     await writeTrail({ file }, 1)
     const result = await verifyAudit(await orderAuditFiles(readdirSync(dir).map((n) => join(dir, n))))
     expect(result).toMatchObject({ ok: true, entries: 8 })
-    expect(entries(file)[0]).toMatchObject({ seq: 7, type: 'rotated', previousFile: 'audit.jsonl.2025-01-01T00-00-00-000Z', previousSeq: 6 })
+    expect(entries(file)[0]).toMatchObject({
+      seq: 7,
+      type: 'rotated',
+      previousFile: 'audit.jsonl.2025-01-01T00-00-00-000Z',
+      previousSeq: 6,
+    })
   })
 })
 
@@ -244,7 +286,10 @@ describe('a failing sink', () => {
     expect(trail.append('decision', { i: 'after' })).toBe(true)
     await trail.close()
     const all = entries(file)
-    expect(all.filter((e) => e.type === 'decision').map((e) => e.i)).toEqual([...Array.from({ length: 10 }, (_, i) => i), 'after'])
+    expect(all.filter((e) => e.type === 'decision').map((e) => e.i)).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => i),
+      'after',
+    ])
     expect(all.find((e) => e.type === 'dropped')).toMatchObject({ count: 5, since: expect.any(String) })
     expect((await verifyAudit([file])).ok).toBe(true)
   })
@@ -259,7 +304,9 @@ describe('a failing sink', () => {
     trail.append('decision', {})
     trail.append('decision', {})
     expect(await trail.close({ timeoutMs: 50 })).toEqual({ unwritten: 2 })
-    expect(log.lines.some((l) => l.level === 'error' && l.msg?.includes('2 accepted entries could not be written'))).toBe(true)
+    expect(
+      log.lines.some((l) => l.level === 'error' && l.msg?.includes('2 accepted entries could not be written')),
+    ).toBe(true)
     expect(trail.append('decision', {})).toBe(false)
   })
 

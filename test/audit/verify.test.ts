@@ -16,7 +16,13 @@ beforeAll(async () => {
   dir = tempDir()
   const file = join(dir, 'audit.jsonl')
   const trail = await AuditTrail.open({ file, key: KEY, fsync: 'never' })
-  trail.append('decision', { account: 'mallory', route: 'contact', action: 'throttle', counts: { requests: 41, distinctRecords: 21 }, records: pseudonymiseAll(KEY, ['7', '8']) })
+  trail.append('decision', {
+    account: 'mallory',
+    route: 'contact',
+    action: 'throttle',
+    counts: { requests: 41, distinctRecords: 21 },
+    records: pseudonymiseAll(KEY, ['7', '8']),
+  })
   trail.append('disable', { account: 'mallory', until: '2025-01-01T00:15:00.000Z', note: 'ünïcödé ✓' })
   trail.append('unlock', { account: 'mallory', by: 'admin' })
   trail.append('reload', { ok: true, changed: ['contact'] })
@@ -40,7 +46,11 @@ function lineOf(i: number): number {
 
 describe('verifyAudit', () => {
   it('accepts the untouched trail', async () => {
-    expect(await verifyAudit([variant('ok.jsonl', original)], KEY)).toMatchObject({ ok: true, entries: 5, last: { seq: 5 } })
+    expect(await verifyAudit([variant('ok.jsonl', original)], KEY)).toMatchObject({
+      ok: true,
+      entries: 5,
+      last: { seq: 5 },
+    })
   })
 
   it('detects a change to any single byte, and names its line', async () => {
@@ -66,36 +76,64 @@ describe('verifyAudit', () => {
 
   it('detects a deleted line', async () => {
     const file = variant('deleted.jsonl', [...lines.slice(0, 2), ...lines.slice(3), ''].join('\n'))
-    expect((await verifyAudit([file], KEY)).firstProblem).toMatchObject({ line: 3, seq: 4, reason: 'expected seq 3, found 4: 1 entry missing' })
+    expect((await verifyAudit([file], KEY)).firstProblem).toMatchObject({
+      line: 3,
+      seq: 4,
+      reason: 'expected seq 3, found 4: 1 entry missing',
+    })
   })
 
   it('detects deleted first lines', async () => {
     const file = variant('headless.jsonl', [...lines.slice(2), ''].join('\n'))
-    expect((await verifyAudit([file], KEY)).firstProblem).toMatchObject({ line: 1, seq: 3, reason: expect.stringContaining('starts neither with a genesis') })
+    expect((await verifyAudit([file], KEY)).firstProblem).toMatchObject({
+      line: 1,
+      seq: 3,
+      reason: expect.stringContaining('starts neither with a genesis'),
+    })
   })
 
   it('detects two reordered lines', async () => {
     const swapped = [lines[0], lines[1], lines[3], lines[2], lines[4], '']
-    expect((await verifyAudit([variant('swapped.jsonl', swapped.join('\n'))], KEY)).firstProblem).toMatchObject({ line: 3, seq: 4, reason: expect.stringContaining('expected seq 3, found 4') })
+    expect((await verifyAudit([variant('swapped.jsonl', swapped.join('\n'))], KEY)).firstProblem).toMatchObject({
+      line: 3,
+      seq: 4,
+      reason: expect.stringContaining('expected seq 3, found 4'),
+    })
   })
 
   it('detects a repeated line', async () => {
     const repeated = [...lines.slice(0, 3), lines[2], ...lines.slice(3), '']
-    expect((await verifyAudit([variant('repeated.jsonl', repeated.join('\n'))], KEY)).firstProblem).toMatchObject({ line: 4, reason: expect.stringContaining('reordered or repeated') })
+    expect((await verifyAudit([variant('repeated.jsonl', repeated.join('\n'))], KEY)).firstProblem).toMatchObject({
+      line: 4,
+      reason: expect.stringContaining('reordered or repeated'),
+    })
   })
 
   it('detects a truncated tail and a garbage line', async () => {
     const cut = await verifyAudit([variant('cut.jsonl', original.subarray(0, original.length - 10))], KEY)
     expect(cut.firstProblem).toMatchObject({ line: 5, seq: 5, reason: expect.stringContaining('no newline') })
-    const garbage = await verifyAudit([variant('garbage.jsonl', [lines[0], 'hello', ...lines.slice(1), ''].join('\n'))], KEY)
+    const garbage = await verifyAudit(
+      [variant('garbage.jsonl', [lines[0], 'hello', ...lines.slice(1), ''].join('\n'))],
+      KEY,
+    )
     expect(garbage.firstProblem).toMatchObject({ line: 2, reason: 'not valid JSON' })
-    const trailing = await verifyAudit([variant('trailing.jsonl', Buffer.concat([original, Buffer.from('{"a":1}\n')]))], KEY)
-    expect(trailing.firstProblem).toMatchObject({ line: 6, seq: 6, reason: expect.stringContaining('no entry after it') })
+    const trailing = await verifyAudit(
+      [variant('trailing.jsonl', Buffer.concat([original, Buffer.from('{"a":1}\n')]))],
+      KEY,
+    )
+    expect(trailing.firstProblem).toMatchObject({
+      line: 6,
+      seq: 6,
+      reason: expect.stringContaining('no entry after it'),
+    })
   })
 
   it('detects a re-serialised but equal entry (spaces, escapes)', async () => {
     const spaced = lines.map((l, i) => (i === 1 ? JSON.stringify(JSON.parse(l), null, 1).replace(/\n/g, '') : l))
-    expect((await verifyAudit([variant('spaced.jsonl', [...spaced, ''].join('\n'))], KEY)).firstProblem).toMatchObject({ line: 2, reason: expect.stringContaining('bytes of the line differ') })
+    expect((await verifyAudit([variant('spaced.jsonl', [...spaced, ''].join('\n'))], KEY)).firstProblem).toMatchObject({
+      line: 2,
+      reason: expect.stringContaining('bytes of the line differ'),
+    })
   })
 
   it('detects a recomputed chain when the trail is keyed', async () => {
@@ -111,12 +149,19 @@ describe('verifyAudit', () => {
       prev = e.hash as string
       return JSON.stringify(e)
     })
-    expect((await verifyAudit([variant('forged.jsonl', [...forged, ''].join('\n'))], KEY)).firstProblem).toMatchObject({ line: 1 })
+    expect((await verifyAudit([variant('forged.jsonl', [...forged, ''].join('\n'))], KEY)).firstProblem).toMatchObject({
+      line: 1,
+    })
   })
 
   it('reports a missing or empty file', async () => {
-    expect((await verifyAudit([join(dir, 'nope.jsonl')], KEY)).firstProblem).toMatchObject({ line: 0, reason: expect.stringContaining('ENOENT') })
-    expect((await verifyAudit([variant('empty.jsonl', '')], KEY)).firstProblem).toMatchObject({ reason: 'the file has no entries' })
+    expect((await verifyAudit([join(dir, 'nope.jsonl')], KEY)).firstProblem).toMatchObject({
+      line: 0,
+      reason: expect.stringContaining('ENOENT'),
+    })
+    expect((await verifyAudit([variant('empty.jsonl', '')], KEY)).firstProblem).toMatchObject({
+      reason: 'the file has no entries',
+    })
   })
 })
 

@@ -57,19 +57,30 @@ afterAll(async () => {
   await app?.close()
 })
 
-const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
+const basic = (user: string, password: string) => ({
+  authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+})
 async function get(path: string, headers: Record<string, string> = {}): Promise<number> {
   const res = await fetch(`${proxy.url}${path}`, { headers })
   await res.arrayBuffer()
   return res.status
 }
 async function post(path: string, body: string, type: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await fetch(`${proxy.url}${path}`, { method: 'POST', body, headers: { 'content-type': type, ...headers }, redirect: 'manual' })
+  const res = await fetch(`${proxy.url}${path}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': type, ...headers },
+    redirect: 'manual',
+  })
   await res.arrayBuffer()
   return res.status
 }
 async function login(query: string, body: string): Promise<string | undefined> {
-  const res = await fetch(`${proxy.url}/login${query}`, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } })
+  const res = await fetch(`${proxy.url}/login${query}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  })
   await res.arrayBuffer()
   return /JSESSIONID=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')?.[1]
 }
@@ -77,7 +88,19 @@ async function login(query: string, body: string): Promise<string | undefined> {
 describe('query keys as qs, PHP and servlets read them', () => {
   it('every spelling of the record key counts: the upstream serves at most the limit', async () => {
     const who = basic('bob', USERS.bob as string)
-    const spellings = ['id=1', 'id=2', 'ID=3', '[id]=4', '%5Bid%5D=5', '[id][]=6', 'id[0]=7', 'Id[]=8', 'x=1;id=9', '%20id=10', 'id%00x=11']
+    const spellings = [
+      'id=1',
+      'id=2',
+      'ID=3',
+      '[id]=4',
+      '%5Bid%5D=5',
+      '[id][]=6',
+      'id[0]=7',
+      'Id[]=8',
+      'x=1;id=9',
+      '%20id=10',
+      'id%00x=11',
+    ]
     const statuses = []
     for (const s of spellings) statuses.push(await get(`/api/contacts?${s}`, who))
     expect(statuses.slice(0, 5)).toEqual([200, 200, 200, 200, 200])
@@ -86,7 +109,16 @@ describe('query keys as qs, PHP and servlets read them', () => {
   })
 
   it('clampQuery holds for every spelling of the key', async () => {
-    for (const q of ['[_limit]=1000', '_LIMIT=1000', '_limit[]=1000', 'x=1;pageSize=1000', '%5BpageSize%5D=1000', 'pageSize=1e3', 'pagesize=+1000', '[pageSize][]=1000']) {
+    for (const q of [
+      '[_limit]=1000',
+      '_LIMIT=1000',
+      '_limit[]=1000',
+      'x=1;pageSize=1000',
+      '%5BpageSize%5D=1000',
+      'pageSize=1e3',
+      'pagesize=+1000',
+      '[pageSize][]=1000',
+    ]) {
       expect(await get(`/api/contacts?${q}`)).toBe(200)
       expect(app.largestPage).toBeLessThanOrEqual(10)
     }
@@ -97,13 +129,43 @@ describe('bodies as the upstream may read them', () => {
   it('JSON sent as a form, bracket-keyed forms and long ids all count', async () => {
     const ids = (n: number) => Array.from({ length: n }, (_, i) => 100 + i)
     // JSON labelled as a form (PHP reads php://input as JSON whatever the type).
-    expect(await post('/api/contacts/batch', JSON.stringify({ ids: ids(6) }), 'application/x-www-form-urlencoded', basic('alice', USERS.alice as string))).toBe(429)
+    expect(
+      await post(
+        '/api/contacts/batch',
+        JSON.stringify({ ids: ids(6) }),
+        'application/x-www-form-urlencoded',
+        basic('alice', USERS.alice as string),
+      ),
+    ).toBe(429)
     // Extended form keys: [ids][]=…
-    expect(await post('/api/contacts/batch', ids(6).map((i) => `[ids][]=${i}`).join('&'), 'application/x-www-form-urlencoded', basic('alice', USERS.alice as string))).toBe(429)
+    expect(
+      await post(
+        '/api/contacts/batch',
+        ids(6)
+          .map((i) => `[ids][]=${i}`)
+          .join('&'),
+        'application/x-www-form-urlencoded',
+        basic('alice', USERS.alice as string),
+      ),
+    ).toBe(429)
     // Six distinct 20-digit ids that JSON.parse rounds to one or two.
-    expect(await post('/api/contacts/batch', `{"ids":[${[1, 2, 3, 4, 5, 6].map(BIG).join(',')}]}`, 'application/json', basic('alice', USERS.alice as string))).toBe(429)
+    expect(
+      await post(
+        '/api/contacts/batch',
+        `{"ids":[${[1, 2, 3, 4, 5, 6].map(BIG).join(',')}]}`,
+        'application/json',
+        basic('alice', USERS.alice as string),
+      ),
+    ).toBe(429)
     // Duplicate keys: the upstream may read either member.
-    expect(await post('/api/contacts/batch', '{"ids":[1,2,3],"ids":[4,5,6]}', 'application/json', basic('alice', USERS.alice as string))).toBe(429)
+    expect(
+      await post(
+        '/api/contacts/batch',
+        '{"ids":[1,2,3],"ids":[4,5,6]}',
+        'application/json',
+        basic('alice', USERS.alice as string),
+      ),
+    ).toBe(429)
     expect(servedTo(app, 'alice')).toBe(0)
   })
 
@@ -133,17 +195,22 @@ describe('logins and sessions', () => {
   it('a login with the user name only in the query binds; spellings of the user share one budget', async () => {
     const first = await login(`?username=BOB&password=${USERS.bob}`, '')
     const second = await login('', `username=%20bob&password=${USERS.bob}`)
-    expect(proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound' && l.account === 'user:bob').length).toBeGreaterThanOrEqual(2)
+    expect(
+      proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound' && l.account === 'user:bob')
+        .length,
+    ).toBeGreaterThanOrEqual(2)
     // bob spent 5 in the first test (Basic): the user's session budget is separate from basic:, so count here afresh.
     const statuses = []
-    for (let id = 300; id < 306; id++) statuses.push(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${id % 2 ? first : second}` }))
+    for (let id = 300; id < 306; id++)
+      statuses.push(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${id % 2 ? first : second}` }))
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
   })
 
   it('cookie spellings, URL sessions and an ignored logout give no fresh budget', async () => {
     const sid = (await login('', `username=mallory&password=${USERS.mallory}`)) as string
     // mallory (user:mallory) is bound; spend the budget.
-    for (let id = 400; id < 405; id++) expect(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${sid}` })).toBe(200)
+    for (let id = 400; id < 405; id++)
+      expect(await get(`/api/contacts/${id}`, { cookie: `JSESSIONID=${sid}` })).toBe(200)
     const encoded = [...sid].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')
     expect(await get('/api/contacts/405', { cookie: `JSESSIONID=${encoded}` })).toBe(429)
     expect(await get('/api/contacts/406', { cookie: `jsessionid=${sid}` })).toBe(429)
@@ -154,7 +221,8 @@ describe('logins and sessions', () => {
 
   it('Basic users are one account however the name is spelled', async () => {
     const statuses = []
-    for (const [i, u] of ['carol', 'CAROL', ' carol', 'ｃａｒｏｌ', 'Carol', 'carol'].entries()) statuses.push(await get(`/api/contacts/${500 + i}`, basic(u, 'any-password')))
+    for (const [i, u] of ['carol', 'CAROL', ' carol', 'ｃａｒｏｌ', 'Carol', 'carol'].entries())
+      statuses.push(await get(`/api/contacts/${500 + i}`, basic(u, 'any-password')))
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
   })
 })
@@ -164,7 +232,10 @@ describe('store churn through the proxy', () => {
     const victim = basic('alice', USERS.alice as string)
     expect(await get(`/api/contacts?id=${[1, 2, 3, 4, 5, 6, 7, 8, 9].join(',')}`, victim)).toBe(403)
     expect(await get('/api/contacts/600', victim)).toBe(403)
-    for (let i = 0; i < 300; i++) await get(`/api/contacts?id=${[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => n + i * 10).join(',')}`, { cookie: `JSESSIONID=flood-${i}` })
+    for (let i = 0; i < 300; i++)
+      await get(`/api/contacts?id=${[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => n + i * 10).join(',')}`, {
+        cookie: `JSESSIONID=flood-${i}`,
+      })
     expect(await get('/api/contacts/1', victim)).toBe(403)
   })
 })
@@ -173,7 +244,10 @@ describe('one request must not stall everyone', () => {
   it('a body naming more ids than records.maxIds is refused (413) and others are served meanwhile', async () => {
     const huge = `{"ids":[${Array.from({ length: 200_000 }, (_, i) => i).join(',')}]}`
     // (bob is tracked: newcomers would share the disabled overflow key of the flood above.)
-    const [big, other] = await Promise.all([post('/api/contacts/batch', huge, 'application/json'), get('/api/contacts/700', basic('bob', USERS.bob as string))])
+    const [big, other] = await Promise.all([
+      post('/api/contacts/batch', huge, 'application/json'),
+      get('/api/contacts/700', basic('bob', USERS.bob as string)),
+    ])
     expect(big).toBe(413)
     expect(other).toBe(200)
   })

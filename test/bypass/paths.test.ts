@@ -97,15 +97,21 @@ const VARIANTS: Variant[] = [
 ]
 
 describe('path bypass table', () => {
-  it.each(VARIANTS.map((v, i) => [i, v.method ?? 'GET', v.target, v] as const))('#%i %s %s is counted or refused', async (i, _m, _t, variant) => {
-    const account = `bypass-${i}`
-    const spend = await send(proxy.url, '/api/contacts/1', { headers: { 'x-account-id': account } })
-    expect(spend.status).toBe(200)
-    const before = upstream.received.length
-    const res = await send(proxy.url, variant.target, { method: variant.method ?? 'GET', headers: { 'x-account-id': account, ...variant.headers } })
-    expect([400, 429]).toContain(res.status)
-    expect(upstream.received.length).toBe(before)
-  })
+  it.each(VARIANTS.map((v, i) => [i, v.method ?? 'GET', v.target, v] as const))(
+    '#%i %s %s is counted or refused',
+    async (i, _m, _t, variant) => {
+      const account = `bypass-${i}`
+      const spend = await send(proxy.url, '/api/contacts/1', { headers: { 'x-account-id': account } })
+      expect(spend.status).toBe(200)
+      const before = upstream.received.length
+      const res = await send(proxy.url, variant.target, {
+        method: variant.method ?? 'GET',
+        headers: { 'x-account-id': account, ...variant.headers },
+      })
+      expect([400, 429]).toContain(res.status)
+      expect(upstream.received.length).toBe(before)
+    },
+  )
 
   it('has at least 30 variants', () => {
     expect(VARIANTS.length).toBeGreaterThanOrEqual(30)
@@ -114,13 +120,18 @@ describe('path bypass table', () => {
   it('forwards the canonical path, keeping case and matrix parameters as sent', async () => {
     const account = 'canonical-forward'
     // A fresh account has one request: spend it on a variant and look at what the upstream got.
-    const res = await send(proxy.url, '/Api/x/..//Contacts/./7;jsessionid=Q?x=1', { headers: { 'x-account-id': account } })
+    const res = await send(proxy.url, '/Api/x/..//Contacts/./7;jsessionid=Q?x=1', {
+      headers: { 'x-account-id': account },
+    })
     expect(res.status).toBe(200)
     expect(upstream.received.at(-1)?.url).toBe('/Api/Contacts/7;jsessionid=Q?x=1')
   })
 
   it('strips method-override headers before forwarding', async () => {
-    const res = await send(proxy.url, '/api/other', { method: 'POST', headers: { 'x-http-method-override': 'DELETE', 'x-account-id': 'mo' } })
+    const res = await send(proxy.url, '/api/other', {
+      method: 'POST',
+      headers: { 'x-http-method-override': 'DELETE', 'x-account-id': 'mo' },
+    })
     expect(res.status).toBe(200)
     const got = upstream.received.at(-1)
     expect(got?.url).toBe('/api/other')
@@ -134,7 +145,9 @@ describe('path bypass table', () => {
   })
 
   it('answers 431 to huge headers without crashing', async () => {
-    const res = await send(proxy.url, '/api/contacts/1', { headers: { 'x-account-id': 'huge', 'x-junk': 'a'.repeat(40_000) } })
+    const res = await send(proxy.url, '/api/contacts/1', {
+      headers: { 'x-account-id': 'huge', 'x-junk': 'a'.repeat(40_000) },
+    })
     expect(res.status).toBe(431)
     expect((await send(proxy.url, '/api/other')).status).toBe(200)
   })

@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { basic, send } from '../helpers/http.js'
 
 const BIN = join(import.meta.dirname, '../../bin/sluice.js')
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, JWT_SECRET: 'x'.repeat(40) } })
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, JWT_SECRET: 'x'.repeat(40) } })
 
 const dirs: string[] = []
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
@@ -46,7 +47,11 @@ routes:
   })
 
   it('refuses an upstream URL with a path, which would be silently dropped', () => {
-    const res = run('check', '-c', tempConfig('version: 1\nupstream: { url: http://127.0.0.1:3000/portal }\nroutes: []\n'))
+    const res = run(
+      'check',
+      '-c',
+      tempConfig('version: 1\nupstream: { url: http://127.0.0.1:3000/portal }\nroutes: []\n'),
+    )
     expect(res.status).toBe(2)
     expect(res.stderr).toContain('must not have a path')
   })
@@ -56,7 +61,11 @@ routes:
     const blocker = net.createServer()
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
     const port = (blocker.address() as { port: number }).port
-    const res = run('start', '-c', tempConfig(`version: 1\nlisten: { port: ${port} }\nupstream: { url: http://127.0.0.1:3000 }\nroutes: []\n`))
+    const res = run(
+      'start',
+      '-c',
+      tempConfig(`version: 1\nlisten: { port: ${port} }\nupstream: { url: http://127.0.0.1:3000 }\nroutes: []\n`),
+    )
     blocker.close()
     expect(res.status).toBe(1)
     expect(res.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the address is already in use`)
@@ -103,7 +112,8 @@ routes:
       expect((await send(url, '/api/contacts/2')).status).toBe(429)
       expect(upstream.received.map((r) => r.url)).toEqual(['/api/contacts/1'])
       // The log line travels through a pipe: it may land a moment after the response.
-      for (let i = 0; i < 100 && !out.includes('"event":"sluice.decision"'); i++) await new Promise((r) => setTimeout(r, 20))
+      for (let i = 0; i < 100 && !out.includes('"event":"sluice.decision"'); i++)
+        await new Promise((r) => setTimeout(r, 20))
       expect(out).toContain('"event":"sluice.decision"')
     } finally {
       child.kill('SIGTERM')
@@ -126,7 +136,9 @@ describe('sluice schema', () => {
 
 describe('sluice demo', () => {
   it('runs the legacy app behind sluice and shows the ladder the banner promises', async () => {
-    const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--app-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [BIN, 'demo', '--port', '0', '--app-port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     try {
       let banner = ''
       const proxyUrl = await new Promise<string>((resolve, reject) => {
@@ -141,7 +153,8 @@ describe('sluice demo', () => {
         })
       })
       const statuses: number[] = []
-      for (let i = 1; i <= 45; i++) statuses.push((await send(proxyUrl, `/api/contacts/${i}`, { headers: basic('mallory') })).status)
+      for (let i = 1; i <= 45; i++)
+        statuses.push((await send(proxyUrl, `/api/contacts/${i}`, { headers: basic('mallory') })).status)
       expect(statuses.slice(0, 20)).toEqual(Array(20).fill(200))
       expect(statuses.slice(20, 40)).toEqual(Array(20).fill(429))
       expect(statuses.slice(40)).toEqual(Array(5).fill(403))

@@ -22,29 +22,42 @@ function issues(yaml: string, env: Record<string, string> = {}) {
 
 describe('compile', () => {
   it('compiles a valid config with durations in ms and HEAD folded into GET', () => {
-    const c = compileConfigText(base(`  - name: c
+    const c = compileConfigText(
+      base(
+        `  - name: c
     methods: [GET, HEAD]
     path: /api/contacts/:id
     records: { param: id }
     limits:
       - { window: 10m, distinctRecords: 100, action: challenge }
-      - { window: 1m, requests: 60, action: throttle }`, 'actions: { disable: { duration: forever } }'), 'ok.yaml', { env: {} })
+      - { window: 1m, requests: 60, action: throttle }`,
+        'actions: { disable: { duration: forever } }',
+      ),
+      'ok.yaml',
+      { env: {} },
+    )
     expect(c.routes[0]?.methods).toEqual(new Set(['GET']))
-    expect(c.routes[0]?.policy.limits.map((l) => [l.kind, l.windowMs, l.max])).toEqual([['distinctRecords', 600_000, 100], ['requests', 60_000, 60]])
+    expect(c.routes[0]?.policy.limits.map((l) => [l.kind, l.windowMs, l.max])).toEqual([
+      ['distinctRecords', 600_000, 100],
+      ['requests', 60_000, 60],
+    ])
     expect(c.actions.disableForMs).toBe(Infinity)
     expect(c.upstream.timeoutMs).toBe(30_000)
   })
 
   it('reports a bad route pattern at its line', () => {
-    const [issue] = issues(base(`  - name: c
+    const [issue] = issues(
+      base(`  - name: c
     path: /api/contacts/:id/:id
-    limits: [ { window: 1m, requests: 1, action: log } ]`))
+    limits: [ { window: 1m, requests: 1, action: log } ]`),
+    )
     expect(issue).toMatchObject({ code: 'SLUICE_ERR_CONFIG_ROUTE', line: 6 })
     expect(issue?.message).toContain('twice')
   })
 
   it('reports records.param that is not in the path, limits with both or neither count, and distinctRecords without records', () => {
-    const found = issues(base(`  - name: a
+    const found = issues(
+      base(`  - name: a
     path: /api/contacts/:id
     records: { param: contactId }
     limits:
@@ -53,7 +66,8 @@ describe('compile', () => {
   - name: b
     path: /api/b
     limits:
-      - { window: 1m, distinctRecords: 2, action: log }`))
+      - { window: 1m, distinctRecords: 2, action: log }`),
+    )
     expect(found.map((i) => [i.code, i.line])).toEqual([
       ['SLUICE_ERR_CONFIG_ROUTE', 7],
       ['SLUICE_ERR_CONFIG_LIMIT', 9],
@@ -64,12 +78,14 @@ describe('compile', () => {
   })
 
   it('reports a window longer than 49 days (times are 32-bit millisecond offsets)', () => {
-    const found = issues(base(`  - name: a
+    const found = issues(
+      base(`  - name: a
     path: /a
     limits:
       - { window: 49d, requests: 1, action: log }
       - { window: 50d, requests: 1, action: log }
-      - { window: 1200h, requests: 1, action: log }`))
+      - { window: 1200h, requests: 1, action: log }`),
+    )
     expect(found.map((i) => [i.code, i.line, i.path.join('.')])).toEqual([
       ['SLUICE_ERR_CONFIG_LIMIT', 9, 'routes.0.limits.1.window'],
       ['SLUICE_ERR_CONFIG_LIMIT', 10, 'routes.0.limits.2.window'],
@@ -78,30 +94,46 @@ describe('compile', () => {
   })
 
   it('reports duplicate route names and a zero window', () => {
-    const found = issues(base(`  - name: a
+    const found = issues(
+      base(`  - name: a
     path: /a
     limits: [ { window: 0s, requests: 1, action: log } ]
   - name: a
     path: /b
-    limits: [ { window: 1m, requests: 1, action: log } ]`))
+    limits: [ { window: 1m, requests: 1, action: log } ]`),
+    )
     expect(found.map((i) => i.code).sort()).toEqual(['SLUICE_ERR_CONFIG_DURATION', 'SLUICE_ERR_CONFIG_ROUTE'])
   })
 
   it('refuses JWT extractors that cannot be verified safely', () => {
-    const found = issues(base(`  - name: a
+    const found = issues(
+      base(
+        `  - name: a
     path: /a
-    limits: [ { window: 1m, requests: 1, action: log } ]`, `identity:
+    limits: [ { window: 1m, requests: 1, action: log } ]`,
+        `identity:
   - { type: jwt, algorithms: [HS256, RS256], secret: x }
   - { type: jwt, algorithms: [HS256] }
-  - { type: jwt, algorithms: [RS256], publicKey: not-a-pem }`))
-    expect(found.map((i) => i.code)).toEqual(['SLUICE_ERR_CONFIG_IDENTITY', 'SLUICE_ERR_CONFIG_IDENTITY', 'SLUICE_ERR_CONFIG_IDENTITY'])
+  - { type: jwt, algorithms: [RS256], publicKey: not-a-pem }`,
+      ),
+    )
+    expect(found.map((i) => i.code)).toEqual([
+      'SLUICE_ERR_CONFIG_IDENTITY',
+      'SLUICE_ERR_CONFIG_IDENTITY',
+      'SLUICE_ERR_CONFIG_IDENTITY',
+    ])
     expect(found.map((i) => i.message).join(' ')).toMatch(/mix.*needs a secret.*PEM/s)
   })
 
   it('refuses trustedProxies entries that are not addresses', () => {
-    const [issue] = issues(base(`  - name: a
+    const [issue] = issues(
+      base(
+        `  - name: a
     path: /a
-    limits: [ { window: 1m, requests: 1, action: log } ]`, 'trustedProxies: [10.0.0.0/8, "not-an-ip"]'))
+    limits: [ { window: 1m, requests: 1, action: log } ]`,
+        'trustedProxies: [10.0.0.0/8, "not-an-ip"]',
+      ),
+    )
     expect(issue).toMatchObject({ code: 'SLUICE_ERR_CONFIG_VALUE', path: ['trustedProxies', 1] })
   })
 })

@@ -18,7 +18,13 @@ describe('examples', () => {
     const path = join(dir, file)
     // Examples read secrets from the environment; give every ${NAME} a stand-in value.
     const env: Record<string, string> = {}
-    for (const [, name = ''] of readFileSync(path, 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) env[name as string] = name === 'JWT_PUBLIC_KEY' ? TEST_PEM : name.endsWith('REDIS_URL') ? 'redis://127.0.0.1:6379' : `test-${name}-value-long-enough-for-hs256`
+    for (const [, name = ''] of readFileSync(path, 'utf8').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g))
+      env[name as string] =
+        name === 'JWT_PUBLIC_KEY'
+          ? TEST_PEM
+          : name.endsWith('REDIS_URL')
+            ? 'redis://127.0.0.1:6379'
+            : `test-${name}-value-long-enough-for-hs256`
     const config = await loadConfig(path, { env })
     expect(config.routes.length).toBeGreaterThan(0)
   })
@@ -31,4 +37,6 @@ describe('published schema', () => {
   })
 })
 
-const TEST_PEM = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
+const TEST_PEM = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString()

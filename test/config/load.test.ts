@@ -57,16 +57,29 @@ describe('loading a config', () => {
   })
 
   it('names an unknown key at its own line with a did-you-mean', () => {
-    const issues = issuesOf(VALID.replace('    limits:', '    limts:').replace('distinctRecords: 100', 'distinctRecord: 100'))
+    const issues = issuesOf(
+      VALID.replace('    limits:', '    limts:').replace('distinctRecords: 100', 'distinctRecord: 100'),
+    )
     const limts = issues.find((i) => i.path.at(-1) === 'limts')
-    expect(limts).toMatchObject({ code: 'SLUICE_ERR_CONFIG_UNKNOWN_KEY', line: 7, col: 5, hint: 'did you mean "limits"?' })
-    const typo = issuesOf(VALID.replace('distinctRecords: 100', 'distinctRecord: 100')).find((i) => i.code === 'SLUICE_ERR_CONFIG_UNKNOWN_KEY')
+    expect(limts).toMatchObject({
+      code: 'SLUICE_ERR_CONFIG_UNKNOWN_KEY',
+      line: 7,
+      col: 5,
+      hint: 'did you mean "limits"?',
+    })
+    const typo = issuesOf(VALID.replace('distinctRecords: 100', 'distinctRecord: 100')).find(
+      (i) => i.code === 'SLUICE_ERR_CONFIG_UNKNOWN_KEY',
+    )
     expect(typo).toMatchObject({ line: 8, hint: 'did you mean "distinctRecords"?' })
   })
 
   it('explains a bad duration', () => {
     const [issue] = issuesOf(VALID.replace('window: 10m', 'window: 10 minutes'))
-    expect(issue).toMatchObject({ code: 'SLUICE_ERR_CONFIG_DURATION', line: 8, path: ['routes', 0, 'limits', 0, 'window'] })
+    expect(issue).toMatchObject({
+      code: 'SLUICE_ERR_CONFIG_DURATION',
+      line: 8,
+      path: ['routes', 0, 'limits', 0, 'window'],
+    })
     expect(issue?.hint).toContain('30s')
   })
 
@@ -75,7 +88,9 @@ describe('loading a config', () => {
     expect(issues).toHaveLength(1)
     expect(issues[0]).toMatchObject({ code: 'SLUICE_ERR_CONFIG_SCHEMA', line: 1, col: 7 })
     expect(issues[0]?.message).toBe('"enforcing" must be one of: enforce, shadow')
-    expect(issuesOf(VALID.replace('action: throttle', 'action: block'))[0]?.message).toBe('"block" must be one of: log, throttle, challenge, disable')
+    expect(issuesOf(VALID.replace('action: throttle', 'action: block'))[0]?.message).toBe(
+      '"block" must be one of: log, throttle, challenge, disable',
+    )
   })
 
   it('names the identity types', () => {
@@ -86,26 +101,43 @@ describe('loading a config', () => {
 
   it('reports missing keys and wrong types', () => {
     const issues = issuesOf('version: 1\nroutes: []\nlisten: { port: eighty }\n')
-    expect(issues.map((i) => i.message)).toEqual(['missing required key "upstream"', 'must be a whole number, got "eighty"'])
+    expect(issues.map((i) => i.message)).toEqual([
+      'missing required key "upstream"',
+      'must be a whole number, got "eighty"',
+    ])
   })
 
   it('explains empty lists and out-of-range numbers', () => {
-    expect(issuesOf(VALID.replace(/    limits:\n.*\n/, '    limits: []\n'))[0]?.message).toBe('needs at least 1 entry')
+    expect(issuesOf(VALID.replace(/ {4}limits:\n.*\n/, '    limits: []\n'))[0]?.message).toBe('needs at least 1 entry')
     expect(issuesOf(`listen: { port: 70000 }\n${VALID}`)[0]?.message).toBe('70000 must be <= 65535')
   })
 
   it('substitutes environment variables, with types and $${ escapes', () => {
-    const text = VALID.replace('version: 1', 'version: 1\nlisten: { port: "${PORT}", host: "${HOST}" }\nlog: { level: "$${literal}" }'.replace('"$${literal}"', 'info'))
+    const text = VALID.replace(
+      'version: 1',
+      'version: 1\nlisten: { port: "${PORT}", host: "${HOST}" }\nlog: { level: "$${literal}" }'.replace(
+        '"$${literal}"',
+        'info',
+      ),
+    )
     const c = parseConfigText(text, 'x.yaml', { env: { PORT: '9000', HOST: '0.0.0.0' } })
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 9000 })
-    const escaped = parseConfigText(VALID.replace('name: contact', 'name: contact\n    path: /x').replace('    path: /api/contacts/:id\n', ''), 'x.yaml', { env: {} })
+    const escaped = parseConfigText(
+      VALID.replace('name: contact', 'name: contact\n    path: /x').replace('    path: /api/contacts/:id\n', ''),
+      'x.yaml',
+      { env: {} },
+    )
     expect(escaped.routes[0]?.path).toBe('/x')
-    const literal = parseConfigText(`identity:\n  - type: header\n    name: $\${NOT_A_VAR}\n${VALID}`, 'x.yaml', { env: {} })
+    const literal = parseConfigText(`identity:\n  - type: header\n    name: $\${NOT_A_VAR}\n${VALID}`, 'x.yaml', {
+      env: {},
+    })
     expect(literal.identity?.[0]).toMatchObject({ name: '${NOT_A_VAR}' })
   })
 
   it('reports every missing environment variable at its line', () => {
-    const issues = issuesOf(`identity:\n  - type: jwt\n    secret: \${JWT_SECRET}\n    algorithms: [HS256]\n    issuer: \${ISSUER}\n${VALID}`)
+    const issues = issuesOf(
+      `identity:\n  - type: jwt\n    secret: \${JWT_SECRET}\n    algorithms: [HS256]\n    issuer: \${ISSUER}\n${VALID}`,
+    )
     expect(issues.map((i) => [i.code, i.line, i.message])).toEqual([
       ['SLUICE_ERR_CONFIG_ENV', 3, 'environment variable JWT_SECRET is not set'],
       ['SLUICE_ERR_CONFIG_ENV', 5, 'environment variable ISSUER is not set'],
@@ -113,18 +145,25 @@ describe('loading a config', () => {
   })
 
   it('hints at quoting ${…} inside a flow map', () => {
-    const issues = issuesOf(`identity:\n  - { type: jwt, secret: \${JWT_SECRET}, algorithms: [HS256] }\n${VALID}`, { JWT_SECRET: 'x' })
+    const issues = issuesOf(`identity:\n  - { type: jwt, secret: \${JWT_SECRET}, algorithms: [HS256] }\n${VALID}`, {
+      JWT_SECRET: 'x',
+    })
     expect(issues[0]?.code).toBe('SLUICE_ERR_CONFIG_YAML')
     expect(issues.map((i) => i.hint).join(' ')).toContain('"${JWT_SECRET}"')
   })
 
   it('reports several problems at once, sorted by line', () => {
-    const issues = issuesOf(`mode: loud\n${VALID.replace('window: 10m', 'window: soon').replace('action: throttle', 'action: nuke')}`)
+    const issues = issuesOf(
+      `mode: loud\n${VALID.replace('window: 10m', 'window: soon').replace('action: throttle', 'action: nuke')}`,
+    )
     expect(issues.map((i) => i.line)).toEqual([1, 9, 9])
   })
 
   it('says which file cannot be read', async () => {
-    await expect(loadConfigFile('/nonexistent/sluice.yaml')).rejects.toMatchObject({ code: 'SLUICE_ERR_CONFIG_READ', file: '/nonexistent/sluice.yaml' })
+    await expect(loadConfigFile('/nonexistent/sluice.yaml')).rejects.toMatchObject({
+      code: 'SLUICE_ERR_CONFIG_READ',
+      file: '/nonexistent/sluice.yaml',
+    })
     const dir = mkdtempSync(join(tmpdir(), 'sluice-load-'))
     writeFileSync(join(dir, 'ok.yaml'), VALID)
     expect((await loadConfigFile(join(dir, 'ok.yaml'), { env: {} })).routes).toHaveLength(1)
@@ -135,7 +174,9 @@ describe('loading a config', () => {
     try {
       parseConfigText(VALID.replace('    limits:', '    limts:'), 'sluice.yaml', { env: {} })
     } catch (err) {
-      expect((err as ConfigError).format()).toContain('sluice.yaml:7:5: SLUICE_ERR_CONFIG_UNKNOWN_KEY at routes[0].limts: unknown key "limts"\n    fix: did you mean "limits"?')
+      expect((err as ConfigError).format()).toContain(
+        'sluice.yaml:7:5: SLUICE_ERR_CONFIG_UNKNOWN_KEY at routes[0].limts: unknown key "limts"\n    fix: did you mean "limits"?',
+      )
     }
   })
 })

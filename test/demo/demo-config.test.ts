@@ -6,7 +6,10 @@ import { startLegacyApp, type LegacyApp } from '../../src/demo/legacy-app.js'
 import { basic } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 
-const DEMO = readFileSync(join(import.meta.dirname, '../../examples/demo.yaml'), 'utf8').replace('http://127.0.0.1:3000', 'UPSTREAM')
+const DEMO = readFileSync(join(import.meta.dirname, '../../examples/demo.yaml'), 'utf8').replace(
+  'http://127.0.0.1:3000',
+  'UPSTREAM',
+)
 
 describe('the demo', () => {
   let app: LegacyApp
@@ -24,7 +27,9 @@ describe('the demo', () => {
     const statuses: number[] = []
     const ids = new Set<number>()
     for (let page = 1; page <= 5; page++) {
-      const res = await fetch(`${proxy.url}/api/contacts?page=${page}&pageSize=100000`, { headers: { ...basic('mallory'), accept: 'application/json' } })
+      const res = await fetch(`${proxy.url}/api/contacts?page=${page}&pageSize=100000`, {
+        headers: { ...basic('mallory'), accept: 'application/json' },
+      })
       statuses.push(res.status)
       const body = (await res.json()) as { items?: { id: number }[]; type?: string }
       for (const c of body.items ?? []) ids.add(c.id)
@@ -32,16 +37,26 @@ describe('the demo', () => {
     }
     expect(statuses).toEqual([200, 200, 429, 429, 429])
     expect(ids.size).toBe(100)
-    expect(app.received.filter((r) => r.url.startsWith('/api/contacts?')).every((r) => r.url.endsWith('pageSize=50'))).toBe(true)
+    expect(
+      app.received.filter((r) => r.url.startsWith('/api/contacts?')).every((r) => r.url.endsWith('pageSize=50')),
+    ).toBe(true)
   })
 
   it('a second login of the same user keeps the budget of the first', async () => {
     const login = async () => {
-      const res = await fetch(`${proxy.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=bob&password=bob-pw' })
+      const res = await fetch(`${proxy.url}/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'username=bob&password=bob-pw',
+      })
       return res.headers.getSetCookie()[0]!.split(';')[0]!
     }
     const s1 = await login()
-    const page = (p: number, cookie: string) => fetch(`${proxy.url}/api/contacts?page=${p}&pageSize=50`, { headers: { cookie } }).then(async (r) => (await r.arrayBuffer(), r.status))
+    const page = (p: number, cookie: string) =>
+      fetch(`${proxy.url}/api/contacts?page=${p}&pageSize=50`, { headers: { cookie } }).then(
+        async (r) => (await r.arrayBuffer(), r.status),
+      )
     expect([await page(1, s1), await page(2, s1), await page(3, s1)]).toEqual([200, 200, 429])
     const s2 = await login()
     expect(s2).not.toBe(s1)

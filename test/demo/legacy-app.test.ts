@@ -6,9 +6,14 @@ let app: LegacyApp
 let cookie: string // alice's session
 
 const basic = (user: string, password: string) => 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64')
-const get = (path: string, headers: Record<string, string> = {}) => fetch(app.url + path, { headers: { cookie, ...headers } })
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(app.url + path, { headers: { cookie, ...headers } })
 const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(app.url + path, { method: 'POST', headers: { 'content-type': 'application/json', cookie, ...headers }, body: JSON.stringify(body) })
+  fetch(app.url + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie, ...headers },
+    body: JSON.stringify(body),
+  })
 const sessionCookie = (res: Response) => /^(JSESSIONID=[0-9a-f]{32});/.exec(res.headers.get('set-cookie') ?? '')?.[1]
 
 /** fetch normalizes `..` and some escapes; this sends the path exactly as written. */
@@ -16,7 +21,10 @@ function rawGet(path: string, headers: Record<string, string> = {}): Promise<{ s
   return new Promise((resolve, reject) => {
     const req = request(app.url + '/', { path, headers: { cookie, ...headers } }, (res) => {
       let body = ''
-      res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      res
+        .setEncoding('utf8')
+        .on('data', (c: string) => (body += c))
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body }))
     })
     req.on('error', reject).end()
   })
@@ -24,14 +32,24 @@ function rawGet(path: string, headers: Record<string, string> = {}): Promise<{ s
 
 beforeAll(async () => {
   app = await startLegacyApp({ port: 0 })
-  const res = await fetch(app.url + '/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'alice-pw' }) })
+  const res = await fetch(app.url + '/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'alice', password: 'alice-pw' }),
+  })
   cookie = sessionCookie(res) ?? ''
 })
 afterAll(() => app.close())
 
 describe('login and authentication', () => {
   it('logs in with a form, redirecting to / with a fresh HttpOnly session cookie', async () => {
-    const form = () => fetch(app.url + '/login', { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=bob&password=bob-pw' })
+    const form = () =>
+      fetch(app.url + '/login', {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'username=bob&password=bob-pw',
+      })
     const first = await form()
     expect(first.status).toBe(303)
     expect(first.headers.get('location')).toBe('/')
@@ -57,7 +75,9 @@ describe('login and authentication', () => {
   it('accepts a session cookie or HTTP Basic, and nothing else', async () => {
     expect(cookie).toMatch(/^JSESSIONID=[0-9a-f]{32}$/)
     expect((await get('/api/contacts/1')).status).toBe(200)
-    expect((await get('/api/contacts/1', { cookie: '', authorization: basic('mallory', 'mallory-pw') })).status).toBe(200)
+    expect((await get('/api/contacts/1', { cookie: '', authorization: basic('mallory', 'mallory-pw') })).status).toBe(
+      200,
+    )
     expect((await get('/api/contacts/1', { cookie: '', authorization: basic('mallory', 'wrong') })).status).toBe(401)
     expect((await get('/api/contacts/1', { cookie: 'JSESSIONID=' + '0'.repeat(32) })).status).toBe(401)
     const none = await get('/api/contacts/1', { cookie: '', 'x-account-id': 'alice' })
@@ -90,11 +110,17 @@ describe('contacts API', () => {
   })
 
   it('reads ids as laxly as old parsers do', async () => {
-    for (const id of ['05', '5.0', '5e0']) expect(await (await get('/api/contacts/' + id)).json()).toEqual(contactById(5))
+    for (const id of ['05', '5.0', '5e0'])
+      expect(await (await get('/api/contacts/' + id)).json()).toEqual(contactById(5))
   })
 
   it('pages through the list', async () => {
-    const body = (await (await get('/api/contacts?page=2&pageSize=50')).json()) as { items: Contact[]; page: number; pageSize: number; total: number }
+    const body = (await (await get('/api/contacts?page=2&pageSize=50')).json()) as {
+      items: Contact[]
+      page: number
+      pageSize: number
+      total: number
+    }
     expect(body.items.map((c) => c.id)).toEqual(Array.from({ length: 50 }, (_, i) => 51 + i))
     expect(body).toMatchObject({ page: 2, pageSize: 50, total: 1000 })
     const first = (await (await get('/api/contacts')).json()) as { items: Contact[]; pageSize: number }
@@ -120,7 +146,9 @@ describe('contacts API', () => {
     const byIds = (await (await postJson('/api/contacts/search', { ids: [7, 8] })).json()) as { items: Contact[] }
     expect(byIds.items).toEqual([contactById(7), contactById(8)])
     const name = contactById(9)?.name.split(' ')[1] ?? ''
-    const byName = (await (await postJson('/api/contacts/search', { name: name.toUpperCase() })).json()) as { items: Contact[] }
+    const byName = (await (await postJson('/api/contacts/search', { name: name.toUpperCase() })).json()) as {
+      items: Contact[]
+    }
     expect(byName.items.length).toBeGreaterThan(0)
     expect(byName.items.every((c) => c.name.includes(name))).toBe(true)
     expect(byName.items.map((c) => c.id)).toContain(9)
@@ -137,7 +165,14 @@ describe('contacts API', () => {
 
 describe('legacy parsing', () => {
   it('matches paths case-insensitively, ignoring ;matrix params, trailing slashes and escapes other than %2F', async () => {
-    for (const path of ['/API/Contacts/5', '/api/contacts/5/', '/api/contacts;jsessionid=abc/5', '/api/contacts/5;jsessionid=abc', '/api/cont%61cts/5', '/api//contacts/./x/../5']) {
+    for (const path of [
+      '/API/Contacts/5',
+      '/api/contacts/5/',
+      '/api/contacts;jsessionid=abc/5',
+      '/api/contacts/5;jsessionid=abc',
+      '/api/cont%61cts/5',
+      '/api//contacts/./x/../5',
+    ]) {
       const res = await rawGet(path)
       expect(res.status, path).toBe(200)
       expect(JSON.parse(res.body), path).toEqual(contactById(5))
@@ -152,15 +187,28 @@ describe('legacy parsing', () => {
   })
 
   it('honours X-HTTP-Method-Override on POST', async () => {
-    const res = await fetch(app.url + '/api/contacts?page=1&pageSize=2', { method: 'POST', headers: { cookie, 'x-http-method-override': 'get' } })
+    const res = await fetch(app.url + '/api/contacts?page=1&pageSize=2', {
+      method: 'POST',
+      headers: { cookie, 'x-http-method-override': 'get' },
+    })
     expect(res.status).toBe(200)
     expect(((await res.json()) as { items: Contact[] }).items.map((c) => c.id)).toEqual([1, 2])
   })
 
   it('answers bad input with 4xx, never crashing', async () => {
-    expect((await postJson('/login', undefined, { 'content-type': 'application/json' }).then((r) => r.status))).toBe(400)
-    expect((await fetch(app.url + '/api/contacts/search', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{"ids": [1,' })).status).toBe(400)
-    expect((await fetch(app.url + '/login', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 'a') })).status).toBe(413)
+    expect(await postJson('/login', undefined, { 'content-type': 'application/json' }).then((r) => r.status)).toBe(400)
+    expect(
+      (
+        await fetch(app.url + '/api/contacts/search', {
+          method: 'POST',
+          headers: { cookie, 'content-type': 'application/json' },
+          body: '{"ids": [1,',
+        })
+      ).status,
+    ).toBe(400)
+    expect((await fetch(app.url + '/login', { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 'a') })).status).toBe(
+      413,
+    )
     expect((await rawGet('/api/contacts/%zz')).status).toBe(400)
     expect((await rawGet('/api/contacts?page=%E0%A4%A')).status).toBe(400)
     expect((await get('/nowhere')).status).toBe(404)
@@ -206,11 +254,15 @@ describe('recording and data', () => {
     expect(new Set(Array.from({ length: 50 }, (_, i) => contactById(i + 1)?.name)).size).toBeGreaterThan(20)
     const small = await startLegacyApp({ contacts: 10, users: { zed: 'z' } })
     try {
-      const res = await fetch(small.url + '/api/contacts?pageSize=100', { headers: { authorization: basic('zed', 'z') } })
+      const res = await fetch(small.url + '/api/contacts?pageSize=100', {
+        headers: { authorization: basic('zed', 'z') },
+      })
       const body = (await res.json()) as { items: Contact[]; total: number }
       expect(body.total).toBe(10)
       expect(body.items[4]).toEqual(c)
-      expect((await fetch(small.url + '/api/contacts/1', { headers: { authorization: basic('alice', 'alice-pw') } })).status).toBe(401)
+      expect(
+        (await fetch(small.url + '/api/contacts/1', { headers: { authorization: basic('alice', 'alice-pw') } })).status,
+      ).toBe(401)
     } finally {
       await small.close()
     }

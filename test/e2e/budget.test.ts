@@ -32,7 +32,9 @@ afterAll(async () => {
 function slowSender(port: number): Promise<net.Socket> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(`POST /api/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{"ids":[`)
+      socket.write(
+        `POST /api/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{"ids":[`,
+      )
       setTimeout(() => resolve(socket), 100)
     })
   })
@@ -42,13 +44,26 @@ describe('inspection memory budget', () => {
   it('a request that would take the held bytes past inspection.memory is answered 503 at once; room comes back when a holder ends', async () => {
     const port = Number(new URL(proxy.url).port)
     const holder = await slowSender(port)
-    const post = () => fetch(`${proxy.url}/api/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ids: [1, 2], pad: 'x'.repeat(59_000) }) })
+    const post = () =>
+      fetch(`${proxy.url}/api/batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ids: [1, 2], pad: 'x'.repeat(59_000) }),
+      })
     const refused = await post()
     expect(refused.status).toBe(503)
     expect(refused.headers.get('retry-after')).toBe('1')
     expect(proxy.logs.some((l) => l.event === 'sluice.busy')).toBe(true)
     // A small body still fits beside the holder.
-    expect((await fetch(`${proxy.url}/api/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"ids":[3]}' })).status).toBe(200)
+    expect(
+      (
+        await fetch(`${proxy.url}/api/batch`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"ids":[3]}',
+        })
+      ).status,
+    ).toBe(200)
     holder.destroy()
     await new Promise((r) => setTimeout(r, 100))
     expect((await post()).status).toBe(200)

@@ -31,7 +31,11 @@ describe.skipIf(!hasChromium)('challenge in headless Chromium', () => {
     upstream = await startUpstream((req, res) => {
       const id = /^\/contacts\/(\d+)$/.exec(req.url ?? '')?.[1]
       res.writeHead(id ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' })
-      res.end(id ? `<!doctype html><title>Contact ${id}</title><h1 id="name">Contact ${id}</h1><p>Rue du Marché ${id}, 1204 Genève</p>` : 'not found')
+      res.end(
+        id
+          ? `<!doctype html><title>Contact ${id}</title><h1 id="name">Contact ${id}</h1><p>Rue du Marché ${id}, 1204 Genève</p>`
+          : 'not found',
+      )
     })
     proxy = await startProxy(CONFIG, { upstream: upstream.url })
     browser = await launchChromium()

@@ -62,7 +62,11 @@ async function solve(problem: ChallengeProblem): Promise<string> {
 }
 
 /** Walk ids until the account is challenged; returns the problem. */
-async function challengeFor(user: string, path = '/api/contacts', from = 1): Promise<{ problem: ChallengeProblem; next: number }> {
+async function challengeFor(
+  user: string,
+  path = '/api/contacts',
+  from = 1,
+): Promise<{ problem: ChallengeProblem; next: number }> {
   for (let id = from; id < from + 50; id++) {
     const res = await get(`${path}/${id}`, user)
     if (res.status === 429) {
@@ -88,15 +92,17 @@ describe('challenge over the API', () => {
     const pass = solved.headers.get('sluice-pass')!
     // The solving request spent 1 of the 50 grants; 49 more new records pass, the 50th does not.
     const statuses: number[] = []
-    for (let id = next + 1; id <= next + 50; id++) statuses.push((await get(`/api/invoices/${id}`, 'grace', { 'sluice-pass': pass })).status)
+    for (let id = next + 1; id <= next + 50; id++)
+      statuses.push((await get(`/api/invoices/${id}`, 'grace', { 'sluice-pass': pass })).status)
     expect(statuses.slice(0, 49).every((s) => s === 200)).toBe(true)
     expect(statuses[49]).toBe(429)
-    const again = (await (await get(`/api/invoices/${next + 51}`, 'grace', { 'sluice-pass': pass })).json()) as ChallengeProblem
+    const again = (await (
+      await get(`/api/invoices/${next + 51}`, 'grace', { 'sluice-pass': pass })
+    ).json()) as ChallengeProblem
     const second = await solveChallenge({ challenge: again.challenge, deriveKey })
     expect(second!.counter).toBeGreaterThanOrEqual(2000) // one solve: difficulty 4000, the counter in [2000, 4000]
     expect(upstream.received.filter((r) => r.url.startsWith('/api/invoices/')).length).toBe(2 + 1 + 49)
   })
-
 
   it('a solved challenge lets the request through and grants a pass for the limit; more severe limits still act', async () => {
     proxy = await start()
@@ -113,12 +119,14 @@ describe('challenge over the API', () => {
     expect(solved.headers.getSetCookie().some((c) => c.startsWith('sluice_pass=') && /HttpOnly/i.test(c))).toBe(true)
 
     // With the pass: no more challenges from that limit …
-    for (let id = next + 1; id <= 20; id++) expect((await get(`/api/contacts/${id}`, 'mallory', { 'sluice-pass': pass! })).status).toBe(200)
+    for (let id = next + 1; id <= 20; id++)
+      expect((await get(`/api/contacts/${id}`, 'mallory', { 'sluice-pass': pass! })).status).toBe(200)
     // … without it, a new record is challenged again (re-reading a known one is free) …
     expect((await get('/api/contacts/21', 'mallory')).status).toBe(429)
     expect((await get('/api/contacts/20', 'mallory')).status).toBe(200)
     // … and the more severe disable limit still disables, pass or not.
-    for (let id = 21; id <= 30; id++) expect((await get(`/api/contacts/${id}`, 'mallory', { 'sluice-pass': pass! })).status).toBe(200)
+    for (let id = 21; id <= 30; id++)
+      expect((await get(`/api/contacts/${id}`, 'mallory', { 'sluice-pass': pass! })).status).toBe(200)
     expect((await get('/api/contacts/31', 'mallory', { 'sluice-pass': pass! })).status).toBe(403)
 
     // The upstream never sees sluice's own headers or cookies.
@@ -135,7 +143,10 @@ describe('challenge over the API', () => {
     proxy = await start()
     const { problem, next } = await challengeFor('erin')
     const solved = await get(`/api/contacts/${next}`, 'erin', { 'sluice-solution': await solve(problem) })
-    const cookie = solved.headers.getSetCookie().find((c) => c.startsWith('sluice_pass='))!.split(';')[0]!
+    const cookie = solved.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('sluice_pass='))!
+      .split(';')[0]!
     expect((await get(`/api/contacts/${next + 1}`, 'erin', { cookie: `JSESSIONID=abc; ${cookie}` })).status).toBe(200)
     // Another route's challenge limit is not passed by it.
     await get('/api/invoices/1', 'erin', { cookie })
@@ -143,7 +154,7 @@ describe('challenge over the API', () => {
     expect((await get('/api/invoices/3', 'erin', { cookie })).status).toBe(429)
   })
 
-  it('refuses a replayed, forged, garbage, expired or other account\'s solution, and says which', async () => {
+  it("refuses a replayed, forged, garbage, expired or other account's solution, and says which", async () => {
     proxy = await start()
     const { problem, next } = await challengeFor('mallory')
     const good = await solve(problem)
@@ -162,10 +173,17 @@ describe('challenge over the API', () => {
     const tampered = structuredClone(p2.challenge)
     tampered.parameters.data = { ...tampered.parameters.data, account: 'someone-else' }
     const solution = await solveChallenge({ challenge: p2.challenge, deriveKey })
-    expect(await rejected('mallory', Buffer.from(JSON.stringify({ challenge: tampered, solution })).toString('base64'))).toBe('forged')
+    expect(
+      await rejected('mallory', Buffer.from(JSON.stringify({ challenge: tampered, solution })).toString('base64')),
+    ).toBe('forged')
     // … or a wrong answer to a genuine challenge.
     const wrong = { ...solution!, derivedKey: '00'.repeat(32) }
-    expect(await rejected('mallory', Buffer.from(JSON.stringify({ challenge: p2.challenge, solution: wrong })).toString('base64'))).toBe('forged')
+    expect(
+      await rejected(
+        'mallory',
+        Buffer.from(JSON.stringify({ challenge: p2.challenge, solution: wrong })).toString('base64'),
+      ),
+    ).toBe('forged')
     expect(await rejected('mallory', 'bm90IGpzb24=')).toBe('malformed')
     expect(await rejected('mallory', '%%%')).toBe('malformed')
 
@@ -176,7 +194,9 @@ describe('challenge over the API', () => {
     // And mallory's pass is worth nothing to alice.
     const passRes = await get(`/api/contacts/${next + 1}`, 'mallory', { 'sluice-solution': fresh })
     expect(passRes.status).toBe(200)
-    expect((await get('/api/contacts/7', 'alice', { 'sluice-pass': passRes.headers.get('sluice-pass')! })).status).toBe(429)
+    expect((await get('/api/contacts/7', 'alice', { 'sluice-pass': passRes.headers.get('sluice-pass')! })).status).toBe(
+      429,
+    )
 
     // Expired: solved too late.
     const { problem: p3 } = await challengeFor('bob')
@@ -184,7 +204,9 @@ describe('challenge over the API', () => {
     now += 5 * 60_000 + 1
     expect(await rejected('bob', late, 6)).toBe('expired')
 
-    const reasons = proxy.logs.filter((l) => l.event === 'sluice.challenge' && l.outcome === 'rejected').map((l) => l.reason)
+    const reasons = proxy.logs
+      .filter((l) => l.event === 'sluice.challenge' && l.outcome === 'rejected')
+      .map((l) => l.reason)
     expect(reasons).toEqual(expect.arrayContaining(['replayed', 'forged', 'malformed', 'other-account', 'expired']))
   })
 
@@ -195,14 +217,17 @@ describe('challenge over the API', () => {
     const pass = res.headers.get('sluice-pass')!
     expect((await get(`/api/contacts/${next + 1}`, 'dave', { 'sluice-pass': pass })).status).toBe(200)
     now += 10 * 60_000 + 1 // the window slides too: earlier records age out with it
-    for (let id = 100; id < 105; id++) expect((await get(`/api/contacts/${id}`, 'dave', { 'sluice-pass': pass })).status).toBe(200)
+    for (let id = 100; id < 105; id++)
+      expect((await get(`/api/contacts/${id}`, 'dave', { 'sluice-pass': pass })).status).toBe(200)
     expect((await get('/api/contacts/105', 'dave', { 'sluice-pass': pass })).status).toBe(429)
   })
 
   it('a browser (Accept: text/html) gets the self-contained solver page, no third-party resources', async () => {
     proxy = await start()
     for (let id = 1; id <= 5; id++) await get(`/api/contacts/${id}`, 'frank')
-    const res = await fetch(`${proxy.url}/api/contacts/6`, { headers: { ...basic('frank'), accept: 'text/html,application/xhtml+xml' } })
+    const res = await fetch(`${proxy.url}/api/contacts/6`, {
+      headers: { ...basic('frank'), accept: 'text/html,application/xhtml+xml' },
+    })
     expect(res.status).toBe(429)
     expect(res.headers.get('content-type')).toMatch(/text\/html/)
     const html = await res.text()

@@ -20,7 +20,16 @@ async function listUpstream(): Promise<Upstream> {
       if (url.pathname === '/api/contacts') {
         const page = Number(url.searchParams.get('page') ?? 1)
         const size = Number(url.searchParams.get('pageSize') ?? 10)
-        let payload = Buffer.from(JSON.stringify({ items: ids((page - 1) * size + 1, size).map((id) => ({ id, name: `Contact ${id}`, phone: '+41 00 000 00 00' })), page }))
+        let payload = Buffer.from(
+          JSON.stringify({
+            items: ids((page - 1) * size + 1, size).map((id) => ({
+              id,
+              name: `Contact ${id}`,
+              phone: '+41 00 000 00 00',
+            })),
+            page,
+          }),
+        )
         const headers: Record<string, string> = { 'content-type': 'application/json' }
         const enc = url.searchParams.get('enc')
         if (enc === 'gzip') payload = gzipSync(payload)
@@ -140,7 +149,14 @@ describe('records in responses', () => {
 
   it('clampQuery: the upstream never sees an over-large page size, however it is spelled', async () => {
     proxy = await startProxy(config(), { upstream: upstream.url })
-    for (const q of ['pageSize=100000', 'PAGESIZE=100000', 'pageSize=-1', 'pageSize=all', 'page%53ize=500', 'pageSize=5&pageSize=99999']) {
+    for (const q of [
+      'pageSize=100000',
+      'PAGESIZE=100000',
+      'pageSize=-1',
+      'pageSize=all',
+      'page%53ize=500',
+      'pageSize=5&pageSize=99999',
+    ]) {
       const res = await get(`/api/contacts?page=1&${q}`, `u-${q}`)
       expect(res.status, q).toBe(200)
       expect((await itemIds(res)).length, q).toBeLessThanOrEqual(20)
@@ -165,7 +181,9 @@ describe('records in responses', () => {
       const next = await get(`/api/contacts?page=2&pageSize=20&enc=${enc}`, `z-${enc}`, { 'accept-encoding': enc })
       expect(next.status).toBe(200)
       await next.arrayBuffer()
-      expect((await get(`/api/contacts?page=3&pageSize=20&enc=${enc}`, `z-${enc}`, { 'accept-encoding': enc })).status).toBe(429)
+      expect(
+        (await get(`/api/contacts?page=3&pageSize=20&enc=${enc}`, `z-${enc}`, { 'accept-encoding': enc })).status,
+      ).toBe(429)
     }
   })
 
@@ -178,7 +196,9 @@ describe('records in responses', () => {
   })
 
   it('an answer that cannot be inspected is withheld by default (larger than the cap, not JSON, undecodable)', async () => {
-    proxy = await startProxy(config().replace('clampQuery: { pageSize: 20 }', 'clampQuery: { pageSize: 1000 }'), { upstream: upstream.url })
+    proxy = await startProxy(config().replace('clampQuery: { pageSize: 20 }', 'clampQuery: { pageSize: 1000 }'), {
+      upstream: upstream.url,
+    })
     const big = await get('/api/contacts?page=1&pageSize=200', 'big') // about 13 KB > 8kb
     expect(big.status).toBe(502)
     expect(((await big.json()) as { type: string }).type).toMatch(/\/uninspectable$/)
@@ -188,7 +208,11 @@ describe('records in responses', () => {
     const bogus = await get('/api/contacts?page=1&enc=bogus', 'bogus')
     expect(bogus.status).toBe(502)
     const reasons = proxy.logs.filter((l) => l.event === 'sluice.uninspectable').map((l) => String(l.reason))
-    expect(reasons).toEqual([expect.stringMatching(/larger than maxInspectBytes/), expect.stringMatching(/content-type "text\/csv" and the body is not JSON/), expect.stringMatching(/cannot decode gzip/)])
+    expect(reasons).toEqual([
+      expect.stringMatching(/larger than maxInspectBytes/),
+      expect.stringMatching(/content-type "text\/csv" and the body is not JSON/),
+      expect.stringMatching(/cannot decode gzip/),
+    ])
   })
 
   it('uninspectable: N lets such an answer through whole, counted as N new records (and withholds it when that crosses)', async () => {
@@ -210,7 +234,8 @@ describe('records in responses', () => {
     expect(head.status).toBe(200)
     expect(await head.text()).toBe('')
     // No ids were counted by the HEAD: two pages of 20 still fit under 50.
-    for (let page = 1; page <= 2; page++) expect((await get(`/api/contacts?page=${page}&pageSize=20`, 'hank')).status).toBe(200)
+    for (let page = 1; page <= 2; page++)
+      expect((await get(`/api/contacts?page=${page}&pageSize=20`, 'hank')).status).toBe(200)
   })
 
   it('an answer that breaks off halfway is a 502, nothing of it is sent, and the proxy carries on', async () => {
@@ -248,7 +273,12 @@ describe('records in request bodies', () => {
     expect(a.status).toBe(200)
     // The upstream received exactly the bytes the client sent.
     expect(decodeURIComponent(a.headers.get('x-received-body') ?? '')).toBe(JSON.stringify({ ids: ids(1, 20) }))
-    const form = await post(ids(15, 5).map((id) => `ids=${id}`).join('&'), 'application/x-www-form-urlencoded')
+    const form = await post(
+      ids(15, 5)
+        .map((id) => `ids=${id}`)
+        .join('&'),
+      'application/x-www-form-urlencoded',
+    )
     expect(form.status).toBe(200) // 15..19 already counted: still 20
     const before = upstream.received.length
     const over = await post(JSON.stringify({ ids: ids(21, 11) }), 'application/json')

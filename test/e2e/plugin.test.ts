@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { compileConfigText, sluice } from '../../src/index.js'
 
 describe('Fastify plugin', () => {
-  it('guards the app\'s own routes', async () => {
+  it("guards the app's own routes", async () => {
     const config = compileConfigText(`
 version: 1
 upstream: { url: http://127.0.0.1:1 }   # unused when sluice runs as a plugin
@@ -35,7 +35,7 @@ routes:
     await app.close()
   })
 
-  it('counts ids in the app\'s own answers and JSON bodies, and clamps the parsed query', async () => {
+  it("counts ids in the app's own answers and JSON bodies, and clamps the parsed query", async () => {
     const config = compileConfigText(`
 version: 1
 upstream: { url: http://127.0.0.1:1 }
@@ -68,7 +68,8 @@ routes:
     })
     app.post('/customers/batch', async (req) => ({ got: (req.body as { ids: number[] }).ids.length }))
 
-    const page = (n: number) => app.inject({ method: 'GET', url: `/customers?page=${n}&size=1000`, headers: { 'x-user': 'u1' } })
+    const page = (n: number) =>
+      app.inject({ method: 'GET', url: `/customers?page=${n}&size=1000`, headers: { 'x-user': 'u1' } })
     expect((await page(1)).statusCode).toBe(200)
     expect((await page(2)).statusCode).toBe(200)
     const third = await page(3)
@@ -76,7 +77,13 @@ routes:
     expect(third.body).not.toContain('"id"')
     expect(sizes).toEqual([10, 10, 10]) // the handler saw the clamped size
 
-    const batch = (ids: number[]) => app.inject({ method: 'POST', url: '/customers/batch', headers: { 'x-user': 'u1', 'content-type': 'application/json' }, payload: { ids } })
+    const batch = (ids: number[]) =>
+      app.inject({
+        method: 'POST',
+        url: '/customers/batch',
+        headers: { 'x-user': 'u1', 'content-type': 'application/json' },
+        payload: { ids },
+      })
     expect((await batch([1, 2, 3])).json()).toEqual({ got: 3 })
     expect((await batch([4])).statusCode).toBe(429)
     await app.close()

@@ -65,20 +65,30 @@ describe('enumeration', () => {
     expect((await send(proxy.url, '/api/contacts/3', { headers: basic('mallory') })).status).toBe(200)
     const blocked = proxy.decisions().filter((d) => d.decision === 'throttle')
     expect(blocked.length).toBe(30)
-    expect(blocked[0]).toMatchObject({ account: expect.stringMatching(/^basic:mallory#/), route: 'contact', blocked: true, shadow: false, limit: '10m distinctRecords 10 → throttle' })
+    expect(blocked[0]).toMatchObject({
+      account: expect.stringMatching(/^basic:mallory#/),
+      route: 'contact',
+      blocked: true,
+      shadow: false,
+      limit: '10m distinctRecords 10 → throttle',
+    })
   })
 
   it('answers a block with problem+json and Retry-After, or a page for a browser', async () => {
     proxy = await startProxy(CONFIG.replace('distinctRecords: 10', 'distinctRecords: 1'), { upstream: upstream.url })
     await send(proxy.url, '/api/contacts/1', { headers: basic('mallory') })
-    const api = await send(proxy.url, '/api/contacts/2', { headers: { ...basic('mallory'), accept: 'application/json' } })
+    const api = await send(proxy.url, '/api/contacts/2', {
+      headers: { ...basic('mallory'), accept: 'application/json' },
+    })
     expect(api.status).toBe(429)
     expect(api.headers['content-type']).toContain('application/problem+json')
     expect(api.headers['retry-after']).toBe('30')
     expect(JSON.parse(api.body)).toMatchObject({ status: 429, title: 'Too Many Requests', retryAfter: 30 })
     // The client is not told which limit or how close it came.
     expect(api.body).not.toContain('distinctRecords')
-    const browser = await send(proxy.url, '/api/contacts/2', { headers: { ...basic('mallory'), accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } })
+    const browser = await send(proxy.url, '/api/contacts/2', {
+      headers: { ...basic('mallory'), accept: 'text/html,application/xhtml+xml,*/*;q=0.8' },
+    })
     expect(browser.status).toBe(429)
     expect(browser.headers['content-type']).toContain('text/html')
     expect(browser.body).toContain('<h1>Too Many Requests</h1>')
@@ -108,7 +118,10 @@ routes:
     limits: [ { window: 1h, distinctRecords: 2, action: throttle } ]
 `
   const token = (sub: string, expSec = Math.floor(Date.now() / 1000) + 600, secret = SECRET) =>
-    new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(expSec).sign(new TextEncoder().encode(secret))
+    new SignJWT({ sub })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(expSec)
+      .sign(new TextEncoder().encode(secret))
 
   it('counts per verified JWT subject; garbage and forged tokens fall back to the client address, an expired one keeps its subject', async () => {
     proxy = await startProxy(JWT_CONFIG, { upstream: upstream.url, env: { JWT_SECRET: SECRET } })
@@ -118,11 +131,18 @@ routes:
     expect((await send(proxy.url, '/api/contacts/2', { headers: alice })).status).toBe(200)
     expect((await send(proxy.url, '/api/contacts/3', { headers: alice })).status).toBe(429)
     // A fresh token for the same subject is the same account.
-    expect((await send(proxy.url, '/api/contacts/3', { headers: await bearer(await token('alice', Math.floor(Date.now() / 1000) + 900)) })).status).toBe(429)
+    expect(
+      (
+        await send(proxy.url, '/api/contacts/3', {
+          headers: await bearer(await token('alice', Math.floor(Date.now() / 1000) + 900)),
+        })
+      ).status,
+    ).toBe(429)
     // None of these become "bob"; they count against the client address (127.0.0.1).
     const spoofs = [await token('bob', undefined, 'a-different-secret-0123456789abcdef'), 'not.a.jwt', '%%%']
     const statuses = []
-    for (const [i, t] of spoofs.entries()) statuses.push((await send(proxy.url, `/api/contacts/${10 + i}`, { headers: await bearer(t) })).status)
+    for (const [i, t] of spoofs.entries())
+      statuses.push((await send(proxy.url, `/api/contacts/${10 + i}`, { headers: await bearer(t) })).status)
     expect(statuses).toEqual([200, 200, 429])
     // A correctly signed token past its expiry (beyond clockTolerance) is still bob's: never a fresh identity.
     const expired = await bearer(await token('bob', Math.floor(Date.now() / 1000) - 86_400))
@@ -139,23 +159,40 @@ routes:
 describe('forwarding', () => {
   it('tells the upstream the client address, replacing a chain sent by an untrusted client', async () => {
     proxy = await startProxy(CONFIG, { upstream: upstream.url })
-    await send(proxy.url, '/about', { headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', host: 'portal.example' } })
-    expect(upstream.received.at(-1)?.headers).toMatchObject({ 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'portal.example' })
+    await send(proxy.url, '/about', {
+      headers: { 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', host: 'portal.example' },
+    })
+    expect(upstream.received.at(-1)?.headers).toMatchObject({
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': 'portal.example',
+    })
   })
 
   it('extends the chain of a trusted proxy', async () => {
-    proxy = await startProxy(CONFIG.replace('version: 1', 'version: 1\ntrustedProxies: [loopback]'), { upstream: upstream.url })
+    proxy = await startProxy(CONFIG.replace('version: 1', 'version: 1\ntrustedProxies: [loopback]'), {
+      upstream: upstream.url,
+    })
     await send(proxy.url, '/about', { headers: { 'x-forwarded-for': '198.51.100.7', 'x-forwarded-proto': 'https' } })
-    expect(upstream.received.at(-1)?.headers).toMatchObject({ 'x-forwarded-for': '198.51.100.7, 127.0.0.1', 'x-forwarded-proto': 'https' })
+    expect(upstream.received.at(-1)?.headers).toMatchObject({
+      'x-forwarded-for': '198.51.100.7, 127.0.0.1',
+      'x-forwarded-proto': 'https',
+    })
   })
 })
 
 describe('hop-by-hop headers of the upstream answer', () => {
-  it('are not passed on, nor the headers its Connection names; the client\'s own Connection holds', async () => {
+  it("are not passed on, nor the headers its Connection names; the client's own Connection holds", async () => {
     await upstream.close()
     upstream = await startUpstream((req, res) => {
       req.resume()
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, X-Hop', 'x-hop': 'secret', 'keep-alive': 'timeout=99', 'x-kept': 'yes' })
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        connection: 'keep-alive, X-Hop',
+        'x-hop': 'secret',
+        'keep-alive': 'timeout=99',
+        'x-kept': 'yes',
+      })
       res.end('{}')
     })
     proxy = await startProxy(CONFIG, { upstream: upstream.url })
@@ -174,7 +211,8 @@ describe('shadow mode', () => {
     const run = async (yaml: string) => {
       const p = await startProxy(yaml, { upstream: upstream.url })
       const statuses: number[] = []
-      for (const id of trace) statuses.push((await send(p.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status)
+      for (const id of trace)
+        statuses.push((await send(p.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status)
       const decisions = p.decisions().map((d) => [d.decision, d.limit, d.counts])
       await p.close()
       return { statuses, decisions }
@@ -189,10 +227,16 @@ describe('shadow mode', () => {
   })
 
   it('can be set per route', async () => {
-    const yaml = CONFIG.replace('distinctRecords: 10', 'distinctRecords: 1').replace('    methods: [GET]', '    methods: [GET]\n    mode: shadow')
+    const yaml = CONFIG.replace('distinctRecords: 10', 'distinctRecords: 1').replace(
+      '    methods: [GET]',
+      '    methods: [GET]\n    mode: shadow',
+    )
     proxy = await startProxy(yaml, { upstream: upstream.url })
-    for (let id = 1; id <= 5; id++) expect((await send(proxy.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status).toBe(200)
-    expect(proxy.decisions().map((d) => [d.decision, d.shadow, d.blocked])).toEqual(Array(4).fill(['throttle', true, false]))
+    for (let id = 1; id <= 5; id++)
+      expect((await send(proxy.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status).toBe(200)
+    expect(proxy.decisions().map((d) => [d.decision, d.shadow, d.blocked])).toEqual(
+      Array(4).fill(['throttle', true, false]),
+    )
   })
 })
 
@@ -215,7 +259,8 @@ actions:
   it('disables the account on every sensitive route for the configured duration', async () => {
     let now = Date.UTC(2026, 0, 1)
     proxy = await startProxy(DISABLE, { upstream: upstream.url, clock: () => now })
-    for (let id = 1; id <= 3; id++) expect((await send(proxy.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status).toBe(200)
+    for (let id = 1; id <= 3; id++)
+      expect((await send(proxy.url, `/api/contacts/${id}`, { headers: basic('mallory') })).status).toBe(200)
     const crossing = await send(proxy.url, '/api/contacts/4', { headers: basic('mallory') })
     expect(crossing.status).toBe(403)
     expect(JSON.parse(crossing.body).title).toBe('Account disabled')
@@ -234,7 +279,7 @@ actions:
     expect(kinds.slice(1)).toEqual(['disabled', 'disabled', 'disabled'])
   })
 
-  it('does not let a wrong password spend or disable another user\'s budget', async () => {
+  it("does not let a wrong password spend or disable another user's budget", async () => {
     proxy = await startProxy(DISABLE, { upstream: upstream.url })
     for (let id = 1; id <= 4; id++) await send(proxy.url, `/api/contacts/${id}`, { headers: basic('alice', 'guess') })
     expect((await send(proxy.url, '/api/contacts/9', { headers: basic('alice', 'guess') })).status).toBe(403)

@@ -49,7 +49,11 @@ describe('reporting decisions', () => {
       let body = ''
       req.on('data', (c) => (body += c))
       req.on('end', () => {
-        received.push({ body, signature: req.headers[SIGNATURE_HEADER] as string | undefined, event: req.headers['sluice-event'] as string | undefined })
+        received.push({
+          body,
+          signature: req.headers[SIGNATURE_HEADER] as string | undefined,
+          event: req.headers['sluice-event'] as string | undefined,
+        })
         res.writeHead(204).end()
       })
     })
@@ -58,7 +62,8 @@ describe('reporting decisions', () => {
     const auditFile = join(dir, 'audit.jsonl')
     const proxy = await startProxy(config(auditFile, hook), { upstream: upstream.url })
     const statuses: number[] = []
-    for (let id = 1; id <= 8; id++) statuses.push((await fetch(`${proxy.url}/api/contacts/${100 + id}`, { headers: basic('mallory') })).status)
+    for (let id = 1; id <= 8; id++)
+      statuses.push((await fetch(`${proxy.url}/api/contacts/${100 + id}`, { headers: basic('mallory') })).status)
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429, 403, 403])
 
     // Log lines: the route and a pseudonym, never the record id.
@@ -90,9 +95,18 @@ describe('reporting decisions', () => {
     await new Promise((r) => receiver.close(r))
     const verified = await verifyAudit([auditFile], 'audit-key-0123456789abcdef')
     expect(verified.ok).toBe(true)
-    const entries = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const entries = readFileSync(auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
     expect(entries.filter((e) => e.type === 'decision').length).toBe(5)
-    expect(entries.filter((e) => e.type === 'disable')).toEqual([expect.objectContaining({ account: expect.stringMatching(/^basic:mallory#/), route: 'contact', limit: '1h requests 6 → disable' })])
+    expect(entries.filter((e) => e.type === 'disable')).toEqual([
+      expect.objectContaining({
+        account: expect.stringMatching(/^basic:mallory#/),
+        route: 'contact',
+        limit: '1h requests 6 → disable',
+      }),
+    ])
     expect(entries.map((e) => e.type)).toEqual(expect.arrayContaining(['started', 'decision', 'disable', 'stopped']))
     expect(readFileSync(auditFile, 'utf8')).not.toMatch(/\/api\/contacts\/10[4-8]/)
   })
@@ -101,13 +115,17 @@ describe('reporting decisions', () => {
     const dead = `http://127.0.0.1:${await freePort()}/incidents`
     const proxy = await startProxy(config(join(dir, 'audit-dead.jsonl'), dead), { upstream: upstream.url })
     const statuses: number[] = []
-    for (let id = 1; id <= 8; id++) statuses.push((await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('eve') })).status)
+    for (let id = 1; id <= 8; id++)
+      statuses.push((await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('eve') })).status)
     expect(statuses).toEqual([200, 200, 200, 429, 429, 429, 403, 403])
     await proxy.close()
   })
 
   it('privacy: { pseudonymise: false } writes record ids as they are', async () => {
-    const proxy = await startProxy(config(join(dir, 'audit-plain.jsonl'), 'http://127.0.0.1:9/x', 'privacy: { pseudonymise: false }'), { upstream: upstream.url })
+    const proxy = await startProxy(
+      config(join(dir, 'audit-plain.jsonl'), 'http://127.0.0.1:9/x', 'privacy: { pseudonymise: false }'),
+      { upstream: upstream.url },
+    )
     for (let id = 1; id <= 4; id++) await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('carol') })
     expect(proxy.decisions()[0]).toMatchObject({ path: '/api/contacts/4', recordIds: ['4'] })
     await proxy.close()

@@ -1,6 +1,6 @@
 // Sessions bound to accounts, in front of the bundled legacy app (form and JSON logins that set
 // JSESSIONID): logging in again does not reset the budget, a disabled account stays disabled
-// on every new session, failed logins bind nothing, logout unbinds.
+// on every new session, failed logins bind nothing, logout refunds nothing.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startLegacyApp, type LegacyApp } from '../../src/demo/legacy-app.js'
 import { fingerprint } from '../../src/identity/credentials.js'
@@ -37,19 +37,31 @@ afterEach(async () => {
   proxy = undefined
 })
 
-async function login(username: string, password: string, as: 'form' | 'json' = 'form', cookie?: string): Promise<{ status: number; session?: string }> {
-  const body = as === 'form' ? new URLSearchParams({ username, password }).toString() : JSON.stringify({ username, password })
+async function login(
+  username: string,
+  password: string,
+  as: 'form' | 'json' = 'form',
+  cookie?: string,
+): Promise<{ status: number; session?: string }> {
+  const body =
+    as === 'form' ? new URLSearchParams({ username, password }).toString() : JSON.stringify({ username, password })
   const res = await fetch(`${proxy!.url}/login`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { 'content-type': as === 'form' ? 'application/x-www-form-urlencoded' : 'application/json', ...(cookie ? { cookie: `JSESSIONID=${cookie}` } : {}) },
+    headers: {
+      'content-type': as === 'form' ? 'application/x-www-form-urlencoded' : 'application/json',
+      ...(cookie ? { cookie: `JSESSIONID=${cookie}` } : {}),
+    },
     body,
   })
   await res.arrayBuffer()
   const set = res.headers.getSetCookie().find((c) => c.startsWith('JSESSIONID='))
   return { status: res.status, ...(set ? { session: set.slice('JSESSIONID='.length).split(';')[0] } : {}) }
 }
-const contact = (id: number, session: string) => fetch(`${proxy!.url}/api/contacts/${id}`, { headers: { cookie: `JSESSIONID=${session}` } }).then(async (r) => (await r.arrayBuffer(), r.status))
+const contact = (id: number, session: string) =>
+  fetch(`${proxy!.url}/api/contacts/${id}`, { headers: { cookie: `JSESSIONID=${session}` } }).then(
+    async (r) => (await r.arrayBuffer(), r.status),
+  )
 const boundTo = (session: string) => proxy!.app.sluice.store.sessionAccount(`session:${fingerprint(session)}`)
 
 describe('sessions bound to accounts', () => {
@@ -110,20 +122,33 @@ describe('sessions bound to accounts', () => {
 
   it('a login body sluice cannot read, or naming two users, binds no user and is still forwarded', async () => {
     proxy = await startProxy(config(), { upstream: app.url })
-    const res = await fetch(`${proxy.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username": ' })
+    const res = await fetch(`${proxy.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"username": ',
+    })
     expect(res.status).toBe(400) // the app's own answer to broken JSON
-    const repeated = await fetch(`${proxy.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=alice&username=mallory&password=alice-pw' })
+    const repeated = await fetch(`${proxy.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'username=alice&username=mallory&password=alice-pw',
+    })
     await repeated.arrayBuffer()
     expect(proxy.logs.filter((l) => l.event === 'sluice.session' && l.outcome === 'bound').length).toBe(0)
     // The ambiguous login's session counts against the client address, never a fresh budget.
-    expect(proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'ambiguous' && l.account === 'ip:127.0.0.1')).toBe(true)
+    expect(
+      proxy.logs.some((l) => l.event === 'sluice.session' && l.outcome === 'ambiguous' && l.account === 'ip:127.0.0.1'),
+    ).toBe(true)
   })
 
   it('an upstream that sets another cookie than configured: per-session counting, said once in the log', async () => {
     proxy = await startProxy(config('SESSIONID'), { upstream: app.url })
     await login('alice', 'alice-pw')
     await login('bob', 'bob-pw')
-    const warnings = proxy.logs.filter((l) => l.event === 'sluice.session' && String(l.msg).includes('set no SESSIONID cookie'))
+    const warnings = proxy.logs.filter(
+      (l) => l.event === 'sluice.session' && String(l.msg).includes('set no SESSIONID cookie'),
+    )
     expect(warnings.length).toBe(1)
   })
 })

@@ -15,7 +15,8 @@ function setup(limits: Parameters<typeof buildPolicy>[1], opts: { shadow?: boole
   return { policy, store, engine }
 }
 
-const see = (e: Engine, p: RoutePolicy, records: string[], now: number, account = 'alice') => e.observe(account, p, records, now) as Decision
+const see = (e: Engine, p: RoutePolicy, records: string[], now: number, account = 'alice') =>
+  e.observe(account, p, records, now) as Decision
 
 describe('distinct records', () => {
   it('serves exactly the limit-th record and blocks the next new one', () => {
@@ -53,13 +54,34 @@ describe('a reload changing the limits', () => {
   it('carries the windows over: a raised limit counts what was already served, a lowered one keeps the newest', () => {
     const store = new MemoryStore({ maxAccounts: 10 })
     const engine = new Engine(store, { disableForMs: MIN })
-    const five = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 5, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 10, action: 'throttle' }], false)
+    const five = buildPolicy(
+      'contact',
+      [
+        { kind: 'distinctRecords', windowMs: 10 * MIN, max: 5, action: 'throttle' },
+        { kind: 'requests', windowMs: MIN, max: 10, action: 'throttle' },
+      ],
+      false,
+    )
     for (let i = 1; i <= 5; i++) expect(see(engine, five, [String(i)], i).kind).toBe('allow')
-    const eight = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 8, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 20, action: 'throttle' }], false)
+    const eight = buildPolicy(
+      'contact',
+      [
+        { kind: 'distinctRecords', windowMs: 10 * MIN, max: 8, action: 'throttle' },
+        { kind: 'requests', windowMs: MIN, max: 20, action: 'throttle' },
+      ],
+      false,
+    )
     const raised = see(engine, eight, ['6'], 10)
     expect(raised.kind).toBe('allow')
     expect(raised.counts).toEqual([6, 6])
-    const two = buildPolicy('contact', [{ kind: 'distinctRecords', windowMs: 10 * MIN, max: 2, action: 'throttle' }, { kind: 'requests', windowMs: MIN, max: 3, action: 'throttle' }], false)
+    const two = buildPolicy(
+      'contact',
+      [
+        { kind: 'distinctRecords', windowMs: 10 * MIN, max: 2, action: 'throttle' },
+        { kind: 'requests', windowMs: MIN, max: 3, action: 'throttle' },
+      ],
+      false,
+    )
     // Lowered below what the window holds: new records are refused; the window keeps the newest
     // (capacity max + 1 = 3 records) and the 7 requests so far still count (reported up to max + 1).
     const lowered = see(engine, two, ['7'], 11)
@@ -99,7 +121,9 @@ describe('ladder and disable', () => {
   })
 
   it('disables the account for the configured duration, on every route', () => {
-    const { engine, policy } = setup([{ kind: 'distinctRecords', windowMs: MIN, max: 1, action: 'disable' }], { disableForMs: 5 * MIN })
+    const { engine, policy } = setup([{ kind: 'distinctRecords', windowMs: MIN, max: 1, action: 'disable' }], {
+      disableForMs: 5 * MIN,
+    })
     const other = buildPolicy('parcel', [{ kind: 'requests', windowMs: MIN, max: 100, action: 'throttle' }], false)
     see(engine, policy, ['1'], 0)
     const d = see(engine, policy, ['2'], 10)
@@ -112,7 +136,9 @@ describe('ladder and disable', () => {
   })
 
   it('disables forever until unlocked', async () => {
-    const { engine, policy, store } = setup([{ kind: 'requests', windowMs: MIN, max: 1, action: 'disable' }], { disableForMs: Infinity })
+    const { engine, policy, store } = setup([{ kind: 'requests', windowMs: MIN, max: 1, action: 'disable' }], {
+      disableForMs: Infinity,
+    })
     see(engine, policy, [], 0)
     expect(see(engine, policy, [], 1).kind).toBe('disable')
     expect(see(engine, policy, [], 1000 * 24 * 60 * MIN).kind).toBe('disabled')
@@ -170,39 +196,49 @@ describe('memory bounds', () => {
 describe('property: engine equals the naive reference', () => {
   it('on random traces, limits and ladders', () => {
     fc.assert(
-      fc.property(fc.array(limitArb, { minLength: 1, maxLength: 4 }), fc.array(stepArb, { maxLength: 80 }), (limits, steps) => {
-        const disableForMs = 40
-        const { engine, policy } = setup(limits, { disableForMs })
-        const ref = new Reference([...policy.limits], disableForMs)
-        let passedBefore = false
-        let now = 1_000
-        for (const step of steps) {
-          now += step.gap
-          const got = engine.observe('acct', policy, step.records, now, { countRequest: !step.response, passes: step.passes }) as Decision
-          const want = ref.observe(step.records, now, !step.response, step.passes)
-          // Bounded memory's one visible trace: once a distinct set is saturated past every
-          // limit, re-reading an evicted record may trigger a `log` limit that is already over
-          // its max. Blocking limits never let their set reach the cap, so they stay exact.
-          // A solved challenge lets its limit's set fill past that limit too, with the same
-          // effect: a re-read may count as fresh again (over-counting, never under-counting).
-          const severity = (k: string) => (k === 'disabled' ? 9 : k === 'allow' ? -1 : SEVERITY[k as ActionName])
-          const saturated =
-            got.limit?.kind === 'distinctRecords' && got.counts[got.limit.index] === policy.distinctCapacity &&
-            severity(got.kind) >= severity(want.kind) && (got.kind === 'log' || passedBefore || step.passes.length > 0)
-          if (!saturated) expect(got.kind).toBe(want.kind)
-          if (step.passes.length > 0) passedBefore = true
-          // Windows keep only limit + 1 entries: counts past that are reported as the cap.
-          const cap = (l: Limit) => (l.kind === 'requests' ? policy.requestCapacity : policy.distinctCapacity)
-          if (want.kind !== 'disabled') expect(got.counts).toEqual(want.counts.map((c, i) => Math.min(c, cap(policy.limits[i] as Limit))))
-          if (!saturated) expect(got.block).toBe(want.kind === 'disabled' || SEVERITY[want.kind as ActionName] > 0)
-          else if (want.kind !== 'allow' && want.kind !== 'log') expect(got.block).toBe(true) // stricter, never laxer
-          // Once a solved challenge has let a distinct set reach its cap, the bounded set has
-          // evicted records the reference still holds; a re-read of one is fresh here and not
-          // there, and from then on counts of shorter windows may differ (as in the Redis
-          // parity test): the trace ends.
-          if (passedBefore && distinctSetFull(policy, got.counts)) break
-        }
-      }),
+      fc.property(
+        fc.array(limitArb, { minLength: 1, maxLength: 4 }),
+        fc.array(stepArb, { maxLength: 80 }),
+        (limits, steps) => {
+          const disableForMs = 40
+          const { engine, policy } = setup(limits, { disableForMs })
+          const ref = new Reference([...policy.limits], disableForMs)
+          let passedBefore = false
+          let now = 1_000
+          for (const step of steps) {
+            now += step.gap
+            const got = engine.observe('acct', policy, step.records, now, {
+              countRequest: !step.response,
+              passes: step.passes,
+            }) as Decision
+            const want = ref.observe(step.records, now, !step.response, step.passes)
+            // Bounded memory's one visible trace: once a distinct set is saturated past every
+            // limit, re-reading an evicted record may trigger a `log` limit that is already over
+            // its max. Blocking limits never let their set reach the cap, so they stay exact.
+            // A solved challenge lets its limit's set fill past that limit too, with the same
+            // effect: a re-read may count as fresh again (over-counting, never under-counting).
+            const severity = (k: string) => (k === 'disabled' ? 9 : k === 'allow' ? -1 : SEVERITY[k as ActionName])
+            const saturated =
+              got.limit?.kind === 'distinctRecords' &&
+              got.counts[got.limit.index] === policy.distinctCapacity &&
+              severity(got.kind) >= severity(want.kind) &&
+              (got.kind === 'log' || passedBefore || step.passes.length > 0)
+            if (!saturated) expect(got.kind).toBe(want.kind)
+            if (step.passes.length > 0) passedBefore = true
+            // Windows keep only limit + 1 entries: counts past that are reported as the cap.
+            const cap = (l: Limit) => (l.kind === 'requests' ? policy.requestCapacity : policy.distinctCapacity)
+            if (want.kind !== 'disabled')
+              expect(got.counts).toEqual(want.counts.map((c, i) => Math.min(c, cap(policy.limits[i] as Limit))))
+            if (!saturated) expect(got.block).toBe(want.kind === 'disabled' || SEVERITY[want.kind as ActionName] > 0)
+            else if (want.kind !== 'allow' && want.kind !== 'log') expect(got.block).toBe(true) // stricter, never laxer
+            // Once a solved challenge has let a distinct set reach its cap, the bounded set has
+            // evicted records the reference still holds; a re-read of one is fresh here and not
+            // there, and from then on counts of shorter windows may differ (as in the Redis
+            // parity test): the trace ends.
+            if (passedBefore && distinctSetFull(policy, got.counts)) break
+          }
+        },
+      ),
       { numRuns: 400 },
     )
   })

@@ -127,8 +127,10 @@ describe('property: the indexed path', () => {
 function agrees(policy: RoutePolicy, got: Decision, want: { kind: string; counts: number[] }, passed: boolean): void {
   const severity = (k: string) => (k === 'disabled' ? 9 : k === 'allow' ? -1 : SEVERITY[k as ActionName])
   const saturated =
-    got.limit?.kind === 'distinctRecords' && got.counts[got.limit.index] === policy.distinctCapacity &&
-    severity(got.kind) >= severity(want.kind) && (got.kind === 'log' || passed)
+    got.limit?.kind === 'distinctRecords' &&
+    got.counts[got.limit.index] === policy.distinctCapacity &&
+    severity(got.kind) >= severity(want.kind) &&
+    (got.kind === 'log' || passed)
   if (!saturated) expect(got.kind).toBe(want.kind)
   const cap = (l: Limit) => (l.kind === 'requests' ? policy.requestCapacity : policy.distinctCapacity)
   if (want.kind !== 'disabled') {
@@ -145,7 +147,7 @@ describe('eviction in one pass', () => {
   const see = (e: Engine, ids: string[], now: number) => indexed(() => e.observe('acct', policy, ids, now)) as Decision
   const kinds = (e: Engine, ids: string[], now: number) => ids.map((id) => see(e, [id], now).kind)
 
-  it('replaces the least recently touched records, never the request\'s own', () => {
+  it("replaces the least recently touched records, never the request's own", () => {
     const e = engine()
     see(e, ['a', 'b'], 1)
     see(e, ['c', 'd'], 2)
@@ -164,7 +166,7 @@ describe('eviction in one pass', () => {
     expect(kinds(e, ['a'], 4)).toEqual(['log'])
   })
 
-  it('replaces records touched earlier in the same millisecond before the request\'s own', () => {
+  it("replaces records touched earlier in the same millisecond before the request's own", () => {
     const e = engine()
     see(e, ['r'], 1)
     see(e, ['a', 'b', 'c'], 5)

@@ -9,13 +9,18 @@ export interface CliRun {
   stderr: string
 }
 
-export async function runCommand(register: (program: Command, exit: (code: number) => void) => void, args: string[]): Promise<CliRun> {
+export async function runCommand(
+  register: (program: Command, exit: (code: number) => void) => void,
+  args: string[],
+): Promise<CliRun> {
   let code: number | undefined
   const out: string[] = []
   const err: string[] = []
   vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')))
   vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')))
-  const program = new Command('sluice').exitOverride().configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) })
+  const program = new Command('sluice')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) })
   register(program, (c) => void (code = c))
   try {
     await program.parseAsync(args, { from: 'user' })

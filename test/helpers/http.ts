@@ -17,7 +17,9 @@ export function send(
   const method = options.method ?? 'GET'
   const headers: Record<string, string> = { host: `${hostname}:${port}`, connection: 'close', ...options.headers }
   if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body))
-  const head = `${method} ${target} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`
+  const head = `${method} ${target} HTTP/1.1\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')}\r\n\r\n`
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname)
     const chunks: Buffer[] = []
@@ -25,7 +27,9 @@ export function send(
       socket.destroy()
       reject(new Error(`no response to ${method} ${target} within ${options.timeoutMs ?? 10_000}ms`))
     }, options.timeoutMs ?? 10_000)
-    socket.on('connect', () => socket.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(options.body ?? '')])))
+    socket.on('connect', () =>
+      socket.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(options.body ?? '')])),
+    )
     socket.on('data', (c) => chunks.push(c))
     socket.on('error', (err) => {
       clearTimeout(timer)

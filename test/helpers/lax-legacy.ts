@@ -41,7 +41,9 @@ export function laxPairs(text: string): { path: string[]; value: string }[] {
         return s
       }
     }
-    const key = dec(eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase()
+    const key = dec(eq < 0 ? part : part.slice(0, eq))
+      .trim()
+      .toLowerCase()
     const value = eq < 0 ? '' : dec(part.slice(eq + 1))
     const segs = [...key.matchAll(/\[([^\]]*)\]/g)].map((m) => m[1] as string)
     const open = key.indexOf('[')
@@ -52,7 +54,10 @@ export function laxPairs(text: string): { path: string[]; value: string }[] {
   return out
 }
 
-const valuesOf = (text: string, name: string) => laxPairs(text).filter((p) => p.path[0] === name.toLowerCase()).map((p) => p.value)
+const valuesOf = (text: string, name: string) =>
+  laxPairs(text)
+    .filter((p) => p.path[0] === name.toLowerCase())
+    .map((p) => p.value)
 
 /** Ids in a JSON text: every number token's digits and every string under a key `id`/`ids`, duplicates included. */
 function jsonIds(text: string, key: string): string[] {
@@ -65,7 +70,9 @@ function jsonIds(text: string, key: string): string[] {
   return out
 }
 
-export async function startLaxLegacy(options: { pageItems?: (page: number, size: number) => string } = {}): Promise<LaxLegacy> {
+export async function startLaxLegacy(
+  options: { pageItems?: (page: number, size: number) => string } = {},
+): Promise<LaxLegacy> {
   const served = new Map<string, Set<string>>()
   const sessions = new Map<string, string>()
   const state = { largestPage: 0 }
@@ -103,7 +110,8 @@ export async function startLaxLegacy(options: { pageItems?: (page: number, size:
       for (const pair of (req.headers.cookie ?? '').split(';')) {
         const eq = pair.indexOf('=')
         if (eq < 0) continue
-        if (pair.slice(0, eq).trim().toLowerCase() === 'jsessionid') cookieSession = decodeURIComponent(pair.slice(eq + 1).trim())
+        if (pair.slice(0, eq).trim().toLowerCase() === 'jsessionid')
+          cookieSession = decodeURIComponent(pair.slice(eq + 1).trim())
       }
       const sid = cookieSession ?? urlSession
       let user = sid !== undefined ? sessions.get(sid) : undefined
@@ -120,9 +128,15 @@ export async function startLaxLegacy(options: { pageItems?: (page: number, size:
       if (path === '/login' && req.method === 'POST') {
         // getParameter: the query first, then the body; JSON bodies too.
         const fromQuery = valuesOf(query, 'username')[0]
-        const fromBody = body.trim().startsWith('{') ? (JSON.parse(body) as Record<string, string>).username : valuesOf(body, 'username')[0]
+        const fromBody = body.trim().startsWith('{')
+          ? (JSON.parse(body) as Record<string, string>).username
+          : valuesOf(body, 'username')[0]
         const name = fold(fromQuery ?? fromBody ?? '')
-        const password = valuesOf(query, 'password')[0] ?? (body.trim().startsWith('{') ? (JSON.parse(body) as Record<string, string>).password : valuesOf(body, 'password')[0])
+        const password =
+          valuesOf(query, 'password')[0] ??
+          (body.trim().startsWith('{')
+            ? (JSON.parse(body) as Record<string, string>).password
+            : valuesOf(body, 'password')[0])
         if (USERS[name] === undefined || USERS[name] !== password) return json(401, { error: 'bad credentials' })
         const id = `S${nextSession++}x${Math.random().toString(36).slice(2, 10)}`
         sessions.set(id, name)
@@ -142,7 +156,11 @@ export async function startLaxLegacy(options: { pageItems?: (page: number, size:
           serve(who, ids)
           return json(200, { items: ids.map((id) => ({ id })) })
         }
-        const size = Math.max(1, ...valuesOf(query, 'pagesize').map(Number).filter(Number.isFinite), ...valuesOf(query, '_limit').map(Number).filter(Number.isFinite))
+        const size = Math.max(
+          1,
+          ...valuesOf(query, 'pagesize').map(Number).filter(Number.isFinite),
+          ...valuesOf(query, '_limit').map(Number).filter(Number.isFinite),
+        )
         const page = Number(valuesOf(query, 'page')[0] ?? 0)
         state.largestPage = Math.max(state.largestPage, size)
         const items = Array.from({ length: Math.min(size, 5000) }, (_, i) => String(page * size + i + 1))
@@ -151,7 +169,11 @@ export async function startLaxLegacy(options: { pageItems?: (page: number, size:
       }
       if (path === '/api/contacts/batch' && req.method === 'POST') {
         // JSON whatever the type, else a form with bracket keys.
-        const ids = body.trim().startsWith('{') ? jsonIds(body, 'ids') : laxPairs(body).filter((p) => p.path[0] === 'ids').map((p) => p.value)
+        const ids = body.trim().startsWith('{')
+          ? jsonIds(body, 'ids')
+          : laxPairs(body)
+              .filter((p) => p.path[0] === 'ids')
+              .map((p) => p.value)
         serve(who, ids)
         return json(200, { items: ids.map((id) => ({ id })) })
       }

@@ -54,7 +54,11 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   let child: ChildProcess | undefined
   const start = async () => {
     mkdirSync(dir, { recursive: true }) // stop() removes it; a restart needs it back
-    const c = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' })
+    const c = spawn(
+      'redis-server',
+      ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra],
+      { stdio: 'ignore' },
+    )
     child = c
     // Even if a test times out before its afterAll runs, no redis-server outlives the run.
     const reap = () => c.kill('SIGKILL')
@@ -93,9 +97,18 @@ export async function startCluster(): Promise<RedisCluster> {
   for (let i = 0; i < 3; i++) {
     const port = await freePort()
     // nodes.conf lives in the node's own --dir, removed when it stops.
-    nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'], port))
+    nodes.push(
+      await startRedis(
+        ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'],
+        port,
+      ),
+    )
   }
-  const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 })
+  const create = spawnSync(
+    'redis-cli',
+    ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { encoding: 'utf8', timeout: 20_000 },
+  )
   if (create.status !== 0) throw new Error(`cluster create failed: ${create.stdout} ${create.stderr}`)
   // Wait until every node agrees the cluster is up.
   const deadline = Date.now() + 15_000
@@ -115,7 +128,11 @@ export async function startCluster(): Promise<RedisCluster> {
 }
 
 /** A connected RedisStore on `url` (fail-closed, a small local fallback) and an engine over it. */
-export async function redisEngine(url: string, keyPrefix: string, commandTimeoutMs = 2000): Promise<{ store: RedisStore; engine: Engine }> {
+export async function redisEngine(
+  url: string,
+  keyPrefix: string,
+  commandTimeoutMs = 2000,
+): Promise<{ store: RedisStore; engine: Engine }> {
   const store = new RedisStore({ url, keyPrefix, commandTimeoutMs, onError: 'fail-closed', maxAccounts: 10 })
   await store.ready()
   return { store, engine: new Engine(store, { disableForMs: 60_000 }) }

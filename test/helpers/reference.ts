@@ -11,15 +11,26 @@ export function distinctSetFull(policy: RoutePolicy, counts: readonly number[]):
   return policy.distinctLimits.some((l) => counts[l.index] === policy.distinctCapacity)
 }
 
-interface RefEvent { t: number; records: string[] }
+interface RefEvent {
+  t: number
+  records: string[]
+}
 
 export class Reference {
   requests: number[] = []
   touches: RefEvent[] = []
   disabledUntil = -Infinity
-  constructor(private limits: Limit[], private disableForMs: number) {}
+  constructor(
+    private limits: Limit[],
+    private disableForMs: number,
+  ) {}
 
-  observe(records: string[], now: number, countRequest = true, passes: number[] = []): { kind: string; counts: number[] } {
+  observe(
+    records: string[],
+    now: number,
+    countRequest = true,
+    passes: number[] = [],
+  ): { kind: string; counts: number[] } {
     if (countRequest) this.requests.push(now)
     const passed = (l: Limit) => l.action === 'challenge' && passes.includes(l.index)
     const reqCounts = (w: number) => this.requests.filter((t) => t > now - w).length
@@ -42,7 +53,11 @@ export class Reference {
         crossed = fresh > 0 && count > l.max && !passed(l)
       }
       counts[l.index] = count
-      if (crossed && (worst === null || l.severity > worst.severity || (l.severity === worst.severity && l.index < worst.index))) worst = l
+      if (
+        crossed &&
+        (worst === null || l.severity > worst.severity || (l.severity === worst.severity && l.index < worst.index))
+      )
+        worst = l
     }
     const blocked = worst !== null && worst.severity > 0
     if (!blocked) this.touches.push({ t: now, records: unique })

@@ -38,7 +38,7 @@ describe('canonicalize', () => {
     expect(canonicalize('*', LAX).ok).toBe(false)
   })
 
-  it('encodes raw bytes (Node\'s parser refuses them; inject() may pass them as latin1) and refuses invalid UTF-8', () => {
+  it("encodes raw bytes (Node's parser refuses them; inject() may pass them as latin1) and refuses invalid UTF-8", () => {
     expect(ok(canonicalize('/caf\u00c3\u00a9', LAX)).path).toBe('/caf%C3%A9')
     expect(ok(canonicalize('/\u{1F600}', LAX)).path).toBe('/%F0%9F%98%80')
     expect(canonicalize('/%ff', LAX).ok).toBe(false)
@@ -87,6 +87,9 @@ describe('canonicalize', () => {
       }),
       { numRuns: 5000 },
     )
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => void canonicalize(`/${s}`, LAX)), { numRuns: 2000 })
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => void canonicalize(`/${s}`, LAX)),
+      { numRuns: 2000 },
+    )
   })
 })

@@ -15,20 +15,37 @@ function req(headers: Record<string, string | string[]>, remoteAddress = '203.0.
 }
 
 async function hs256(claims: Record<string, unknown>, secret = SECRET, exp = NOW / 1000 + 600) {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(secret))
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(secret))
 }
 
-const jwt: IdentityConfig = { type: 'jwt', header: 'authorization', secret: SECRET, algorithms: ['HS256'], claim: 'sub' }
+const jwt: IdentityConfig = {
+  type: 'jwt',
+  header: 'authorization',
+  secret: SECRET,
+  algorithms: ['HS256'],
+  claim: 'sub',
+}
 
 describe('identity chain', () => {
   const chain = buildIdentityChain(
-    [jwt, { type: 'header', name: 'x-account-id', trusted: false }, { type: 'basic' }, { type: 'cookie', name: 'JSESSIONID' }],
+    [
+      jwt,
+      { type: 'header', name: 'x-account-id', trusted: false },
+      { type: 'basic' },
+      { type: 'cookie', name: 'JSESSIONID' },
+    ],
     compileTrust(['10.0.0.0/8']),
   )
 
   it('takes the account from a verified JWT', async () => {
     const token = await hs256({ sub: 'alice' })
-    expect(await chain.identify(req({ authorization: `Bearer ${token}` }), NOW)).toMatchObject({ account: 'jwt:alice', source: 'jwt' })
+    expect(await chain.identify(req({ authorization: `Bearer ${token}` }), NOW)).toMatchObject({
+      account: 'jwt:alice',
+      source: 'jwt',
+    })
   })
 
   it('never believes a forged, unsigned or garbage token (falls through to the next extractor)', async () => {
@@ -45,14 +62,20 @@ describe('identity chain', () => {
 
   it('rejects an RS256 token against an HS256 allow-list', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-    const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime(NOW / 1000 + 600).sign(privateKey)
+    const token = await new SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'RS256' })
+      .setExpirationTime(NOW / 1000 + 600)
+      .sign(privateKey)
     expect((await chain.identify(req({ authorization: `Bearer ${token}` }), NOW)).source).toBe('ip')
   })
 
   it('believes an identity header only from a trusted proxy', async () => {
     expect((await chain.identify(req({ 'x-account-id': 'victim' }), NOW)).account).toBe('ip:203.0.113.9')
     expect(chain.untrustedHeaders(req({}))).toEqual(['x-account-id'])
-    const viaProxy = await chain.identify(req({ 'x-account-id': 'alice', 'x-forwarded-for': '198.51.100.7' }, '10.1.2.3'), NOW)
+    const viaProxy = await chain.identify(
+      req({ 'x-account-id': 'alice', 'x-forwarded-for': '198.51.100.7' }, '10.1.2.3'),
+      NOW,
+    )
     expect(viaProxy).toMatchObject({ account: 'header:alice', source: 'header' })
     expect(chain.clientIp(req({ 'x-forwarded-for': '198.51.100.7' }, '10.1.2.3'))).toBe('198.51.100.7')
     expect(chain.untrustedHeaders(req({}, '10.1.2.3'))).toEqual([])
@@ -65,7 +88,8 @@ describe('identity chain', () => {
   })
 
   it('keys Basic auth by user and a password fingerprint', async () => {
-    const basic = (u: string, p: string) => req({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` })
+    const basic = (u: string, p: string) =>
+      req({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` })
     const right = await chain.identify(basic('alice', 'pw'), NOW)
     const again = await chain.identify(basic('alice', 'pw'), NOW)
     const wrong = await chain.identify(basic('alice', 'guess'), NOW)

@@ -17,7 +17,13 @@ function req(headers: Record<string, string>, url = '/', remoteAddress = '203.0.
   return { headers, url, socket: { remoteAddress }, connection: { remoteAddress } } as unknown as IncomingMessage
 }
 const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` })
-const jwt: IdentityConfig = { type: 'jwt', header: 'authorization', secret: SECRET, algorithms: ['HS256'], claim: 'sub' }
+const jwt: IdentityConfig = {
+  type: 'jwt',
+  header: 'authorization',
+  secret: SECRET,
+  algorithms: ['HS256'],
+  claim: 'sub',
+}
 const token = (claims: Record<string, unknown>, exp: number) =>
   new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET))
 
@@ -34,7 +40,8 @@ describe('user names', () => {
   it('Basic: every spelling of a user with the right password is one account', async () => {
     const chain = buildIdentityChain([{ type: 'basic' }], compileTrust([]), { key: 'k'.repeat(32) })
     const accounts = new Set<string>()
-    for (const u of ['mallory', 'MALLORY', ' mallory', 'ｍａｌｌｏｒｙ']) accounts.add((await chain.identify(req(basic(u, 'pw')), NOW)).account)
+    for (const u of ['mallory', 'MALLORY', ' mallory', 'ｍａｌｌｏｒｙ'])
+      accounts.add((await chain.identify(req(basic(u, 'pw')), NOW)).account)
     expect([...accounts]).toHaveLength(1)
     expect([...accounts][0]).toMatch(/^basic:mallory#[0-9a-f]{16}$/)
     const exact = buildIdentityChain([{ type: 'basic', usernames: 'exact' }], compileTrust([]), { key: 'k'.repeat(32) })
@@ -49,19 +56,28 @@ describe('Basic fingerprints', () => {
     const right = (await a.identify(req(basic('alice', 'pw')), NOW)).account
     expect((await a.identify(req(basic('alice', 'pw')), NOW)).account).toBe(right)
     // 10,000 wrong passwords: none lands on alice's key (64-bit keyed MAC; the 24-bit one collided in seconds).
-    for (let i = 0; i < 10_000; i++) expect((await a.identify(req(basic('alice', `guess${i}`)), NOW)).account).not.toBe(right)
+    for (let i = 0; i < 10_000; i++)
+      expect((await a.identify(req(basic('alice', `guess${i}`)), NOW)).account).not.toBe(right)
     expect((await b.identify(req(basic('alice', 'pw')), NOW)).account).not.toBe(right)
   })
 })
 
 describe('session cookies and URL sessions', () => {
   const chain = buildIdentityChain([{ type: 'cookie', name: 'JSESSIONID' }], compileTrust([]))
-  const id = async (headers: Record<string, string>, url = '/') => (await chain.identify(req(headers, url), NOW)).account
+  const id = async (headers: Record<string, string>, url = '/') =>
+    (await chain.identify(req(headers, url), NOW)).account
 
   it('percent-encoded, quoted and differently-cased spellings of one session are one account', async () => {
     const plain = await id({ cookie: 'JSESSIONID=abc123' })
     expect(plain).toMatch(/^session:/)
-    for (const cookie of ['JSESSIONID=%61bc123', 'JSESSIONID="abc123"', 'jsessionid=abc123', 'JSESSIONID=%2561bc123', 'JSESSIONID= abc123 ', 'JSESSIONID=%61%62%63%31%32%33']) {
+    for (const cookie of [
+      'JSESSIONID=%61bc123',
+      'JSESSIONID="abc123"',
+      'jsessionid=abc123',
+      'JSESSIONID=%2561bc123',
+      'JSESSIONID= abc123 ',
+      'JSESSIONID=%61%62%63%31%32%33',
+    ]) {
       expect(await id({ cookie })).toBe(plain)
     }
   })
@@ -71,7 +87,9 @@ describe('session cookies and URL sessions', () => {
     expect(await id({}, '/api/contacts/7;jsessionid=abc123')).toBe(plain)
     expect(await id({}, '/api;JSESSIONID=%61bc123/contacts/7?x=1')).toBe(plain)
     expect(await id({ cookie: 'JSESSIONID=abc123' }, '/api/contacts/7;jsessionid=abc123')).toBe(plain)
-    expect(() => chain.identify(req({ cookie: 'JSESSIONID=abc123' }, '/api/contacts/7;jsessionid=other'), NOW)).toThrow(AmbiguousIdentityError)
+    expect(() => chain.identify(req({ cookie: 'JSESSIONID=abc123' }, '/api/contacts/7;jsessionid=other'), NOW)).toThrow(
+      AmbiguousIdentityError,
+    )
     expect(() => chain.identify(req({ cookie: 'JSESSIONID=a; jsessionid=b' }), NOW)).toThrow(AmbiguousIdentityError)
     // A `;` in the query is not a path parameter.
     expect(await id({}, '/api/contacts/7?q=a;jsessionid=abc123')).toBe('ip:203.0.113.9')
@@ -83,19 +101,32 @@ describe('JWT time', () => {
 
   it('accepts a token expired by less than clockTolerance, and keys one expired by more to its subject (never a fresh identity)', async () => {
     for (const exp of [NOW / 1000 - 120, NOW / 1000 - 86_400, NOW / 1000 - 365 * 86_400]) {
-      expect(await chain.identify(req({ authorization: `Bearer ${await token({ sub: 'alice' }, exp)}` }), NOW)).toMatchObject({ account: 'jwt:alice', source: 'jwt' })
+      expect(
+        await chain.identify(req({ authorization: `Bearer ${await token({ sub: 'alice' }, exp)}` }), NOW),
+      ).toMatchObject({ account: 'jwt:alice', source: 'jwt' })
     }
-    const early = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setNotBefore(NOW / 1000 + 3600).sign(new TextEncoder().encode(SECRET))
+    const early = await new SignJWT({ sub: 'alice' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setNotBefore(NOW / 1000 + 3600)
+      .sign(new TextEncoder().encode(SECRET))
     expect((await chain.identify(req({ authorization: `Bearer ${early}` }), NOW)).account).toBe('jwt:alice')
   })
 })
 
 describe('namespaces', () => {
-  it('no extractor\'s value can name another extractor\'s account', async () => {
-    const chain = buildIdentityChain([jwt, { type: 'header', name: 'x-user', trusted: true }, { type: 'basic' }, { type: 'cookie', name: 'sid' }], compileTrust([]))
+  it("no extractor's value can name another extractor's account", async () => {
+    const chain = buildIdentityChain(
+      [jwt, { type: 'header', name: 'x-user', trusted: true }, { type: 'basic' }, { type: 'cookie', name: 'sid' }],
+      compileTrust([]),
+    )
     const ip = (await chain.identify(req({}, '/', '127.0.0.2'), NOW)).account
     expect(ip).toBe('ip:127.0.0.2')
-    const viaJwt = (await chain.identify(req({ authorization: `Bearer ${await token({ sub: 'ip:127.0.0.2' }, NOW / 1000 + 600)}` }), NOW)).account
+    const viaJwt = (
+      await chain.identify(
+        req({ authorization: `Bearer ${await token({ sub: 'ip:127.0.0.2' }, NOW / 1000 + 600)}` }),
+        NOW,
+      )
+    ).account
     const viaHeader = (await chain.identify(req({ 'x-user': 'ip:127.0.0.2' }), NOW)).account
     const viaBasic = (await chain.identify(req(basic('ip', '127.0.0.2')), NOW)).account
     expect(new Set([ip, viaJwt, viaHeader, viaBasic, 'user:ip:127.0.0.2']).size).toBe(5)

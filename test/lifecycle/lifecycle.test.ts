@@ -21,7 +21,10 @@ beforeAll(async () => {
   // Slow enough that a shutdown catches requests in flight.
   upstream = await startUpstream((req, res) => {
     req.resume()
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'), req.url?.startsWith('/slow') ? 400 : 0)
+    setTimeout(
+      () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'),
+      req.url?.startsWith('/slow') ? 400 : 0,
+    )
   })
 })
 afterAll(async () => {
@@ -71,7 +74,8 @@ async function start(file: string): Promise<{ url: string; out: () => string }> 
   return { url, out: () => out }
 }
 
-const status = (url: string, path: string, user = 'mallory') => fetch(url + path, { headers: basic(user) }).then(async (r) => (await r.arrayBuffer(), r.status))
+const status = (url: string, path: string, user = 'mallory') =>
+  fetch(url + path, { headers: basic(user) }).then(async (r) => (await r.arrayBuffer(), r.status))
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     if (check()) return
@@ -95,7 +99,16 @@ describe('reload and shutdown', () => {
       url,
       connections: 20,
       duration: 3,
-      requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: `/api/contacts/${n % 3}`, headers: { ...req.headers, ...basic(`load-${n++ % 50}`) } }) }],
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (req) => ({
+            ...req,
+            path: `/api/contacts/${n % 3}`,
+            headers: { ...req.headers, ...basic(`load-${n++ % 50}`) },
+          }),
+        },
+      ],
     })
     await new Promise((r) => setTimeout(r, 700))
     writeFileSync(file, config(8))
@@ -123,7 +136,10 @@ describe('reload and shutdown', () => {
     child!.kill('SIGHUP')
     await until(() => out().includes('the running configuration stays'), 'the refusal')
     expect(out()).toMatch(/obliterate/)
-    writeFileSync(file, config(2).replace(`upstream: { url: ${upstream.url} }`, 'upstream: { url: http://127.0.0.1:1 }'))
+    writeFileSync(
+      file,
+      config(2).replace(`upstream: { url: ${upstream.url} }`, 'upstream: { url: http://127.0.0.1:1 }'),
+    )
     child!.kill('SIGHUP')
     await until(() => out().includes('changing the upstream needs a restart'), 'the restart-only refusal')
     expect(await status(url, '/api/contacts/1', 'bob')).toBe(200)
@@ -147,11 +163,16 @@ describe('reload and shutdown', () => {
 
     const result = await verifyAudit([auditFile], 'lifecycle-audit-key-0123456789')
     expect(result.ok).toBe(true)
-    const types = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type)
+    const types = readFileSync(auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { type: string }).type)
     expect(types[0]).not.toBe('stopped')
     expect(types).toContain('decision')
     expect(types.at(-1)).toBe('stopped')
-    const decision = readFileSync(auditFile, 'utf8').split('\n').find((l) => l.includes('"type":"decision"'))!
+    const decision = readFileSync(auditFile, 'utf8')
+      .split('\n')
+      .find((l) => l.includes('"type":"decision"'))!
     expect(decision).toContain('"account":"basic:eve#')
     expect(decision).not.toContain('/api/contacts/2') // the record id is a pseudonym
     expect(decision).toMatch(/\/api\/contacts\/~[0-9a-f]{32}/)
@@ -166,15 +187,25 @@ describe('reload and shutdown', () => {
       file,
       config(2, `admin: { listen: { host: 127.0.0.1, port: ${port} }, token: "\${SLUICE_ADMIN_TOKEN}" }\n`)
         .replace(join(dir, 'audit.jsonl'), auditFile)
-        .replace('action: throttle } ]\n  - name: invoice', 'action: throttle }, { window: 1h, requests: 4, action: disable } ]\n  - name: invoice'),
+        .replace(
+          'action: throttle } ]\n  - name: invoice',
+          'action: throttle }, { window: 1h, requests: 4, action: disable } ]\n  - name: invoice',
+        ),
     )
-    child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SLUICE_ADMIN_TOKEN: token } })
+    child = spawn(process.execPath, [BIN, 'start', '-c', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SLUICE_ADMIN_TOKEN: token },
+    })
     let out = ''
     child.stdout?.on('data', (c) => (out += String(c)))
     child.stderr?.on('data', (c) => (out += String(c)))
     await until(() => /admin listening/.test(out), `the admin listener (${out})`)
     const url = /sluice listening on (http:\/\/[^"\s]+)/.exec(out)![1]!
-    const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, SLUICE_ADMIN_URL: `http://127.0.0.1:${port}`, SLUICE_ADMIN_TOKEN: token } })
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [BIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, SLUICE_ADMIN_URL: `http://127.0.0.1:${port}`, SLUICE_ADMIN_TOKEN: token },
+      })
 
     const statuses: number[] = []
     for (let id = 1; id <= 6; id++) statuses.push(await status(url, `/api/contacts/${id}`, 'mallory'))
@@ -190,16 +221,24 @@ describe('reload and shutdown', () => {
     expect(reset.status).toBe(0)
     expect(await status(url, '/api/contacts/7', 'mallory')).toBe(200)
 
-    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.text())
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    }).then((r) => r.text())
     expect(metrics).toMatch(/^sluice_audit_healthy 1$/m)
     expect(metrics).toMatch(/^sluice_audit_backlog \d+$/m)
     expect(metrics).toMatch(/sluice_blocks_total\{action="disable"\} 1/)
 
     child.kill('SIGTERM')
     expect(await new Promise((r) => child!.once('exit', r))).toBe(0)
-    const verify = spawnSync(process.execPath, [BIN, 'audit', 'verify', auditFile, '--key-env', 'AUDIT_KEY'], { encoding: 'utf8', env: { ...process.env, AUDIT_KEY: 'lifecycle-audit-key-0123456789' } })
+    const verify = spawnSync(process.execPath, [BIN, 'audit', 'verify', auditFile, '--key-env', 'AUDIT_KEY'], {
+      encoding: 'utf8',
+      env: { ...process.env, AUDIT_KEY: 'lifecycle-audit-key-0123456789' },
+    })
     expect(verify.status).toBe(0)
-    const entries = readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const entries = readFileSync(auditFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
     const resetEntry = entries.find((e) => e.type === 'reset')
     expect(resetEntry).toMatchObject({ account: account.account, remoteAddress: '127.0.0.1' })
   }, 30_000)

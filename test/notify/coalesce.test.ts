@@ -1,4 +1,5 @@
-// The coalescer on its own, with a clock of its own: the threshold, the interval, the sample and the bound on its state.
+// The coalescer on its own, with a clock of its own: the threshold, the interval, the sample and
+// the bound on its state.
 import { describe, expect, it } from 'vitest'
 import { Coalescer } from '../../src/notify/coalesce.js'
 
@@ -10,7 +11,9 @@ function coalescer(options?: ConstructorParameters<typeof Coalescer>[0]) {
 describe('Coalescer', () => {
   it('lets the first 5 of a (route, type) per 10 s through, folds the rest into one summary emitted when the interval ends', () => {
     const { c, emitted } = coalescer()
-    const offers = Array.from({ length: 50 }, (_, i) => c.offer({ type: 'disable', route: 'contact', account: `a${i}`, time: `t${i}` }, 1000 + i))
+    const offers = Array.from({ length: 50 }, (_, i) =>
+      c.offer({ type: 'disable', route: 'contact', account: `a${i}`, time: `t${i}` }, 1000 + i),
+    )
     expect(offers.filter((o) => !o.fold)).toHaveLength(5)
     const ids = new Set(offers.flatMap((o) => (o.fold ? [o.id] : [])))
     expect(ids.size).toBe(1)
@@ -23,7 +26,20 @@ describe('Coalescer', () => {
     expect(emitted).toHaveLength(0)
     expect(c.flushDue(11_000)).toBe(Infinity)
     expect(emitted).toEqual([
-      { type: 'disable', id: [...ids][0], time: new Date(11_000).toISOString(), coalesced: true, route: 'contact', count: 45, individually: 5, accounts: Array.from({ length: 20 }, (_, i) => `a${i + 5}`), accountsTruncated: true, firstTime: 't5', lastTime: 't49', intervalMs: 10_000 },
+      {
+        type: 'disable',
+        id: [...ids][0],
+        time: new Date(11_000).toISOString(),
+        coalesced: true,
+        route: 'contact',
+        count: 45,
+        individually: 5,
+        accounts: Array.from({ length: 20 }, (_, i) => `a${i + 5}`),
+        accountsTruncated: true,
+        firstTime: 't5',
+        lastTime: 't49',
+        intervalMs: 10_000,
+      },
     ])
     expect(c.folded).toBe(45)
     expect(c.summaries).toBe(1)
@@ -42,7 +58,9 @@ describe('Coalescer', () => {
 
   it('keeps a bounded number of (route, type) entries: beyond maxKeys, one shared entry per type', () => {
     const { c, emitted } = coalescer({ maxKeys: 3, individually: 1 })
-    const folds = Array.from({ length: 1000 }, (_, i) => c.offer({ type: 'disable', route: `r${i}`, account: `a${i}` }, i % 5)).filter((o) => o.fold).length
+    const folds = Array.from({ length: 1000 }, (_, i) =>
+      c.offer({ type: 'disable', route: `r${i}`, account: `a${i}` }, i % 5),
+    ).filter((o) => o.fold).length
     // r0, r1, r2 on their own; then the overflow entry: its first on its own, the rest folded.
     expect(folds).toBe(1000 - 4)
     c.flushAll(10)

@@ -7,7 +7,14 @@ import { Notifier, verifyWebhookSignature } from '../../src/notify/index.js'
 import { logger, receiver, sleep, until, type Receiver } from './receiver.js'
 
 const SECRET = 'whsec-test-0123456789'
-const disable = (account: string, route: string) => ({ type: 'disable', account, route, action: 'disable', counts: { requests: 41 }, shadow: false })
+const disable = (account: string, route: string) => ({
+  type: 'disable',
+  account,
+  route,
+  action: 'disable',
+  counts: { requests: 41 },
+  shadow: false,
+})
 
 const open: Receiver[] = []
 const notifiers: Notifier[] = []
@@ -35,7 +42,11 @@ describe('a flood of incidents', () => {
     // disable that matters, coming last, is refused.
     const r = await listen((_n, res) => void setTimeout(() => res.writeHead(204).end(), 20))
     const log = logger()
-    const n = notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['disable'] }], coalesce: { intervalMs: 300 }, logger: log })
+    const n = notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['disable'] }],
+      coalesce: { intervalMs: 300 },
+      logger: log,
+    })
 
     const started = Date.now()
     for (let batch = 0; batch < 10; batch++) {
@@ -67,7 +78,15 @@ describe('a flood of incidents', () => {
     expect(individual.length).toBeLessThanOrEqual(5 * intervals)
     expect(intervals).toBeLessThan(15)
     for (const s of summaries) {
-      expect(s).toMatchObject({ type: 'disable', coalesced: true, route: 'contact', shadow: false, individually: 5, intervalMs: 300, accountsTruncated: true })
+      expect(s).toMatchObject({
+        type: 'disable',
+        coalesced: true,
+        route: 'contact',
+        shadow: false,
+        individually: 5,
+        intervalMs: 300,
+        accountsTruncated: true,
+      })
       expect((s.accounts as string[]).length).toBe(20)
       expect(Date.parse(s.firstTime as string)).toBeLessThanOrEqual(Date.parse(s.lastTime as string))
     }
@@ -88,7 +107,13 @@ describe('a flood of incidents', () => {
     const pending: ServerResponse[] = []
     const r = await listen((_n, res) => (hang ? void pending.push(res) : res.writeHead(204).end()))
     const log = logger()
-    const n = notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 10_000 }], queueLimit: 4, concurrency: 1, coalesce: { intervalMs: 100 }, logger: log })
+    const n = notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 10_000 }],
+      queueLimit: 4,
+      concurrency: 1,
+      coalesce: { intervalMs: 100 },
+      logger: log,
+    })
 
     // Distinct routes: none of this is a flood of one (route, type), so nothing is coalesced.
     for (let i = 0; i < 10; i++) n.notify({ type: 'throttle', account: `basic:t${i}`, route: `t${i}` })
@@ -125,7 +150,12 @@ describe('a flood of incidents', () => {
 
     const report = r.received.find((x) => x.json.type === 'dropped')
     expect(report?.headers['sluice-event']).toBe('dropped')
-    expect(report?.json).toMatchObject({ type: 'dropped', count: 12, byType: { throttle: 9, challenge: 2, log: 1 }, queueLimit: 4 })
+    expect(report?.json).toMatchObject({
+      type: 'dropped',
+      count: 12,
+      byType: { throttle: 9, challenge: 2, log: 1 },
+      queueLimit: 4,
+    })
     expect(Date.parse(report?.json.since as string)).toBeLessThanOrEqual(Date.parse(report?.json.until as string))
     expect(verifyWebhookSignature(SECRET, report?.body ?? '', report?.headers['sluice-signature'] as string)).toBe(true)
     // One report per flood.
@@ -137,7 +167,12 @@ describe('a flood of incidents', () => {
     let hang = true
     const pending: ServerResponse[] = []
     const r = await listen((_n, res) => (hang ? void pending.push(res) : res.writeHead(204).end()))
-    const n = notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['disable'], timeoutMs: 10_000 }], queueLimit: 6, concurrency: 1, coalesce: { intervalMs: 150 } })
+    const n = notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['disable'], timeoutMs: 10_000 }],
+      queueLimit: 6,
+      concurrency: 1,
+      coalesce: { intervalMs: 150 },
+    })
 
     // a0 in flight, a1..a4 queued on their own, a5..a9 folded: `contact` floods.
     for (let i = 0; i < 10; i++) n.notify(disable(`basic:a${i}`, 'contact'))
@@ -155,10 +190,18 @@ describe('a flood of incidents', () => {
     await until(() => r.received.some((x) => x.json.type === 'dropped'), 'the dropped report')
     await until(() => n.stats().backlog === 0, 'the queue to drain')
 
-    const accounts = r.received.filter((x) => x.json.type === 'disable' && x.json.coalesced !== true).map((x) => x.json.account)
+    const accounts = r.received
+      .filter((x) => x.json.type === 'disable' && x.json.coalesced !== true)
+      .map((x) => x.json.account)
     expect(accounts).toEqual(['basic:a0', 'basic:a1', 'basic:a2', 'basic:bob', 'basic:mallory'])
     const summary = r.received.find((x) => x.json.coalesced === true)?.json
-    expect(summary).toMatchObject({ type: 'disable', route: 'contact', count: 5, accounts: ['basic:a5', 'basic:a6', 'basic:a7', 'basic:a8', 'basic:a9'], accountsTruncated: false })
+    expect(summary).toMatchObject({
+      type: 'disable',
+      route: 'contact',
+      count: 5,
+      accounts: ['basic:a5', 'basic:a6', 'basic:a7', 'basic:a8', 'basic:a9'],
+      accountsTruncated: false,
+    })
     // The dropped report reaches a webhook that subscribed to disables only: it is about its own queue.
     const report = r.received.find((x) => x.json.type === 'dropped')?.json
     expect(report).toMatchObject({ count: 2, byType: { disable: 2 } })
@@ -168,7 +211,10 @@ describe('a flood of incidents', () => {
 
   it('keeps flood state per route, type and shadow, and sends operator events of another type on their own', async () => {
     const r = await listen()
-    const n = notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'] }], coalesce: { intervalMs: 60_000, individually: 2 } })
+    const n = notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['*'] }],
+      coalesce: { intervalMs: 60_000, individually: 2 },
+    })
     for (let i = 0; i < 5; i++) n.notify(disable(`basic:a${i}`, 'contact'))
     for (let i = 0; i < 5; i++) n.notify({ ...disable(`basic:s${i}`, 'contact'), shadow: true })
     n.notify({ type: 'unlock', account: 'basic:a0', route: 'contact', action: 'unlock' })
@@ -178,8 +224,14 @@ describe('a flood of incidents', () => {
     await n.close()
     const summaries = r.received.filter((x) => x.json.coalesced === true).map((x) => x.json)
     expect(summaries).toHaveLength(2)
-    expect(summaries.find((s) => s.shadow === true)).toMatchObject({ count: 3, accounts: ['basic:s2', 'basic:s3', 'basic:s4'] })
-    expect(summaries.find((s) => s.shadow === false)).toMatchObject({ count: 3, accounts: ['basic:a2', 'basic:a3', 'basic:a4'] })
+    expect(summaries.find((s) => s.shadow === true)).toMatchObject({
+      count: 3,
+      accounts: ['basic:s2', 'basic:s3', 'basic:s4'],
+    })
+    expect(summaries.find((s) => s.shadow === false)).toMatchObject({
+      count: 3,
+      accounts: ['basic:a2', 'basic:a3', 'basic:a4'],
+    })
     expect(r.received.filter((x) => x.json.type === 'unlock')).toHaveLength(1)
   })
 })

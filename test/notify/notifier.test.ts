@@ -24,7 +24,10 @@ afterEach(async () => {
 })
 
 /** A receiver on 127.0.0.1; `answer` decides each response (default 204). */
-async function receiver(answer: (n: number, res: ServerResponse) => void = (_n, res) => res.writeHead(204).end(), port = 0): Promise<Receiver> {
+async function receiver(
+  answer: (n: number, res: ServerResponse) => void = (_n, res) => res.writeHead(204).end(),
+  port = 0,
+): Promise<Receiver> {
   const received: Received[] = []
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -67,13 +70,25 @@ async function until(check: () => boolean, what: string): Promise<void> {
 }
 
 function logger() {
-  const lines: { level: string; obj: object; msg?: string }[] = []
-  return { lines, info: (obj: object, msg?: string) => void lines.push({ level: 'info', obj, msg }), warn: (obj: object, msg?: string) => void lines.push({ level: 'warn', obj, msg }), error: (obj: object, msg?: string) => void lines.push({ level: 'error', obj, msg }) }
+  const lines: { level: string; obj: object; msg?: string | undefined }[] = []
+  return {
+    lines,
+    info: (obj: object, msg?: string) => void lines.push({ level: 'info', obj, msg }),
+    warn: (obj: object, msg?: string) => void lines.push({ level: 'warn', obj, msg }),
+    error: (obj: object, msg?: string) => void lines.push({ level: 'error', obj, msg }),
+  }
 }
 
 const FAST: NotifierOptions['retry'] = { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 }
 const SECRET = 'whsec-test-0123456789'
-const incident = { type: 'disable', account: 'mallory', route: 'contact', limit: { window: '1m', requests: 40 }, counts: { requests: 41, distinctRecords: 20 }, action: 'disable' }
+const incident = {
+  type: 'disable',
+  account: 'mallory',
+  route: 'contact',
+  limit: { window: '1m', requests: 40 },
+  counts: { requests: 41, distinctRecords: 20 },
+  action: 'disable',
+}
 
 const rejections: unknown[] = []
 const onRejection = (reason: unknown) => void rejections.push(reason)
@@ -136,19 +151,28 @@ describe('Notifier', () => {
   it('retries a receiver that is down with backoff, then counts the event failed, without crashing', async () => {
     const port = await closedPort()
     const log = logger()
-    const notifier = new Notifier({ webhooks: [{ url: `http://127.0.0.1:${port}/x`, secret: SECRET, events: ['*'] }], retry: FAST, logger: log })
+    const notifier = new Notifier({
+      webhooks: [{ url: `http://127.0.0.1:${port}/x`, secret: SECRET, events: ['*'] }],
+      retry: FAST,
+      logger: log,
+    })
     notifier.notify(incident)
     await until(() => notifier.stats().failed === 1, 'the give-up')
     expect(notifier.stats()).toMatchObject({ sent: 0, failed: 1, retried: 2, backlog: 0 })
     expect(log.lines.find((l) => l.level === 'warn')?.msg).toMatch(/failed \(ECONNREFUSED\); retrying/)
-    expect(log.lines.find((l) => l.level === 'error')?.msg).toMatch(/gave up on disable .* after 3 attempt\(s\): ECONNREFUSED/)
+    expect(log.lines.find((l) => l.level === 'error')?.msg).toMatch(
+      /gave up on disable .* after 3 attempt\(s\): ECONNREFUSED/,
+    )
     await notifier.close()
   })
 
   it('times a slow receiver out and retries, while notify() returns at once', async () => {
     const pending: ServerResponse[] = []
     const r = await receiver((_n, res) => void pending.push(res))
-    const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 50 }], retry: { ...FAST, maxAttempts: 2 } })
+    const notifier = new Notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 50 }],
+      retry: { ...FAST, maxAttempts: 2 },
+    })
     const id = notifier.notify(incident)
     // Returned before any delivery could have happened: the event is still queued.
     expect(typeof id).toBe('string')
@@ -169,13 +193,17 @@ describe('Notifier', () => {
     expect(notifier.stats()).toMatchObject({ sent: 1, retried: 2, failed: 0 })
     const bodies = new Set(r.received.map((x) => x.body))
     expect(bodies.size).toBe(1)
-    for (const x of r.received) expect(verifyWebhookSignature(SECRET, x.body, x.headers['sluice-signature'] as string)).toBe(true)
+    for (const x of r.received)
+      expect(verifyWebhookSignature(SECRET, x.body, x.headers['sluice-signature'] as string)).toBe(true)
     await notifier.close()
   })
 
   it('delivers to a receiver that was down when the event came and starts later', async () => {
     const port = await closedPort()
-    const notifier = new Notifier({ webhooks: [{ url: `http://127.0.0.1:${port}/x`, secret: SECRET, events: ['*'] }], retry: { maxAttempts: 100, initialDelayMs: 10, maxDelayMs: 20 } })
+    const notifier = new Notifier({
+      webhooks: [{ url: `http://127.0.0.1:${port}/x`, secret: SECRET, events: ['*'] }],
+      retry: { maxAttempts: 100, initialDelayMs: 10, maxDelayMs: 20 },
+    })
     notifier.notify(incident)
     await until(() => notifier.stats().retried >= 1, 'a failed attempt')
     const r = await receiver(undefined, port)
@@ -185,7 +213,9 @@ describe('Notifier', () => {
   })
 
   it('does not retry a 4xx or follow a redirect', async () => {
-    const r = await receiver((n, res) => (n === 1 ? res.writeHead(401).end() : res.writeHead(302, { location: 'http://127.0.0.1:1/' }).end()))
+    const r = await receiver((n, res) =>
+      n === 1 ? res.writeHead(401).end() : res.writeHead(302, { location: 'http://127.0.0.1:1/' }).end(),
+    )
     const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'] }], retry: FAST })
     notifier.notify(incident)
     notifier.notify(incident)
@@ -198,7 +228,12 @@ describe('Notifier', () => {
     const pending: ServerResponse[] = []
     const r = await receiver((_n, res) => void pending.push(res))
     const log = logger()
-    const notifier = new Notifier({ webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 10_000 }], queueLimit: 5, concurrency: 1, logger: log })
+    const notifier = new Notifier({
+      webhooks: [{ url: r.url, secret: SECRET, events: ['*'], timeoutMs: 10_000 }],
+      queueLimit: 5,
+      concurrency: 1,
+      logger: log,
+    })
     // One route each: a flood of one route would be coalesced (next describe) and never fill the queue.
     for (let i = 0; i < 100; i++) notifier.notify({ ...incident, route: `route-${i}`, n: i })
     expect(notifier.stats()).toMatchObject({ dropped: 95, backlog: 5, coalesced: 0 })
@@ -220,15 +255,29 @@ describe('Notifier', () => {
     // The first 5 of one (route, type) on their own; close() sends the summary of the other 5 at once.
     expect(r.received).toHaveLength(6)
     const bodies = r.received.map((x) => JSON.parse(x.body) as Record<string, unknown>)
-    expect(bodies.filter((b) => b.coalesced !== true).map((b) => b.n).sort()).toEqual([0, 1, 2, 3, 4])
-    expect(bodies.find((b) => b.coalesced === true)).toMatchObject({ type: 'disable', route: 'contact', count: 5, accounts: ['mallory'] })
+    expect(
+      bodies
+        .filter((b) => b.coalesced !== true)
+        .map((b) => b.n)
+        .sort(),
+    ).toEqual([0, 1, 2, 3, 4])
+    expect(bodies.find((b) => b.coalesced === true)).toMatchObject({
+      type: 'disable',
+      route: 'contact',
+      count: 5,
+      accounts: ['mallory'],
+    })
     notifier.notify(incident)
     expect(notifier.stats()).toMatchObject({ sent: 6, dropped: 1, coalesced: 5, summaries: 1 })
   })
 
   it('refuses a webhook without a secret or with a URL that is not http(s)', () => {
-    expect(() => new Notifier({ webhooks: [{ url: 'http://127.0.0.1/', secret: '', events: ['*'] }] })).toThrow(/secret is empty/)
-    expect(() => new Notifier({ webhooks: [{ url: 'file:///etc/passwd', secret: 's', events: ['*'] }] })).toThrow(/must be http/)
+    expect(() => new Notifier({ webhooks: [{ url: 'http://127.0.0.1/', secret: '', events: ['*'] }] })).toThrow(
+      /secret is empty/,
+    )
+    expect(() => new Notifier({ webhooks: [{ url: 'file:///etc/passwd', secret: 's', events: ['*'] }] })).toThrow(
+      /must be http/,
+    )
     expect(() => new Notifier({ webhooks: [{ url: 'not a url', secret: 's', events: ['*'] }] })).toThrow(/is not a URL/)
   })
 })

@@ -16,7 +16,9 @@ export interface Receiver {
 }
 
 /** `answer` decides each response (default 204 at once). */
-export async function receiver(answer: (n: number, res: ServerResponse) => void = (_n, res) => res.writeHead(204).end()): Promise<Receiver> {
+export async function receiver(
+  answer: (n: number, res: ServerResponse) => void = (_n, res) => res.writeHead(204).end(),
+): Promise<Receiver> {
   const received: Received[] = []
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -50,8 +52,9 @@ export async function until(check: () => boolean, what: string, ms = 10_000): Pr
 }
 
 export function logger() {
-  const lines: { level: string; obj: Record<string, unknown>; msg?: string }[] = []
-  const at = (level: string) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg })
+  const lines: { level: string; obj: Record<string, unknown>; msg?: string | undefined }[] = []
+  const at = (level: string) => (obj: object, msg?: string) =>
+    void lines.push({ level, obj: obj as Record<string, unknown>, msg })
   return { lines, info: at('info'), warn: at('warn'), error: at('error') }
 }
 

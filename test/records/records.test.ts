@@ -35,7 +35,8 @@ describe('selector', () => {
 
   it('finds nothing (never throws) where the document has another shape', () => {
     const sel = compileSelector('$.items[*].id')
-    for (const v of [null, 1, 'text', [], {}, { items: 'x' }, { items: { a: { id: 9 } } }]) expect(() => sel(v)).not.toThrow()
+    for (const v of [null, 1, 'text', [], {}, { items: 'x' }, { items: { a: { id: 9 } } }])
+      expect(() => sel(v)).not.toThrow()
     expect(sel({ items: { a: { id: 9 } } })).toEqual(['9']) // [*] over an object's values
     expect(sel({ items: [[{ id: 1 }]] })).toEqual([])
     expect(compileSelector('$.items[9].id')(doc)).toEqual([])
@@ -101,16 +102,32 @@ describe('reading bodies', () => {
 
   it('reads JSON and forms; refuses bodies no reading can use', () => {
     const ids = compileSelector('$.ids')
-    const sel = (body: string | Buffer, type: string) => selectBody(Buffer.isBuffer(body) ? body : Buffer.from(body), type, ids)
+    const sel = (body: string | Buffer, type: string) =>
+      selectBody(Buffer.isBuffer(body) ? body : Buffer.from(body), type, ids)
     expect(sel('{"ids":[1,2]}', 'application/json; charset=utf-8')).toEqual(['1', '2'])
     expect(sel('{"ids":[1]}', 'application/vnd.api+json')).toEqual(['1'])
-    expect(sel('ids=1&ids=2&ids[]=3&name=x', 'application/x-www-form-urlencoded').sort()).toEqual(['1', '1', '2', '2', '3', '3'])
+    expect(sel('ids=1&ids=2&ids[]=3&name=x', 'application/x-www-form-urlencoded').sort()).toEqual([
+      '1',
+      '1',
+      '2',
+      '2',
+      '3',
+      '3',
+    ])
     expect(sel(Buffer.alloc(0), 'application/json')).toEqual([])
     expect(() => sel('{"a":', 'application/json')).toThrow(/not valid JSON/)
     expect(() => sel('<x/>', 'text/xml')).toThrow(/content-type "text\/xml" and the body is neither JSON nor a form/)
     // Legacy labels: JSON sent as text/plain or text/html, with a UTF-8 byte order mark.
-    expect(selectBody(Buffer.from('{"items":[{"id":1}]}'), 'text/html; charset=utf-8', compileSelector('$.items[*].id'))).toEqual(['1'])
-    expect(selectBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1,2]')]), 'application/json', compileSelector('$'))).toEqual(['1', '2'])
+    expect(
+      selectBody(Buffer.from('{"items":[{"id":1}]}'), 'text/html; charset=utf-8', compileSelector('$.items[*].id')),
+    ).toEqual(['1'])
+    expect(
+      selectBody(
+        Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[1,2]')]),
+        'application/json',
+        compileSelector('$'),
+      ),
+    ).toEqual(['1', '2'])
   })
 
   it('form parsing cannot pollute prototypes', () => {
@@ -127,7 +144,8 @@ describe('clampQuery', () => {
 
   it('rewrites values above the cap, and anything that is not a whole number from 1 to the cap', () => {
     expect(clamp('?page=2&pageSize=100000')).toEqual({ search: '?page=2&pageSize=50', clamped: ['pageSize'] })
-    for (const v of ['0', '-1', 'all', '', '1e9', '50.5', '%31%30%30']) expect(clamp(`?pageSize=${v}`)?.search).toBe('?pageSize=50')
+    for (const v of ['0', '-1', 'all', '', '1e9', '50.5', '%31%30%30'])
+      expect(clamp(`?pageSize=${v}`)?.search).toBe('?pageSize=50')
     expect(clamp('?pageSize')?.search).toBe('?pageSize=50')
   })
 

@@ -47,13 +47,22 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
   })
 
   async function instance(prefix: string): Promise<{ proxy: RunningProxy; admin: string }> {
-    const proxy = await startProxy(config(`{ type: redis, url: "${server.url}", keyPrefix: "${prefix}", onError: fail-closed, commandTimeout: 2s }`), { upstream: upstream.url })
+    const proxy = await startProxy(
+      config(`{ type: redis, url: "${server.url}", keyPrefix: "${prefix}", onError: fail-closed, commandTimeout: 2s }`),
+      { upstream: upstream.url },
+    )
     await (proxy.app.sluice.store as RedisStore).ready()
-    const admin = await buildAdmin({ token: TOKEN, metrics: proxy.app.sluice.metrics, store: proxy.app.sluice.store, policies: POLICIES })
+    const admin = await buildAdmin({
+      token: TOKEN,
+      metrics: proxy.app.sluice.metrics,
+      store: proxy.app.sluice.store,
+      policies: POLICIES,
+    })
     closing.push(admin, proxy)
     return { proxy, admin: await admin.listen({ host: '127.0.0.1', port: 0 }) }
   }
-  const get = (p: RunningProxy, user: string, path: string) => send(p.url, path, { headers: { 'x-user': user.replace(/^header:/, '') } }).then((r) => r.status)
+  const get = (p: RunningProxy, user: string, path: string) =>
+    send(p.url, path, { headers: { 'x-user': user.replace(/^header:/, '') } }).then((r) => r.status)
 
   it('unlock restores access immediately across instances', async () => {
     const a = await instance('unlock:')
@@ -67,7 +76,11 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     const shown = await call(b.admin, 'GET', accountPath('header:mallory'))
     expect(shown.json.disabled).toEqual([{ mode: 'enforce', until: 'forever' }])
     const res = await call(b.admin, 'POST', accountPath('header:mallory', '/unlock'))
-    expect(res.json).toEqual({ account: 'header:mallory', unlocked: true, lifted: [{ mode: 'enforce', until: 'forever' }] })
+    expect(res.json).toEqual({
+      account: 'header:mallory',
+      unlocked: true,
+      lifted: [{ mode: 'enforce', until: 'forever' }],
+    })
     expect(await get(a.proxy, 'header:mallory', '/api/contacts/1')).toBe(200)
     expect(await get(b.proxy, 'header:mallory', '/api/contacts/2')).toBe(200)
     expect((await call(a.admin, 'GET', accountPath('header:mallory'))).json.disabled).toEqual([])
@@ -82,7 +95,9 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     expect(one.json).toMatchObject({ route: 'invoice', lifted: [{ mode: 'enforce' }] })
     const shown = (await call(a.admin, 'GET', accountPath('header:bob'))).json
     expect(shown.disabled).toEqual([])
-    expect(shown.routes.map((r: { route: string; limits: { count: number }[] }) => [r.route, r.limits[0]?.count])).toEqual([['contact', 5]])
+    expect(
+      shown.routes.map((r: { route: string; limits: { count: number }[] }) => [r.route, r.limits[0]?.count]),
+    ).toEqual([['contact', 5]])
 
     expect((await call(b.admin, 'POST', accountPath('header:bob', '/reset'))).status).toBe(200)
     expect((await call(a.admin, 'GET', accountPath('header:bob'))).status).toBe(404)
@@ -95,7 +110,12 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     const redis = await instance('same:')
     const other = await instance('other:')
     const memory = await startProxy(config('{ type: memory }'), { upstream: upstream.url })
-    const memoryAdmin = await buildAdmin({ token: TOKEN, metrics: memory.app.sluice.metrics, store: memory.app.sluice.store, policies: POLICIES })
+    const memoryAdmin = await buildAdmin({
+      token: TOKEN,
+      metrics: memory.app.sluice.metrics,
+      store: memory.app.sluice.store,
+      policies: POLICIES,
+    })
     closing.push(memoryAdmin, memory)
     const memoryUrl = await memoryAdmin.listen({ host: '127.0.0.1', port: 0 })
 
@@ -114,14 +134,27 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     await get(other.proxy, 'header:elsewhere', '/api/contacts/1')
 
     const strip = (j: { at?: string; accounts: object[] }) => ({ ...j, at: undefined })
-    for (const query of ['', '?route=contact', '?route=invoice', '?by=requests', '?by=requests&route=contact', '?limit=2']) {
+    for (const query of [
+      '',
+      '?route=contact',
+      '?route=invoice',
+      '?by=requests',
+      '?by=requests&route=contact',
+      '?limit=2',
+    ]) {
       const fromRedis = (await call(redis.admin, 'GET', `/accounts${query}`)).json
       const fromMemory = (await call(memoryUrl, 'GET', `/accounts${query}`)).json
       expect(strip(fromRedis), query).toEqual(strip(fromMemory))
       expect(JSON.stringify(fromRedis)).not.toContain('elsewhere')
     }
     const list = (await call(redis.admin, 'GET', '/accounts')).json
-    expect(list.accounts.map((a: { account: string }) => a.account)).toEqual(['header:mallory', 'header:bob', 'header:alice', 'header:carol', 'header:x{y}:q:z'])
+    expect(list.accounts.map((a: { account: string }) => a.account)).toEqual([
+      'header:mallory',
+      'header:bob',
+      'header:alice',
+      'header:carol',
+      'header:x{y}:q:z',
+    ])
     for (const account of ['header:alice', 'header:bob', 'header:mallory', 'header:x{y}:q:z']) {
       const r = (await call(redis.admin, 'GET', accountPath(account))).json
       const m = (await call(memoryUrl, 'GET', accountPath(account))).json
@@ -131,16 +164,34 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
 
   it('answers 503 with the reason when Redis cannot be reached', async () => {
     const own = await startRedis()
-    const store = new RedisStore({ url: own.url, keyPrefix: 'down:', commandTimeoutMs: 500, onError: 'fail-closed', maxAccounts: 10 })
+    const store = new RedisStore({
+      url: own.url,
+      keyPrefix: 'down:',
+      commandTimeoutMs: 500,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     await store.ready()
-    const admin = await buildAdmin({ token: TOKEN, metrics: new (await import('../../src/admin/metrics.js')).Metrics(), store, policies: POLICIES })
+    const admin = await buildAdmin({
+      token: TOKEN,
+      metrics: new (await import('../../src/admin/metrics.js')).Metrics(),
+      store,
+      policies: POLICIES,
+    })
     closing.push(admin, store)
     const url = await admin.listen({ host: '127.0.0.1', port: 0 })
     await own.stop()
-    for (const [method, path] of [['GET', '/accounts'], ['GET', accountPath('header:a')], ['POST', accountPath('header:a', '/unlock')]] as const) {
+    for (const [method, path] of [
+      ['GET', '/accounts'],
+      ['GET', accountPath('header:a')],
+      ['POST', accountPath('header:a', '/unlock')],
+    ] as const) {
       const res = await call(url, method, path)
       expect(res.status).toBe(503)
-      expect(res.json).toMatchObject({ code: 'SLUICE_ERR_ADMIN_STORE', detail: expect.stringMatching(/^the store did not answer: /) })
+      expect(res.json).toMatchObject({
+        code: 'SLUICE_ERR_ADMIN_STORE',
+        detail: expect.stringMatching(/^the store did not answer: /),
+      })
     }
   })
 })
@@ -155,11 +206,21 @@ describe.skipIf(!hasRedis)('accounts on a redis cluster (3 masters)', () => {
   })
 
   it('finds every account whatever master holds it, ranks them, shows and resets one', async () => {
-    const store = new RedisStore({ cluster: cluster.urls, keyPrefix: 'adm:', commandTimeoutMs: 2000, onError: 'fail-closed', maxAccounts: 10 })
+    const store = new RedisStore({
+      cluster: cluster.urls,
+      keyPrefix: 'adm:',
+      commandTimeoutMs: 2000,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     const memory = new MemoryStore({ maxAccounts: 100 })
     try {
       await store.ready(10_000)
-      const policy = buildPolicy('c', [{ kind: 'distinctRecords', windowMs: 600_000, max: 40, action: 'disable' }], false)
+      const policy = buildPolicy(
+        'c',
+        [{ kind: 'distinctRecords', windowMs: 600_000, max: 40, action: 'disable' }],
+        false,
+      )
       const now = Date.now()
       for (const s of [store, memory]) {
         const engine = new Engine(s, { disableForMs: Infinity, clock: () => now })
@@ -171,11 +232,19 @@ describe.skipIf(!hasRedis)('accounts on a redis cluster (3 masters)', () => {
       const page = await store.accounts(query)
       expect(page.scanned).toBe(31)
       expect(page.truncated).toBe(false)
-      const top = [['header:u30', 0.75], ['header:u29', 0.725], ['header:u28', 0.7], ['header:u27', 0.675], ['header:u26', 0.65]]
+      const top = [
+        ['header:u30', 0.75],
+        ['header:u29', 0.725],
+        ['header:u28', 0.7],
+        ['header:u27', 0.675],
+        ['header:u26', 0.65],
+      ]
       expect(page.accounts.map((a) => [a.account, a.pressure])).toEqual(top)
       expect((await memory.accounts(query)).accounts.map((a) => [a.account, a.pressure])).toEqual(top)
       expect(page.accounts[0]).toMatchObject({ account: 'header:u30', pressure: 0.75 })
-      expect((await store.account('header:u45', [policy], now))?.disabled).toEqual([{ account: 'header:u45', until: Infinity, shadow: false }])
+      expect((await store.account('header:u45', [policy], now))?.disabled).toEqual([
+        { account: 'header:u45', until: Infinity, shadow: false },
+      ])
 
       expect(await store.reset('header:u30', { policies: [policy] })).toBe(true)
       expect(await store.account('header:u30', [policy], now)).toBeNull()

@@ -16,7 +16,14 @@ let run = 0
 
 beforeAll(async () => {
   server = await startRedis()
-  redis = new RedisStore({ url: server.url, keyPrefix: 'parity:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10, clock: 'local' })
+  redis = new RedisStore({
+    url: server.url,
+    keyPrefix: 'parity:',
+    commandTimeoutMs: 1000,
+    onError: 'fail-closed',
+    maxAccounts: 10,
+    clock: 'local',
+  })
   await redis.ready()
 })
 afterAll(async () => {
@@ -24,42 +31,46 @@ afterAll(async () => {
   await server?.stop()
 })
 
-
 describe.skipIf(!hasRedis)('redis store parity with the memory store', () => {
   it('makes the same decisions with the same counts on random traces', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(limitArb, { minLength: 1, maxLength: 4 }), fc.array(stepArb, { maxLength: 60 }), fc.boolean(), async (limits, steps, forever) => {
-        const account = `acct-${run++}`
-        const disableForMs = forever ? Infinity : 40
-        const enforced = buildPolicy('r', limits, false)
-        const shadowed = buildPolicy('r', limits, true)
-        const memory = new Engine(new MemoryStore({ maxAccounts: 10 }), { disableForMs })
-        const shared = new Engine(redis, { disableForMs })
-        let now = 1_000_000
-        let passedBefore = false
-        for (const step of steps) {
-          now += step.gap
-          const policy = step.shadow ? shadowed : enforced
-          const extra = { countRequest: !step.response, passes: step.passes }
-          const want = memory.observe(account, policy, step.records, now, extra) as Decision
-          const got = await shared.observe(account, policy, step.records, now, extra)
-          // Ties in the saturated-log case may evict a different record (see windows.ts);
-          // everything that blocks must agree exactly.
-          const saturatedLog = [want.kind, got.kind].includes('log') && [want.kind, got.kind].includes('allow')
-          if (!saturatedLog) {
-            expect(got.kind).toBe(want.kind)
-            expect(got.counts).toEqual(want.counts)
+      fc.asyncProperty(
+        fc.array(limitArb, { minLength: 1, maxLength: 4 }),
+        fc.array(stepArb, { maxLength: 60 }),
+        fc.boolean(),
+        async (limits, steps, forever) => {
+          const account = `acct-${run++}`
+          const disableForMs = forever ? Infinity : 40
+          const enforced = buildPolicy('r', limits, false)
+          const shadowed = buildPolicy('r', limits, true)
+          const memory = new Engine(new MemoryStore({ maxAccounts: 10 }), { disableForMs })
+          const shared = new Engine(redis, { disableForMs })
+          let now = 1_000_000
+          let passedBefore = false
+          for (const step of steps) {
+            now += step.gap
+            const policy = step.shadow ? shadowed : enforced
+            const extra = { countRequest: !step.response, passes: step.passes }
+            const want = memory.observe(account, policy, step.records, now, extra) as Decision
+            const got = await shared.observe(account, policy, step.records, now, extra)
+            // Ties in the saturated-log case may evict a different record (see windows.ts);
+            // everything that blocks must agree exactly.
+            const saturatedLog = [want.kind, got.kind].includes('log') && [want.kind, got.kind].includes('allow')
+            if (!saturatedLog) {
+              expect(got.kind).toBe(want.kind)
+              expect(got.counts).toEqual(want.counts)
+            }
+            expect(got.block).toBe(want.block)
+            expect(got.disabledUntil).toBe(want.disabledUntil)
+            // A solved challenge lets a distinct set fill to its cap too, past a limit that
+            // blocks; at the cap the stores may evict different records among ties (the same
+            // last-seen time), and a re-read of one may then count in one store and not the
+            // other, on any limit: the stores may part ways from here, so the trace ends.
+            if (step.passes.length > 0) passedBefore = true
+            if (passedBefore && (distinctSetFull(enforced, want.counts) || distinctSetFull(enforced, got.counts))) break
           }
-          expect(got.block).toBe(want.block)
-          expect(got.disabledUntil).toBe(want.disabledUntil)
-          // A solved challenge lets a distinct set fill to its cap too, past a limit that
-          // blocks; at the cap the stores may evict different records among ties (the same
-          // last-seen time), and a re-read of one may then count in one store and not the
-          // other, on any limit: the stores may part ways from here, so the trace ends.
-          if (step.passes.length > 0) passedBefore = true
-          if (passedBefore && (distinctSetFull(enforced, want.counts) || distinctSetFull(enforced, got.counts))) break
-        }
-      }),
+        },
+      ),
       { numRuns: 150 },
     )
   })

@@ -52,7 +52,9 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
     await Promise.all(proxies.splice(0).map((p) => p.close()))
   })
   async function instances(n: number, prefix: string): Promise<RunningProxy[]> {
-    const started = await Promise.all(Array.from({ length: n }, () => startProxy(config(server.url, prefix), { upstream: app.url })))
+    const started = await Promise.all(
+      Array.from({ length: n }, () => startProxy(config(server.url, prefix), { upstream: app.url })),
+    )
     proxies.push(...started)
     for (const p of started) await (p.app.sluice.store as RedisStore).ready()
     return started
@@ -62,9 +64,14 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
     const all = await instances(3, 'pages:')
     const results = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        fetch(`${all[i % 3]!.url}/api/contacts?page=${i + 1}&pageSize=20`, { headers: basic('mallory', 'mallory-pw') }).then(async (r) => ({
+        fetch(`${all[i % 3]!.url}/api/contacts?page=${i + 1}&pageSize=20`, {
+          headers: basic('mallory', 'mallory-pw'),
+        }).then(async (r) => ({
           status: r.status,
-          ids: r.status === 200 ? ((await r.json()) as { items: { id: number }[] }).items.map((c) => c.id) : (await r.arrayBuffer(), []),
+          ids:
+            r.status === 200
+              ? ((await r.json()) as { items: { id: number }[] }).items.map((c) => c.id)
+              : (await r.arrayBuffer(), []),
         })),
       ),
     )
@@ -76,7 +83,9 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
   it('a solution spent on one instance is refused as replayed on another; the pass works on all', async () => {
     const [a, b] = await instances(2, 'pow:')
     const get = (p: RunningProxy, id: number, headers: Record<string, string> = {}) =>
-      fetch(`${p.url}/api/contacts/${id}`, { headers: { ...basic('mallory', 'mallory-pw'), accept: 'application/json', ...headers } })
+      fetch(`${p.url}/api/contacts/${id}`, {
+        headers: { ...basic('mallory', 'mallory-pw'), accept: 'application/json', ...headers },
+      })
     for (let id = 1; id <= 5; id++) expect((await get(id % 2 ? a! : b!, id)).status).toBe(200)
     const challenged = await get(a!, 6)
     expect(challenged.status).toBe(429)
@@ -93,9 +102,19 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
 
   it('a session bound at login on one instance counts against the account on another', async () => {
     const [a, b] = await instances(2, 'sessions:')
-    const res = await fetch(`${a!.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'username=alice&password=alice-pw' })
-    const session = res.headers.getSetCookie().find((c) => c.startsWith('JSESSIONID='))!.split(';')[0]!
-    expect(await b!.app.sluice.store.sessionAccount(`session:${fingerprint(session.slice('JSESSIONID='.length))}`)).toBe('user:alice')
+    const res = await fetch(`${a!.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'username=alice&password=alice-pw',
+    })
+    const session = res.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('JSESSIONID='))!
+      .split(';')[0]!
+    expect(
+      await b!.app.sluice.store.sessionAccount(`session:${fingerprint(session.slice('JSESSIONID='.length))}`),
+    ).toBe('user:alice')
     // Paging on B with that session: alice's account budget, and the third page is withheld.
     const statuses: number[] = []
     for (let page = 1; page <= 3; page++) {
@@ -109,25 +128,34 @@ describe.skipIf(!hasRedis)('several instances sharing redis', () => {
 
   it('times each Redis observation in sluice_store_latency_seconds', async () => {
     const [a] = await instances(1, 'latency:')
-    for (let id = 1; id <= 3; id++) expect((await fetch(`${a!.url}/api/contacts/${id}`, { headers: basic('bob', 'bob-pw') })).status).toBe(200)
+    for (let id = 1; id <= 3; id++)
+      expect((await fetch(`${a!.url}/api/contacts/${id}`, { headers: basic('bob', 'bob-pw') })).status).toBe(200)
     const text = await a!.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_latency_seconds')
     expect(text).toMatch(/sluice_store_latency_seconds_count\{store="redis"\} 3/)
   })
 
   it('counts failed store commands in sluice_store_errors_total and answers by the failure policy', async () => {
     const own = await startRedis(['--enable-debug-command', 'yes'])
-    const yaml = config(own.url, 'errors:').replace('onError: fail-closed, commandTimeout: 2s', 'onError: fail-open, commandTimeout: 100ms')
+    const yaml = config(own.url, 'errors:').replace(
+      'onError: fail-closed, commandTimeout: 2s',
+      'onError: fail-open, commandTimeout: 100ms',
+    )
     const proxy = await startProxy(yaml, { upstream: app.url })
     proxies.push(proxy)
     await (proxy.app.sluice.store as RedisStore).ready()
     // Redis stalls for a second: the commands time out (they are attempted, and fail).
     const sleeper = spawn('redis-cli', ['-p', String(own.port), 'DEBUG', 'SLEEP', '1'], { stdio: 'ignore' })
     await new Promise((r) => setTimeout(r, 100))
-    for (let id = 1; id <= 3; id++) expect((await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('mallory', 'mallory-pw') })).status).toBe(200)
+    for (let id = 1; id <= 3; id++)
+      expect((await fetch(`${proxy.url}/api/contacts/${id}`, { headers: basic('mallory', 'mallory-pw') })).status).toBe(
+        200,
+      )
     await new Promise((r) => sleeper.once('exit', r))
     const text = await proxy.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_errors_total')
     expect(Number(/sluice_store_errors_total\{store="redis"\} (\d+)/.exec(text)?.[1] ?? 0)).toBeGreaterThan(0)
-    expect(await proxy.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_fallback_total')).toMatch(/policy="fail-open"\} [1-9]/)
+    expect(await proxy.app.sluice.metrics.registry.getSingleMetricAsString('sluice_store_fallback_total')).toMatch(
+      /policy="fail-open"\} [1-9]/,
+    )
     await own.stop()
   })
 })

@@ -12,7 +12,15 @@ import { buildPolicy } from '../../src/engine/policy.js'
 import { RedisStore, type FailurePolicy } from '../../src/store/redis.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
-import { freePort, hasRedis, redisEngine, startCluster, startRedis, type RedisCluster, type RedisServer } from '../helpers/redis.js'
+import {
+  freePort,
+  hasRedis,
+  redisEngine,
+  startCluster,
+  startRedis,
+  type RedisCluster,
+  type RedisServer,
+} from '../helpers/redis.js'
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0
 if (!hasOpenssl && process.env.CI) throw new Error('openssl is not installed: CI must install it (.ci/run)')
@@ -46,7 +54,9 @@ afterEach(async () => {
 })
 
 async function startInstances(n: number, store: string, limit?: number): Promise<RunningProxy[]> {
-  const started = await Promise.all(Array.from({ length: n }, () => startProxy(config(store, limit), { upstream: upstream.url })))
+  const started = await Promise.all(
+    Array.from({ length: n }, () => startProxy(config(store, limit), { upstream: upstream.url })),
+  )
   proxies.push(...started)
   for (const p of started) await (p.app.sluice.store as RedisStore).ready()
   return started
@@ -55,7 +65,9 @@ async function startInstances(n: number, store: string, limit?: number): Promise
 /** 200 concurrent requests for 200 different records, spread round-robin over the instances. */
 async function attack(instances: RunningProxy[], user: string): Promise<number[]> {
   const results = await Promise.all(
-    Array.from({ length: 200 }, (_, i) => send((instances[i % instances.length] as RunningProxy).url, `/api/contacts/${i + 1}`, { headers: basic(user) })),
+    Array.from({ length: 200 }, (_, i) =>
+      send((instances[i % instances.length] as RunningProxy).url, `/api/contacts/${i + 1}`, { headers: basic(user) }),
+    ),
   )
   return results.map((r) => r.status)
 }
@@ -70,20 +82,31 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   })
 
   it('serves exactly distinctRecords records across 4 instances under 200 concurrent requests', async () => {
-    const instances = await startInstances(4, `{ type: redis, url: "REDIS", keyPrefix: "exact:", onError: fail-closed, commandTimeout: 2s }`.replace('REDIS', server.url))
+    const instances = await startInstances(
+      4,
+      `{ type: redis, url: "REDIS", keyPrefix: "exact:", onError: fail-closed, commandTimeout: 2s }`.replace(
+        'REDIS',
+        server.url,
+      ),
+    )
     const statuses = await attack(instances, 'mallory')
     expect(statuses.filter((s) => s === 200).length).toBe(25)
     expect(statuses.filter((s) => s === 429).length).toBe(175)
     // Every instance blocks the account now.
-    for (const p of instances) expect((await send(p.url, '/api/contacts/999', { headers: basic('mallory') })).status).toBe(429)
+    for (const p of instances)
+      expect((await send(p.url, '/api/contacts/999', { headers: basic('mallory') })).status).toBe(429)
   })
 
   it('observations issued in one event-loop turn leave in one write and each gets its own exact answer', async () => {
     const { store, engine } = await redisEngine(server.url, 'turn:')
-    const policy = buildPolicy('contact', [
-      { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
-      { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
-    ], false)
+    const policy = buildPolicy(
+      'contact',
+      [
+        { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
+        { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
+      ],
+      false,
+    )
     const stream = (store.client as unknown as { stream: { writev?: unknown; _writev?: unknown } }).stream
     const writes: number[] = []
     const original = (stream as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(stream)
@@ -98,20 +121,28 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
     expect(writes.some((n) => n > 1)).toBe(true) // coalesced: one writev carried several commands
     expect(o.every((d) => d.kind === 'allow' && d.counts[0] === 1 && d.counts[1] === 1)).toBe(true)
     expect(m.filter((d) => d.kind === 'allow').length).toBe(30)
-    expect(m.map((d) => d.counts[0])).toEqual(Array.from({ length: 60 }, (_, i) => i + 1)) // answered in order, each its own
+    // Answered in order, each its own.
+    expect(m.map((d) => d.counts[0])).toEqual(Array.from({ length: 60 }, (_, i) => i + 1))
     await store.close()
   })
 
   it('counts an observation of thousands of ids (a big page) in one script call, exactly', async () => {
     const { store, engine } = await redisEngine(server.url, 'bulk:', 5000)
-    const policy = buildPolicy('list', [{ kind: 'distinctRecords', windowMs: 60_000, max: 3000, action: 'throttle' }], false)
+    const policy = buildPolicy(
+      'list',
+      [{ kind: 'distinctRecords', windowMs: 60_000, max: 3000, action: 'throttle' }],
+      false,
+    )
     const page = Array.from({ length: 2500 }, (_, i) => `id-${i}`)
     const first = await engine.observe('bulk', policy, page)
     expect(first.kind).toBe('allow')
     expect(first.counts[0]).toBe(2500)
     expect(await store.client.zcard(store.keys('bulk', 'list')[1] as string)).toBe(2500)
     // Half the page again (re-reads are free) and 600 new ids: 3,100 distinct cross 3,000, refused whole.
-    const second = await engine.observe('bulk', policy, [...page.slice(0, 1250), ...Array.from({ length: 600 }, (_, i) => `new-${i}`)])
+    const second = await engine.observe('bulk', policy, [
+      ...page.slice(0, 1250),
+      ...Array.from({ length: 600 }, (_, i) => `new-${i}`),
+    ])
     expect(second.kind).toBe('throttle')
     expect(second.counts[0]).toBe(3001) // the cap: limit + 1
     expect(await store.client.zcard(store.keys('bulk', 'list')[1] as string)).toBe(2500) // a blocked observation counts no records
@@ -121,7 +152,10 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
   it('times windows by the Redis clock: instances with skewed clocks agree', async () => {
     const url = server.url
     const make = (skewMs: number) =>
-      new Engine(new RedisStore({ url, keyPrefix: 'skew:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 }), { disableForMs: 1000, clock: () => Date.now() + skewMs })
+      new Engine(
+        new RedisStore({ url, keyPrefix: 'skew:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 }),
+        { disableForMs: 1000, clock: () => Date.now() + skewMs },
+      )
     const ahead = make(10 * 60_000)
     const behind = make(-10 * 60_000)
     await (ahead.store as RedisStore).ready()
@@ -141,10 +175,14 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
 
   it('lets keys expire with their windows, and shares disable/unlock', async () => {
     const { store, engine } = await redisEngine(server.url, 'ttl:', 1000)
-    const policy = buildPolicy('c', [
-      { kind: 'requests', windowMs: 200, max: 100, action: 'throttle' },
-      { kind: 'distinctRecords', windowMs: 300, max: 1, action: 'disable' },
-    ], false)
+    const policy = buildPolicy(
+      'c',
+      [
+        { kind: 'requests', windowMs: 200, max: 100, action: 'throttle' },
+        { kind: 'distinctRecords', windowMs: 300, max: 1, action: 'disable' },
+      ],
+      false,
+    )
     await engine.observe('x', policy, ['1'])
     const [q, d, dis] = store.keys('x', 'c')
     const probe = new Redis(server.url)
@@ -163,7 +201,14 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
 
   it('reloads its script after a Redis restart', async () => {
     const own = await startRedis()
-    const store = new RedisStore({ url: own.url, keyPrefix: 'restart:', commandTimeoutMs: 500, onError: 'fail-closed', maxAccounts: 10, breaker: { failures: 1, cooldownMs: 100 } })
+    const store = new RedisStore({
+      url: own.url,
+      keyPrefix: 'restart:',
+      commandTimeoutMs: 500,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+      breaker: { failures: 1, cooldownMs: 100 },
+    })
     await store.ready()
     const engine = new Engine(store, { disableForMs: 1000 })
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 100, action: 'throttle' }], false)
@@ -184,7 +229,13 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
 describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
   it('authenticates with a password and uses the database index of the URL', async () => {
     const server = await startRedis(['--requirepass', 's3cret-pw'])
-    const store = new RedisStore({ url: `redis://:s3cret-pw@127.0.0.1:${server.port}/3`, keyPrefix: 'auth:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
+    const store = new RedisStore({
+      url: `redis://:s3cret-pw@127.0.0.1:${server.port}/3`,
+      keyPrefix: 'auth:',
+      commandTimeoutMs: 1000,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     await store.ready()
     const engine = new Engine(store, { disableForMs: 1000 })
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
@@ -193,7 +244,13 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
     expect(await probe.exists(store.keys('a', 'c')[0] as string)).toBe(1)
     probe.disconnect()
     await store.close()
-    const wrong = new RedisStore({ url: `redis://:wrong@127.0.0.1:${server.port}`, keyPrefix: 'auth:', commandTimeoutMs: 200, onError: 'fail-closed', maxAccounts: 10 })
+    const wrong = new RedisStore({
+      url: `redis://:wrong@127.0.0.1:${server.port}`,
+      keyPrefix: 'auth:',
+      commandTimeoutMs: 200,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     expect((await new Engine(wrong, { disableForMs: 1 }).observe('a', policy, [])).kind).toBe('unavailable')
     await wrong.close()
     await server.stop()
@@ -202,21 +259,75 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
   it.skipIf(!hasOpenssl)('speaks TLS (rediss://) to a server signed by a private CA given as caFile', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'))
     const ssl = (...args: string[]) => expect(spawnSync('openssl', args, { cwd: dir }).status).toBe(0)
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=sluice test CA')
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=sluice test CA',
+    )
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
     writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n')
-    ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'ext.cnf')
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.crt',
+      '-days',
+      '1',
+      '-extfile',
+      'ext.cnf',
+    )
     const tlsPort = await freePort()
-    const server = await startRedis(['--tls-port', String(tlsPort), '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'), '--tls-ca-cert-file', join(dir, 'ca.crt'), '--tls-auth-clients', 'no'])
+    const server = await startRedis([
+      '--tls-port',
+      String(tlsPort),
+      '--tls-cert-file',
+      join(dir, 'server.crt'),
+      '--tls-key-file',
+      join(dir, 'server.key'),
+      '--tls-ca-cert-file',
+      join(dir, 'ca.crt'),
+      '--tls-auth-clients',
+      'no',
+    ])
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
-    const store = new RedisStore({ url: `rediss://127.0.0.1:${tlsPort}`, caFile: join(dir, 'ca.crt'), keyPrefix: 'tls:', commandTimeoutMs: 1000, onError: 'fail-closed', maxAccounts: 10 })
+    const store = new RedisStore({
+      url: `rediss://127.0.0.1:${tlsPort}`,
+      caFile: join(dir, 'ca.crt'),
+      keyPrefix: 'tls:',
+      commandTimeoutMs: 1000,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     await store.ready()
     const d = await new Engine(store, { disableForMs: 1 }).observe('a', policy, [])
     expect(d.kind).toBe('allow')
     expect(d.degraded).toBeUndefined()
     await store.close()
     // Without the CA the certificate is not trusted: the failure policy answers.
-    const untrusted = new RedisStore({ url: `rediss://127.0.0.1:${tlsPort}`, keyPrefix: 'tls:', commandTimeoutMs: 300, onError: 'fail-closed', maxAccounts: 10 })
+    const untrusted = new RedisStore({
+      url: `rediss://127.0.0.1:${tlsPort}`,
+      keyPrefix: 'tls:',
+      commandTimeoutMs: 300,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     await new Promise((r) => setTimeout(r, 300))
     expect((await new Engine(untrusted, { disableForMs: 1 }).observe('a', policy, [])).kind).toBe('unavailable')
     await untrusted.close()
@@ -226,7 +337,13 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
 
   it('starts while Redis is down (policy applies at once) and connects when it appears', async () => {
     const port = await freePort()
-    const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, keyPrefix: 'late:', commandTimeoutMs: 50, onError: 'fail-closed', maxAccounts: 10 })
+    const store = new RedisStore({
+      url: `redis://127.0.0.1:${port}`,
+      keyPrefix: 'late:',
+      commandTimeoutMs: 50,
+      onError: 'fail-closed',
+      maxAccounts: 10,
+    })
     const engine = new Engine(store, { disableForMs: 1 })
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
     const started = performance.now()
@@ -244,7 +361,13 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
 
   it('bounds a slow Redis by commandTimeout, then opens the breaker', async () => {
     const server = await startRedis(['--enable-debug-command', 'yes'])
-    const store = new RedisStore({ url: server.url, keyPrefix: 'slow:', commandTimeoutMs: 50, onError: 'fail-open', maxAccounts: 10 })
+    const store = new RedisStore({
+      url: server.url,
+      keyPrefix: 'slow:',
+      commandTimeoutMs: 50,
+      onError: 'fail-open',
+      maxAccounts: 10,
+    })
     await store.ready()
     const engine = new Engine(store, { disableForMs: 1000 })
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
@@ -277,13 +400,21 @@ describe.skipIf(!hasRedis)('failure policies: Redis killed under load', () => {
   ]
   it.each(cases)('%s', async (policy, statusWhileDown) => {
     const server = await startRedis()
-    const [proxy] = await startInstances(1, `{ type: redis, url: "${server.url}", keyPrefix: "fail:", onError: ${policy}, commandTimeout: 50ms }`, 3)
+    const [proxy] = await startInstances(
+      1,
+      `{ type: redis, url: "${server.url}", keyPrefix: "fail:", onError: ${policy}, commandTimeout: 50ms }`,
+      3,
+    )
     const p = proxy as RunningProxy
     const user = `user-${policy}`
     expect((await send(p.url, '/api/contacts/1', { headers: basic(user) })).status).toBe(200)
 
     // Kill Redis while a bounded load is running: nothing crashes, nothing hangs.
-    const load = Promise.all(Array.from({ length: 60 }, (_, i) => send(p.url, `/api/contacts/${1 + (i % 2)}`, { headers: basic(user), timeoutMs: 3000 })))
+    const load = Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        send(p.url, `/api/contacts/${1 + (i % 2)}`, { headers: basic(user), timeoutMs: 3000 }),
+      ),
+    )
     await server.stop()
     const during = await load
     expect(during.every((r) => [200, 503].includes(r.status))).toBe(true)
@@ -297,7 +428,8 @@ describe.skipIf(!hasRedis)('failure policies: Redis killed under load', () => {
     if (policy === 'local') {
       // The local fallback still enforces the limit (3 distinct records) in this instance.
       const statuses = []
-      for (let id = 10; id < 15; id++) statuses.push((await send(p.url, `/api/contacts/${id}`, { headers: basic(`${user}-2`) })).status)
+      for (let id = 10; id < 15; id++)
+        statuses.push((await send(p.url, `/api/contacts/${id}`, { headers: basic(`${user}-2`) })).status)
       expect(statuses).toEqual([200, 200, 200, 429, 429])
     }
     expect(p.logs.some((l) => l.event === 'sluice.store' && l.state === 'degraded')).toBe(true)
@@ -306,7 +438,9 @@ describe.skipIf(!hasRedis)('failure policies: Redis killed under load', () => {
     expect(ready.body).toMatchObject({ status: 'degraded', store: { type: 'redis', policy } })
     expect(ready.code).toBe(policy === 'fail-closed' ? 503 : 200)
     const metrics = p.app.sluice.metrics.registry
-    expect(await metrics.getSingleMetricAsString('sluice_store_up')).toContain(`sluice_store_up{store="redis",policy="${policy}"} 0`)
+    expect(await metrics.getSingleMetricAsString('sluice_store_up')).toContain(
+      `sluice_store_up{store="redis",policy="${policy}"} 0`,
+    )
     expect(await metrics.getSingleMetricAsString('sluice_store_fallback_total')).toContain(`policy="${policy}"`)
 
     // Back: sluice reconnects by itself and counts in Redis again.
@@ -336,7 +470,10 @@ describe.skipIf(!hasRedis)('redis cluster (3 masters)', () => {
   })
 
   it('serves exactly distinctRecords records across 4 instances', async () => {
-    const instances = await startInstances(4, `{ type: redis, cluster: [${cluster.urls.map((u) => `"${u}"`).join(', ')}], keyPrefix: "c:", onError: fail-closed, commandTimeout: 2s }`)
+    const instances = await startInstances(
+      4,
+      `{ type: redis, cluster: [${cluster.urls.map((u) => `"${u}"`).join(', ')}], keyPrefix: "c:", onError: fail-closed, commandTimeout: 2s }`,
+    )
     for (const user of ['mallory', 'trudy', 'eve']) {
       const statuses = await attack(instances, user)
       expect(statuses.filter((s) => s === 200).length).toBe(25)

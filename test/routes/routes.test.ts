@@ -3,7 +3,11 @@ import { compileRecords } from '../../src/records/extract.js'
 import { compilePattern } from '../../src/routes/pattern.js'
 import { matchRoute } from '../../src/routes/table.js'
 
-const route = (path: string, methods: string[] | null = ['GET'], caseSensitive = false) => ({ name: path, pattern: compilePattern(path, caseSensitive), methods: methods ? new Set(methods) : null })
+const route = (path: string, methods: string[] | null = ['GET'], caseSensitive = false) => ({
+  name: path,
+  pattern: compilePattern(path, caseSensitive),
+  methods: methods ? new Set(methods) : null,
+})
 
 describe('route patterns', () => {
   it('matches params, wildcards and literal segments, case-insensitively by default', () => {
@@ -43,7 +47,7 @@ describe('record extraction', () => {
     expect(compileRecords({ param: 'id' })({ id: '7' }, '')).toEqual(['7'])
   })
 
-  it('reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key\'s case or brackets', () => {
+  it("reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key's case or brackets", () => {
     const extract = compileRecords({ query: 'ids', split: ',' })
     expect(extract({}, '?ids=1,2, 3&IDS=4&ids[]=5&ids[0]=6&ids=1&other=9&ids=')).toEqual(['1', '2', '3', '4', '5', '6'])
     expect(extract({}, '')).toEqual([])

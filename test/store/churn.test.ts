@@ -9,10 +9,14 @@ import { MemoryStore, OVERFLOW_ALL } from '../../src/store/memory.js'
 const MIN = 60_000
 const T0 = Date.UTC(2026, 11, 7)
 
-const policy = buildPolicy('contact', [
-  { kind: 'requests', windowMs: MIN, max: 1000, action: 'throttle' },
-  { kind: 'distinctRecords', windowMs: 10 * MIN, max: 10, action: 'disable' },
-], false)
+const policy = buildPolicy(
+  'contact',
+  [
+    { kind: 'requests', windowMs: MIN, max: 1000, action: 'throttle' },
+    { kind: 'distinctRecords', windowMs: 10 * MIN, max: 10, action: 'disable' },
+  ],
+  false,
+)
 
 function setup(maxAccounts: number) {
   const store = new MemoryStore({ maxAccounts })
@@ -29,7 +33,8 @@ describe('store churn', () => {
     const { store, see } = setup(100)
     expect(see('user:victim', ids(1, 5), T0).kind).toBe('allow')
     // 20,000 fresh identities from 100 networks, each answered by sluice itself (limit + 1 ids).
-    for (let i = 0; i < 20_000; i++) see(`session:${i}`, ids(10_000 + i * 11, 11), T0 + 1 + (i % 1000), `10.${i % 100}.0.0/24`)
+    for (let i = 0; i < 20_000; i++)
+      see(`session:${i}`, ids(10_000 + i * 11, 11), T0 + 1 + (i % 1000), `10.${i % 100}.0.0/24`)
     expect(store.size).toBeLessThanOrEqual(100 + Math.max(100, 10) + 1)
     // The victim's five records are still counted: five more are allowed, the sixth new one is not.
     expect(see('user:victim', ids(1, 5), T0 + 2000).counts[1]).toBe(5)
@@ -40,7 +45,8 @@ describe('store churn', () => {
   it('identities that disable themselves in one request cannot unlock a disabled account', () => {
     const { see } = setup(50)
     expect(see('user:mallory', ids(1, 11), T0).kind).toBe('disable')
-    for (let i = 0; i < 5_000; i++) see(`ip:10.0.${i >> 8}.${i & 255}`, ids(100 + i, 11), T0 + 1 + i, `10.0.${i >> 8}.0/24`)
+    for (let i = 0; i < 5_000; i++)
+      see(`ip:10.0.${i >> 8}.${i & 255}`, ids(100 + i, 11), T0 + 1 + i, `10.0.${i >> 8}.0/24`)
     // An hour later, every window is empty, yet the disable holds.
     expect(see('user:mallory', ['1'], T0 + 60 * MIN).kind).toBe('disabled')
   })
@@ -52,15 +58,26 @@ describe('store churn', () => {
     for (let i = 0; i < 10; i++) engine.observe(`user:clerk${i}`, policy, ['1'], T0)
     // Fresh identities from one /24, one new record each: they share one budget of 10.
     const kinds: string[] = []
-    for (let i = 0; i < 12; i++) kinds.push((engine.observe(`session:s${i}`, policy, [`r${i}`], T0 + i, { overflowKey: () => '203.0.113.0/24' }) as Decision).kind)
+    for (let i = 0; i < 12; i++)
+      kinds.push(
+        (
+          engine.observe(`session:s${i}`, policy, [`r${i}`], T0 + i, {
+            overflowKey: () => '203.0.113.0/24',
+          }) as Decision
+        ).kind,
+      )
     expect(kinds.slice(0, 10).every((k) => k === 'allow')).toBe(true)
     expect(kinds[10]).toBe('disable')
     expect(kinds[11]).toBe('disabled')
     expect(overflowed[0]).toBe('overflow:203.0.113.0/24')
-    const d = engine.observe('session:other', policy, ['x'], T0 + 20, { overflowKey: () => '203.0.113.0/24' }) as Decision
+    const d = engine.observe('session:other', policy, ['x'], T0 + 20, {
+      overflowKey: () => '203.0.113.0/24',
+    }) as Decision
     expect(d).toMatchObject({ kind: 'disabled', account: 'overflow:203.0.113.0/24' })
     // Another network's newcomer and the tracked clerks are unaffected.
-    expect((engine.observe('session:x', policy, ['y'], T0 + 21, { overflowKey: () => '192.0.2.0/24' }) as Decision).kind).toBe('allow')
+    expect(
+      (engine.observe('session:x', policy, ['y'], T0 + 21, { overflowKey: () => '192.0.2.0/24' }) as Decision).kind,
+    ).toBe('allow')
     expect((engine.observe('user:clerk3', policy, ['2'], T0 + 22) as Decision).kind).toBe('allow')
     expect(store.size).toBe(12)
   })
@@ -74,7 +91,10 @@ describe('store churn', () => {
     expect(store.account('a0', [policy], later)).toBeNull()
     // 300 networks: the pool holds max(100, maxAccounts / 10); the rest share the catch-all.
     const keys = new Set<string>()
-    for (let i = 0; i < 300; i++) keys.add((engine.observe(`n${i}`, policy, [], later + 1, { overflowKey: () => `10.${i}.0.0/24` }) as Decision).account)
+    for (let i = 0; i < 300; i++)
+      keys.add(
+        (engine.observe(`n${i}`, policy, [], later + 1, { overflowKey: () => `10.${i}.0.0/24` }) as Decision).account,
+      )
     expect(keys.has(OVERFLOW_ALL)).toBe(true)
     expect(store.size).toBeLessThanOrEqual(3 + 100 + 1)
   })

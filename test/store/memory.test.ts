@@ -22,13 +22,16 @@ const see = (e: Engine, p: RoutePolicy, records: string[], now: number, account 
 
 /** Counts as the engine reports them: windows keep at most capacity entries. */
 function capped(policy: RoutePolicy, counts: number[]): number[] {
-  return counts.map((c, i) => Math.min(c, (policy.limits[i] as Limit).kind === 'requests' ? policy.requestCapacity : policy.distinctCapacity))
+  return counts.map((c, i) =>
+    Math.min(c, (policy.limits[i] as Limit).kind === 'requests' ? policy.requestCapacity : policy.distinctCapacity),
+  )
 }
 
 // Limits without `disable` (a disable is per account, the reference per route) and, for the
 // comparison with the reference, without `log` (a saturated log limit may count a re-read
 // record again: the one tolerated difference, see test/engine/engine.test.ts).
-const actionArb = (actions: ActionName[]) => limitArb.chain((l) => fc.constantFrom(...actions).map((action) => ({ ...l, action })))
+const actionArb = (actions: ActionName[]) =>
+  limitArb.chain((l) => fc.constantFrom(...actions).map((action) => ({ ...l, action })))
 
 const hitArb = fc.record({
   account: fc.integer({ min: 0, max: 5 }),
@@ -42,7 +45,10 @@ describe('many accounts in one arena', () => {
   it('decide as if each key had a store of its own, and as the naive reference, while idle eviction and overflow free and reuse blocks', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.array(actionArb(['log', 'throttle', 'challenge']), { minLength: 1, maxLength: 3 }), { minLength: 3, maxLength: 3 }),
+        fc.array(fc.array(actionArb(['log', 'throttle', 'challenge']), { minLength: 1, maxLength: 3 }), {
+          minLength: 3,
+          maxLength: 3,
+        }),
         fc.integer({ min: 1, max: 4 }),
         fc.array(hitArb, { maxLength: 150 }),
         (routes, maxAccounts, hits) => {
@@ -67,7 +73,10 @@ describe('many accounts in one arena', () => {
             }
             if (!alone.has(account)) {
               alone.set(account, engineOf(new MemoryStore({ maxAccounts: 10 })))
-              refs.set(account, policies.map((p) => new Reference([...p.limits], 40)))
+              refs.set(
+                account,
+                policies.map((p) => new Reference([...p.limits], 40)),
+              )
             }
             const want = see(alone.get(account) as Engine, policy, hit.records, now, account, !hit.response)
             expect([got.kind, got.counts, got.block]).toEqual([want.kind, want.counts, want.block])
@@ -88,10 +97,17 @@ describe('many accounts in one arena', () => {
     )
   })
 
-  it('hands an evicted account\'s blocks to a newcomer with nothing of its previous owner', () => {
+  it("hands an evicted account's blocks to a newcomer with nothing of its previous owner", () => {
     const store = new MemoryStore({ maxAccounts: 1 })
     const engine = engineOf(store)
-    const policy = buildPolicy('r', [{ kind: 'requests', windowMs: MIN, max: 3, action: 'log' }, { kind: 'distinctRecords', windowMs: MIN, max: 3, action: 'log' }], false)
+    const policy = buildPolicy(
+      'r',
+      [
+        { kind: 'requests', windowMs: MIN, max: 3, action: 'log' },
+        { kind: 'distinctRecords', windowMs: MIN, max: 3, action: 'log' },
+      ],
+      false,
+    )
     for (let i = 0; i < 4; i++) see(engine, policy, [`x${i}`], i, 'old')
     expect(see(engine, policy, ['x0'], 5, 'old').counts).toEqual([4, 4])
     const before = store.stats()
@@ -101,11 +117,15 @@ describe('many accounts in one arena', () => {
     for (let i = 0; i < 3; i++) see(engine, policy, [`y${i}`], t + i, 'new')
     expect(see(engine, policy, ['x0'], t + 3, 'new').counts).toEqual([4, 4]) // x0 is new to 'new'
     expect(see(engine, policy, ['x1'], t + 4, 'new').counts).toEqual([4, 4])
-    expect(store.stats()).toMatchObject({ blocks: 1, bytesInUse: before.bytesInUse, bytesReserved: before.bytesReserved })
+    expect(store.stats()).toMatchObject({
+      blocks: 1,
+      bytesInUse: before.bytesInUse,
+      bytesReserved: before.bytesReserved,
+    })
     expect(store.account('old', [policy], t + 5)).toBeNull()
   })
 
-  it('keeps the least recently seen account\'s windows when a busier one moves to a larger block', () => {
+  it("keeps the least recently seen account's windows when a busier one moves to a larger block", () => {
     const store = new MemoryStore({ maxAccounts: 100 })
     const engine = engineOf(store)
     const policy = buildPolicy('r', [{ kind: 'distinctRecords', windowMs: MIN, max: 500, action: 'throttle' }], false)
@@ -121,8 +141,22 @@ describe('sections growing on demand', () => {
   it('start small and grow across size classes up to their capacity, next to a route that keeps its counts', () => {
     const store = new MemoryStore({ maxAccounts: 10 })
     const engine = engineOf(store)
-    const big = buildPolicy('big', [{ kind: 'requests', windowMs: DAY, max: 2000, action: 'throttle' }, { kind: 'distinctRecords', windowMs: DAY, max: 300, action: 'log' }], false)
-    const small = buildPolicy('small', [{ kind: 'requests', windowMs: DAY, max: 5, action: 'log' }, { kind: 'distinctRecords', windowMs: DAY, max: 5, action: 'log' }], false)
+    const big = buildPolicy(
+      'big',
+      [
+        { kind: 'requests', windowMs: DAY, max: 2000, action: 'throttle' },
+        { kind: 'distinctRecords', windowMs: DAY, max: 300, action: 'log' },
+      ],
+      false,
+    )
+    const small = buildPolicy(
+      'small',
+      [
+        { kind: 'requests', windowMs: DAY, max: 5, action: 'log' },
+        { kind: 'distinctRecords', windowMs: DAY, max: 5, action: 'log' },
+      ],
+      false,
+    )
     see(engine, small, ['s'], 0)
     const light = store.stats().bytesInUse
     expect(light).toBeLessThanOrEqual(128) // one account, two light routes: a small block
@@ -166,7 +200,14 @@ describe('sections growing on demand', () => {
 
 describe('a reload changing capacities', () => {
   const policy = (max: number, records: number): RoutePolicy =>
-    buildPolicy('r', [{ kind: 'requests', windowMs: DAY, max, action: 'log' }, { kind: 'distinctRecords', windowMs: DAY, max: records, action: 'log' }], false)
+    buildPolicy(
+      'r',
+      [
+        { kind: 'requests', windowMs: DAY, max, action: 'log' },
+        { kind: 'distinctRecords', windowMs: DAY, max: records, action: 'log' },
+      ],
+      false,
+    )
 
   it('carries the newest requests and the most recently touched records over, down and up, beside other routes', () => {
     const store = new MemoryStore({ maxAccounts: 10 })
@@ -202,7 +243,11 @@ describe('a reload changing capacities', () => {
     const store = new MemoryStore({ maxAccounts: 10 })
     const engine = engineOf(store)
     const enforce = policy(5, 5)
-    const shadow = buildPolicy('r', enforce.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: l.max, action: l.action })), true)
+    const shadow = buildPolicy(
+      'r',
+      enforce.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: l.max, action: l.action })),
+      true,
+    )
     see(engine, enforce, ['a'], 1)
     expect(see(engine, shadow, ['b'], 2).counts).toEqual([2, 2])
     expect(store.account('alice', [enforce], 3)?.routes[0]?.limits.map((l) => l.count)).toEqual([2, 2])
@@ -217,13 +262,34 @@ describe('times as 32-bit offsets from a per-account base', () => {
     max: fc.integer({ min: 1, max: 4 }),
     action: fc.constantFrom<ActionName>('throttle', 'challenge'),
   })
-  const longGapArb = fc.constantFrom(0, 1, 999, 1000, 2 ** 31, MAX_WINDOW_MS - 1, MAX_WINDOW_MS, MAX_WINDOW_MS + 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 7, 60 * DAY, 400 * DAY)
+  const longGapArb = fc.constantFrom(
+    0,
+    1,
+    999,
+    1000,
+    2 ** 31,
+    MAX_WINDOW_MS - 1,
+    MAX_WINDOW_MS,
+    MAX_WINDOW_MS + 1,
+    2 ** 32 - 1,
+    2 ** 32,
+    2 ** 32 + 7,
+    60 * DAY,
+    400 * DAY,
+  )
 
   it('decide exactly across clock jumps past 2^32 ms (the block is rebased)', () => {
     fc.assert(
       fc.property(
         fc.array(longLimitArb, { minLength: 1, maxLength: 3 }),
-        fc.array(fc.record({ gap: longGapArb, records: fc.array(fc.integer({ min: 1, max: 6 }).map(String), { maxLength: 2 }), other: fc.boolean() }), { maxLength: 60 }),
+        fc.array(
+          fc.record({
+            gap: longGapArb,
+            records: fc.array(fc.integer({ min: 1, max: 6 }).map(String), { maxLength: 2 }),
+            other: fc.boolean(),
+          }),
+          { maxLength: 60 },
+        ),
         (limits, steps) => {
           const store = new MemoryStore({ maxAccounts: 10 })
           const engine = engineOf(store)
@@ -247,9 +313,22 @@ describe('times as 32-bit offsets from a per-account base', () => {
   it('keeps what is inside a 49-day window when the base moves, and lets idle accounts resume', () => {
     const store = new MemoryStore({ maxAccounts: 10 })
     const engine = engineOf(store)
-    const long = buildPolicy('long', [{ kind: 'requests', windowMs: 49 * DAY, max: 100, action: 'log' }, { kind: 'distinctRecords', windowMs: 49 * DAY, max: 100, action: 'log' }], false)
+    const long = buildPolicy(
+      'long',
+      [
+        { kind: 'requests', windowMs: 49 * DAY, max: 100, action: 'log' },
+        { kind: 'distinctRecords', windowMs: 49 * DAY, max: 100, action: 'log' },
+      ],
+      false,
+    )
     const t0 = 1_700_000_000_000
-    for (const [day, record] of [[0, 'a'], [20, 'b'], [40, 'c'], [48, 'd']] as const) see(engine, long, [record], t0 + day * DAY)
+    for (const [day, record] of [
+      [0, 'a'],
+      [20, 'b'],
+      [40, 'c'],
+      [48, 'd'],
+    ] as const)
+      see(engine, long, [record], t0 + day * DAY)
     see(engine, long, ['x'], t0, 'idle')
     // 55 days after the first: past 2^32 ms (49.7 days), the base moves to day 6.
     expect(see(engine, long, ['a'], t0 + 55 * DAY).counts).toEqual([4, 4])
@@ -274,7 +353,7 @@ describe('times as 32-bit offsets from a per-account base', () => {
 })
 
 describe('reset and close', () => {
-  it('free an account\'s block, or shrink it when one route goes', () => {
+  it("free an account's block, or shrink it when one route goes", () => {
     const store = new MemoryStore({ maxAccounts: 10 })
     const engine = engineOf(store)
     const wide = buildPolicy('wide', [{ kind: 'distinctRecords', windowMs: DAY, max: 400, action: 'log' }], false)
@@ -289,7 +368,9 @@ describe('reset and close', () => {
     const shrunk = store.stats()
     expect(shrunk.blocks).toBe(2)
     expect(full.bytesInUse - shrunk.bytesInUse).toBeGreaterThan(400 * 12)
-    expect(store.account('alice', [wide, narrow], 600)?.routes.map((r) => [r.route, r.limits[0]?.count])).toEqual([['narrow', 1]])
+    expect(store.account('alice', [wide, narrow], 600)?.routes.map((r) => [r.route, r.limits[0]?.count])).toEqual([
+      ['narrow', 1],
+    ])
     expect(store.reset('alice', { policies: [wide], route: 'wide' })).toBe(false)
     expect(store.reset('alice', { policies: [wide], route: 'never-seen' })).toBe(false)
     expect(see(engine, wide, ['r1'], 700).counts).toEqual([1])
@@ -303,7 +384,14 @@ describe('reset and close', () => {
   it('close frees every block and drops the chunks', async () => {
     const store = new MemoryStore({ maxAccounts: 1000 })
     const engine = engineOf(store)
-    const p = buildPolicy('p', [{ kind: 'requests', windowMs: MIN, max: 30, action: 'log' }, { kind: 'distinctRecords', windowMs: MIN, max: 20, action: 'log' }] satisfies Limits, false)
+    const p = buildPolicy(
+      'p',
+      [
+        { kind: 'requests', windowMs: MIN, max: 30, action: 'log' },
+        { kind: 'distinctRecords', windowMs: MIN, max: 20, action: 'log' },
+      ] satisfies Limits,
+      false,
+    )
     for (let a = 0; a < 500; a++) for (let i = 0; i < 25; i++) see(engine, p, [`${a}-${i}`], i, `a${a}`)
     expect(store.stats().blocks).toBe(500)
     await store.close()
