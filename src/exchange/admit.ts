@@ -15,6 +15,7 @@ import {
   type Verdict,
 } from '../actions/challenge.js'
 import { badRequest, busy, sendProblem } from '../actions/respond.js'
+import type { Decision } from '../engine/engine.js'
 import { sessionAccount, type Identity } from '../identity/chain.js'
 import { AmbiguousIdentityError, cookieValues } from '../identity/credentials.js'
 import { ipAccount } from '../identity/ip.js'
@@ -105,17 +106,33 @@ function identify(
   } catch (err) {
     return ambiguous(pipe, request, reply, ex, err)
   }
-  const bound = (w: Identity): Next | Promise<Next> => {
-    ex.source = w.source
-    const sessions = ex.live.sessions
-    if (!sessions || w.source !== 'cookie') return checkChallenge(pipe, request, reply, ex, w.account, c.records, now)
-    const account = sessions.resolve(w.account)
-    if (account instanceof Promise)
-      return account.then((a) => checkChallenge(pipe, request, reply, ex, a ?? w.account, c.records, now))
-    return checkChallenge(pipe, request, reply, ex, account ?? w.account, c.records, now)
+  if (who instanceof Promise) {
+    return who.then(
+      (w) => bindSession(pipe, request, reply, ex, w, c.records, now),
+      (err: unknown) => ambiguous(pipe, request, reply, ex, err),
+    )
   }
-  if (who instanceof Promise) return who.then(bound, (err: unknown) => ambiguous(pipe, request, reply, ex, err))
-  return bound(who)
+  return bindSession(pipe, request, reply, ex, who, c.records, now)
+}
+
+/** A session cookie counts as the account it was bound to at login. */
+function bindSession(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ex: RoutedExchange,
+  who: Identity,
+  records: string[] | null,
+  now: number,
+): Next | Promise<Next> {
+  ex.source = who.source
+  const sessions = ex.live.sessions
+  if (!sessions || who.source !== 'cookie') return checkChallenge(pipe, request, reply, ex, who.account, records, now)
+  const account = sessions.resolve(who.account)
+  if (account instanceof Promise) {
+    return account.then((a) => checkChallenge(pipe, request, reply, ex, a ?? who.account, records, now))
+  }
+  return checkChallenge(pipe, request, reply, ex, account ?? who.account, records, now)
 }
 
 function ambiguous(
@@ -194,15 +211,29 @@ function decideRequest(
     return CONTINUE
   }
   const seen = records ?? []
-  const decided = (decision: Awaited<ReturnType<typeof observe>>): Next | Promise<Next> => {
-    if (decision.kind !== 'allow') report(pipe, request, ex, decision, seen, 'request')
-    if (decision.block) return block(pipe, request, reply, ex, decision, verdict).then(() => REPLIED)
-    if (grant) setPass(reply, grant, ex.live.config)
-    if (inspect?.from === 'response') ex.pending = { from: 'response', inspect }
-    return CONTINUE
-  }
   const observed = observe(pipe, ex, seen, now, true)
-  return observed instanceof Promise ? observed.then(decided) : decided(observed)
+  if (observed instanceof Promise)
+    return observed.then((d) => decided(pipe, request, reply, ex, seen, d, verdict, grant))
+  return decided(pipe, request, reply, ex, seen, observed, verdict, grant)
+}
+
+/** Block, or go on to the upstream (with a granted pass, and the answer still to count). */
+function decided(
+  pipe: Pipeline,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  ex: RoutedExchange,
+  records: readonly string[],
+  decision: Decision,
+  verdict: Verdict | null,
+  grant: string | undefined,
+): Next | Promise<Next> {
+  if (decision.kind !== 'allow') report(pipe, request, ex, decision, records, 'request')
+  if (decision.block) return block(pipe, request, reply, ex, decision, verdict).then(() => REPLIED)
+  if (grant) setPass(reply, grant, ex.live.config)
+  const inspect = ex.route.inspect
+  if (inspect?.from === 'response') ex.pending = { from: 'response', inspect }
+  return CONTINUE
 }
 
 /** A login (its user names in the query, its session, where an ambiguous one counts) or a logout. */
