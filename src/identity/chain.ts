@@ -27,6 +27,7 @@ import { clientAddress, ipAccount, trustedPeer, type TrustFn } from './ip.js'
 import { createJwtVerifier } from './jwt.js'
 import { normalizeUsername } from './usernames.js'
 import { parseDuration } from '../config/duration.js'
+import { pairs } from '../records/keys.js'
 import type { IdentityConfig } from '../config/schema.js'
 
 export type IdentitySource = 'jwt' | 'header' | 'basic' | 'cookie' | 'ip'
@@ -163,14 +164,27 @@ function sessionValue(req: IncomingMessage, name: string): string | undefined {
   const url = req.url ?? ''
   const semi = url.indexOf(';')
   const q = url.indexOf('?')
-  const values =
-    semi >= 0 && (q < 0 || semi < q)
-      ? [...cookies, ...matrixValues(url.slice(semi, q < 0 ? url.length : q), name)]
-      : cookies
+  let values = cookies
+  if (semi >= 0 && (q < 0 || semi < q))
+    values = [...values, ...matrixValues(url.slice(semi, q < 0 ? url.length : q), name)]
+  // PHP with session.use_trans_sid reads the session id from the query (`?PHPSESSID=…`).
+  if (q >= 0 && q + 1 < url.length) values = [...values, ...queryValues(url.slice(q + 1), name)]
   if (values.length > 1 && values.some((v) => v !== values[0])) {
     throw new AmbiguousIdentityError(`session ${name} sent more than once with different values`)
   }
   return values[0]
+}
+
+/** Values of a query parameter named like the session cookie (names compared as cookie names). */
+function queryValues(query: string, name: string): string[] {
+  const wanted = cookieName(name)
+  const out: string[] = []
+  for (const [k, v] of pairs(query)) {
+    if (cookieName(k) !== wanted) continue
+    const value = cookieValue(v)
+    if (value !== '') out.push(value)
+  }
+  return out
 }
 
 /** Values of `;name=value` parameters in a path (any segment), names compared as cookie names. */

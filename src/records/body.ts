@@ -113,7 +113,8 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
   let ids: string[] | null = null
   let jsonError: JsonTextError | null = null
   try {
-    ids = selectJsonText(text, selector.steps)
+    // Keys in any case: some upstreams bind JSON properties case-insensitively (ASP.NET Core).
+    ids = selectJsonText(text, selector.lowerSteps, true)
   } catch (err) {
     if (!(err instanceof JsonTextError)) throw err
     jsonError = err
@@ -157,7 +158,8 @@ function mediaType(contentType: string | undefined): string {
 
 /** The selector over both readings of a form (nested and flat), keys in any case. */
 function selectForm(text: string, selector: Selector): string[] {
-  const { nested, flat } = formReadings(text)
+  const first = selector.lowerSteps[0]
+  const { nested, flat } = formReadings(text, first?.kind === 'key' ? first.key : undefined)
   return [...selectWith(nested, selector.lowerSteps), ...selectWith(flat, selector.lowerSteps)]
 }
 

@@ -89,11 +89,17 @@ function prepare(steps: readonly Step[]): Prepared[] {
  * walk of selector.ts collects from JSON.parse(text), except that numbers are read from their
  * own digits and every member with a selected key is followed (see above). Throws
  * JsonTextError if `text` is not one JSON value (a leading byte order mark is allowed).
+ * `anyCase`: keys compare in any case (the steps' keys must be lower case), as ASP.NET Core
+ * binds JSON properties.
  */
-export function selectJsonText(text: string, steps: readonly Step[]): string[] {
+/** The current call's key comparison (the scan is synchronous: one call at a time). */
+let keysInAnyCase = false
+
+export function selectJsonText(text: string, steps: readonly Step[], anyCase = false): string[] {
   const out: string[] = []
   const s = prepare(steps)
   resetScan()
+  keysInAnyCase = anyCase
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0
   let c = text.charCodeAt(i)
   while (c === 32 || c === 10 || c === 13 || c === 9) c = text.charCodeAt(++i)
@@ -199,7 +205,12 @@ function selectMembers(
     let match = all
     if (!match) {
       const rawLength = end - 1 - start
-      if (r > 0) match = rawLength === keyLength && !step.keyHasBackslash && text.startsWith(key, start)
+      if (keysInAnyCase) {
+        match =
+          r > 0
+            ? rawLength === keyLength && text.slice(start, end - 1).toLowerCase() === key
+            : decodeString(text, start, end - 1).toLowerCase() === key
+      } else if (r > 0) match = rawLength === keyLength && !step.keyHasBackslash && text.startsWith(key, start)
       else match = rawLength > keyLength && decodeString(text, start, end - 1) === key
     }
     i = end

@@ -73,13 +73,19 @@ export function pairs(text: string): [string, string][] {
  * A form body as nested values (qs's reading, lower-cased keys): `a[b][]=1&a[b][]=2` is
  * `{ a: { b: ['1', '2'] } }`. Array indices only append (a huge index must not make a huge
  * sparse array). Beside it, the flat reading: every top-level name with all its values.
+ * `only`: build just that top-level name (lower case).
  */
-export function formReadings(text: string): { nested: Record<string, unknown>; flat: Record<string, string[]> } {
+export function formReadings(
+  text: string,
+  only?: string,
+): { nested: Record<string, unknown>; flat: Record<string, string[]> } {
   const nested: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   const flat: Record<string, string[]> = Object.create(null) as Record<string, string[]>
   for (const [k, v] of pairs(text)) {
     for (const path of keyPaths(k)) {
       const top = path[0] as string
+      // Only the field a selector starts with matters: the rest is not built at all.
+      if (only !== undefined && top !== only) continue
       ;(flat[top] ??= []).push(v)
       put(nested, path, v)
     }

@@ -91,8 +91,13 @@ describe('session cookies and URL sessions', () => {
       AmbiguousIdentityError,
     )
     expect(() => chain.identify(req({ cookie: 'JSESSIONID=a; jsessionid=b' }), NOW)).toThrow(AmbiguousIdentityError)
-    // A `;` in the query is not a path parameter.
-    expect(await id({}, '/api/contacts/7?q=a;jsessionid=abc123')).toBe('ip:203.0.113.9')
+    // In the query, as PHP's trans-sid reads it (`;` separating pairs too).
+    expect(await id({}, '/api/contacts/7?jsessionid=abc123')).toBe(plain)
+    expect(await id({}, '/api/contacts/7?q=a;JSESSIONID=%61bc123')).toBe(plain)
+    expect(() => chain.identify(req({ cookie: 'JSESSIONID=abc123' }, '/x?jsessionid=zzz'), NOW)).toThrow(
+      AmbiguousIdentityError,
+    )
+    expect(await id({}, '/api/contacts/7?q=jsessionid')).toBe('ip:203.0.113.9')
   })
 })
 

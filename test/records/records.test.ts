@@ -130,6 +130,19 @@ describe('reading bodies', () => {
     ).toEqual(['1', '2'])
   })
 
+  it('reads request JSON keys in any case (ASP.NET Core binds them so), duplicates included', () => {
+    const ids = compileSelector('$.contactIds')
+    expect(selectBody(Buffer.from('{"ContactIDs":[1,2],"contactids":[3]}'), 'application/json', ids).sort()).toEqual([
+      '1',
+      '2',
+      '3',
+    ])
+    expect(selectBody(Buffer.from('CONTACTIDS[]=4'), 'application/x-www-form-urlencoded', ids).sort()).toEqual([
+      '4',
+      '4',
+    ])
+  })
+
   it('form parsing cannot pollute prototypes', () => {
     const { nested, flat } = formReadings('__proto__=x&constructor=y&__proto__[a]=1')
     expect(Object.getPrototypeOf(nested)).toBeNull()
