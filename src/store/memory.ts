@@ -356,6 +356,9 @@ export class MemoryStore implements Store {
   }
 
   count(key: string, n: number, ttlMs: number): number {
+    // Reading (n = 0) creates nothing: a flood of challenged identities must not push out
+    // what solved passes have spent.
+    if (n === 0) return this.counters.get(key) ?? 0
     const total = (this.counters.get(key) ?? 0) + n
     // The first add sets the lifetime; later ones keep it (noUpdateTTL).
     this.counters.set(key, total, { ttl: Math.max(1, Math.ceil(ttlMs)), noUpdateTTL: true })

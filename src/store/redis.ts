@@ -375,7 +375,9 @@ export class RedisStore implements Store {
   async count(key: string, n: number, ttlMs: number): Promise<number> {
     try {
       if (!this.available()) throw new RedisUnavailableError('redis unavailable')
-      return await this.client.sluiceCount(`${this.options.keyPrefix}count:${key}`, n, Math.max(1, Math.ceil(ttlMs)))
+      const full = `${this.options.keyPrefix}count:${key}`
+      if (n === 0) return Number((await this.client.get(full)) ?? 0)
+      return await this.client.sluiceCount(full, n, Math.max(1, Math.ceil(ttlMs)))
     } catch (err) {
       this.noteError(err)
       // Without Redis a pass cannot be checked against what it already bought: spent.

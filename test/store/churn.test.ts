@@ -113,4 +113,11 @@ describe('store churn', () => {
     expect(store.held.disabled).toBeGreaterThan(0)
     expect(store.disabled('overflow:*', T0 + 10_000)).toEqual([])
   })
+
+  it('reading a counter creates nothing: challenged identities cannot push out what a pass has spent', () => {
+    const store = new MemoryStore({ maxAccounts: 10 })
+    expect(store.count('pass:mine', 20, 60_000)).toBe(20)
+    for (let i = 0; i < 200_000; i++) store.count(`solves:${i}:contact#0`, 0, 60_000)
+    expect(store.count('pass:mine', 1, 60_000)).toBe(21)
+  })
 })
