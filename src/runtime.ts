@@ -3,9 +3,11 @@
 // config with its reload. The Fastify plugin and the CLI take everything from here, so
 // embedding sluice is `createRuntime` + the plugin, not a copy of cli/main.ts.
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Challenges } from './actions/challenge.js'
+import { IncidentLog } from './admin/incidents.js'
 import { Metrics } from './admin/metrics.js'
+import { buildAdmin } from './admin/server.js'
 import { AuditTrail } from './audit/index.js'
 import type { CompiledConfig, CompiledRoute } from './config/compile.js'
 import { Engine } from './engine/engine.js'
@@ -56,6 +58,8 @@ export class Runtime {
   readonly metrics: Metrics
   readonly audit: AuditTrail | null
   readonly reporter: Reporter
+  /** Recent incidents for the admin API (kept when the config has an admin listener). */
+  readonly incidents: IncidentLog | null
   readonly budget: InspectionBudget
   readonly clock: () => number
   readonly forwarding: boolean
@@ -84,12 +88,15 @@ export class Runtime {
     this.storeLatency = store.health().type === 'memory' ? null : metrics.storeLatency.labels(store.kind)
     this.audit = audit
     this.sharedIdentityKey = sharedIdentityKey
+    // An incident list given in is the one the admin API shows; else one of its own when it has an admin listener.
+    this.incidents =
+      options.incidents instanceof IncidentLog ? options.incidents : config.admin ? new IncidentLog() : null
     this.reporter = new Reporter({
       pseudonymise: config.privacy.pseudonymise,
       key: config.privacy.key,
       audit,
       notifier: notifierFor(config),
-      incidents: options.incidents ?? null,
+      incidents: options.incidents ?? this.incidents,
     })
     this.budget = new InspectionBudget(config.inspection.memoryBytes)
     this.metrics.sources.audit = () => audit?.state() ?? null
@@ -160,6 +167,34 @@ export class Runtime {
       this.log,
     )
     return { ok: true, changedRoutes }
+  }
+
+  /**
+   * The admin listener over this runtime (health, metrics, accounts, incidents, reload),
+   * listening on `admin.listen`; null when the config has no `admin`. Every admin action is
+   * reported (audit trail, webhooks) with who asked.
+   */
+  async startAdmin(reload: () => Promise<ReloadResult>): Promise<FastifyInstance | null> {
+    const admin = this.current.config.admin
+    if (!admin) return null
+    const reporter = this.reporter
+    const trail = this.audit
+    const app = await buildAdmin({
+      token: admin.token,
+      metrics: this.metrics,
+      store: this.store,
+      policies: () => this.current.config.routes.map((r) => r.policy),
+      ...(this.incidents ? { incidents: this.incidents } : {}),
+      reload,
+      logger: this.log,
+      // Who asked is part of the trail; the reload's own outcome is reported by the reload.
+      onAdminAction: (a) =>
+        reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
+      ...(trail ? { audit: () => trail.state() } : {}),
+    })
+    const at = await app.listen({ host: admin.host, port: admin.port })
+    this.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
+    return app
   }
 
   /** After the server stopped accepting and in-flight requests finished: nothing more to report. */

@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import type { AuditState } from '../audit/index.js'
 import { parseDuration } from '../config/duration.js'
 import type { RoutePolicy } from '../engine/policy.js'
-import type { ReloadResult } from '../plugin.js'
+import type { ReloadResult } from '../runtime.js'
 import type { Store } from '../engine/store.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'

@@ -3,8 +3,6 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import type { FastifyInstance } from 'fastify'
-import { IncidentLog } from '../admin/incidents.js'
-import { buildAdmin } from '../admin/server.js'
 import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { jsonSchema } from '../config/schema.js'
 import { startLegacyApp } from '../demo/legacy-app.js'
@@ -39,8 +37,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
       if (!config) return void (code = 2)
       if (opts.port !== undefined) config.listen.port = opts.port
       // The admin API lists recent incidents: the runtime reports into this list from the start.
-      const incidents = config.admin ? new IncidentLog() : undefined
-      const app = await buildProxy(config, incidents ? { incidents } : {})
+      const app = await buildProxy(config)
       await listen(app, config)
       // SIGHUP (and the admin API's POST /reload) re-read the file: a valid config is swapped in
       // whole, an invalid one is logged with its errors and the running one stays.
@@ -69,26 +66,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
           app.log.error({ event: 'sluice.reload', err: (err as Error).message }, 'reload failed'),
         )
       process.on('SIGHUP', onHup)
-      let admin: FastifyInstance | null = null
-      if (config.admin && incidents) {
-        const reporter = app.sluice.reporter
-        const trail = app.sluice.runtime.audit
-        admin = await buildAdmin({
-          token: config.admin.token,
-          metrics: app.sluice.metrics,
-          store: app.sluice.store,
-          policies: () => app.sluice.config.routes.map((r) => r.policy),
-          incidents,
-          reload,
-          logger: app.log,
-          // Who asked is part of the trail; the reload's own outcome is reported by the reload.
-          onAdminAction: (a) =>
-            reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
-          ...(trail ? { audit: () => trail.state() } : {}),
-        })
-        const at = await admin.listen({ host: config.admin.host, port: config.admin.port })
-        app.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
-      }
+      const admin = await app.sluice.runtime.startAdmin(reload)
       app.log.info(
         {
           event: 'sluice.started',
