@@ -16,13 +16,13 @@ export function describeConfig(c: CompiledConfig): string {
   const ids = c.identity.map((i) => {
     switch (i.type) {
       case 'jwt':
-        return `jwt ${i.cookie ? `cookie ${i.cookie}` : `header ${i.header}`} (${i.algorithms.join('/')}, claim ${i.claim})`
+        return `jwt:<${i.claim}> from ${i.cookie ? `cookie ${i.cookie}` : `header ${i.header}`} (${i.algorithms.join('/')}, clock tolerance ${i.clockTolerance ?? '5m'})`
       case 'header':
-        return `header ${i.name}${i.trusted ? ' (trusted from anyone)' : ' (from trusted proxies only)'}`
+        return `header:<${i.name}>${i.trusted ? ' (trusted from anyone)' : ' (from trusted proxies only)'}`
       case 'basic':
-        return 'basic auth user'
+        return `basic:<user>#<keyed password fingerprint> (user names ${i.usernames ?? 'case-insensitive'})`
       case 'cookie':
-        return `cookie ${i.name} (one account per session)`
+        return `session:<cookie ${i.name}, or ;${i.name.toLowerCase()}= in the URL> (one account per session)`
     }
   })
   lines.push(`  identity  ${[...ids, 'client IP'].join('  →  ')}`)
@@ -35,19 +35,19 @@ export function describeConfig(c: CompiledConfig): string {
   const ch = c.actions.challenge
   const key = ch.secret === undefined ? 'random key per process' : 'configured key'
   lines.push(
-    `  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, pass ${formatMs(ch.validForMs)}, ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`,
+    `  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, a pass buys ${ch.grants} within ${formatMs(ch.validForMs)}, then twice as hard; ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`,
   )
   if (c.sessions) {
     const { login, logout, ttlMs } = c.sessions
     lines.push(
-      `  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to the user for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} unbinds` : ''}`,
+      `  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to user:<name> for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} is logged (the binding stays)` : ''}`,
     )
   }
   lines.push(`  routes    ${c.routes.length === 0 ? '(none: everything is forwarded uncounted)' : ''}`)
   for (const r of c.routes) {
     const methods = r.methods ? [...r.methods].join(',') : 'ANY'
     const inspect = r.inspect
-      ? ` (reads ≤ ${r.inspect.maxBytes} bytes; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})`
+      ? ` (reads ≤ ${r.inspect.maxBytes} bytes and ${r.inspect.maxIds} ids; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})`
       : ''
     const clamp = Object.entries(r.clamp?.caps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
     lines.push(
