@@ -66,6 +66,11 @@ export interface RedisStoreConfig {
   type: 'redis'
   url?: string
   cluster?: string[]
+  sentinels?: string[]
+  /** The Sentinel master name. */
+  name?: string
+  sentinelPassword?: string
+  password?: string
   keyPrefix: string
   caFile?: string
   commandTimeoutMs: number
@@ -424,13 +429,33 @@ function compileStore(
   duration: (text: string, path: (string | number)[]) => number,
 ): CompiledConfig['store'] {
   if (store.type === 'memory') return store
-  if ((store.url === undefined) === (store.cluster === undefined)) {
+  const forms = [store.url, store.cluster, store.sentinels].filter((f) => f !== undefined).length
+  if (forms !== 1) {
     issues.push({
       code: 'SLUICE_ERR_CONFIG_VALUE',
       path: ['store'],
-      message: 'a redis store needs either url or cluster (not both)',
-      hint: 'url: redis://127.0.0.1:6379, or cluster: [redis://h1:7000, redis://h2:7000]',
+      message: 'a redis store needs exactly one of url, cluster or sentinels',
+      hint: 'url: redis://127.0.0.1:6379, or cluster: [redis://h1:7000, …], or sentinels: [redis://s1:26379, …] with name: <master>',
     })
+  }
+  if (store.sentinels !== undefined && store.name === undefined) {
+    issues.push({
+      code: 'SLUICE_ERR_CONFIG_VALUE',
+      path: ['store', 'sentinels'],
+      message: 'sentinels need the name of the master they watch',
+      hint: 'add name: mymaster (the name in the sentinels\' "sentinel monitor" line)',
+    })
+  }
+  for (const [i, u] of (store.sentinels ?? []).entries()) {
+    try {
+      new URL(u)
+    } catch {
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['store', 'sentinels', i],
+        message: `"${u}" is not a Redis URL`,
+      })
+    }
   }
   for (const [i, u] of [store.url, ...(store.cluster ?? [])].entries()) {
     if (u === undefined) continue

@@ -86,6 +86,27 @@ const RedisStore = Type.Object(
     cluster: Type.Optional(
       Type.Array(RedisUrl, { minItems: 1, description: 'Seed nodes of a Redis Cluster (instead of url).' }),
     ),
+    sentinels: Type.Optional(
+      Type.Array(RedisUrl, {
+        minItems: 1,
+        description:
+          'Redis Sentinels of a primary with replicas (instead of url or cluster), e.g. three across two sites; sluice writes to the current primary and follows a failover.',
+      }),
+    ),
+    name: Type.Optional(Type.String({ minLength: 1, description: 'The Sentinel master name (with sentinels).' })),
+    sentinelPassword: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Password of the sentinels (with sentinels). Use ${SLUICE_SENTINEL_PASSWORD}.',
+      }),
+    ),
+    password: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Password of the Redis nodes behind the sentinels (url and cluster carry theirs in the URL). Use ${SLUICE_REDIS_PASSWORD}.',
+      }),
+    ),
     keyPrefix: Type.String({ default: 'sluice:', description: 'Prefix of every key sluice writes.' }),
     caFile: Type.Optional(
       Type.String({

@@ -38,6 +38,9 @@ export function createStore(config: CompiledConfig['store'], log: FastifyBaseLog
   return new RedisStore({
     ...(config.url !== undefined ? { url: config.url } : {}),
     ...(config.cluster !== undefined ? { cluster: config.cluster } : {}),
+    ...(config.sentinels !== undefined ? { sentinels: config.sentinels, name: config.name ?? '' } : {}),
+    ...(config.sentinelPassword !== undefined ? { sentinelPassword: config.sentinelPassword } : {}),
+    ...(config.password !== undefined ? { password: config.password } : {}),
     keyPrefix: config.keyPrefix,
     ...(config.caFile !== undefined ? { caFile: config.caFile } : {}),
     commandTimeoutMs: config.commandTimeoutMs,

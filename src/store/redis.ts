@@ -47,6 +47,12 @@ export type RedisState = 'connecting' | 'ok' | 'degraded'
 export interface RedisStoreOptions {
   url?: string
   cluster?: string[]
+  /** Sentinels of a primary with replicas, and the master name they monitor. */
+  sentinels?: string[]
+  name?: string
+  sentinelPassword?: string
+  /** Password of the nodes behind the sentinels. */
+  password?: string
   keyPrefix: string
   /** PEM of the CA that signed the server certificate, for rediss:// with a private CA. */
   caFile?: string
@@ -141,6 +147,32 @@ export class RedisStore implements Store {
           ...(first.protocol === 'rediss:' ? { tls } : {}),
         },
       }) as Cluster & WithHit
+    } else if (options.sentinels && options.sentinels.length > 0) {
+      const sentinels = options.sentinels.map((u) => {
+        const p = new URL(u)
+        return { host: p.hostname, port: Number(p.port || 26379) }
+      })
+      const secure = options.sentinels[0]?.startsWith('rediss:') ?? false
+      this.client = new Redis({
+        ...common,
+        sentinels,
+        name: options.name ?? 'mymaster',
+        role: 'master',
+        ...(options.sentinelPassword !== undefined ? { sentinelPassword: options.sentinelPassword } : {}),
+        ...(options.password !== undefined ? { password: options.password } : {}),
+        ...(secure ? { tls, enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
+        // Sentinels announce a failover (+switch-master): follow it at once, and notice a
+        // primary that hangs instead of dying.
+        failoverDetector: true,
+        sentinelRetryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+        // A sentinel that is down is retried slowly (ioredis prints each failed attempt of the
+        // failover detector's own connections to stderr; see docs/redis.md).
+        sentinelReconnectStrategy: (times) => Math.min(1000 * times, 30_000),
+        // A demoted primary answers writes with READONLY: reconnect (the sentinels name the new
+        // primary) instead of sending it write after write; the failed call is answered by the
+        // failure policy.
+        reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 1 : false),
+      }) as Redis & WithHit
     } else {
       const url = options.url ?? 'redis://127.0.0.1:6379'
       this.client = new Redis(url, { ...common, ...(url.startsWith('rediss:') ? { tls } : {}) }) as Redis & WithHit
@@ -417,11 +449,13 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     await this.local?.close()
-    try {
-      await this.client.quit()
-    } catch {
-      this.client.disconnect()
-    }
+    // QUIT waits for an answer; a server going away (a failover, a dead sentinel) must not hold
+    // a shutdown: a second at most, then the sockets are closed.
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))
+    await Promise.race([this.client.quit().catch(() => undefined), late])
+    clearTimeout(timer)
+    this.client.disconnect()
   }
 
   private sessionKey(session: string): string {

@@ -1,7 +1,7 @@
 // Throwaway redis-server processes on free loopback ports: a single node, or a 3-master
 // cluster. Started and stopped by the tests themselves, by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -68,7 +68,7 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   }
   const stop = async () => {
     const c = child
-    if (!c || c.exitCode !== null) return
+    if (!c || c.exitCode !== null || c.signalCode !== null) return
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve())
       c.kill('SIGKILL')
@@ -136,4 +136,60 @@ export async function redisEngine(
   const store = new RedisStore({ url, keyPrefix, commandTimeoutMs, onError: 'fail-closed', maxAccounts: 10 })
   await store.ready()
   return { store, engine: new Engine(store, { disableForMs: 60_000 }) }
+}
+
+export interface Sentinels {
+  urls: string[]
+  /** Kill one sentinel (by PID). */
+  stop(i: number): Promise<void>
+  stopAll(): Promise<void>
+}
+
+/**
+ * Sentinels (redis-server --sentinel) watching `masterPort` as master `name`: quorum 2, a
+ * primary is down after 1 s without an answer.
+ */
+export async function startSentinels(masterPort: number, name = 'sluice', count = 3): Promise<Sentinels> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-sentinel-'))
+  const children: ChildProcess[] = []
+  const urls: string[] = []
+  for (let i = 0; i < count; i++) {
+    const port = await freePort()
+    const conf = join(dir, `sentinel-${port}.conf`)
+    writeFileSync(
+      conf,
+      [
+        `port ${port}`,
+        'bind 127.0.0.1',
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+        `sentinel failover-timeout ${name} 4000`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'),
+    )
+    const c = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' })
+    const reap = () => c.kill('SIGKILL')
+    process.once('exit', reap)
+    c.once('exit', () => process.removeListener('exit', reap))
+    children.push(c)
+    await waitForPort(port)
+    urls.push(`redis://127.0.0.1:${port}`)
+  }
+  const kill = (c: ChildProcess) =>
+    c.exitCode !== null || c.signalCode !== null
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          c.once('exit', () => resolve())
+          c.kill('SIGKILL')
+        })
+  return {
+    urls,
+    stop: (i) => kill(children[i] as ChildProcess),
+    stopAll: async () => {
+      await Promise.all(children.map(kill))
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
