@@ -29,6 +29,8 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Start again on the same port (after stop), e.g. to test recovery. */
   start(): Promise<void>
+  /** Send a signal to the process (SIGSTOP: a hung server, SIGCONT: back). */
+  signal(sig: NodeJS.Signals): void
 }
 
 async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
@@ -83,6 +85,7 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
       await stop()
       rmSync(dir, { recursive: true, force: true })
     },
+    signal: (sig) => void child?.kill(sig),
   }
 }
 
