@@ -56,7 +56,10 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
       .command('show')
       .description('one account: every window of every route with its count, and whether it is disabled'),
   )
-    .argument('<account>', 'account id as sluice logs it, e.g. basic:alice#3f2a1b, user:alice, ip:1.2.3.4')
+    .argument(
+      '<account>',
+      'account id as sluice logs it, e.g. header:alice (or just alice), user:alice, basic:alice#3f2a1b0c9d8e7f60, ip:1.2.3.4',
+    )
     .action(async (account: string, opts: ClientOptions) => {
       const view = await request<AccountJson>(opts, 'GET', `/accounts/${encodeURIComponent(account)}`)
       if (view === undefined) return exit(1)

@@ -68,7 +68,8 @@ const MemoryStore = Type.Object(
     maxAccounts: Type.Integer({
       minimum: 1,
       default: 100_000,
-      description: 'Accounts held at most; the least recently seen is evicted (counted in metrics).',
+      description:
+        'Accounts whose windows are held at most. Only an account whose every window is empty is evicted; at capacity, new identities are counted under their client network (overflow:<network>, sluice_store_overflow_total).',
     }),
   },
   { ...Strict, description: 'Counts held in this process (one instance).' },

@@ -147,7 +147,6 @@ export interface TokenStore {
 export interface SessionStore {
   bindSession(session: string, account: string, ttlMs: number): void | Promise<void>
   sessionAccount(session: string): string | undefined | Promise<string | undefined>
-  unbindSession(session: string): void | Promise<void>
 }
 
 /** How the store is doing, for /readyz and metrics (no caller needs to know its class). */

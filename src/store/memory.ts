@@ -365,10 +365,6 @@ export class MemoryStore implements Store {
     return total
   }
 
-  unbindSession(session: string): void {
-    this.sessions.delete(session)
-  }
-
   health(): StoreHealth {
     return { type: 'memory', state: 'ok', accounts: this.size }
   }

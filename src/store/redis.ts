@@ -437,16 +437,6 @@ export class RedisStore implements Store {
     }
   }
 
-  async unbindSession(session: string): Promise<void> {
-    this.local?.unbindSession(session)
-    try {
-      if (!this.available()) throw new RedisUnavailableError('redis unavailable')
-      await this.client.del(this.sessionKey(session))
-    } catch (err) {
-      this.noteError(err)
-    }
-  }
-
   async close(): Promise<void> {
     await this.local?.close()
     // QUIT waits for an answer; a server going away (a failover, a dead sentinel) must not hold
