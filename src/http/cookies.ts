@@ -1,4 +1,6 @@
 // Set-Cookie reading (session binding) and Cookie rewriting (sluice's own cookies never reach the upstream).
+// Percent-decoding is Node's lenient querystring.unescape: bad escapes stay as they are (as PHP's urldecode).
+import { unescape } from 'node:querystring'
 
 export interface SetCookie {
   name: string
@@ -19,7 +21,7 @@ export function cookieValue(raw: string): string {
   let value = raw.trim()
   if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
   for (let round = 0; round < 4 && value.includes('%'); round++) {
-    const decoded = percentDecode(value)
+    const decoded = unescape(value)
     if (decoded === value) break
     value = decoded
   }
@@ -31,30 +33,8 @@ export function cookieValue(raw: string): string {
  * (ASP.NET's cookie collection), `.` and spaces as `_` (PHP's variable names).
  */
 export function cookieName(raw: string): string {
-  const name = raw.includes('%') ? percentDecode(raw) : raw
+  const name = raw.includes('%') ? unescape(raw) : raw
   return name.trim().toLowerCase().replace(/[. ]/g, '_')
-}
-
-const isHex = (c: number) => (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66)
-
-/** Lenient percent-decoding, as PHP's urldecode: bad escapes stay as they are, bytes as UTF-8. */
-export function percentDecode(text: string): string {
-  if (!text.includes('%')) return text
-  const bytes: number[] = []
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c === 0x25 && isHex(text.charCodeAt(i + 1)) && isHex(text.charCodeAt(i + 2))) {
-      bytes.push(parseInt(text.slice(i + 1, i + 3), 16))
-      i += 2
-    } else if (c < 0x80) {
-      bytes.push(c)
-    } else {
-      const cp = text.codePointAt(i) as number
-      for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) bytes.push(b)
-      if (cp > 0xffff) i++
-    }
-  }
-  return Buffer.from(bytes).toString('utf8')
 }
 
 export function parseSetCookie(header: string, now: number): SetCookie | null {

@@ -3,6 +3,7 @@
 // every repeated value is clamped, and anything that is not a whole number from 1 to the cap
 // becomes the cap: many legacy apps read 0, -1 or "all" as "no limit". A pair that also holds
 // `;` (a separator to some servers) is rewritten whole when any of its pieces names a key.
+import { unescape } from 'node:querystring'
 import { configuredPath, namesKey } from './keys.js'
 
 export type QueryClamp = ((search: string) => { search: string; clamped: string[] } | null) & {
@@ -56,12 +57,7 @@ export function compileClamp(caps: Readonly<Record<string, number>>): QueryClamp
   return Object.assign(search, { caps, parsed })
 }
 
-/** A raw query key decoded as servers decode it (`+` is a space); a bad escape is kept as it is. */
+/** A raw query key decoded as servers decode it (`+` is a space; a bad escape is kept, leniently). */
 function decodeKey(raw: string): string {
-  const plus = raw.replace(/\+/g, ' ')
-  try {
-    return decodeURIComponent(plus)
-  } catch {
-    return plus
-  }
+  return unescape(raw.replace(/\+/g, ' '))
 }
