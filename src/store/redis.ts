@@ -14,6 +14,7 @@ import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RoutePolicy } from '../engine/policy.js'
 import { MemoryStore } from './memory.js'
+import { HIT_LUA, READ_LUA } from './scripts.js'
 import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import type {
   AccountsPage,
@@ -27,8 +28,6 @@ import type {
   StoreHealth,
 } from '../engine/store.js'
 
-const HIT_LUA = readFileSync(new URL('./lua/hit.lua', import.meta.url), 'utf8')
-const READ_LUA = readFileSync(new URL('./lua/read.lua', import.meta.url), 'utf8')
 
 /**
  * Keys one listing scans at most (over all Cluster masters). SCAN walks the whole keyspace in
