@@ -171,6 +171,7 @@ function routeJson(r: RouteCounts): RouteJson {
       limit: l.limit,
       label: l.label,
       kind: l.kind,
+      per: l.per,
       window: formatMs(l.windowMs),
       windowMs: l.windowMs,
       max: l.max,

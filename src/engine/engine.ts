@@ -35,6 +35,8 @@ export interface ObserveStep {
   passes?: readonly number[]
   /** The client's network, should the store have to count the account under it (HitInput). */
   overflowKey?: () => string
+  /** The client's network, when some route counts per network (HitInput). */
+  network?: string
 }
 
 export interface EngineOptions {
@@ -74,6 +76,7 @@ export class Engine<S extends CountingStore = CountingStore> {
     if (step?.countRequest === false) input.countRequest = false
     if (step?.passes && step.passes.length > 0) input.passes = step.passes
     if (step?.overflowKey) input.overflowKey = step.overflowKey
+    if (step?.network !== undefined) input.network = step.network
     const result = this.store.hit(input)
     if (result instanceof Promise) return result.then((r) => toDecision(r, account, policy, shadow))
     return toDecision(result, account, policy, shadow)

@@ -76,8 +76,8 @@ export function evaluate(
   records: readonly string[],
   now: number,
   step: EvaluateStep = REQUEST,
+  counts: number[] = new Array<number>(policy.slots).fill(0),
 ): Evaluation {
-  const counts = new Array<number>(policy.limits.length).fill(0)
   let worst: Limit | null = null
   const passes = step.passes
 
@@ -120,9 +120,24 @@ export function evaluate(
   }
 
   const blocked = worst !== null && worst.severity > 0
-  if (unique > 0 && !blocked) touchAll(w, policy.distinctCapacity, unique, now)
+  if (unique > 0 && !blocked && !step.defer) touchAll(w, policy.distinctCapacity, unique, now)
   if (held.length > RETAINED_IDS) grow(FIRST_IDS)
   return { limit: worst, action: worst?.action ?? null, blocked, counts }
+}
+
+/**
+ * Count the records of an observation evaluated with `defer` (several sets of windows decide
+ * together: none is touched until all have decided). Looks them up again, as the scratch has
+ * since served the other parts.
+ */
+export function commit(w: Section, policy: RoutePolicy, records: readonly string[], now: number): void {
+  if (policy.distinctLimits.length === 0 || records.length === 0) return
+  if (held.length < records.length) grow(records.length)
+  const ids = records.length
+  const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
+  const unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
+  touchAll(w, policy.distinctCapacity, unique, now)
+  if (held.length > RETAINED_IDS) grow(FIRST_IDS)
 }
 
 /** Scratch for `ids` ids, in powers of two. */
@@ -194,6 +209,8 @@ export interface EvaluateStep {
   countRequest: boolean
   /** Indices of challenge limits this request holds a valid pass for: they do not act. */
   passes?: readonly number[] | undefined
+  /** Decide only: the records are counted by commit() once every part has decided. */
+  defer?: boolean
 }
 
 export const REQUEST: EvaluateStep = { countRequest: true }
@@ -203,7 +220,7 @@ function passed(limit: Limit, passes: readonly number[] | undefined): boolean {
 }
 
 /** The ladder; between equally severe limits the one written first in the config decides. */
-function moreSevere(limit: Limit, than: Limit | null): boolean {
+export function moreSevere(limit: Limit, than: Limit | null): boolean {
   return (
     than === null || limit.severity > than.severity || (limit.severity === than.severity && limit.index < than.index)
   )

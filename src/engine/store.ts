@@ -3,7 +3,7 @@
 // that decides is a single atomic step (one Redis round trip for the Redis store), so two
 // proxies sharing a store can never both let the N+1-th record through.
 import type { Evaluation } from './evaluate.js'
-import type { ActionName, RoutePolicy } from './policy.js'
+import type { ActionName, LimitKind, Per, RoutePolicy } from './policy.js'
 
 export interface HitInput {
   account: string
@@ -24,6 +24,12 @@ export interface HitInput {
    * windows counts an identity it cannot track (the memory store); asked only then.
    */
   overflowKey?: () => string
+  /**
+   * The client's network (`203.0.113.0/24`, per the config's prefix lengths) when any route has
+   * per-network limits: the route's network windows count under `net:<network>`, and a disable
+   * of the network blocks it on every route.
+   */
+  network?: string
 }
 
 export interface HitResult extends Evaluation {
@@ -33,7 +39,11 @@ export interface HitResult extends Evaluation {
   disabledNowUntil: number | null
   /** Set when the store could not be reached and its failure policy answered instead. */
   degraded?: 'fail-open' | 'fail-closed' | 'local'
-  /** Set when the observation was counted under another key than the account (`overflow:<network>`). */
+  /**
+   * Set when the decision is not the account's own: the key of the windows or disable that
+   * acted (`net:<network>`, `route:<name>`), or the key the account was counted under when the
+   * store had no room for it (`overflow:<network>`).
+   */
   key?: string
 }
 
@@ -49,7 +59,9 @@ export interface LimitCount {
   limit: string
   /** `10m distinctRecords 100 → challenge` */
   label: string
-  kind: 'requests' | 'distinctRecords'
+  kind: LimitKind
+  /** Whose windows: the account's, its network's, the route's. */
+  per: Per
   windowMs: number
   max: number
   action: ActionName

@@ -6,7 +6,7 @@ import { blockResponse } from '../actions/block.js'
 import type { Verdict } from '../actions/challenge.js'
 import { sendRendered, type Rendered } from '../actions/respond.js'
 import type { Metrics } from '../admin/metrics.js'
-import type { Decision } from '../engine/engine.js'
+import type { Decision, ObserveStep } from '../engine/engine.js'
 import { networkOf } from '../identity/ip.js'
 import type { Pipeline, RoutedExchange } from './exchange.js'
 
@@ -36,7 +36,9 @@ function observeWith(
   const route = ex.route
   // Asked only when a full memory store has to count the account under its client network.
   const overflowKey = () => networkOf(ex.live.identity.clientIp(ex.raw))
-  const step = passes === null ? { countRequest, overflowKey } : { countRequest, passes, overflowKey }
+  const step: ObserveStep = passes === null ? { countRequest, overflowKey } : { countRequest, passes, overflowKey }
+  const net = ex.live.config.network
+  if (net.used) step.network = networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
   const started = pipe.storeLatency ? performance.now() : 0
   const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
   if (!(observed instanceof Promise)) return counted(pipe.metrics, observed)

@@ -66,18 +66,21 @@ export function validateTrustEntry(entry: string): string | null {
 }
 
 /**
- * The network a client address belongs to: its /24 (IPv4) or /48 (IPv6), the blocks one
- * operator or customer commonly holds. Where the memory store counts identities it has no
- * room to track (store churn), so a flood of fresh identities shares its network's budget.
+ * The network a client address belongs to: its /24 (IPv4) or /48 (IPv6) by default, the blocks
+ * one operator or customer commonly holds (the config's `network` sets other lengths).
+ * IPv4-mapped IPv6 is IPv4. Where per-network limits count, and where the memory store counts
+ * identities it has no room to track (store churn).
  */
-export function networkOf(address: string): string {
+export function networkOf(address: string, ipv4 = 24, ipv6 = 48): string {
   if (!ipaddr.isValid(address)) return address
   let ip = ipaddr.parse(address)
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address()
   if (ip.kind() === 'ipv4') {
-    const o = (ip as ipaddr.IPv4).octets
-    return `${o[0]}.${o[1]}.${o[2]}.0/24`
+    if (ipv4 === 24) {
+      const o = (ip as ipaddr.IPv4).octets
+      return `${o[0]}.${o[1]}.${o[2]}.0/24`
+    }
+    return `${ipaddr.IPv4.networkAddressFromCIDR(`${ip.toString()}/${ipv4}`).toString()}/${ipv4}`
   }
-  const p = (ip as ipaddr.IPv6).parts
-  return `${(p[0] as number).toString(16)}:${(p[1] as number).toString(16)}:${(p[2] as number).toString(16)}::/48`
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip.toString()}/${ipv6}`).toString()}/${ipv6}`
 }

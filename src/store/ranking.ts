@@ -8,6 +8,7 @@ export function routeCounts(policy: RoutePolicy, counts: ArrayLike<number>): Rou
     limit: l.id,
     label: l.label,
     kind: l.kind,
+    per: l.per,
     windowMs: l.windowMs,
     max: l.max,
     action: l.action,

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import type { RoutePolicy } from '../engine/policy.js'
+import { partKey, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
+import { moreSevere } from '../engine/evaluate.js'
 import { MemoryStore } from './memory.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
 import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
@@ -27,7 +28,6 @@ import type {
   Store,
   StoreHealth,
 } from '../engine/store.js'
-
 
 /**
  * Keys one listing scans at most (over all Cluster masters). SCAN walks the whole keyspace in
@@ -71,7 +71,7 @@ export interface RedisStoreOptions {
 type HitReply = number[]
 
 interface WithHit {
-  sluiceHit(keys: string[], args: (string | number)[]): Promise<HitReply>
+  sluiceHit(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<HitReply>
   sluiceRead(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<(number | string)[]>
   sluiceCount(key: string, n: number, ttlMs: number): Promise<number>
 }
@@ -83,23 +83,47 @@ interface ReadReply {
   counts: (number[] | null)[]
 }
 
-/** A policy's part of hit.lua's arguments (ARGV 6), built once per policy, not per request. */
-const argsOfPolicy = new WeakMap<RoutePolicy, string>()
-function policyArg(p: RoutePolicy): string {
-  let spec = argsOfPolicy.get(p)
-  if (spec === undefined) {
-    const shape = [
-      p.requestCapacity,
-      p.distinctCapacity,
-      p.longestDistinctWindowMs,
-      p.longestRequestWindowMs,
-      p.limits.length,
-    ]
-    const limits = p.limits.flatMap((l) => [l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity])
-    spec = JSON.stringify([...shape, ...limits])
-    argsOfPolicy.set(p, spec)
+/** The parts of an observation (one, the whole policy, for a route of account limits only). */
+function partsOf(p: RoutePolicy): readonly Part[] {
+  return p.parts ?? [{ per: 'account', accounts: false, policy: p }]
+}
+
+/**
+ * Whose windows and disables one observation reads: the account always; its network when the
+ * observation names one (a network's disable holds on every route); the route when it has
+ * per-route limits.
+ */
+function ownersOf(p: RoutePolicy, network: boolean): Per[] {
+  const owners: Per[] = ['account']
+  if (network) owners.push('network')
+  if (p.perRoute) owners.push('route')
+  return owners
+}
+
+/**
+ * hit.lua's ARGV 6 for some owners' parts of a policy, built once per (policy, owners), not
+ * per request.
+ */
+const specs = new WeakMap<RoutePolicy, Map<string, string>>()
+function spec(p: RoutePolicy, owners: readonly Per[]): string {
+  let byOwners = specs.get(p)
+  if (!byOwners) specs.set(p, (byOwners = new Map()))
+  const name = owners.join()
+  let text = byOwners.get(name)
+  if (text === undefined) {
+    const parts = partsOf(p).filter((part) => owners.includes(part.per))
+    const out: number[] = [owners.length, parts.length]
+    for (const part of parts) {
+      const q = part.policy
+      out.push(owners.indexOf(part.per) + 1, part.accounts ? 1 : 0)
+      out.push(q.requestCapacity, q.distinctCapacity, q.longestDistinctWindowMs, q.longestRequestWindowMs)
+      out.push(q.limits.length)
+      for (const l of q.limits) out.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity, l.index)
+    }
+    text = JSON.stringify(out)
+    byOwners.set(name, text)
   }
-  return spec
+  return text
 }
 
 export { RedisUnavailableError }
@@ -176,7 +200,7 @@ export class RedisStore implements Store {
       const url = options.url ?? 'redis://127.0.0.1:6379'
       this.client = new Redis(url, { ...common, ...(url.startsWith('rediss:') ? { tls } : {}) }) as Redis & WithHit
     }
-    this.client.defineCommand('sluiceHit', { numberOfKeys: 4, lua: HIT_LUA })
+    this.client.defineCommand('sluiceHit', { lua: HIT_LUA })
     this.client.defineCommand('sluiceRead', { lua: READ_LUA })
     // INCRBY, and the lifetime set by the first add only.
     this.client.defineCommand('sluiceCount', {
@@ -214,16 +238,35 @@ export class RedisStore implements Store {
 
   async hit(input: HitInput): Promise<HitResult> {
     if (!this.available()) return this.fallback(input)
-    const { policy } = input
     try {
       this.coalesceWrites()
-      const reply = await this.client.sluiceHit(this.keys(input.account, policy.name), this.args(input))
+      const owners = ownersOf(input.policy, input.network !== undefined)
+      // On Cluster every owner's keys are in its own slot: a call per owner (see decide()).
+      const calls = this.client instanceof Cluster ? owners.map((o) => [o]) : [owners]
+      let result: HitResult | null = null
+      for (const group of calls) {
+        const keys = this.hitKeys(input, group)
+        const reply = await this.client.sluiceHit(keys.length, keys, this.args(input, group, before(result)))
+        result = merge(result, this.parse(reply, input, group))
+      }
       this.succeeded()
-      return this.parse(reply, policy)
+      return result as HitResult
     } catch (err) {
       this.failed(err as Error)
       return this.fallback(input)
     }
+  }
+
+  /** hit.lua's KEYS for some owners of an observation: their disables, then their parts' windows. */
+  private hitKeys(input: HitInput, owners: readonly Per[]): string[] {
+    const { account, network, policy } = input
+    const base = (per: Per) => `${this.options.keyPrefix}{${partKey(per, account, network, policy.name)}}`
+    const keys = owners.flatMap((o) => [`${base(o)}:x`, `${base(o)}:xs`])
+    for (const part of partsOf(policy)) {
+      if (!owners.includes(part.per)) continue
+      keys.push(`${base(part.per)}:r:${part.policy.name}`, `${base(part.per)}:d:${part.policy.name}`)
+    }
+    return keys
   }
 
   /**
@@ -350,7 +393,8 @@ export class RedisStore implements Store {
     let i = 3
     for (const p of policies) {
       const present = reply[i] === 1
-      const c = reply.slice(i + 1, i + 1 + p.limits.length)
+      const c = new Array<number>(p.slots).fill(0)
+      p.limits.forEach((l, k) => (c[l.index] = reply[i + 1 + k] as number))
       counts.push(present ? c : null)
       i += 1 + p.limits.length
     }
@@ -461,21 +505,24 @@ export class RedisStore implements Store {
     return [`${base}:r:${route}`, `${base}:d:${route}`, `${base}:x`, `${base}:xs`]
   }
 
-  private args(input: HitInput): (string | number)[] {
+  private args(input: HitInput, owners: readonly Per[], earlier = ''): (string | number)[] {
     const args: (string | number)[] = [
       this.options.clock === 'local' ? input.now : 0,
       input.shadow ? 1 : 0,
       Number.isFinite(input.disableForMs) ? input.disableForMs : -1,
       input.countRequest === false ? 0 : 1,
       input.passes && input.passes.length > 0 ? `,${input.passes.join(',')},` : '',
-      policyArg(input.policy),
+      spec(input.policy, owners),
+      input.account,
+      earlier,
     ]
     for (const r of input.records) args.push(r)
     return args
   }
 
-  private parse(reply: HitReply, policy: RoutePolicy): HitResult {
-    const [, worstIndex, blocked, disabledUntil, disabledNow, ...counts] = reply.map(Number) as [
+  private parse(reply: HitReply, input: HitInput, owners: readonly Per[]): HitResult {
+    const [, worstIndex, blocked, disabledUntil, disabledNow, decidedBy, ...flat] = reply.map(Number) as [
+      number,
       number,
       number,
       number,
@@ -483,9 +530,16 @@ export class RedisStore implements Store {
       number,
       ...number[],
     ]
+    const { policy } = input
     const limit = worstIndex >= 0 ? (policy.limits[worstIndex] ?? null) : null
     const until = (v: number) => (v === -1 ? null : v === -2 ? Infinity : v)
-    return {
+    const counts = new Array<number>(policy.slots).fill(0)
+    let i = 0
+    for (const part of partsOf(policy)) {
+      if (!owners.includes(part.per)) continue
+      for (const l of part.policy.limits) counts[l.index] = flat[i++] ?? 0
+    }
+    const result: HitResult = {
       limit,
       action: limit?.action ?? null,
       blocked: blocked === 1,
@@ -493,6 +547,10 @@ export class RedisStore implements Store {
       disabledUntil: until(disabledUntil),
       disabledNowUntil: until(disabledNow),
     }
+    const owner = owners[decidedBy - 1]
+    if (owner !== undefined && owner !== 'account')
+      result.key = partKey(owner, input.account, input.network, policy.name)
+    return result
   }
 
   private available(): boolean {
@@ -556,6 +614,30 @@ export class RedisStore implements Store {
       return
     this.currentState = state
     this.options.onStateChange?.(state, reason)
+  }
+}
+
+/** hit.lua's ARGV 8: what the calls before this one decided (Cluster). */
+function before(r: HitResult | null): string {
+  if (r === null) return ''
+  if (r.disabledUntil !== null) return 'd'
+  return r.blocked && r.limit ? `${r.limit.severity},${r.limit.index}` : ''
+}
+
+/**
+ * The decision of an observation made of several calls (Redis Cluster: one per owner): every
+ * count; the first disable; otherwise the most severe crossed limit of any call.
+ */
+function merge(a: HitResult | null, b: HitResult): HitResult {
+  if (a === null) return b
+  let base = a
+  if (a.disabledUntil === null && (b.disabledUntil !== null || (b.limit !== null && moreSevere(b.limit, a.limit))))
+    base = b
+  return {
+    ...base,
+    counts: a.counts.map((c, i) => Math.max(c, b.counts[i] ?? 0)),
+    blocked: a.blocked || b.blocked,
+    disabledNowUntil: a.disabledNowUntil ?? b.disabledNowUntil,
   }
 }
 
