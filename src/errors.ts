@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   SLUICE_ERR_AUDIT_CORRUPT: 'the end of the audit file holds no valid entry',
   SLUICE_ERR_NOTIFY_URL: 'a webhook URL is not an http(s) URL',
   SLUICE_ERR_NOTIFY_SECRET: 'a webhook secret is empty',
+  SLUICE_ERR_STATE_PATH: "the state file's directory does not exist or is not writable",
+  SLUICE_ERR_STATE_CORRUPT: 'the state file does not verify and store.state.onCorrupt is refuse',
 
   // `sluice replay`.
   SLUICE_ERR_REPLAY_INPUT: 'a log file cannot be read',

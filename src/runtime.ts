@@ -107,7 +107,7 @@ export class Runtime {
   static async create(config: CompiledConfig, options: RuntimeOptions): Promise<Runtime> {
     let store: Store | undefined = options.store
     const metrics = options.metrics ?? new Metrics({ accounts: () => store?.health().accounts ?? 0 })
-    store ??= createStore(config.store, options.log, metrics)
+    store ??= await createStore(config.store, options.log, metrics)
     const audit = config.audit
       ? await AuditTrail.open({
           file: config.audit.file,

@@ -26,6 +26,12 @@ export class Metrics {
   readonly challenges: Counter<'outcome'>
   readonly uninspectable: Counter<'route' | 'step'>
   readonly withheld: Counter<'route'>
+  /** The memory store's state file (store.state). */
+  readonly stateCorrupt: Counter
+  readonly stateWrites: Counter<'outcome'>
+  readonly stateLastWrite: Gauge
+  readonly stateBytes: Gauge
+  readonly stateWriteSeconds: Gauge
 
   /** Filled in by the plugin once the audit trail and the notifier exist. */
   readonly sources: Sources = { audit: () => null, notify: () => null }
@@ -107,6 +113,28 @@ export class Metrics {
       name: 'sluice_responses_withheld_total',
       help: 'Upstream responses withheld because their records would cross a limit.',
       labelNames: ['route'],
+      registers,
+    })
+    this.stateCorrupt = new Counter({
+      name: 'sluice_state_corrupt_total',
+      help: 'State files (store.state) that did not verify at start: moved aside (started with what verified) or refused.',
+      registers,
+    })
+    this.stateWrites = new Counter({
+      name: 'sluice_state_writes_total',
+      help: 'Snapshots of the memory store written to its state file, by outcome (ok, error).',
+      labelNames: ['outcome'],
+      registers,
+    })
+    this.stateLastWrite = new Gauge({
+      name: 'sluice_state_last_write_timestamp_seconds',
+      help: 'When the state file was last written whole (Unix time): a kill -9 now loses what was counted since.',
+      registers,
+    })
+    this.stateBytes = new Gauge({ name: 'sluice_state_bytes', help: 'Size of the last state file written.', registers })
+    this.stateWriteSeconds = new Gauge({
+      name: 'sluice_state_write_duration_seconds',
+      help: 'How long the last snapshot took to write (in slices between requests).',
       registers,
     })
     const sources = this.sources

@@ -1,6 +1,17 @@
 // `sluice check` prints what a config will actually do, defaults included.
 import type { CompiledConfig } from '../config/compile.js'
 import { formatMs } from '../engine/policy.js'
+import { MEMORY_ONLY } from '../store/create.js'
+import { stateDirProblem } from '../store/state.js'
+
+/** What `sluice start` would refuse about the state file's place on this machine (checked where it runs). */
+export function statePathProblem(c: CompiledConfig): string | null {
+  const state = c.store.type === 'memory' ? c.store.state : undefined
+  const problem = state ? stateDirProblem(state.path) : null
+  return (
+    problem && `store.state.path ${state?.path}: ${problem}; sluice start would refuse here (SLUICE_ERR_STATE_PATH)`
+  )
+}
 
 export function describeConfig(c: CompiledConfig): string {
   const lines: string[] = []
@@ -8,11 +19,13 @@ export function describeConfig(c: CompiledConfig): string {
   lines.push(
     `  listen    http://${c.listen.host}:${c.listen.port}  →  upstream ${c.upstream.url} (timeout ${formatMs(c.upstream.timeoutMs)})`,
   )
+  const state = c.store.type === 'memory' ? c.store.state : undefined
   const store =
     c.store.type === 'memory'
-      ? `memory (max ${c.store.maxAccounts} accounts)`
+      ? `memory (max ${c.store.maxAccounts} accounts${state ? `; state file ${state.path}, written every ${formatMs(state.everyMs)} and on stop, onCorrupt: ${state.onCorrupt}` : ''})`
       : `redis ${c.store.url ?? `cluster ${c.store.cluster?.join(',')}`} (timeout ${formatMs(c.store.commandTimeoutMs)}, on error: ${c.store.onError})`
   lines.push(`  mode      ${c.shadow ? 'shadow (decide and log, block nothing)' : 'enforce'}  ·  store ${store}`)
+  if (c.store.type === 'memory' && !state) lines.push(`  note      ${MEMORY_ONLY}.`)
   const ids = c.identity.map((i) => {
     switch (i.type) {
       case 'jwt':

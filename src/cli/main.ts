@@ -9,7 +9,7 @@ import { startLegacyApp } from '../demo/legacy-app.js'
 import { ConfigError, SluiceError } from '../errors.js'
 import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
-import { describeConfig } from './describe.js'
+import { describeConfig, statePathProblem } from './describe.js'
 import { registerAccounts } from './accounts.js'
 import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
@@ -102,6 +102,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
           continue
         }
         console.log(`${file}: OK\n${describeConfig(config)}\n`)
+        const stateProblem = statePathProblem(config)
+        if (stateProblem) console.error(`${file}: warning: ${stateProblem}`)
       }
       code = failed > 0 ? 2 : 0
     })

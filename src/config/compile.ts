@@ -62,6 +62,13 @@ export interface ChallengeConfig {
   secret: string | undefined
 }
 
+export interface MemoryStoreConfig {
+  type: 'memory'
+  maxAccounts: number
+  /** The state file (src/store/state.ts); none: counts live in this process only. */
+  state?: { path: string; everyMs: number; onCorrupt: 'start' | 'refuse' }
+}
+
 export interface RedisStoreConfig {
   type: 'redis'
   url?: string
@@ -86,7 +93,7 @@ export interface CompiledConfig {
   trust: TrustFn
   paths: { caseSensitive: boolean; stripMatrixParams: boolean }
   methodOverride: 'strip' | 'forward'
-  store: { type: 'memory'; maxAccounts: number } | RedisStoreConfig
+  store: MemoryStoreConfig | RedisStoreConfig
   identity: IdentityConfig[]
   /** Key of Basic password fingerprints (undefined: random per process). */
   identityKey: string | undefined
@@ -428,7 +435,19 @@ function compileStore(
   issues: ConfigIssue[],
   duration: (text: string, path: (string | number)[]) => number,
 ): CompiledConfig['store'] {
-  if (store.type === 'memory') return store
+  if (store.type === 'memory') {
+    if (store.state === undefined) return { type: 'memory', maxAccounts: store.maxAccounts }
+    const { path, every = '10s', onCorrupt = 'start' } = store.state
+    const everyMs = duration(every, ['store', 'state', 'every'])
+    if (everyMs < 1000)
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_VALUE',
+        path: ['store', 'state', 'every'],
+        message: `"${every}" is too often: every write copies the whole store`,
+        hint: 'write at least 1s (the default, 10s, loses at most 10 s of counting to a crash)',
+      })
+    return { type: 'memory', maxAccounts: store.maxAccounts, state: { path, everyMs, onCorrupt } }
+  }
   const forms = [store.url, store.cluster, store.sentinels].filter((f) => f !== undefined).length
   if (forms !== 1) {
     issues.push({

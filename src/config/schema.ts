@@ -71,6 +71,32 @@ const MemoryStore = Type.Object(
       description:
         'Accounts whose windows are held at most. Only an account whose every window is empty is evicted; at capacity, new identities are counted under their client network (overflow:<network>, sluice_store_overflow_total).',
     }),
+    state: Type.Optional(
+      Type.Object(
+        {
+          path: Type.String({
+            minLength: 1,
+            description:
+              'The state file, e.g. /var/lib/sluice/state (its directory must exist and be writable). Replaced whole on every write: a temporary file beside it, fsynced, renamed.',
+          }),
+          every: Duration(
+            'How often the state is written in the background (at least 1s); a crash (kill -9, power loss) loses at most this much counting. It is also written on SIGTERM/SIGINT.',
+            '10s',
+          ),
+          onCorrupt: Type.Union([Type.Literal('start'), Type.Literal('refuse')], {
+            default: 'start',
+            description:
+              'A state file that does not verify (truncated, corrupted, another format, unreadable): start moves it aside (<path>.corrupt-<time>), logs an error and starts with what verified (disables verify on their own); refuse does not start.',
+          }),
+        },
+        {
+          ...Strict,
+          required: ['path'],
+          description:
+            'Keep counts, disables, session bindings and one-time tokens across restarts in a file. Without it they live only in this process.',
+        },
+      ),
+    ),
   },
   { ...Strict, description: 'Counts held in this process (one instance).' },
 )

@@ -54,6 +54,23 @@ export function sectionWords(mem: Uint32Array, s: number): number {
   return SECTION_HEADER + (mem[s + REQ_LEN] as number) + ENTRY * (mem[s + D_LEN] as number)
 }
 
+/**
+ * Whether the words at `s` hold a well-formed section ending at or before `end` with a key
+ * below `keys`: a state file's block is checked before the store trusts it (a section that
+ * lied about its lengths would read and write its neighbours' words).
+ */
+export function sectionFits(mem: Uint32Array, s: number, end: number, keys: number): boolean {
+  if (s + SECTION_HEADER > end) return false
+  const reqLen = mem[s + REQ_LEN] as number
+  const pos = mem[s + REQ_POS] as number
+  return (
+    (mem[s + KEY] as number) < keys &&
+    s + sectionWords(mem, s) <= end &&
+    (pos <= reqLen || pos < 2 * reqLen) &&
+    (mem[s + D_N] as number) <= (mem[s + D_LEN] as number)
+  )
+}
+
 export function newSectionWords(policy: RoutePolicy): number {
   return (
     SECTION_HEADER +
@@ -436,8 +453,22 @@ export function rebaseSection(mem: Uint32Array, s: number, shift: number): void 
 // Two independent 32-bit multiply-xorshift lanes over the UTF-16 code units, each seeded from
 // a per-process random key: a 64-bit hash as two words.
 const seed = randomBytes(8)
-const SEED_A = seed.readUInt32LE(0)
-const SEED_B = seed.readUInt32LE(4)
+let SEED_A = seed.readUInt32LE(0)
+let SEED_B = seed.readUInt32LE(4)
+
+/** The seed of record hashes, for the memory store's state file (src/store/state.ts). */
+export function recordSeed(): [number, number] {
+  return [SEED_A, SEED_B]
+}
+
+/**
+ * Hash records with a seed kept in a state file: the restored windows' hashes are only found
+ * again under the seed that made them. Before anything is counted (it changes every hash).
+ */
+export function useRecordSeed(a: number, b: number): void {
+  SEED_A = a >>> 0
+  SEED_B = b >>> 0
+}
 
 /** Writes the hash of `id` into out[i] (high word) and out[i + 1] (low word). */
 export function hashRecord(id: string, out: Uint32Array, i: number): void {

@@ -4,13 +4,24 @@ import type { CompiledConfig } from '../config/compile.js'
 import type { Metrics } from '../admin/metrics.js'
 import { MemoryStore } from './memory.js'
 import { RedisStore } from './redis.js'
+import { StateKeeper } from './state.js'
 import type { Store } from '../engine/store.js'
 
-export function createStore(config: CompiledConfig['store'], log: FastifyBaseLogger, metrics: Metrics): Store {
+/** The store, its state restored (a memory store with `state`) before anything is counted. */
+/** Said once by `sluice start` and `sluice check` when a memory store keeps no state file. */
+export const MEMORY_ONLY =
+  'counts and disables are kept in this process only: a restart (a deploy, a crash) forgets them, and disabled accounts are served again. Keep them with store.state (a state file), or use the Redis store'
+
+export async function createStore(
+  config: CompiledConfig['store'],
+  log: FastifyBaseLogger,
+  metrics: Metrics,
+): Promise<Store> {
   if (config.type === 'memory') {
     let warned = 0
-    return new MemoryStore({
+    const store = new MemoryStore({
       maxAccounts: config.maxAccounts,
+      keepKeys: config.state !== undefined,
       onEvict: () => metrics.evictions.inc(),
       onOverflow: (account, key) => {
         metrics.overflow.inc()
@@ -31,6 +42,23 @@ export function createStore(config: CompiledConfig['store'], log: FastifyBaseLog
         )
       },
     })
+    if (config.state === undefined) {
+      log.warn({ event: 'sluice.state', outcome: 'off' }, MEMORY_ONLY)
+      return store
+    }
+    await StateKeeper.open(store, {
+      ...config.state,
+      log,
+      onCorruptFile: () => metrics.stateCorrupt.inc(),
+      onWrite: (stats) => {
+        metrics.stateWrites.labels(stats ? 'ok' : 'error').inc()
+        if (!stats) return
+        metrics.stateLastWrite.set(Date.now() / 1000)
+        metrics.stateBytes.set(stats.bytes)
+        metrics.stateWriteSeconds.set(stats.ms / 1000)
+      },
+    })
+    return store
   }
   const up = metrics.storeUp.labels('redis', config.onError)
   const errors = metrics.storeErrors.labels('redis')

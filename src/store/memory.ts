@@ -15,6 +15,7 @@
 // class (copied, and the LRU entry replaced: lru-cache's dispose frees the old block, as it
 // does on eviction, delete and clear). Handles are only held across a call by the LRU and the
 // cursor, which follows every move.
+import { randomBytes } from 'node:crypto'
 import type { LRUCache } from 'lru-cache'
 import { evaluate, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
 import { MAX_WINDOW_MS, type RoutePolicy } from '../engine/policy.js'
@@ -28,9 +29,12 @@ import {
   newSectionWords,
   distinctCapacityOf,
   rebaseSection,
+  recordSeed,
   requestCapacityOf,
+  sectionFits,
   sectionKey,
   sectionWords,
+  useRecordSeed,
   wordsPerEntry,
   type Log,
 } from '../engine/windows.js'
@@ -65,7 +69,39 @@ export interface MemoryStoreOptions {
   onOverflow?: (account: string, key: string) => void
   /** Session bindings held at most (default the larger of 1,000,000 and 10 × maxAccounts); past it the oldest goes. */
   maxSessions?: number
+  /**
+   * sharedKey() makes a key once and keeps it with the state (the state file restores it), so
+   * that Basic fingerprints survive a restart. Without, it answers undefined (a per-process key).
+   */
+  keepKeys?: boolean
 }
+
+/** The tables a state file's blocks refer to (src/store/state.ts), and the record hash seed. */
+export interface StoreTables {
+  seed: [number, number]
+  /** Section keys by number: route, request capacity, distinct capacity, newline-separated. */
+  keys: string[]
+  /** By section key, its route's number. */
+  keyRoutes: number[]
+  /** Route names by number. */
+  routes: string[]
+  longestWindowMs: number
+  sharedKeys: Record<string, string>
+}
+
+/** What is kept beside the windows, each entry with its expiry (ms since the epoch; Infinity: never). */
+export type EntryKind = 'disabled' | 'shadowDisabled' | 'sessions' | 'claims' | 'counters'
+export type StateEntry = [key: string, value: string | number, until: number]
+
+/** One section of a pool's blocks (exportPool). */
+export interface BlockSection {
+  names: string[]
+  lengths: number[]
+  words: Uint32Array
+}
+
+/** The pools of windows a snapshot names: tracked accounts, then the overflow keys. */
+const POOLS = ['tracked', 'overflow'] as const
 
 /** The key every identity shares when even the per-network overflow pool is full. */
 export const OVERFLOW_ALL = 'overflow:*'
@@ -110,6 +146,10 @@ export class MemoryStore implements Store {
   private readonly maxSessions: number
   private readonly claimed: LRUCache<string, true>
   private readonly counters: LRUCache<string, number>
+  private readonly keepKeys: boolean
+  private readonly sharedKeys = new Map<string, string>()
+  /** Run first by close(), while the state is whole (the state file's last write). */
+  private readonly closing: (() => Promise<void>)[] = []
 
   constructor(options: MemoryStoreOptions) {
     this.maxAccounts = options.maxAccounts
@@ -125,6 +165,7 @@ export class MemoryStore implements Store {
     // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
     this.claimed = boundedLru<string, true>(100_000)
     this.counters = boundedLru<string, number>(100_000, { ttlAutopurge: false })
+    this.keepKeys = options.keepKeys ?? false
   }
 
   hit(input: HitInput): HitResult {
@@ -384,7 +425,197 @@ export class MemoryStore implements Store {
     return this.arena.stats()
   }
 
+  async sharedKey(name: string): Promise<string | undefined> {
+    if (!this.keepKeys) return undefined
+    let key = this.sharedKeys.get(name)
+    if (key === undefined) this.sharedKeys.set(name, (key = randomBytes(32).toString('base64')))
+    return key
+  }
+
+  // ─── the state file (src/store/state.ts) ──────────────────────────────────────────────
+  // Off the request path: a snapshot copies blocks a slice at a time between requests (an
+  // account's block is copied whole within one slice); a restore fills the empty store before
+  // it serves.
+
+  /** `fn` runs first when the store closes, while its state is whole. */
+  onClose(fn: () => Promise<void>): void {
+    this.closing.push(fn)
+  }
+
+  tables(): StoreTables {
+    // Numbers are given in insertion order (a map's size at the time): its keys, in order.
+    return {
+      seed: recordSeed(),
+      keys: [...this.keys.keys()],
+      keyRoutes: [...this.keyRoutes],
+      routes: [...this.routes.keys()],
+      longestWindowMs: this.longestWindowMs,
+      sharedKeys: Object.fromEntries(this.sharedKeys),
+    }
+  }
+
+  /** Before anything is counted (it sets the record hash seed of the process). */
+  restoreTables(tables: StoreTables): void {
+    if (this.size > 0 || this.keys.size > 0) throw new Error('memory store: state is only restored into an empty store')
+    useRecordSeed(tables.seed[0], tables.seed[1])
+    tables.keys.forEach((name, key) => this.keys.set(name, key))
+    this.keyRoutes.push(...tables.keyRoutes)
+    tables.routes.forEach((name, route) => this.routes.set(name, route))
+    this.longestWindowMs = Math.max(this.longestWindowMs, tables.longestWindowMs)
+    for (const [name, key] of Object.entries(tables.sharedKeys)) this.sharedKeys.set(name, key)
+  }
+
+  poolNames(): readonly string[] {
+    return POOLS
+  }
+
+  /**
+   * A pool's blocks, least recently used first, in sections of about `maxWords` words (at most
+   * 5,000 blocks): each block's used words after word 0 (the arena's), back to back. The caller
+   * lets requests in between sections; an account's block is copied whole within one.
+   */
+  async *exportPool(pool: string, maxWords: number): AsyncGenerator<BlockSection> {
+    const lru = this.pool(pool)
+    if (!lru) return
+    const arena = this.arena
+    const words = (key: string) => {
+      const h = lru.peek(key) as number
+      return blockWords(arena.mem(h), arena.offset(h)) - 1
+    }
+    // A use of the key moves its block's last time (or, within the same ms, makes it the newest).
+    const watch = (key: string) => {
+      const h = lru.peek(key) as number
+      const last = this.lastOf(h)
+      const newest = newestKey(lru)
+      return () => lru.peek(key) !== h || this.lastOf(h) !== last || (newest !== key && newestKey(lru) === key)
+    }
+    for await (const names of walk(lru, maxWords, 5000, words, watch)) {
+      const lengths = names.map(words)
+      const out = new Uint32Array(lengths.reduce((a, b) => a + b, 0))
+      let at = 0
+      names.forEach((key, i) => {
+        const h = lru.peek(key) as number
+        const o = arena.offset(h)
+        out.set(arena.mem(h).subarray(o + 1, o + 1 + (lengths[i] as number)), at)
+        at += lengths[i] as number
+      })
+      yield { names, lengths, words: out }
+    }
+  }
+
+  /**
+   * Blocks from a state file, in the order given (least recently used first: the LRU order
+   * comes back). A block that does not fit the store's tables is dropped (`invalid`); past the
+   * pool's bound, the least recently used go first.
+   */
+  importBlocks(
+    pool: string,
+    names: readonly string[],
+    lengths: ArrayLike<number>,
+    words: Uint32Array,
+  ): { imported: number; invalid: number } {
+    const lru = this.pool(pool)
+    let imported = 0
+    let invalid = 0
+    for (let i = 0, at = 0; i < names.length; i++) {
+      const length = lengths[i] as number
+      const from = at
+      at += length
+      if (!lru || length < HEADER - 1 || at > words.length) {
+        invalid++
+        continue
+      }
+      const h = this.arena.alloc(length + 1)
+      const mem = this.arena.mem(h)
+      const o = this.arena.offset(h)
+      mem.set(words.subarray(from, at), o + 1)
+      if (!this.blockFits(h, length + 1)) {
+        this.arena.free(h)
+        invalid++
+        continue
+      }
+      lru.set(names[i] as string, h)
+      imported++
+    }
+    // admit() expects at most maxAccounts tracked (a restart may have lowered it).
+    for (const account of this.tracked.rkeys()) {
+      if (this.tracked.size <= this.maxAccounts) break
+      this.tracked.delete(account)
+    }
+    return { imported, invalid }
+  }
+
+  /**
+   * The entries of one kind, oldest first, `batch` at a time: the caller lets requests in
+   * between (an entry set again meanwhile may come twice; the later one counts).
+   */
+  async *entries(kind: EntryKind, batch: number): AsyncGenerator<StateEntry[]> {
+    if (kind === 'claims' || kind === 'counters') {
+      yield* kind === 'claims' ? lruEntries(this.claimed, batch) : lruEntries(this.counters, batch)
+      return
+    }
+    const map = kind === 'sessions' ? this.sessions : kind === 'disabled' ? this.disabledEnforce : this.disabledShadow
+    let out: StateEntry[] = []
+    // A Map's iterator survives changes (it sees entries set after it started).
+    for (const [key, value, until] of map.all()) {
+      out.push([key, value, until])
+      if (out.length < batch) continue
+      yield out
+      out = []
+    }
+    if (out.length > 0) yield out
+  }
+
+  /** One entry from a state file; an expired one is dropped (false). */
+  importEntry(kind: EntryKind, key: string, value: string | number, until: number, now: number): boolean {
+    if (!(until > now)) return false
+    const ttl = until === Infinity ? 0 : Math.max(1, Math.ceil(until - now))
+    switch (kind) {
+      case 'disabled':
+      case 'shadowDisabled':
+        if (typeof value !== 'number') return false
+        ;(kind === 'disabled' ? this.disabledEnforce : this.disabledShadow).set(key, until, until, now)
+        return true
+      case 'sessions':
+        if (typeof value !== 'string') return false
+        if (!this.sessions.has(key, now) && this.sessions.size >= this.maxSessions) this.sessions.dropOldest(now)
+        this.sessions.set(key, value, until, now)
+        return true
+      case 'claims':
+        this.claimed.set(key, true, { ttl })
+        return true
+      case 'counters':
+        if (typeof value !== 'number') return false
+        this.counters.set(key, value, { ttl, noUpdateTTL: true })
+        return true
+    }
+  }
+
+  /** When the account of block `h` was last counted (ms since the epoch). */
+  private lastOf(h: number): number {
+    const o = this.arena.offset(h)
+    return (this.arena.floats64(h)[(o + BASE) >>> 1] as number) + (this.arena.mem(h)[o + LAST] as number)
+  }
+
+  private pool(name: string): LRUCache<string, number> | undefined {
+    return name === 'tracked' ? this.tracked : name === 'overflow' ? this.overflow : undefined
+  }
+
+  /** Block `h`'s `used` words are a well-formed block of this store: sections within it, known keys, a real base. */
+  private blockFits(h: number, used: number): boolean {
+    const mem = this.arena.mem(h)
+    const o = this.arena.offset(h)
+    if (!Number.isFinite(this.arena.floats64(h)[(o + BASE) >>> 1])) return false
+    let s = o + HEADER
+    for (let k = 0; k < (mem[o + SECTIONS] as number); k++) {
+      if (!sectionFits(mem, s, o + used, this.keys.size)) return false
+      s += sectionWords(mem, s)
+    }
+    return s === o + used
+  }
+
   async close(): Promise<void> {
+    for (const fn of this.closing.splice(0)) await fn()
     this.tracked.clear() // disposes of (frees) every block
     this.overflow.clear()
     this.arena.reset()
@@ -576,6 +807,80 @@ class ExpiringMap<V> {
   keys(): IterableIterator<string> {
     return this.entries.keys()
   }
+
+  /** Every entry, expired ones included, oldest first. */
+  *all(): Generator<[string, V, number]> {
+    for (const [key, e] of this.entries) yield [key, e.value, e.until]
+  }
+}
+
+/** An LRU's entries with their expiry, least recently used first, `batch` at a time. */
+async function* lruEntries<V extends number | true>(
+  lru: LRUCache<string, V>,
+  batch: number,
+): AsyncGenerator<StateEntry[]> {
+  const watch = (key: string) => {
+    const value = lru.peek(key)
+    const newest = newestKey(lru)
+    return () => lru.peek(key) !== value || (newest !== key && newestKey(lru) === key)
+  }
+  for await (const keys of walk(lru, batch, batch, () => 1, watch)) {
+    const out: StateEntry[] = []
+    for (const key of keys) {
+      const value = lru.peek(key)
+      if (value === undefined) continue
+      const ttl = lru.getRemainingTTL(key)
+      out.push([key, value === true ? 1 : value, ttl === Infinity ? Infinity : Date.now() + ttl])
+    }
+    yield out
+  }
+}
+
+/**
+ * An LRU's keys, least recently used first, in slices of at most `budget` (by `cost`) or
+ * `most` keys: the consumer lets requests in after each, and the LRU changes meanwhile. Taking
+ * every key at once would hold the event loop (lru-cache's iterator: ~150 ns a key, 15-20 ms for
+ * 100,000). Its iterator goes on from the key it stopped at, which is safe unless that very key
+ * was used or dropped in between (it could then skip the keys after it): `watch(key)` tells,
+ * after the pause, and the walk starts over, skipping the keys it gave. After three such
+ * restarts it goes on regardless (keys used during the walk may then be missed: the next
+ * snapshot has them; the last one, on close, runs with nothing else happening).
+ */
+async function* walk<V extends number | true>(
+  lru: LRUCache<string, V>,
+  budget: number,
+  most: number,
+  cost: (key: string) => number,
+  watch: (key: string) => () => boolean,
+): AsyncGenerator<string[]> {
+  const seen = new Set<string>()
+  for (let walks = 0; ; walks++) {
+    let keys: string[] = []
+    let spent = 0
+    let restart = false
+    for (const key of lru.rkeys()) {
+      if (seen.has(key)) continue
+      seen.add(key)
+      keys.push(key)
+      spent += cost(key)
+      if (spent < budget && keys.length < most) continue
+      const moved = watch(key)
+      yield keys
+      keys = []
+      spent = 0
+      if (walks < 3 && moved()) {
+        restart = true
+        break
+      }
+    }
+    if (keys.length > 0) yield keys
+    if (!restart) return
+  }
+}
+
+function newestKey<V extends number | true>(lru: LRUCache<string, V>): string | undefined {
+  const first = lru.keys().next()
+  return first.done === true ? undefined : first.value
 }
 
 /** Words the block at `o` uses: its header and sections. */

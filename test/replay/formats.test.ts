@@ -145,8 +145,8 @@ describe("sluice's own decision log", () => {
     try {
       for (const id of [1, 2, 3, 4]) await send(proxy.url, `/api/contacts/${id}`, { headers: { 'x-user': 'mallory' } })
       const lines = proxy.logs.map((l) => JSON.stringify(l))
-      // Fastify's "Server listening" comes first: the file is recognised by its sluice events.
-      expect(detectFormat(lines[0] as string)).toBe('json')
+      // Not every line is a sluice event (Fastify's "Server listening"): the file is recognised by its sluice events.
+      expect(lines.some((l) => detectFormat(l) === 'json')).toBe(true)
       const file = join(dir, 'sluice.log')
       writeFileSync(file, lines.join('\n'))
       const replay = await replayLogs(config(), [file])
