@@ -188,6 +188,22 @@ describe('state that survives a restart', () => {
     }
   }, 60_000)
 
+  it('SIGHUP keeps working: new limits apply to the counts so far; a changed state config is refused (restart for it)', async () => {
+    const state = join(dir, 'reloaded')
+    const file = configFile(state)
+    const run = await start(file)
+    expect(await statuses(run.url, 'bob', contacts(1, 6))).toEqual(Array(6).fill(200))
+    writeFileSync(file, readFileSync(file, 'utf8').replace('distinctRecords: 10,', 'distinctRecords: 8,'))
+    child!.kill('SIGHUP')
+    await until(() => run.out().includes('"outcome":"applied"'), 'the reload')
+    expect(await statuses(run.url, 'bob', contacts(7, 9))).toEqual([200, 200, 429])
+    writeFileSync(file, readFileSync(file, 'utf8').replace('every: 1s', 'every: 5s'))
+    child!.kill('SIGHUP')
+    await until(() => run.out().includes('changing the store needs a restart'), 'the refusal')
+    expect(await status(run.url, '/api/contacts/1', 'bob')).toBe(200)
+    expect(await stop(run)).toBe(0)
+  }, 60_000)
+
   it('kill -9 after a snapshot: the restart has the snapshot (at most `every` of counting lost)', async () => {
     const state = join(dir, 'killed')
     const file = configFile(state)
