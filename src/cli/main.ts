@@ -1,8 +1,7 @@
 // `sluice start | check | schema | demo`. Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Command, CommanderError } from 'commander'
 import type { FastifyInstance } from 'fastify'
+import { assetPath, readAsset } from '../assets.js'
 import { loadConfig, type CompiledConfig } from '../config/index.js'
 import { jsonSchema } from '../config/schema.js'
 import { startLegacyApp } from '../demo/legacy-app.js'
@@ -14,9 +13,10 @@ import { registerAccounts } from './accounts.js'
 import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
 
-const DEMO_CONFIG = fileURLToPath(new URL('../../examples/demo.yaml', import.meta.url))
+// Files next to the package, or the single executable's assets (src/assets.ts).
+const demoConfig = () => assetPath('examples/demo.yaml', () => new URL('../../examples/demo.yaml', import.meta.url))
 const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readAsset('package.json', () => new URL('../../package.json', import.meta.url))) as { version: string }
 ).version
 
 export async function main(argv: string[]): Promise<number | undefined> {
@@ -121,7 +121,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     .option('-p, --port <port>', 'sluice port', parsePort, 8080)
     .option('--app-port <port>', 'demo app port', parsePort, 3000)
     .action(async (opts: { port: number; appPort: number }) => {
-      const config = await loadOrReport(DEMO_CONFIG)
+      const config = await loadOrReport(demoConfig())
       if (!config) return void (code = 2)
       const legacy = await startLegacyApp({ port: opts.appPort })
       config.upstream.url = legacy.url
