@@ -97,6 +97,7 @@ export class Runtime {
       audit,
       notifier: notifierFor(config),
       incidents: options.incidents ?? this.incidents,
+      log: options.log,
     })
     this.budget = new InspectionBudget(config.inspection.memoryBytes)
     this.metrics.sources.audit = () => audit?.state() ?? null

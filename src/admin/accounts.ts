@@ -1,6 +1,6 @@
 // /accounts: who is under pressure, one account's windows, unlock and reset.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { formatMs, type RoutePolicy } from '../engine/policy.js'
+import { formatMs, perOf, policiesFor, type Per, type RoutePolicy } from '../engine/policy.js'
 import type { AccountView, DisabledState, LimitCount, PressureBy, RouteCounts, Store } from '../engine/store.js'
 import { AdminError, badRequest } from './problem.js'
 
@@ -34,6 +34,8 @@ export interface AccountJson {
 export interface AccountListJson {
   at: string
   by: PressureBy
+  /** Whose keys are listed: accounts, networks (`net:…`) or routes (`route:…`). */
+  per: Per
   route: string | null
   limit: number
   /** Accounts ranked: those with state on the routes asked about (or, for all routes, disabled). */
@@ -89,18 +91,22 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
   const { store } = ctx
 
   app.get('/accounts', async (request): Promise<AccountListJson> => {
-    const q = queryOf(request, ['route', 'by', 'limit'])
-    const policies = ctx.policies()
-    const route = q.route === undefined ? undefined : knownRoute(q.route, policies)
+    const q = queryOf(request, ['route', 'by', 'limit', 'per'])
+    const route = q.route === undefined ? undefined : knownRoute(q.route, ctx.policies())
+    const per = q.per ?? 'account'
+    if (per !== 'account' && per !== 'network' && per !== 'route')
+      throw badRequest(`per must be account, network or route, not "${per}"`)
+    const policies = policiesFor(per, ctx.policies())
     const by = q.by ?? 'distinct'
     if (by !== 'distinct' && by !== 'requests') throw badRequest(`by must be distinct or requests, not "${by}"`)
     const limit = q.limit === undefined ? 20 : integer('limit', q.limit, 1, MAX_LIST)
     const page = await fromStore(() =>
-      store.accounts({ policies, by, limit, now: ctx.clock(), ...(route !== undefined ? { route } : {}) }),
+      store.accounts({ policies, by, limit, per, now: ctx.clock(), ...(route !== undefined ? { route } : {}) }),
     )
     return {
       at: iso(page.now),
       by,
+      per,
       route: route ?? null,
       limit,
       scanned: page.scanned,
@@ -109,7 +115,7 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
         account: a.account,
         pressure: Math.round(a.pressure * 1000) / 1000,
         disabled: a.disabled.map(disabledJson),
-        routes: a.routes.map(routeJson),
+        routes: mergeParts(a.routes).map(routeJson),
       })),
     }
   })
@@ -148,7 +154,12 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
       })
       throw err
     })
-    await fromStore(() => store.reset(account, { policies, ...(route !== undefined ? { route } : {}) }))
+    await fromStore(() =>
+      store.reset(account, {
+        policies: policiesFor(perOf(account), policies),
+        ...(route !== undefined ? { route } : {}),
+      }),
+    )
     const lifted = view.disabled.map(disabledJson)
     ctx.act(request, { action: 'reset', account, ...(route !== undefined ? { route } : {}), result: 'reset', lifted })
     return { account, route: route ?? null, reset: true, lifted }
@@ -160,8 +171,23 @@ export function accountJson(view: AccountView): AccountJson {
     account: view.account,
     at: iso(view.now),
     disabled: view.disabled.map(disabledJson),
-    routes: view.routes.map(routeJson),
+    routes: mergeParts(view.routes).map(routeJson),
   }
+}
+
+/** A route's windows may be two parts (records, and distinct accounts: `route~accounts`): one route to the operator. */
+function mergeParts(routes: readonly RouteCounts[]): RouteCounts[] {
+  const byRoute = new Map<string, RouteCounts>()
+  for (const r of routes) {
+    const name = r.route.split('~')[0] as string
+    const known = byRoute.get(name)
+    if (known)
+      known.limits = [...known.limits, ...r.limits].sort((a, b) =>
+        a.limit.localeCompare(b.limit, 'en', { numeric: true }),
+      )
+    else byRoute.set(name, { route: name, limits: r.limits })
+  }
+  return [...byRoute.values()]
 }
 
 function routeJson(r: RouteCounts): RouteJson {
@@ -211,7 +237,7 @@ async function findAccount(
   now: number,
 ): Promise<{ account: string; view: AccountView }> {
   for (const account of [asked, `header:${asked}`, `jwt:${asked}`]) {
-    const view = await fromStore(() => store.account(account, policies, now))
+    const view = await fromStore(() => store.account(account, policiesFor(perOf(account), policies), now))
     if (view) return { account, view }
   }
   throw unknownAccount(asked)
@@ -220,7 +246,7 @@ async function findAccount(
 function unknownAccount(account: string): AdminError {
   return new AdminError(
     'SLUICE_ERR_ADMIN_NOT_FOUND',
-    `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. header:alice, jwt:alice, user:alice, basic:alice#3f2a1b0c9d8e7f60, session:…, ip:1.2.3.4, overflow:203.0.113.0/24, URL-encoded`,
+    `the store holds nothing for account "${account}" (no counts in any window, not disabled): check the id, e.g. header:alice, jwt:alice, user:alice, basic:alice#3f2a1b0c9d8e7f60, session:…, ip:1.2.3.4, overflow:203.0.113.0/24, net:203.0.113.0/24, route:contact, URL-encoded`,
   )
 }
 

@@ -38,10 +38,16 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
         .choices(['distinct', 'requests'])
         .default('distinct'),
     )
+    .addOption(
+      new Option('--per <key>', 'list accounts, client networks (net:…) or routes (route:…)')
+        .choices(['account', 'network', 'route'])
+        .default('account'),
+    )
     .option('--limit <n>', 'how many accounts', count, 20)
-    .action(async (opts: ClientOptions & { route?: string; by: string; limit: number }) => {
+    .action(async (opts: ClientOptions & { route?: string; by: string; per: string; limit: number }) => {
       const query = new URLSearchParams({
         by: opts.by,
+        per: opts.per,
         limit: String(opts.limit),
         ...(opts.route !== undefined ? { route: opts.route } : {}),
       })
@@ -208,7 +214,8 @@ function print<T>(opts: ClientOptions, value: T, format: (value: T) => string): 
 // (an ESC in a header value must not drive the operator's terminal).
 
 export function formatAccountList(list: AccountListJson): string {
-  const rows: string[][] = [['ACCOUNT', 'PRESSURE', 'DISABLED', 'ROUTE', 'COUNTS']]
+  const noun = { account: 'account', network: 'network', route: 'route' }[list.per ?? 'account']
+  const rows: string[][] = [[noun.toUpperCase(), 'PRESSURE', 'DISABLED', 'ROUTE', 'COUNTS']]
   for (const a of list.accounts) {
     const disabled = a.disabled.length > 0 ? a.disabled.map(formatDisabled).join('; ') : '-'
     if (a.routes.length === 0) rows.push([printable(a.account), percent(a.pressure), disabled, '-', '-'])
@@ -222,10 +229,10 @@ export function formatAccountList(list: AccountListJson): string {
   }
   const by = list.by === 'distinct' ? 'distinct records' : 'requests'
   const where = list.route === null ? 'all routes' : `route ${list.route}`
-  const lines = list.accounts.length > 0 ? [table(rows)] : ['no account has counts in any window']
+  const lines = list.accounts.length > 0 ? [table(rows)] : [`no ${noun} has counts in any window`]
   lines.push(
     '',
-    `${list.accounts.length} account${list.accounts.length === 1 ? '' : 's'} by ${by}, ${where} (${list.scanned} with counts); pressure = highest count / limit; at ${list.at}`,
+    `${list.accounts.length} ${noun}${list.accounts.length === 1 ? '' : 's'} by ${by}, ${where} (${list.scanned} with counts); pressure = highest count / limit; at ${list.at}`,
   )
   if (list.truncated)
     lines.push('warning: the store stopped enumerating at its bound: accounts beyond it were not considered')

@@ -5,7 +5,14 @@ import type { KeyObject } from 'node:crypto'
 import { derivePseudonymKey } from '../audit/pseudonym.js'
 import { readFileSync } from 'node:fs'
 import { ConfigIssues, PatternError, SelectorError, type ConfigIssue } from '../errors.js'
-import { buildPolicy, formatMs, MAX_WINDOW_MS, type Limit, type RoutePolicy } from '../engine/policy.js'
+import {
+  buildPolicy,
+  formatMs,
+  MAX_WINDOW_MS,
+  type LimitKind,
+  type LimitSpec,
+  type RoutePolicy,
+} from '../engine/policy.js'
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
@@ -92,6 +99,11 @@ export interface CompiledConfig {
   shadow: boolean
   trust: TrustFn
   paths: { caseSensitive: boolean; stripMatrixParams: boolean }
+  /**
+   * How client addresses group into networks; `used` when some route has per-network limits
+   * (then every observation names its network: a network's disable holds on every route).
+   */
+  network: { ipv4: number; ipv6: number; used: boolean }
   methodOverride: 'strip' | 'forward'
   store: MemoryStoreConfig | RedisStoreConfig
   identity: IdentityConfig[]
@@ -131,7 +143,7 @@ type Defaulted = SluiceConfig &
       SluiceConfig,
       'listen' | 'paths' | 'actions' | 'store' | 'identity' | 'trustedProxies' | 'mode' | 'methodOverride' | 'log'
     >
-  >
+  > & { network: { ipv4: number; ipv6: number } }
 
 /** Compile a schema-valid, defaulted config; throws ConfigIssues listing every problem. */
 export function compileConfig(input: SluiceConfig): CompiledConfig {
@@ -250,6 +262,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     shadow: config.mode === 'shadow',
     trust: compileTrust(issues.some((i) => i.path[0] === 'trustedProxies') ? [] : config.trustedProxies),
     paths: { caseSensitive, stripMatrixParams: config.paths.stripMatrixParams },
+    network: { ...config.network, used: routes.some((r) => r.policy.perNetwork) },
     methodOverride: config.methodOverride,
     store: compileStore(config.store, issues, duration),
     identity: config.identity,
@@ -508,20 +521,41 @@ function compileLimits(
   at: (string | number)[],
   issues: ConfigIssue[],
   duration: (text: string, path: (string | number)[]) => number,
-): Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[] {
-  const out: Omit<Limit, 'id' | 'severity' | 'label' | 'index'>[] = []
+): LimitSpec[] {
+  const out: LimitSpec[] = []
   route.limits.forEach((limit, l) => {
     const path = [...at, 'limits', l]
     const windowMs = duration(limit.window, [...path, 'window'])
-    if ((limit.requests === undefined) === (limit.distinctRecords === undefined)) {
+    const kinds = (['requests', 'distinctRecords', 'distinctAccounts'] as const).filter((k) => limit[k] !== undefined)
+    if (kinds.length !== 1) {
       issues.push({
         code: 'SLUICE_ERR_CONFIG_LIMIT',
         path,
         message:
-          limit.requests === undefined
-            ? 'a limit needs requests or distinctRecords'
-            : 'a limit counts requests or distinctRecords, not both',
+          kinds.length === 0
+            ? 'a limit needs requests, distinctRecords or distinctAccounts'
+            : `a limit counts one thing, not ${kinds.join(' and ')}`,
         hint: 'split it into two limits, e.g. { window: 1m, requests: 60, action: throttle } and { window: 10m, distinctRecords: 100, action: challenge }',
+      })
+      return
+    }
+    const kind = kinds[0] as LimitKind
+    const per = limit.per ?? 'account'
+    if (per === 'route' && limit.action !== 'log' && limit.allowRouteBlock !== true) {
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path: [...path, 'action'],
+        message: `a per: route limit blocks everyone on route "${route.name}", so it may only log`,
+        hint: 'use action: log (an alert), or add allowRouteBlock: true to block the whole route while it is crossed',
+      })
+      return
+    }
+    if (limit.allowRouteBlock !== undefined && per !== 'route') {
+      issues.push({
+        code: 'SLUICE_ERR_CONFIG_LIMIT',
+        path: [...path, 'allowRouteBlock'],
+        message: 'allowRouteBlock only applies to per: route limits',
+        hint: 'remove it, or add per: route',
       })
       return
     }
@@ -544,11 +578,7 @@ function compileLimits(
       })
       return
     }
-    out.push(
-      limit.requests !== undefined
-        ? { kind: 'requests', windowMs, max: limit.requests, action: limit.action }
-        : { kind: 'distinctRecords', windowMs, max: limit.distinctRecords as number, action: limit.action },
-    )
+    out.push({ kind, per, windowMs, max: limit[kind] as number, action: limit.action })
   })
   return out
 }

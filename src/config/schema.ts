@@ -294,9 +294,45 @@ const Limit = Type.Object(
         description: 'At most this many distinct records in any window; re-reading a record is free.',
       }),
     ),
+    distinctAccounts: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'At most this many distinct accounts making requests in any window (with per: network, the accounts seen from one network); a returning account is free.',
+      }),
+    ),
+    per: Type.Optional(
+      Type.Union([Type.Literal('account'), Type.Literal('network'), Type.Literal('route')], {
+        default: 'account',
+        description:
+          'Whose requests the windows count: each account (default), all accounts of one client network together (see network), or everyone on the route.',
+      }),
+    ),
+    allowRouteBlock: Type.Optional(
+      Type.Boolean({
+        description:
+          'per: route limits block everyone, so they may only log unless this is true (a kill switch for an incident).',
+      }),
+    ),
     action: Action,
   },
-  { ...Strict, required: ['window', 'action'], description: 'One limit: exactly one of requests or distinctRecords.' },
+  {
+    ...Strict,
+    required: ['window', 'action'],
+    description: 'One limit: exactly one of requests, distinctRecords or distinctAccounts.',
+  },
+)
+
+const Network = Type.Object(
+  {
+    ipv4: Type.Integer({ minimum: 8, maximum: 32, default: 24, description: 'IPv4 prefix length of a network.' }),
+    ipv6: Type.Integer({ minimum: 16, maximum: 128, default: 48, description: 'IPv6 prefix length of a network.' }),
+  },
+  {
+    ...Strict,
+    default: {},
+    description: 'How client addresses group into networks for per: network limits (default /24 and /48).',
+  },
 )
 
 const ParamRecords = Type.Object(
@@ -651,6 +687,7 @@ export const ConfigSchema = Type.Object(
         description: 'CIDRs (or addresses) of proxies whose X-Forwarded-For and identity headers are believed.',
       }),
     ),
+    network: Type.Optional(Network),
     paths: Type.Optional(Paths),
     methodOverride: Type.Optional(
       Type.Union([Type.Literal('strip'), Type.Literal('forward')], {

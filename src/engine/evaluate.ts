@@ -215,7 +215,7 @@ export interface EvaluateStep {
 
 export const REQUEST: EvaluateStep = { countRequest: true }
 
-function passed(limit: Limit, passes: readonly number[] | undefined): boolean {
+export function passed(limit: Limit, passes: readonly number[] | undefined): boolean {
   return passes !== undefined && limit.action === 'challenge' && passes.includes(limit.index)
 }
 

@@ -167,3 +167,18 @@ export function formatMs(ms: number): string {
   }
   return `${ms}ms`
 }
+
+/** Whose key it is: `net:<network>` and `route:<name>` are a network's and a route's; any other, an account's. */
+export function perOf(key: string): Per {
+  return key.startsWith('net:') ? 'network' : key.startsWith('route:') ? 'route' : 'account'
+}
+
+/** The windows a key of kind `per` has on these routes: what the admin views of it read. */
+export function policiesFor(per: Per, policies: readonly RoutePolicy[]): RoutePolicy[] {
+  return policies.flatMap((p) => (per === 'account' ? accountPolicies(p) : scopePolicies(p, per)))
+}
+
+/** The section names of a route's windows: its own, and its distinct-accounts part's. */
+export function sectionNames(route: string): string[] {
+  return [route, `${route}~accounts`]
+}

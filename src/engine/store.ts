@@ -92,6 +92,8 @@ export interface AccountsQuery {
   policies: readonly RoutePolicy[]
   /** Only this route (a name among `policies`). */
   route?: string
+  /** Whose keys: accounts (default), networks (`net:…`) or routes (`route:…`). */
+  per?: Per
   by: PressureBy
   /** Top N. */
   limit: number

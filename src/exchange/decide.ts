@@ -41,14 +41,17 @@ function observeWith(
   if (net.used) step.network = networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
   const started = pipe.storeLatency ? performance.now() : 0
   const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
-  if (!(observed instanceof Promise)) return counted(pipe.metrics, observed)
+  if (!(observed instanceof Promise)) return counted(pipe, observed, route.policy.perRoute)
   return observed.then((d) => {
     pipe.storeLatency?.observe((performance.now() - started) / 1000)
-    return counted(pipe.metrics, d)
+    return counted(pipe, d, route.policy.perRoute)
   })
 }
 
-function counted(metrics: Metrics, decision: Decision): Decision {
+function counted(pipe: Pipeline, decision: Decision, perRoute: boolean): Decision {
+  const metrics = pipe.metrics
+  // A per-route limit's episode ends with the first request that finds it back under its max.
+  if (perRoute && decision.kind === 'allow') pipe.reporter.quiet(decision)
   decisionCounter(metrics, decision.route, decision.kind, decision.shadow).inc()
   if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
   if (decision.block) metrics.blocks.labels(decision.kind).inc()

@@ -13,8 +13,8 @@
 // Access logs carry no bodies: on a route whose records come from the request or response
 // body, replay counts requests only, and says so (RouteStats.requestsOnly, a warning).
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
-import { Engine, type Decision, type DecisionKind } from '../engine/engine.js'
-import { buildPolicy, formatMs, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { Engine, type Decision, type DecisionKind, type ObserveStep } from '../engine/engine.js'
+import { buildPolicy, formatMs, type Limit, type Per, type RoutePolicy } from '../engine/policy.js'
 import { canonicalOptions, classify, type ClassifyContext } from '../exchange/classify.js'
 import { ipAccount, networkOf } from '../identity/ip.js'
 import { MemoryStore } from '../store/memory.js'
@@ -131,6 +131,8 @@ export interface RouteStats {
   /** Measured counts are exact up to this; above it they read as cap + 1. */
   measureCap: number
   accounts: Map<string, AccountStats>
+  /** Client networks (`net:…`) and the route (`route:…`), for per-network and per-route limits. */
+  owners: Map<string, AccountStats>
   /**
    * The route reads its records from a body, which access logs do not carry: its distinct
    * counts are unknown (shown as such, never as 0), only its request limits are replayed.
@@ -211,7 +213,7 @@ export async function replayLogs(
       route,
       buildPolicy(
         p.name,
-        p.limits.map((l) => ({ kind: l.kind, windowMs: l.windowMs, max: cap, action: 'log' as const })),
+        p.limits.map((l) => ({ kind: l.kind, per: l.per, windowMs: l.windowMs, max: cap, action: 'log' as const })),
         false,
       ),
     )
@@ -223,6 +225,7 @@ export async function replayLogs(
       limits: p.limits.map((limit) => ({ limit, accounts: 0, decided: 0, crossings: [] })),
       measureCap: cap,
       accounts: new Map(),
+      owners: new Map(),
       requestsOnly: route.inspect?.from ?? null,
     })
   }
@@ -255,6 +258,7 @@ export async function replayLogs(
       )
   }
 
+  const net = config.network
   const observe = async (entry: LogEntry, at: LineRef) => {
     result.requests++
     if (result.from === null || entry.time < result.from) result.from = entry.time
@@ -282,12 +286,15 @@ export async function replayLogs(
     // Body records are not in an access log: the request is counted without them.
     const records = c.records ?? []
     // As the proxy does when its store is full: newcomers counted under their client network.
-    const step = { overflowKey: () => (entry.client !== undefined ? networkOf(entry.client) : '*') }
+    const network = entry.client !== undefined && net.used ? networkOf(entry.client, net.ipv4, net.ipv6) : undefined
+    const step: ObserveStep = { overflowKey: () => (entry.client !== undefined ? networkOf(entry.client) : '*') }
+    // A line without a client address counts its per-network limits under net:unknown.
+    if (net.used) step.network = network ?? 'unknown'
     const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time, step)
     const decision = observed instanceof Promise ? await observed : observed
     const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time, step)
     const unconstrained = (measured instanceof Promise ? await measured : measured).counts
-    count(stats.get(route) as RouteStats, account, entry, decision, unconstrained, at, top)
+    count(stats.get(route) as RouteStats, account, step.network, entry, decision, unconstrained, at, top)
     if (decision.block) {
       result.blocked.count++
       if (result.blocked.first.length < keepBlocked) {
@@ -461,6 +468,7 @@ function makeParser(format: FormatName, options: ReplayOptions): LineParser {
 function count(
   s: RouteStats,
   account: string,
+  network: string | undefined,
   entry: LogEntry,
   d: Decision,
   unconstrained: readonly number[],
@@ -470,19 +478,7 @@ function count(
   s.requests++
   s.decisions[d.kind]++
   let a = s.accounts.get(account)
-  if (!a) {
-    const n = s.limits.length
-    a = {
-      account,
-      requests: 0,
-      blocked: 0,
-      first: entry.time,
-      last: entry.time,
-      max: new Array<number>(n).fill(0),
-      crossedAt: new Array<number>(n).fill(-1),
-    }
-    s.accounts.set(account, a)
-  }
+  if (!a) s.accounts.set(account, (a = newRow(account, entry.time, s.limits.length)))
   a.requests++
   if (entry.time < a.first) a.first = entry.time
   if (entry.time > a.last) a.last = entry.time
@@ -490,18 +486,51 @@ function count(
     a.blocked++
     s.blocked++
   }
+  // A network's and the route's own rows, for their limits (`net:…`, `route:…`).
+  const owner = (key: string): AccountStats => {
+    let o = s.owners.get(key)
+    if (!o) s.owners.set(key, (o = newRow(key, entry.time, s.limits.length)))
+    o.requests++
+    o.last = Math.max(o.last, entry.time)
+    if (d.block) o.blocked++
+    return o
+  }
+  const rows: Partial<Record<Per, AccountStats>> = { account: a }
+  if (network !== undefined && s.route.policy.perNetwork) rows.network = owner(`net:${network}`)
+  if (s.route.policy.perRoute) rows.route = owner(`route:${s.route.name}`)
   for (let i = 0; i < s.limits.length; i++) {
-    const u = unconstrained[i] as number
-    if (u > (a.max[i] as number)) a.max[i] = u
     const ls = s.limits[i] as LimitStats
+    const row = rows[ls.limit.per]
+    if (row === undefined) continue
+    const u = unconstrained[i] as number
+    if (u > (row.max[i] as number)) row.max[i] = u
     if (d.limit === ls.limit) ls.decided++
-    if ((a.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
-      a.crossedAt[i] = entry.time
+    if ((row.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
+      row.crossedAt[i] = entry.time
       ls.accounts++
       if (ls.crossings.length < top)
-        ls.crossings.push({ account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
+        ls.crossings.push({ account: row.account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
     }
   }
+}
+
+function newRow(account: string, time: number, limits: number): AccountStats {
+  return {
+    account,
+    requests: 0,
+    blocked: 0,
+    first: time,
+    last: time,
+    max: new Array<number>(limits).fill(0),
+    crossedAt: new Array<number>(limits).fill(-1),
+  }
+}
+
+/** The rows a limit is measured over: accounts, or the networks or the route its windows belong to. */
+export function rowsOf(s: Pick<RouteStats, 'accounts' | 'owners'>, limit: Limit): AccountStats[] {
+  if (limit.per === 'account') return [...s.accounts.values()]
+  const prefix = limit.per === 'network' ? 'net:' : 'route:'
+  return [...s.owners.values()].filter((o) => o.account.startsWith(prefix))
 }
 
 /**

@@ -9,7 +9,7 @@
 import { formatMs, type Limit } from '../engine/policy.js'
 import { html as esc } from './escape.js'
 import { histogram, type Bucket } from './histogram.js'
-import { rankingLimit, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
+import { rankingLimit, rowsOf, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
 import {
   formatSuggestionYaml,
   isoTime,
@@ -201,7 +201,7 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
 export function ladders(limits: readonly Limit[]): Limit[][] {
   const groups = new Map<string, Limit[]>()
   for (const l of limits) {
-    const key = `${l.kind} ${l.windowMs}`
+    const key = `${l.per} ${l.kind} ${l.windowMs}`
     groups.set(key, [...(groups.get(key) ?? []), l])
   }
   return [...groups.values()].map((g) => g.sort((a, b) => a.max - b.max || a.severity - b.severity))
@@ -209,11 +209,16 @@ export function ladders(limits: readonly Limit[]): Limit[][] {
 
 function renderFigure(s: RouteStats, sug: RouteSuggestion, steps: Limit[]): string {
   const first = steps[0] as Limit
-  const what = first.kind === 'requests' ? 'requests' : 'distinct records'
+  const what =
+    first.kind === 'requests'
+      ? 'requests'
+      : first.kind === 'distinctAccounts'
+        ? 'distinct accounts'
+        : 'distinct records'
   if (s.requestsOnly && first.kind === 'distinctRecords') {
     return `<figure class="unmeasured"><div class="unmeasured-box">${esc(`${formatMs(first.windowMs)} distinct records: not in access logs`)}</div><figcaption>Records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}: requests only.</figcaption></figure>`
   }
-  const values = [...s.accounts.values()].map((a) => a.max[first.index] as number)
+  const values = rowsOf(s, first).map((a) => a.max[first.index] as number)
   const suggestions = steps.map((l) => sug.limits[l.index] as LimitSuggestion)
   const top = Math.max(...steps.map((l) => l.max), ...suggestions.map((x) => x.suggested ?? 0)) + 1
   const buckets = histogram(values, top)

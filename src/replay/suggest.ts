@@ -16,7 +16,7 @@
 // The windows and actions of the config are kept; only the numbers are proposed.
 import { formatMs, type Limit } from '../engine/policy.js'
 import { printable, yamlString } from './escape.js'
-import { formatSpan, logSpanMs, type ReplayResult, type RouteStats } from './replay.js'
+import { formatSpan, logSpanMs, rowsOf, type AccountStats, type ReplayResult, type RouteStats } from './replay.js'
 
 export interface SuggestOptions {
   /** Percentile of honest accounts' per-window maxima. Default 99.9. */
@@ -92,27 +92,57 @@ export function suggestLimits(result: ReplayResult, options: SuggestOptions = {}
 }
 
 function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): RouteSuggestion {
-  const accounts = [...s.accounts.values()]
-  const limits = s.route.policy.limits
+  // Each limit is measured over the rows its windows belong to: accounts, client networks (a
+  // network's honest p99.9), or the route as a whole (one row: everyone's traffic).
+  const out: LimitSuggestion[] = []
+  const scrapers: Scraper[] = []
+  for (const per of ['account', 'network', 'route'] as const) {
+    const limits = s.route.policy.limits.filter((l) => l.per === per)
+    if (limits.length === 0) continue
+    const group = suggestGroup(s, rowsOf(s, limits[0] as Limit), limits, m, spanMs)
+    out.push(...group.limits)
+    scrapers.push(...group.scrapers)
+  }
+  out.sort((a, b) => a.limit.index - b.limit.index)
+  return {
+    route: s.route.name,
+    path: s.route.path,
+    accounts: s.accounts.size,
+    requestsOnly: s.requestsOnly,
+    limits: out,
+    scrapers: scrapers.sort((a, b) => Math.max(...b.values) - Math.max(...a.values)),
+  }
+}
+
+function suggestGroup(
+  s: RouteStats,
+  rows: readonly AccountStats[],
+  limits: readonly Limit[],
+  m: Suggestion['method'],
+  spanMs: number,
+): { limits: LimitSuggestion[]; scrapers: Scraper[] } {
   // A body-records route's distinct counts are all 0 in a replay: they are not evidence.
   const unknown = (l: Limit) => s.requestsOnly !== null && l.kind === 'distinctRecords'
-  const flagged = new Map<number, number[]>() // account index → limits it stood out on
-  const cutoffs: (number | null)[] = []
-  limits.forEach((limit, li) => {
-    const values = Float64Array.from(accounts, (a) => Math.log1p(a.max[li] as number))
-    const cutoff = accounts.length >= 3 && !unknown(limit) ? outlierCutoff(values, m.z) : null
-    cutoffs.push(cutoff === null ? null : Math.expm1(cutoff))
-    if (cutoff === null) return
-    accounts.forEach((a, ai) => {
+  const flagged = new Map<number, number[]>() // row index → limits it stood out on
+  const cutoffs = new Map<number, number | null>()
+  for (const limit of limits) {
+    const li = limit.index
+    const values = Float64Array.from(rows, (a) => Math.log1p(a.max[li] as number))
+    const cutoff = rows.length >= 3 && !unknown(limit) ? outlierCutoff(values, m.z) : null
+    cutoffs.set(li, cutoff === null ? null : Math.expm1(cutoff))
+    if (cutoff === null) continue
+    rows.forEach((a, ai) => {
       const v = a.max[li] as number
       if (Math.log1p(v) > cutoff && v > m.floor) flagged.set(ai, [...(flagged.get(ai) ?? []), li])
     })
-  })
+  }
 
-  const honest = accounts.filter((_, ai) => !flagged.has(ai))
-  const sorted = limits.map((_, li) => Float64Array.from(honest, (a) => a.max[li] as number).sort())
-  const out: LimitSuggestion[] = limits.map((limit, li) => {
-    const values = sorted[li] as Float64Array
+  const honest = rows.filter((_, ai) => !flagged.has(ai))
+  const sorted = new Map(
+    limits.map((l) => [l.index, Float64Array.from(honest, (a) => a.max[l.index] as number).sort()]),
+  )
+  const out: LimitSuggestion[] = limits.map((limit) => {
+    const values = sorted.get(limit.index) as Float64Array
     const n = values.length
     const base: LimitSuggestion = {
       limit,
@@ -124,7 +154,7 @@ function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): R
       honestMax: null,
       honestAbove: 0,
       capped: false,
-      outlierAbove: cutoffs[li] ?? null,
+      outlierAbove: cutoffs.get(limit.index) ?? null,
       ladder: null,
     }
     if (n === 0) return { ...base, kept: 'no requests on this route in the log' }
@@ -150,30 +180,22 @@ function suggestRoute(s: RouteStats, m: Suggestion['method'], spanMs: number): R
     return { ...measured, suggested: Math.max(m.floor, roundUp2(p * m.margin)) }
   })
 
+  // Ladders are steps on the same thing (an account's, a network's): kept within the group.
   keepLadders(out)
-  for (const [li, l] of out.entries()) {
+  for (const l of out) {
     if (l.suggested === null) continue
-    const values = sorted[li] as Float64Array
+    const values = sorted.get(l.limit.index) as Float64Array
     let above = 0
     for (let i = values.length - 1; i >= 0 && (values[i] as number) > l.suggested; i--) above++
     l.honestAbove = above
   }
 
-  const scrapers: Scraper[] = [...flagged.entries()]
-    .map(([ai, on]) => ({
-      account: (accounts[ai] as (typeof accounts)[number]).account,
-      values: [...(accounts[ai] as (typeof accounts)[number]).max],
-      flaggedOn: on,
-    }))
-    .sort((a, b) => Math.max(...b.values) - Math.max(...a.values))
-  return {
-    route: s.route.name,
-    path: s.route.path,
-    accounts: accounts.length,
-    requestsOnly: s.requestsOnly,
-    limits: out,
-    scrapers,
-  }
+  const scrapers: Scraper[] = [...flagged.entries()].map(([ai, on]) => ({
+    account: (rows[ai] as AccountStats).account,
+    values: [...(rows[ai] as AccountStats).max],
+    flaggedOn: on,
+  }))
+  return { limits: out, scrapers }
 }
 
 /**
@@ -271,7 +293,9 @@ export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): strin
     lines.push('    limits:')
     for (const l of r.limits) {
       const value = l.suggested ?? l.current
-      const entry = `{ window: ${formatMs(l.limit.windowMs)}, ${l.limit.kind}: ${value}, action: ${l.limit.action} }`
+      const per = l.limit.per === 'account' ? '' : `per: ${l.limit.per}, `
+      const kill = l.limit.per === 'route' && l.limit.action !== 'log' ? ', allowRouteBlock: true' : ''
+      const entry = `{ ${per}window: ${formatMs(l.limit.windowMs)}, ${l.limit.kind}: ${value}, action: ${l.limit.action}${kill} }`
       lines.push(`      - ${entry.padEnd(58)} # ${evidence(l, r, m)}`)
     }
   }
@@ -280,7 +304,9 @@ export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): strin
 
 function evidence(l: LimitSuggestion, r: RouteSuggestion, m: Suggestion['method']): string {
   const measured =
-    l.percentileValue === null ? '' : ` · p${m.percentile} ${l.percentileValue} of ${l.accounts} · max ${l.honestMax}`
+    l.percentileValue === null
+      ? ''
+      : ` · p${m.percentile} ${l.percentileValue} of ${l.accounts} ${ROWS[l.limit.per]} · max ${l.honestMax}`
   if (l.suggested === null) return `current value kept: ${l.kept ?? 'no data'}${measured}`
   const ladder =
     l.ladder === null
@@ -288,6 +314,9 @@ function evidence(l: LimitSuggestion, r: RouteSuggestion, m: Suggestion['method'
       : ` · raised to keep ${l.current}/${r.limits[l.ladder]?.current} of the ${shortLabel(r.limits[l.ladder]?.limit)} step`
   return `now ${l.current}${measured}${l.honestAbove > 0 ? ` · ${l.honestAbove} honest above` : ''}${ladder}${l.capped ? ' · values capped: raise --measure-cap' : ''}`
 }
+
+/** What a limit's values were measured over. */
+const ROWS = { account: 'accounts', network: 'networks', route: 'route' } as const
 
 function shortLabel(l: Limit | undefined): string {
   return l ? `${formatMs(l.windowMs)} ${l.kind}` : '?'

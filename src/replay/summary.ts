@@ -3,7 +3,7 @@
 import { formatMs, type Limit } from '../engine/policy.js'
 import { printable as p } from './escape.js'
 import { histogram } from './histogram.js'
-import { rankingLimit, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
+import { rankingLimit, rowsOf, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
 import { isoTime, type Suggestion } from './suggest.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
@@ -164,9 +164,7 @@ export function replayToJson(
         requestsDecided: l.decided,
         firstCrossed: iso(l.crossings[0]?.time ?? null),
         crossings: l.crossings.map((c) => ({ ...c, time: isoTime(c.time) })),
-        distribution: unknown(s, l.limit.kind)
-          ? null
-          : histogram([...s.accounts.values()].map((a) => a.max[li] as number)),
+        distribution: unknown(s, l.limit.kind) ? null : histogram(rowsOf(s, l.limit).map((a) => a.max[li] as number)),
         ...(suggestion
           ? {
               suggested: suggestion.routes[ri]?.limits[li]?.suggested ?? null,

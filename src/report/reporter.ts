@@ -7,6 +7,7 @@ import { boundedLru } from '../store/lru.js'
 import { pseudonymise, type AuditTrail } from '../audit/index.js'
 import type { CompiledRoute } from '../config/compile.js'
 import type { Decision } from '../engine/engine.js'
+import type { Limit } from '../engine/policy.js'
 import type { Notifier } from '../notify/index.js'
 import { decodeParam } from '../routes/table.js'
 
@@ -22,6 +23,17 @@ export interface Incident {
   shadow: boolean
   counts: Record<string, number>
   clientIp?: string
+}
+
+/** A per-route limit crossed, from its first crossing decision to its last. */
+interface Episode {
+  limit: Limit
+  route: string
+  account: string
+  shadow: boolean
+  first: number
+  last: number
+  requests: number
 }
 
 export interface IncidentSink {
@@ -48,6 +60,8 @@ export interface ReporterOptions {
   audit?: AuditTrail | null
   notifier?: Notifier | null
   incidents?: IncidentSink | null
+  /** Where events that no request carries are logged (a per-route limit's episode ending). */
+  log?: FastifyBaseLogger
 }
 
 /** What may separate the ids of one query value (`split:` in the config). */
@@ -67,8 +81,11 @@ export class Reporter {
   audit: AuditTrail | null
   notifier: Notifier | null
   incidents: IncidentSink | null
+  private readonly log: FastifyBaseLogger | undefined
   private readonly key: Buffer
   private readonly notified = boundedLru<string, true>(100_000, { ttl: NOTIFY_EVERY_MS, ttlAutopurge: false })
+  /** Open episodes of per-route limits, by route, limit and mode: as many as such limits at most. */
+  private readonly episodes = new Map<string, Episode>()
 
   constructor(options: ReporterOptions) {
     this.pseudonymise = options.pseudonymise
@@ -81,6 +98,7 @@ export class Reporter {
     this.audit = options.audit ?? null
     this.notifier = options.notifier ?? null
     this.incidents = options.incidents ?? null
+    this.log = options.log
   }
 
   /**
@@ -133,6 +151,7 @@ export class Reporter {
   }
 
   decision(d: Decision, c: DecisionContext): void {
+    if (d.account.startsWith('route:') && d.limit !== null && this.inEpisode(d, c)) return
     const counts: Record<string, number> = {}
     c.route.policy.limits.forEach((l, i) => {
       counts[l.label] = d.counts[i] ?? 0
@@ -195,6 +214,61 @@ export class Reporter {
         })
       }
     }
+  }
+
+  /**
+   * A per-route limit is crossed by everyone's requests together: one incident per (route,
+   * limit) while it stays crossed, not one per request. The first decision of an episode is
+   * reported in full; the others only counted (and logged at debug), until the limit's count is
+   * back under its max (quiet()) or a whole window passes without another: then one
+   * `route-limit-ended` event says how many requests it took and for how long.
+   */
+  private inEpisode(d: Decision, c: DecisionContext): boolean {
+    const limit = d.limit as Limit
+    const key = `${d.route}\0${limit.id}\0${d.shadow}`
+    const open = this.episodes.get(key)
+    if (open !== undefined && c.now - open.last < limit.windowMs) {
+      open.last = c.now
+      open.requests++
+      c.log.debug({ event: 'sluice.decision', decision: d.kind, account: d.account, route: d.route }, d.kind)
+      return true
+    }
+    if (open !== undefined) this.endEpisode(key, open)
+    this.episodes.set(key, {
+      limit,
+      route: d.route,
+      account: d.account,
+      shadow: d.shadow,
+      first: c.now,
+      last: c.now,
+      requests: 1,
+    })
+    return false
+  }
+
+  /** A decision that crossed nothing: a per-route limit whose count is back under its max ends its episode. */
+  quiet(d: Decision): void {
+    if (this.episodes.size === 0) return
+    for (const [key, e] of this.episodes) {
+      if (e.route === d.route && (d.counts[e.limit.index] ?? 0) <= e.limit.max) this.endEpisode(key, e)
+    }
+  }
+
+  private endEpisode(key: string, e: Episode): void {
+    this.episodes.delete(key)
+    this.event(
+      'route-limit-ended',
+      {
+        account: e.account,
+        route: e.route,
+        limit: e.limit.label,
+        shadow: e.shadow,
+        from: new Date(e.first).toISOString(),
+        to: new Date(e.last).toISOString(),
+        requests: e.requests,
+      },
+      this.log,
+    )
   }
 
   /** Operator actions and lifecycle events: audited, and sent to webhooks that asked for them. */

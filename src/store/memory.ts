@@ -17,8 +17,16 @@
 // cursor, which follows every move.
 import { randomBytes } from 'node:crypto'
 import type { LRUCache } from 'lru-cache'
-import { evaluate, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
-import { MAX_WINDOW_MS, type RoutePolicy } from '../engine/policy.js'
+import { commit, evaluate, moreSevere, passed, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
+import {
+  MAX_WINDOW_MS,
+  partKey,
+  perOf,
+  sectionNames,
+  type Limit,
+  type Part,
+  type RoutePolicy,
+} from '../engine/policy.js'
 import {
   carriedWords,
   carrySection,
@@ -39,7 +47,8 @@ import {
   type Log,
 } from '../engine/windows.js'
 import { Arena, type ArenaStats } from './arena.js'
-import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
+import { WideLog } from './wide.js'
+import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
 import type {
   AccountsPage,
@@ -105,6 +114,8 @@ const POOLS = ['tracked', 'overflow'] as const
 
 /** The key every identity shares when even the per-network overflow pool is full. */
 export const OVERFLOW_ALL = 'overflow:*'
+/** The key networks share when the store holds as many networks with open windows as it may. */
+export const NETWORK_OVERFLOW = 'net:*'
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
@@ -134,6 +145,12 @@ export class MemoryStore implements Store {
   private readonly overflow: LRUCache<string, number>
   private readonly maxAccounts: number
   private readonly maxOverflow: number
+  /**
+   * Networks' and routes' windows (per-network and per-route limits), by key and part name.
+   * Routes are few; networks are bounded by maxNetworks (wideOf).
+   */
+  private readonly wide: LRUCache<string, Map<string, WideLog>>
+  private readonly maxNetworks: number
   /** The longest window of any policy seen: an account idle for longer has nothing left to count. */
   private longestWindowMs = 0
   private readonly onEvict: ((account: string) => void) | undefined
@@ -161,6 +178,9 @@ export class MemoryStore implements Store {
     // One more than the bound: admit() makes room itself, lru-cache never evicts on its own.
     this.tracked = boundedLru<string, number>(options.maxAccounts + 1, { dispose })
     this.overflow = boundedLru<string, number>(this.maxOverflow + 2, { dispose })
+    this.maxNetworks = Math.max(1000, Math.ceil(options.maxAccounts / 10))
+    // Room for every route's key and net:* beside maxNetworks networks: wideOf bounds the rest.
+    this.wide = boundedLru<string, Map<string, WideLog>>(this.maxNetworks + 10_000)
     this.cursor = new Cursor(this.arena, (account, h, pos, from, to) => this.resize(account, h, pos, from, to))
     // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
     this.claimed = boundedLru<string, true>(100_000)
@@ -170,43 +190,28 @@ export class MemoryStore implements Store {
 
   hit(input: HitInput): HitResult {
     const { policy } = input
-    const arena = this.arena
-    const longest =
-      policy.longestDistinctWindowMs > policy.longestRequestWindowMs
-        ? policy.longestDistinctWindowMs
-        : policy.longestRequestWindowMs
-    if (longest > this.longestWindowMs) this.longestWindowMs = longest
-    let account = input.account
-    let h = this.tracked.get(account)
-    if (h === undefined) {
-      const admitted = this.admit(input)
-      account = admitted.key
-      h = admitted.h
-    }
-    const mem = arena.mem(h)
-    const o = arena.offset(h)
-    let base = arena.floats64(h)[(o + BASE) >>> 1] as number
-    // Times are whole milliseconds; wall clocks can step back (NTP), windows must not.
-    const now = Math.max(Math.floor(input.now), base + (mem[o + LAST] as number))
-    if (now - base > MAX_OFFSET) base = this.rebase(h, now)
-    mem[o + LAST] = now - base
-
+    this.noteWindows(policy)
+    if (policy.parts !== null) return this.hitParts(input, policy.parts)
+    const { key: account, h } = this.blockOf(input.account, input)
+    const { now, base } = this.clock(h, input.now)
     const section = this.sectionFor(account, h, policy)
-    const step: EvaluateStep =
-      input.countRequest === false || input.passes
-        ? { countRequest: input.countRequest ?? true, passes: input.passes }
-        : REQUEST
-    // The identity's own disable holds whatever key it is counted under.
-    const disabledUntil =
-      this.disabledUntil(input.account, input.shadow, now) ??
-      (account === input.account ? null : this.disabledUntil(account, input.shadow, now))
+    const step = stepOf(input)
+    // The identity's own disable holds whatever key it is counted under; a network's, on every route.
+    let disabledUntil = this.disabledUntil(input.account, input.shadow, now)
+    let disabledKey = account
+    if (disabledUntil === null && account !== input.account)
+      disabledUntil = this.disabledUntil(account, input.shadow, now)
+    if (disabledUntil === null && input.network !== undefined) {
+      disabledKey = `net:${input.network}`
+      disabledUntil = this.disabledUntil(disabledKey, input.shadow, now)
+    }
     if (disabledUntil !== null) {
       // Counted as a request (blocked requests count), never as records.
       const result = evaluate(section, policy, [], now - base, step) as HitResult
       result.blocked = true
       result.disabledUntil = disabledUntil
       result.disabledNowUntil = null
-      if (account !== input.account) result.key = account
+      if (disabledKey !== input.account) result.key = disabledKey
       return result
     }
 
@@ -222,6 +227,168 @@ export class MemoryStore implements Store {
   }
 
   /**
+   * An observation of a route with network, route or distinct-account limits: every part's
+   * windows decide first (nothing touched), the most severe crossed limit of any part acts, and
+   * only then, unless it blocks, are the records (and the account) counted in every part. The
+   * whole step is synchronous: no other observation can come between.
+   */
+  private hitParts(input: HitInput, parts: readonly Part[]): HitResult {
+    const step: EvaluateStep = { ...stepOf(input), defer: true }
+    const counts = new Array<number>(input.policy.slots).fill(0)
+    const wall = Math.floor(input.now)
+    // Every part's windows first (admission may count a key under an overflow key instead):
+    // an account's in the arena, a network's or the route's in a wide log (wide.ts).
+    const logs: (WideLog | null)[] = []
+    const keys = parts.map((p) => {
+      const key = partKey(p.per, input.account, input.network, input.policy.name)
+      if (p.per === 'account') {
+        logs.push(null)
+        return this.blockOf(key, input).key
+      }
+      const wide = this.wideOf(key, p.policy, wall)
+      logs.push(wide.log)
+      return wide.key
+    })
+    const countedAs = keys[parts.findIndex((p) => p.per === 'account')] ?? input.account
+    // A disable of any key the request counts under (the account, its network, the route) holds.
+    let disabled: { until: number; key: string } | null = null
+    for (const key of this.disableKeys(input, countedAs)) {
+      const until = this.disabledUntil(key, input.shadow, wall)
+      if (until !== null) {
+        disabled = { until, key }
+        break
+      }
+    }
+    const recordsOf = (part: Part): readonly string[] =>
+      disabled !== null ? [] : part.accounts ? (step.countRequest ? [input.account] : []) : input.records
+    let worst: Limit | null = null
+    let worstKey = countedAs
+    const times: number[] = []
+    parts.forEach((part, i) => {
+      const key = keys[i] as string
+      const log = logs[i]
+      if (log) {
+        const t = log.decide(recordsOf(part), wall, step.countRequest, counts, (limit, count) => {
+          if (count > limit.max && !passed(limit, step.passes) && moreSevere(limit, worst)) {
+            worst = limit
+            worstKey = key
+          }
+        })
+        times.push(t)
+        return
+      }
+      const h = this.poolOf(key).peek(key) as number
+      const { now, base } = this.clock(h, input.now)
+      times.push(now - base)
+      const e = evaluate(this.sectionFor(key, h, part.policy), part.policy, recordsOf(part), now - base, step, counts)
+      if (e.limit !== null && moreSevere(e.limit, worst)) {
+        worst = e.limit
+        worstKey = key
+      }
+    })
+    const acting = worst as Limit | null
+    const blocked = disabled !== null || (acting !== null && acting.severity > 0)
+    if (!blocked) {
+      parts.forEach((part, i) => {
+        const log = logs[i]
+        if (log) return log.commit(recordsOf(part), times[i] as number)
+        const key = keys[i] as string
+        const h = this.poolOf(key).peek(key) as number
+        commit(this.sectionFor(key, h, part.policy), part.policy, recordsOf(part), times[i] as number)
+      })
+    }
+    const result: HitResult = {
+      limit: disabled !== null ? null : acting,
+      action: disabled !== null ? null : (acting?.action ?? null),
+      blocked,
+      counts,
+      disabledUntil: disabled?.until ?? null,
+      disabledNowUntil: null,
+    }
+    const key = disabled?.key ?? worstKey
+    if (key !== input.account) result.key = key
+    if (disabled === null && acting?.action === 'disable') {
+      result.disabledNowUntil = wall + input.disableForMs
+      this.disable(worstKey, result.disabledNowUntil, input.shadow, wall)
+    }
+    return result
+  }
+
+  /**
+   * The wide log of a network's or the route's part, admitted if new. Route keys are as many as
+   * routes; network keys are bounded like accounts: at maxNetworks, the least recently used
+   * goes only if idle (every window empty), else the newcomer counts under `net:*`, which a
+   * flood of networks so shares.
+   */
+  private wideOf(key: string, policy: RoutePolicy, now: number): { key: string; log: WideLog } {
+    let logs = this.wide.get(key)
+    if (logs === undefined && key.startsWith('net:') && this.wide.size >= this.maxNetworks) {
+      const idle = this.evictIdleWide(now)
+      if (!idle) {
+        this.onOverflow?.(key, NETWORK_OVERFLOW)
+        key = NETWORK_OVERFLOW
+        logs = this.wide.get(key)
+      }
+    }
+    if (logs === undefined) this.wide.set(key, (logs = new Map()))
+    let log = logs.get(policy.name)
+    if (log === undefined) logs.set(policy.name, (log = new WideLog(policy)))
+    else if (log.policy !== policy) log.adopt(policy)
+    return { key, log }
+  }
+
+  /** Drop the least recently used network whose windows are all empty at `now`. */
+  private evictIdleWide(now: number): boolean {
+    for (const key of this.wide.rkeys()) {
+      if (!key.startsWith('net:') || key === NETWORK_OVERFLOW) continue
+      const logs = this.wide.peek(key) as Map<string, WideLog>
+      if ([...logs.values()].some((l) => l.lastTouch > now - this.longestWindowMs)) return false
+      this.wide.delete(key)
+      return true
+    }
+    return false
+  }
+
+  /** The keys whose disable blocks this request: the account (and its overflow key), its network, the route. */
+  private disableKeys(input: HitInput, countedAs: string): string[] {
+    const keys = [input.account]
+    if (countedAs !== input.account) keys.push(countedAs)
+    if (input.network !== undefined) keys.push(`net:${input.network}`)
+    if (input.policy.perRoute) keys.push(`route:${input.policy.name}`)
+    return keys
+  }
+
+  /** The longest window of any policy seen decides when an account is idle. */
+  private noteWindows(policy: RoutePolicy): void {
+    const longest =
+      policy.longestDistinctWindowMs > policy.longestRequestWindowMs
+        ? policy.longestDistinctWindowMs
+        : policy.longestRequestWindowMs
+    if (longest > this.longestWindowMs) this.longestWindowMs = longest
+  }
+
+  /** The block of `key`, admitted if new (or the overflow block it is counted under). */
+  private blockOf(key: string, input: HitInput): { key: string; h: number } {
+    const h = this.tracked.get(key)
+    if (h !== undefined) return { key, h }
+    const known = this.overflow.get(key)
+    if (known !== undefined) return { key, h: known }
+    return this.admit(key, input)
+  }
+
+  /** `now` in the block's frame: whole ms, never before the block's last (wall clocks step back, windows must not). */
+  private clock(h: number, wall: number): { now: number; base: number } {
+    const arena = this.arena
+    const mem = arena.mem(h)
+    const o = arena.offset(h)
+    let base = arena.floats64(h)[(o + BASE) >>> 1] as number
+    const now = Math.max(Math.floor(wall), base + (mem[o + LAST] as number))
+    if (now - base > MAX_OFFSET) base = this.rebase(h, now)
+    mem[o + LAST] = now - base
+    return { now, base }
+  }
+
+  /**
    * A block for an identity the store does not track yet. Within maxAccounts it is tracked;
    * at capacity, the least recently used account makes room only if every window it could
    * have is empty (idle longer than the longest window). Otherwise the store is full of
@@ -230,12 +397,14 @@ export class MemoryStore implements Store {
    * under OVERFLOW_ALL. A flood of fresh identities so spends shared budgets and never resets
    * anyone.
    */
-  private admit(input: HitInput): { key: string; h: number } {
+  private admit(account: string, input: HitInput): { key: string; h: number } {
     const now = Math.floor(input.now)
     if (this.tracked.size < this.maxAccounts || this.evictIdle(this.tracked, now)) {
-      return { key: input.account, h: this.newBlock(this.tracked, input.account, input) }
+      return { key: account, h: this.newBlock(this.tracked, account, input) }
     }
-    let key = `overflow:${input.overflowKey?.() ?? '*'}`
+    // A network's or the route's windows overflow into the shared pool's last key.
+    const network = account.startsWith('net:') || account.startsWith('route:') ? undefined : input.overflowKey?.()
+    let key = `overflow:${network ?? '*'}`
     let h = this.overflow.get(key)
     if (
       h === undefined &&
@@ -246,7 +415,7 @@ export class MemoryStore implements Store {
       key = OVERFLOW_ALL
       h = this.overflow.get(key)
     }
-    this.onOverflow?.(input.account, key)
+    this.onOverflow?.(account, key)
     return { key, h: h ?? this.newBlock(this.overflow, key, input) }
   }
 
@@ -296,16 +465,25 @@ export class MemoryStore implements Store {
   }
 
   reset(account: string, scope: ResetScope): boolean {
+    if (perOf(account) !== 'account') {
+      const logs = this.wide.peek(account)
+      let cleared = false
+      if (logs !== undefined && scope.route === undefined) cleared = this.wide.delete(account)
+      else if (logs !== undefined)
+        for (const name of sectionNames(scope.route as string)) cleared = logs.delete(name) || cleared
+      return this.unlock(account) || cleared
+    }
     let had = false
     const pool = this.poolOf(account)
     if (scope.route === undefined) {
       had = pool.delete(account)
     } else {
-      const h = pool.peek(account)
-      const route = this.routes.get(scope.route)
-      const s =
-        h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
-      if (h !== undefined && s >= 0) {
+      for (const name of sectionNames(scope.route)) {
+        const h = pool.peek(account)
+        const route = this.routes.get(name)
+        const s =
+          h === undefined || route === undefined ? -1 : this.findSection(this.arena.mem(h), this.arena.offset(h), route)
+        if (h === undefined || s < 0) continue
         // The block shrinks to a smaller class when the section was big enough to matter (a
         // move, which lru-cache counts as a use of the account: harmless for an admin reset).
         const mem = this.arena.mem(h)
@@ -324,17 +502,28 @@ export class MemoryStore implements Store {
   // read-only), so looking at an account changes nothing about how it is treated.
 
   account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null {
-    const h = this.poolOf(account).peek(account)
+    const wide = perOf(account) !== 'account'
+    const h = wide ? undefined : this.poolOf(account).peek(account)
+    const logs = wide ? this.wide.peek(account) : undefined
     const disabled = this.disabled(account, now)
-    if (h === undefined && disabled.length === 0) return null
+    if (h === undefined && logs === undefined && disabled.length === 0) return null
     const routes: AccountView['routes'] = []
-    if (h !== undefined) {
-      for (const policy of policies) {
-        const counts = this.countsOf(h, policy, now)
-        if (counts) routes.push(routeCounts(policy, counts))
-      }
+    for (const policy of policies) {
+      const counts =
+        logs !== undefined ? this.wideCounts(logs, policy, now) : h !== undefined ? this.countsOf(h, policy, now) : null
+      if (counts) routes.push(routeCounts(policy, counts))
     }
     return { account, now, routes, disabled }
+  }
+
+  /** A network's or the route's counts on one part at `now`, read-only; null when it has no state there. */
+  private wideCounts(logs: Map<string, WideLog>, policy: RoutePolicy, now: number): number[] | null {
+    const log = logs.get(policy.name)
+    // The running config's policy, or one compiled from the same config (the admin's).
+    if (log === undefined || !sameLimits(log.policy, policy)) return null
+    const counts = new Array<number>(policy.slots).fill(0)
+    log.counts(now, counts)
+    return counts
   }
 
   /**
@@ -345,17 +534,22 @@ export class MemoryStore implements Store {
   async accounts(query: AccountsQuery): Promise<AccountsPage> {
     const policies = policiesOf(query)
     const top = new TopAccounts<null>(query.limit)
-    const names = [...this.tracked.keys(), ...this.overflow.keys()]
+    const wide = (query.per ?? 'account') !== 'account'
+    const names = wide
+      ? [...this.wide.keys()].filter((k) => listed(k, query.per))
+      : [...this.tracked.keys(), ...this.overflow.keys()].filter((k) => listed(k, query.per))
     let scanned = 0
     for (let i = 0; i < names.length; i++) {
       if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
       const account = names[i] as string
       // Peeked again after every pause: meanwhile the account may have moved blocks or left.
-      const h = this.poolOf(account).peek(account)
-      if (h === undefined) continue
+      const logs = wide ? this.wide.peek(account) : undefined
+      const h = wide ? undefined : this.poolOf(account).peek(account)
+      if (h === undefined && logs === undefined) continue
       const { found, ratio, count } = accountPressure(
         policies,
-        (policy) => this.countsOf(h, policy, query.now),
+        (policy) =>
+          logs !== undefined ? this.wideCounts(logs, policy, query.now) : this.countsOf(h as number, policy, query.now),
         query.by,
       )
       if (!found) continue
@@ -366,7 +560,9 @@ export class MemoryStore implements Store {
     if (query.route === undefined) {
       const disabled = new Set([...this.disabledEnforce.keys(), ...this.disabledShadow.keys()])
       for (const account of disabled) {
-        if (this.poolOf(account).has(account) || this.disabled(account, query.now).length === 0) continue
+        if (!listed(account, query.per)) continue
+        const held = wide ? this.wide.has(account) : this.poolOf(account).has(account)
+        if (held || this.disabled(account, query.now).length === 0) continue
         scanned++
         top.offer({ account, ratio: 0, count: 0, data: null })
       }
@@ -701,7 +897,7 @@ export class MemoryStore implements Store {
     const s = this.findSection(mem, o, this.keyRoutes[key] as number)
     if (s < 0 || sectionKey(mem, o + s) !== key) return null
     const base = this.arena.floats64(h)[(o + BASE) >>> 1] as number
-    const counts = new Array<number>(policy.limits.length).fill(0)
+    const counts = new Array<number>(policy.slots).fill(0)
     // A log never holds more than its capacity, so these counts need no clamp.
     countWindows(mem, o + s, policy, Math.max(now - base, mem[o + LAST] as number), counts, false)
     return counts
@@ -881,6 +1077,20 @@ async function* walk<V extends number | true>(
 function newestKey<V extends number | true>(lru: LRUCache<string, V>): string | undefined {
   const first = lru.keys().next()
   return first.done === true ? undefined : first.value
+}
+
+function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {
+  return (
+    a === b ||
+    (a.limits.length === b.limits.length &&
+      a.limits.every((l, i) => l.id === b.limits[i]?.id && l.label === b.limits[i]?.label))
+  )
+}
+
+function stepOf(input: HitInput): EvaluateStep {
+  return input.countRequest === false || input.passes
+    ? { countRequest: input.countRequest ?? true, passes: input.passes }
+    : REQUEST
 }
 
 /** Words the block at `o` uses: its header and sections. */

@@ -1,6 +1,6 @@
 // What both stores share for the admin API: counts per limit as a view, pressure, and a
 // bounded top-N. Pure functions over numbers; the stores only differ in how they read counts.
-import type { RoutePolicy } from '../engine/policy.js'
+import { perOf, sectionNames, type Per, type RoutePolicy } from '../engine/policy.js'
 import type { AccountsQuery, LimitCount, PressureBy, RouteCounts } from '../engine/store.js'
 
 export function routeCounts(policy: RoutePolicy, counts: ArrayLike<number>): RouteCounts {
@@ -63,7 +63,14 @@ export function accountPressure(
 
 /** The policies an accounts query looks at: one route, or all of them. */
 export function policiesOf(query: Pick<AccountsQuery, 'policies' | 'route'>): readonly RoutePolicy[] {
-  return query.route === undefined ? query.policies : query.policies.filter((p) => p.name === query.route)
+  if (query.route === undefined) return query.policies
+  const names = sectionNames(query.route)
+  return query.policies.filter((p) => names.includes(p.name))
+}
+
+/** A key belongs in a listing of `per` keys (accounts: every key that is not a network's or a route's). */
+export function listed(key: string, per: Per | undefined): boolean {
+  return perOf(key) === (per ?? 'account')
 }
 
 export interface Candidate<T> {

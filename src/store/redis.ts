@@ -12,11 +12,11 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { partKey, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
+import { partKey, sectionNames, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
 import { moreSevere } from '../engine/evaluate.js'
 import { MemoryStore } from './memory.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
-import { accountPressure, policiesOf, routeCounts, TopAccounts } from './ranking.js'
+import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import type {
   AccountsPage,
   AccountsQuery,
@@ -38,7 +38,7 @@ export const SCAN_BOUND = 1_000_000
 /** Accounts read concurrently while listing (one read.lua call each). */
 const READ_BATCH = 128
 /** `prefix{account}:r:route` / `:d:route`; route names are [A-Za-z0-9_.-]+ (the config schema). */
-const ROUTE_KEY = /\}:([rd]):([A-Za-z0-9_.-]+)$/
+const ROUTE_KEY = /\}:([rd]):([A-Za-z0-9_.-]+(?:~accounts)?)$/
 
 export type FailurePolicy = 'fail-open' | 'fail-closed' | 'local'
 export type RedisState = 'connecting' | 'ok' | 'degraded'
@@ -308,7 +308,7 @@ export class RedisStore implements Store {
   }
 
   async reset(account: string, scope: ResetScope): Promise<boolean> {
-    const routes = scope.route === undefined ? scope.policies.map((p) => p.name) : [scope.route]
+    const routes = scope.route === undefined ? scope.policies.map((p) => p.name) : sectionNames(scope.route)
     const [, , enforce, shadow] = this.keys(account, '')
     // Every key of the account shares its hash tag: one DEL, one slot, atomic on Cluster too.
     const keys = [...routes.flatMap((r) => this.keys(account, r).slice(0, 2)), enforce as string, shadow as string]
@@ -331,7 +331,7 @@ export class RedisStore implements Store {
    */
   async accounts(query: AccountsQuery): Promise<AccountsPage> {
     const policies = policiesOf(query)
-    const { found, truncated } = await this.scanAccounts(query.route)
+    const { found, truncated } = await this.scanAccounts(query.route, query.per)
     const top = new TopAccounts<ReadReply>(query.limit)
     let now = query.now
     let scanned = 0
@@ -352,7 +352,10 @@ export class RedisStore implements Store {
   }
 
   /** Account ids with keys under the prefix (only those with state on `route`, when given). */
-  private async scanAccounts(route: string | undefined): Promise<{ found: Set<string>; truncated: boolean }> {
+  private async scanAccounts(
+    route: string | undefined,
+    per: Per | undefined,
+  ): Promise<{ found: Set<string>; truncated: boolean }> {
     const prefix = this.options.keyPrefix
     const pattern = `${globEscape(prefix)}{*`
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
@@ -366,7 +369,7 @@ export class RedisStore implements Store {
         scanned += keys.length
         for (const key of keys) {
           const account = accountOfKey(key.slice(prefix.length), route)
-          if (account !== null) found.add(account)
+          if (account !== null && listed(account, per)) found.add(account)
         }
         if (scanned >= SCAN_BOUND) return { found, truncated: true }
       } while (cursor !== '0')
@@ -666,6 +669,6 @@ export function accountOfKey(rest: string, route: string | undefined): string | 
   if (rest.endsWith('}:x')) return route === undefined ? rest.slice(1, -3) : null
   if (rest.endsWith('}:xs')) return route === undefined ? rest.slice(1, -4) : null
   const m = ROUTE_KEY.exec(rest)
-  if (!m || (route !== undefined && m[2] !== route)) return null
+  if (!m || (route !== undefined && !sectionNames(route).includes(m[2] as string))) return null
   return rest.slice(1, m.index)
 }

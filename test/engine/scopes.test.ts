@@ -92,3 +92,33 @@ describe('scoped limits', () => {
     expect((e.observe('u1', other, [], 1003, { network: '192.0.3.0/24' }) as Decision).kind).toBe('allow')
   })
 })
+
+describe('network keys under churn', () => {
+  it('a flood of fresh networks shares net:* once the store holds its bound of networks, and resets nobody', () => {
+    const store = new MemoryStore({ maxAccounts: 100 }) // at most 1,000 networks
+    const e = new Engine(store, { disableForMs: 60_000 })
+    const policy = buildPolicy(
+      'contact',
+      [{ per: 'network', windowMs: 3_600_000, kind: 'distinctRecords', max: 50, action: 'throttle' }],
+      false,
+    )
+    const at = (n: number) => ({ network: `10.${n >> 8}.${n & 255}.0/24` })
+    // The office network reads 40 records, then 999 other networks one each: the store is full.
+    for (let r = 0; r < 40; r++) e.observe('clerk', policy, [`office-${r}`], 1000, at(0))
+    for (let n = 1; n < 1000; n++) e.observe(`u${n}`, policy, [`r${n}`], 2000, at(n))
+    // 10,000 more networks, each with a record: all counted under net:*, throttled as one at 50.
+    let served = 0
+    for (let n = 1000; n < 11_000; n++) {
+      const d = e.observe(`flood${n}`, policy, [`f${n}`], 3000, at(n)) as Decision
+      if (!d.block) served++
+      else expect(d.account).toBe('net:*')
+    }
+    expect(served).toBe(50)
+    // The office kept its 40: 10 more are served, the 11th is not.
+    for (let r = 40; r < 50; r++)
+      expect((e.observe('clerk', policy, [`office-${r}`], 4000, at(0)) as Decision).block).toBe(false)
+    expect((e.observe('clerk', policy, ['office-50'], 4000, at(0)) as Decision).block).toBe(true)
+    // An hour later the idle networks make room again.
+    expect((e.observe('late', policy, ['x'], 3_700_000, at(20_000)) as Decision).account).toBe('late')
+  })
+})
