@@ -38,7 +38,7 @@ function observeWith(
   const overflowKey = () => networkOf(ex.live.identity.clientIp(ex.raw))
   const step: ObserveStep = passes === null ? { countRequest, overflowKey } : { countRequest, passes, overflowKey }
   const net = ex.live.config.network
-  if (net.used) step.network = networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
+  if (net.used) step.network = ex.network ??= networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
   const started = pipe.storeLatency ? performance.now() : 0
   const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
   if (!(observed instanceof Promise)) return counted(pipe, observed, route.policy.perRoute)

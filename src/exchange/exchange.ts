@@ -34,6 +34,8 @@ export interface RoutedExchange extends ExchangeBase {
   /** Challenge limits this request holds a valid pass for (each spent as it is used). */
   passes: readonly HeldPass[]
   pending: Pending | null
+  /** The client network, once a step needed it (per-network limits): the request and its response share it. */
+  network?: string
 }
 
 /** A login or logout on no sensitive route: only its session is watched. */

@@ -17,8 +17,9 @@
 // cursor, which follows every move.
 import { randomBytes } from 'node:crypto'
 import type { LRUCache } from 'lru-cache'
-import { commit, evaluate, moreSevere, passed, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
+import { commit, evaluate, moreSevere, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
 import {
+  buildPolicy,
   MAX_WINDOW_MS,
   partKey,
   perOf,
@@ -47,7 +48,7 @@ import {
   type Log,
 } from '../engine/windows.js'
 import { Arena, type ArenaStats } from './arena.js'
-import { WideLog } from './wide.js'
+import { WideLog, type WideState } from './wide.js'
 import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
 import type {
@@ -150,6 +151,7 @@ export class MemoryStore implements Store {
    * Routes are few; networks are bounded by maxNetworks (wideOf).
    */
   private readonly wide: LRUCache<string, Map<string, WideLog>>
+  private readonly routeLogs = new Map<string, Map<string, WideLog>>()
   private readonly maxNetworks: number
   /** The longest window of any policy seen: an account idle for longer has nothing left to count. */
   private longestWindowMs = 0
@@ -179,8 +181,8 @@ export class MemoryStore implements Store {
     this.tracked = boundedLru<string, number>(options.maxAccounts + 1, { dispose })
     this.overflow = boundedLru<string, number>(this.maxOverflow + 2, { dispose })
     this.maxNetworks = Math.max(1000, Math.ceil(options.maxAccounts / 10))
-    // Room for every route's key and net:* beside maxNetworks networks: wideOf bounds the rest.
-    this.wide = boundedLru<string, Map<string, WideLog>>(this.maxNetworks + 10_000)
+    // Room for net:* beside maxNetworks networks: wideOf bounds the rest.
+    this.wide = boundedLru<string, Map<string, WideLog>>(this.maxNetworks + 2)
     this.cursor = new Cursor(this.arena, (account, h, pos, from, to) => this.resize(account, h, pos, from, to))
     // Claimed tokens only need to outlive their challenge's expiry; an evicted one is still expired-checked.
     this.claimed = boundedLru<string, true>(100_000)
@@ -238,18 +240,28 @@ export class MemoryStore implements Store {
     const wall = Math.floor(input.now)
     // Every part's windows first (admission may count a key under an overflow key instead):
     // an account's in the arena, a network's or the route's in a wide log (wide.ts).
+    const { account, network, policy } = input
+    const keys: string[] = []
     const logs: (WideLog | null)[] = []
-    const keys = parts.map((p) => {
-      const key = partKey(p.per, input.account, input.network, input.policy.name)
+    let wideKey = ''
+    let wideLogs: Map<string, WideLog> | null = null
+    for (const p of parts) {
+      const key = partKey(p.per, account, network, policy.name)
       if (p.per === 'account') {
         logs.push(null)
-        return this.blockOf(key, input).key
+        keys.push(this.blockOf(key, input).key)
+        continue
       }
-      const wide = this.wideOf(key, p.policy, wall)
-      logs.push(wide.log)
-      return wide.key
-    })
-    const countedAs = keys[parts.findIndex((p) => p.per === 'account')] ?? input.account
+      // A network's two parts (records, accounts) share its key: admitted once.
+      if (key !== wideKey || wideLogs === null) {
+        const admitted = this.wideOf(key, wall)
+        wideKey = admitted.key
+        wideLogs = admitted.logs
+      }
+      logs.push(logOf(wideLogs, p.policy))
+      keys.push(wideKey)
+    }
+    const countedAs = keys[parts.findIndex((p) => p.per === 'account')] ?? account
     // A disable of any key the request counts under (the account, its network, the route) holds.
     let disabled: { until: number; key: string } | null = null
     for (const key of this.disableKeys(input, countedAs)) {
@@ -259,43 +271,53 @@ export class MemoryStore implements Store {
         break
       }
     }
-    const recordsOf = (part: Part): readonly string[] =>
-      disabled !== null ? [] : part.accounts ? (step.countRequest ? [input.account] : []) : input.records
+    const none: readonly string[] = []
+    const self = disabled === null && step.countRequest ? [account] : none
+    const records = disabled === null ? input.records : none
     let worst: Limit | null = null
     let worstKey = countedAs
     const times: number[] = []
-    parts.forEach((part, i) => {
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i] as Part
       const key = keys[i] as string
       const log = logs[i]
+      let acting: Limit | null
       if (log) {
-        const t = log.decide(recordsOf(part), wall, step.countRequest, counts, (limit, count) => {
-          if (count > limit.max && !passed(limit, step.passes) && moreSevere(limit, worst)) {
-            worst = limit
-            worstKey = key
-          }
-        })
-        times.push(t)
-        return
+        acting = log.decide(part.accounts ? self : records, wall, step.countRequest, step.passes, counts, worst)
+        times.push(0)
+      } else {
+        const h = this.poolOf(key).peek(key) as number
+        const { now, base } = this.clock(h, input.now)
+        times.push(now - base)
+        const e = evaluate(
+          this.sectionFor(key, h, part.policy),
+          part.policy,
+          part.accounts ? self : records,
+          now - base,
+          step,
+          counts,
+        )
+        acting = e.limit !== null && moreSevere(e.limit, worst) ? e.limit : worst
       }
-      const h = this.poolOf(key).peek(key) as number
-      const { now, base } = this.clock(h, input.now)
-      times.push(now - base)
-      const e = evaluate(this.sectionFor(key, h, part.policy), part.policy, recordsOf(part), now - base, step, counts)
-      if (e.limit !== null && moreSevere(e.limit, worst)) {
-        worst = e.limit
+      if (acting !== worst) {
+        worst = acting
         worstKey = key
       }
-    })
+    }
     const acting = worst as Limit | null
     const blocked = disabled !== null || (acting !== null && acting.severity > 0)
     if (!blocked) {
-      parts.forEach((part, i) => {
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i] as Part
         const log = logs[i]
-        if (log) return log.commit(recordsOf(part), times[i] as number)
+        if (log) {
+          log.commit(part.accounts ? self : records)
+          continue
+        }
         const key = keys[i] as string
         const h = this.poolOf(key).peek(key) as number
-        commit(this.sectionFor(key, h, part.policy), part.policy, recordsOf(part), times[i] as number)
-      })
+        commit(this.sectionFor(key, h, part.policy), part.policy, part.accounts ? self : records, times[i] as number)
+      }
     }
     const result: HitResult = {
       limit: disabled !== null ? null : acting,
@@ -320,21 +342,26 @@ export class MemoryStore implements Store {
    * goes only if idle (every window empty), else the newcomer counts under `net:*`, which a
    * flood of networks so shares.
    */
-  private wideOf(key: string, policy: RoutePolicy, now: number): { key: string; log: WideLog } {
+  private wideOf(key: string, now: number): { key: string; logs: Map<string, WideLog> } {
+    // Route keys are few (one per route with per-route limits): a plain map, no LRU to keep.
+    if (key.startsWith('route:')) {
+      let logs = this.routeLogs.get(key)
+      if (logs === undefined) this.routeLogs.set(key, (logs = new Map()))
+      return { key, logs }
+    }
     let logs = this.wide.get(key)
-    if (logs === undefined && key.startsWith('net:') && this.wide.size >= this.maxNetworks) {
-      const idle = this.evictIdleWide(now)
-      if (!idle) {
-        this.onOverflow?.(key, NETWORK_OVERFLOW)
-        key = NETWORK_OVERFLOW
-        logs = this.wide.get(key)
-      }
+    if (logs === undefined && this.wide.size >= this.maxNetworks && !this.evictIdleWide(now)) {
+      this.onOverflow?.(key, NETWORK_OVERFLOW)
+      key = NETWORK_OVERFLOW
+      logs = this.wide.get(key)
     }
     if (logs === undefined) this.wide.set(key, (logs = new Map()))
-    let log = logs.get(policy.name)
-    if (log === undefined) logs.set(policy.name, (log = new WideLog(policy)))
-    else if (log.policy !== policy) log.adopt(policy)
-    return { key, log }
+    return { key, logs }
+  }
+
+  /** A network's or route's logs, for the admin views (never touching the LRU order). */
+  private wideLogs(key: string): Map<string, WideLog> | undefined {
+    return key.startsWith('route:') ? this.routeLogs.get(key) : this.wide.peek(key)
   }
 
   /** Drop the least recently used network whose windows are all empty at `now`. */
@@ -466,9 +493,10 @@ export class MemoryStore implements Store {
 
   reset(account: string, scope: ResetScope): boolean {
     if (perOf(account) !== 'account') {
-      const logs = this.wide.peek(account)
+      const logs = this.wideLogs(account)
       let cleared = false
-      if (logs !== undefined && scope.route === undefined) cleared = this.wide.delete(account)
+      if (logs !== undefined && scope.route === undefined)
+        cleared = this.wide.delete(account) || this.routeLogs.delete(account)
       else if (logs !== undefined)
         for (const name of sectionNames(scope.route as string)) cleared = logs.delete(name) || cleared
       return this.unlock(account) || cleared
@@ -504,7 +532,7 @@ export class MemoryStore implements Store {
   account(account: string, policies: readonly RoutePolicy[], now: number): AccountView | null {
     const wide = perOf(account) !== 'account'
     const h = wide ? undefined : this.poolOf(account).peek(account)
-    const logs = wide ? this.wide.peek(account) : undefined
+    const logs = wide ? this.wideLogs(account) : undefined
     const disabled = this.disabled(account, now)
     if (h === undefined && logs === undefined && disabled.length === 0) return null
     const routes: AccountView['routes'] = []
@@ -536,14 +564,14 @@ export class MemoryStore implements Store {
     const top = new TopAccounts<null>(query.limit)
     const wide = (query.per ?? 'account') !== 'account'
     const names = wide
-      ? [...this.wide.keys()].filter((k) => listed(k, query.per))
+      ? [...this.wide.keys(), ...this.routeLogs.keys()].filter((k) => listed(k, query.per))
       : [...this.tracked.keys(), ...this.overflow.keys()].filter((k) => listed(k, query.per))
     let scanned = 0
     for (let i = 0; i < names.length; i++) {
       if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
       const account = names[i] as string
       // Peeked again after every pause: meanwhile the account may have moved blocks or left.
-      const logs = wide ? this.wide.peek(account) : undefined
+      const logs = wide ? this.wideLogs(account) : undefined
       const h = wide ? undefined : this.poolOf(account).peek(account)
       if (h === undefined && logs === undefined) continue
       const { found, ratio, count } = accountPressure(
@@ -561,7 +589,7 @@ export class MemoryStore implements Store {
       const disabled = new Set([...this.disabledEnforce.keys(), ...this.disabledShadow.keys()])
       for (const account of disabled) {
         if (!listed(account, query.per)) continue
-        const held = wide ? this.wide.has(account) : this.poolOf(account).has(account)
+        const held = wide ? this.wideLogs(account) !== undefined : this.poolOf(account).has(account)
         if (held || this.disabled(account, query.now).length === 0) continue
         scanned++
         top.offer({ account, ratio: 0, count: 0, data: null })
@@ -659,6 +687,25 @@ export class MemoryStore implements Store {
     tables.routes.forEach((name, route) => this.routes.set(name, route))
     this.longestWindowMs = Math.max(this.longestWindowMs, tables.longestWindowMs)
     for (const [name, key] of Object.entries(tables.sharedKeys)) this.sharedKeys.set(name, key)
+  }
+
+  /** Every network's and route's wide logs, for the state file (a copy of each, taken now). */
+  *savedWideLogs(): Generator<{ key: string; name: string; state: WideState }> {
+    const all = [...(this.wide.rentries() as Iterable<[string, Map<string, WideLog>]>), ...this.routeLogs.entries()]
+    for (const [key, logs] of all) for (const [name, log] of logs) yield { key, name, state: log.save() }
+  }
+
+  /** A wide log read back from a state file (its cursors come with the first observation). */
+  importWide(key: string, name: string, state: WideState): void {
+    let logs = key.startsWith('route:') ? this.routeLogs.get(key) : this.wide.get(key)
+    if (logs === undefined) {
+      logs = new Map()
+      if (key.startsWith('route:')) this.routeLogs.set(key, logs)
+      else this.wide.set(key, logs)
+    }
+    const known = logs.get(name)
+    if (known === undefined) logs.set(name, new WideLog(UNSET, state))
+    else known.restoreMore(state)
   }
 
   poolNames(): readonly string[] {
@@ -1077,6 +1124,17 @@ async function* walk<V extends number | true>(
 function newestKey<V extends number | true>(lru: LRUCache<string, V>): string | undefined {
   const first = lru.keys().next()
   return first.done === true ? undefined : first.value
+}
+
+/** The policy of a wide log restored from a state file until an observation brings the real one. */
+const UNSET = buildPolicy('', [], false)
+
+/** A part's wide log in its key's logs, made or brought to the current policy (a reload). */
+function logOf(logs: Map<string, WideLog>, policy: RoutePolicy): WideLog {
+  let log = logs.get(policy.name)
+  if (log === undefined) logs.set(policy.name, (log = new WideLog(policy)))
+  else if (log.policy !== policy) log.adopt(policy)
+  return log
 }
 
 function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {

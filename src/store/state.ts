@@ -19,6 +19,8 @@
 //             then session bindings, one-time-token claims, counters; ≤ 5,000 a section
 //     WIND    one pool's blocks: u32 JSON length, JSON { pool, accounts } (least recently used
 //             first), padding, a u32 length per block, then the blocks' words after word 0
+//     WIDE    JSON { key, name, state }: a network's or route's log (wide.ts), ≤ 20,000 records a
+//             section (a large one continues in the next)
 //     END.    JSON { sections, accounts }: a file without it is incomplete
 //
 // Every section verifies on its own, so a corrupt or truncated windows section costs those
@@ -35,6 +37,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { crc32 } from 'node:zlib'
 import { SluiceError } from '../errors.js'
 import type { EntryKind, MemoryStore, StoreTables } from './memory.js'
+import type { WideState } from './wide.js'
 
 export const STATE_VERSION = 1
 const MAGIC = 'SLUICEST'
@@ -44,6 +47,8 @@ const BYTE_ORDER = 0x01020304
 /** Words of windows per section (1 MiB): one section is one slice of the event loop. */
 const SECTION_WORDS = 1 << 18
 const ENTRIES_PER_SECTION = 5000
+/** Records of a network's or route's log per section (a slice of the event loop). */
+const WIDE_RECORDS = 20_000
 /** Bytes gathered before a write. */
 const FLUSH_BYTES = 4 << 20
 /** Disables first: the sections most worth keeping come before the bulk. */
@@ -110,6 +115,16 @@ export async function writeState(store: MemoryStore, path: string): Promise<Writ
         lead.writeUInt32LE(head.length, 0)
         head.copy(lead, 4)
         out.section('WIND', [lead, bytes(Uint32Array.from(chunk.lengths)), bytes(chunk.words)])
+        await out.pause()
+      }
+    }
+    // Networks' and routes' windows (wide.ts), a large log in several sections.
+    for (const { key, name, state } of store.savedWideLogs()) {
+      for (let i = 0; i === 0 || i < state.records.length; i += WIDE_RECORDS) {
+        const records = state.records.slice(i, i + WIDE_RECORDS)
+        out.section('WIDE', [
+          json({ key, name, state: { ...state, records, requests: i === 0 ? state.requests : [] } }),
+        ])
         await out.pause()
       }
     }
@@ -306,6 +321,13 @@ async function readInto(store: MemoryStore, input: Input, report: ReadReport): P
       const { imported, invalid: bad } = store.importBlocks(wind.pool, wind.accounts, wind.lengths, wind.words)
       report.accounts += imported
       invalid += bad
+    } else if (tag === 'WIDE') {
+      const wide = asWide(parse(payload))
+      if (!wide) {
+        problems.push(`section WIDE at byte ${at} is not what it says (skipped)`)
+        continue
+      }
+      store.importWide(wide.key, wide.name, wide.state)
     }
     // META was read above; a tag from a later format is skipped.
   }
@@ -410,6 +432,22 @@ function asTables(v: unknown): StoreTables | null {
     sharedKeys !== null &&
     Object.values(sharedKeys).every(isString)
   return ok ? (t as StoreTables) : null
+}
+
+type Wide = { key: string; name: string; state: WideState }
+
+function asWide(v: unknown): Wide | null {
+  const w = v as Partial<Wide> | null
+  const st = w?.state
+  if (typeof w !== 'object' || w === null || typeof w.key !== 'string' || typeof w.name !== 'string') return null
+  if (typeof st !== 'object' || st === null || typeof st.newest !== 'number') return null
+  if (!Array.isArray(st.requests) || !st.requests.every((t) => typeof t === 'number')) return null
+  if (
+    !Array.isArray(st.records) ||
+    !st.records.every((r) => Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'number')
+  )
+    return null
+  return w as Wide
 }
 
 type Entries = { kind: EntryKind; entries: [string, string | number | null, number | null][] }

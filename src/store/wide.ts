@@ -13,7 +13,16 @@
 // The decisions are the arena's exactly (the same property tests check both against the naive
 // reference): a record re-read is free, the least recently touched is evicted past the
 // capacity, a blocked observation counts no records.
+import { moreSevere, passed } from '../engine/evaluate.js'
 import type { Limit, RoutePolicy } from '../engine/policy.js'
+
+/** A wide log in a state file (src/store/state.ts). */
+export interface WideState {
+  newest: number
+  requests: number[]
+  /** Record, last touch; in touch order. */
+  records: [string, number][]
+}
 
 /** One limit's window over the records: where its cutoff is in the queue, and how many records it holds. */
 interface Cursor {
@@ -36,9 +45,40 @@ export class WideLog {
   private newest = 0
   policy: RoutePolicy
 
-  constructor(policy: RoutePolicy) {
+  constructor(policy: RoutePolicy, saved?: WideState) {
     this.policy = policy
-    this.adopt(policy)
+    if (saved === undefined) {
+      this.adopt(policy)
+      return
+    }
+    // Restored from a state file before any config is at hand: cursors are built by the first
+    // adopt() with the running policy (logOf does it on first use).
+    this.newest = saved.newest
+    this.requests = [...saved.requests]
+    for (const [id, t] of saved.records) {
+      this.last.set(id, t)
+      this.ids.push(id)
+      this.times.push(t)
+    }
+  }
+
+  /** More of a saved log (a state file splits a large one into sections, in order). */
+  restoreMore(saved: WideState): void {
+    for (const [id, t] of saved.records) {
+      this.last.set(id, t)
+      this.ids.push(id)
+      this.times.push(t)
+    }
+    if (saved.requests.length > 0) this.requests = [...saved.requests]
+    this.newest = Math.max(this.newest, saved.newest)
+  }
+
+  /** What a state file keeps: live touches only, least recently touched first. */
+  save(): WideState {
+    const records: [string, number][] = []
+    for (let i = this.lru; i < this.ids.length; i++)
+      if (this.live(i)) records.push([this.ids[i] as string, this.times[i] as number])
+    return { newest: this.newest, requests: [...this.requests], records }
   }
 
   /** Serve `policy` (a reload may change its limits): cursors are rebuilt from the queue, the history kept. */
@@ -68,12 +108,13 @@ export class WideLog {
    */
   decide(
     records: readonly string[],
-    now: number,
+    wall: number,
     countRequest: boolean,
+    passes: readonly number[] | undefined,
     counts: number[],
-    crossed: (limit: Limit, count: number) => void,
-  ): number {
-    now = Math.max(now, this.newest)
+    worst: Limit | null,
+  ): Limit | null {
+    const now = Math.max(wall, this.newest)
     this.newest = now
     const p = this.policy
     if (countRequest && p.requestLimits.length > 0) {
@@ -83,9 +124,9 @@ export class WideLog {
     for (const limit of p.requestLimits) {
       const n = this.requestsAfter(now - limit.windowMs)
       counts[limit.index] = n
-      if (countRequest) crossed(limit, n)
+      if (countRequest && n > limit.max && !passed(limit, passes) && moreSevere(limit, worst)) worst = limit
     }
-    if (this.cursors.length === 0) return now
+    if (this.cursors.length === 0) return worst
     this.advance(now)
     const unique = records.length > 1 ? [...new Set(records)] : records
     for (const c of this.cursors) {
@@ -97,13 +138,14 @@ export class WideLog {
       }
       const count = c.count + fresh
       counts[c.limit.index] = Math.min(count, p.distinctCapacity)
-      if (fresh > 0) crossed(c.limit, count)
+      if (fresh > 0 && count > c.limit.max && !passed(c.limit, passes) && moreSevere(c.limit, worst)) worst = c.limit
     }
-    return now
+    return worst
   }
 
-  /** Touch `records` at `now` (what decide() returned): re-reads move to now, new ones added, evicting at capacity. */
-  commit(records: readonly string[], now: number): void {
+  /** Touch `records` at the time of the last decide(): re-reads move to now, new ones added, evicting at capacity. */
+  commit(records: readonly string[]): void {
+    const now = this.newest
     if (this.cursors.length === 0 || records.length === 0) return
     const cap = this.policy.distinctCapacity
     for (const r of records.length > 1 ? new Set(records) : records) {
@@ -140,8 +182,8 @@ export class WideLog {
       }
     }
     // What is outside the longest window is outside every window: drop it.
-    const longest = this.cursors.reduce((a, c) => Math.max(a, c.limit.windowMs), 0)
-    while (this.lru < this.ids.length && (this.times[this.lru] as number) <= now - longest) {
+    const cutoff = now - this.policy.longestDistinctWindowMs
+    while (this.lru < this.ids.length && (this.times[this.lru] as number) <= cutoff) {
       if (this.live(this.lru)) this.last.delete(this.ids[this.lru] as string)
       this.lru++
     }

@@ -17,7 +17,7 @@ function limit(route: string): Limit {
     id: `${route}#0`,
     index: 0,
     kind: 'requests',
-  per: 'account',
+    per: 'account',
     windowMs: 60_000,
     max: 40,
     action: 'disable',

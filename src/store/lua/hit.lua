@@ -116,8 +116,11 @@ end
 for _, part in ipairs(parts) do
   -- A part's window clock never runs backwards.
   local t = now
-  local newestReq = redis.call('ZRANGE', part.req, -1, -1, 'WITHSCORES')
-  if newestReq[2] and tonumber(newestReq[2]) > t then t = tonumber(newestReq[2]) end
+  local newestReq = {}
+  if part.hasReq then
+    newestReq = redis.call('ZRANGE', part.req, -1, -1, 'WITHSCORES')
+    if newestReq[2] and tonumber(newestReq[2]) > t then t = tonumber(newestReq[2]) end
+  end
   if part.hasDist then
     local top = redis.call('ZRANGE', part.dist, -1, -1, 'WITHSCORES')
     if top[2] and tonumber(top[2]) > t then t = tonumber(top[2]) end
