@@ -67,8 +67,15 @@ export function describeConfig(c: CompiledConfig): string {
       `    ${r.name}  ${methods} ${r.path}  records: ${r.recordSource}${inspect}${clamp.length ? `  clamp: ${clamp.join(', ')}` : ''}${r.policy.shadow ? '  [shadow]' : ''}`,
     )
     for (const l of r.policy.limits) {
+      // Whose windows: each account's, each client network's (net:<cidr>), or the route's as a whole.
+      const per =
+        l.per === 'account'
+          ? 'per account'
+          : l.per === 'network'
+            ? `per network /${c.network.ipv4} /${c.network.ipv6}`
+            : 'per route'
       lines.push(
-        `      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(15)} ${String(l.max).padStart(6)}  → ${l.action}`,
+        `      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(16)} ${String(l.max).padStart(6)}  ${per.padEnd(22)} → ${l.action}`,
       )
     }
   }

@@ -27,7 +27,7 @@ describe('sluice check', () => {
     expect(res.status).toBe(0)
     expect(res.stdout).toContain('examples/demo.yaml: OK')
     expect(res.stdout).toMatch(/contact\s+GET \/api\/contacts\/:id\s+records: path :id/)
-    expect(res.stdout).toMatch(/1m\s+distinctRecords\s+20\s+→ throttle/)
+    expect(res.stdout).toMatch(/1m\s+distinctRecords\s+20\s+per account\s+→ throttle/)
   })
 
   it('prints every error with file:line:col and exits 2', () => {

@@ -122,3 +122,37 @@ describe('network keys under churn', () => {
     expect((e.observe('late', policy, ['x'], 3_700_000, at(20_000)) as Decision).account).toBe('late')
   })
 })
+
+describe('shadow', () => {
+  it('a shadow route decides network limits exactly as enforce would, blocks nothing, and its network disable never blocks an enforced route', () => {
+    const limits = [
+      {
+        per: 'network' as const,
+        windowMs: 3_600_000,
+        kind: 'distinctAccounts' as const,
+        max: 2,
+        action: 'disable' as const,
+      },
+    ]
+    const shadowed = buildPolicy('signup', limits, true)
+    const enforced = buildPolicy(
+      'contact',
+      [{ windowMs: 60_000, kind: 'requests', max: 100, action: 'throttle' }],
+      false,
+    )
+    const e = new Engine(new MemoryStore({ maxAccounts: 100 }), { disableForMs: 60_000 })
+    const net = { network: '192.0.2.0/24' }
+    e.observe('a', shadowed, [], 1, net)
+    e.observe('b', shadowed, [], 2, net)
+    const third = e.observe('c', shadowed, [], 3, net) as Decision
+    expect(third).toMatchObject({
+      kind: 'disable',
+      block: false,
+      wouldBlock: true,
+      shadow: true,
+      account: 'net:192.0.2.0/24',
+    })
+    expect((e.observe('c', shadowed, [], 4, net) as Decision).kind).toBe('disabled')
+    expect((e.observe('a', enforced, [], 5, net) as Decision).kind).toBe('allow')
+  })
+})
