@@ -84,6 +84,7 @@ export function admit(pipe: Pipeline, request: FastifyRequest, reply: FastifyRep
     source: 'ip',
     passes: NO_PASSES,
     pending: null,
+    provisional: null,
     session: c.session ? sessionEvent(request, live, c.session, c.search) : null,
     held: 0,
   }

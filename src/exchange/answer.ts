@@ -7,7 +7,7 @@ import { busy, renderProblem, uninspectable, type Rendered } from '../actions/re
 import { decodeContent, readCapped, selectJsonBody, UninspectableError } from '../records/body.js'
 import { holder, synthetic } from './body.js'
 import { isSluiceCookie } from './credentials.js'
-import { blockAnswer, observe, report } from './decide.js'
+import { blockAnswer, countProvisional, observe, report } from './decide.js'
 import type { Exchange, Pipeline, RoutedExchange } from './exchange.js'
 
 /** Does this exchange's answer have to be looked at? */
@@ -25,8 +25,16 @@ export async function answered(
   if (ex.session) await sessionAnswered(pipe, request, reply, ex)
   if (ex.kind !== 'routed' || ex.pending?.from !== 'response') return payload
   ex.pending = null
-  if (reply.statusCode < 200 || reply.statusCode >= 300 || payload === null || payload === undefined) return payload
-  return inspectAnswer(pipe, request, reply, payload, ex)
+  if (reply.statusCode < 200 || reply.statusCode >= 300 || payload === null || payload === undefined) {
+    countProvisional(pipe, ex)
+    return payload
+  }
+  try {
+    return await inspectAnswer(pipe, request, reply, payload, ex)
+  } finally {
+    // Withheld unread (busy, broken off, uninspectable): counted with the request step's decision.
+    countProvisional(pipe, ex)
+  }
 }
 
 async function inspectAnswer(
@@ -111,7 +119,7 @@ async function inspectAnswer(
       },
       `response cannot be inspected (${problem})`,
     )
-    if (inspect.uninspectable === 'block' && !ex.live.config.shadow) {
+    if (inspect.uninspectable === 'block' && !ex.live.config.shadow && !route.policy.shadow) {
       // Ids that cannot be counted cannot be let out (shadow mode only logs it).
       if (payload instanceof Readable) payload.destroy()
       if (forward instanceof Readable && forward !== payload) forward.destroy()

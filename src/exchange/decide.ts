@@ -41,21 +41,38 @@ function observeWith(
   if (net.used) step.network = ex.network ??= networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
   const started = pipe.storeLatency ? performance.now() : 0
   const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
-  if (!(observed instanceof Promise)) return counted(pipe, observed, route.policy.perRoute)
+  if (!(observed instanceof Promise)) return counted(pipe, ex, observed, countRequest)
   return observed.then((d) => {
     pipe.storeLatency?.observe((performance.now() - started) / 1000)
-    return counted(pipe, d, route.policy.perRoute)
+    return counted(pipe, ex, d, countRequest)
   })
 }
 
-function counted(pipe: Pipeline, decision: Decision, perRoute: boolean): Decision {
+function counted(pipe: Pipeline, ex: RoutedExchange, decision: Decision, requestStep: boolean): Decision {
   const metrics = pipe.metrics
   // A per-route limit's episode ends with the first request that finds it back under its max.
-  if (perRoute && decision.kind === 'allow') pipe.reporter.quiet(decision)
-  decisionCounter(metrics, decision.route, decision.kind, decision.shadow).inc()
+  if (ex.route.policy.perRoute && decision.kind === 'allow') pipe.reporter.quiet(decision)
+  if (requestStep && !decision.block && ex.route.inspect?.from === 'response') {
+    // The answer's step decides this request: it is counted then, once (countProvisional if it never comes).
+    ex.provisional = decision
+  } else {
+    const first = ex.provisional
+    ex.provisional = null
+    // The final decision: the answer's, unless it allows what the request step already flagged (log, shadow).
+    const final = first !== null && decision.kind === 'allow' && first.kind !== 'allow' ? first : decision
+    decisionCounter(metrics, final.route, final.kind, final.shadow).inc()
+  }
   if (decision.degraded) metrics.storeFallbacks.labels(decision.degraded).inc()
   if (decision.block) metrics.blocks.labels(decision.kind).inc()
   return decision
+}
+
+/** Count the request step's decision of an exchange whose answer was not inspected (not a 2xx, no body). */
+export function countProvisional(pipe: Pipeline, ex: RoutedExchange): void {
+  const d = ex.provisional
+  if (d === null) return
+  ex.provisional = null
+  decisionCounter(pipe.metrics, d.route, d.kind, d.shadow).inc()
 }
 
 /** Log, audit, list and notify a decision other than allow. */
@@ -91,6 +108,7 @@ export function blockAnswer(
   return blockResponse(decision, {
     accept: request.headers.accept,
     retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
+    page: ex.live.config.actions.page,
     challenge: (limit) => {
       pipe.metrics.challenges.labels('issued').inc()
       return ex.live.challenges.issue(ex.account, limit, pipe.clock())

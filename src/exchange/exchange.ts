@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { HeldPass } from '../actions/challenge.js'
 import type { CompiledRoute, Inspection } from '../config/compile.js'
+import type { Decision } from '../engine/engine.js'
 import type { RoutedRequest } from './classify.js'
 import type { IdentitySource } from '../identity/chain.js'
 import type { Live, Runtime } from '../runtime.js'
@@ -34,6 +35,11 @@ export interface RoutedExchange extends ExchangeBase {
   /** Challenge limits this request holds a valid pass for (each spent as it is used). */
   passes: readonly HeldPass[]
   pending: Pending | null
+  /**
+   * The request step's decision on a route whose records are in the response: not counted in
+   * sluice_requests_total until the answer's step decides (a request is counted once, finally).
+   */
+  provisional: Decision | null
   /** The client network, once a step needed it (per-network limits): the request and its response share it. */
   network?: string
 }
