@@ -1,14 +1,22 @@
 // The standalone proxy: Fastify + the sluice plugin + @fastify/http-proxy to the upstream.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import proxy from '@fastify/http-proxy'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { LoggerOptions } from 'pino'
 import { sendProblem } from './actions/respond.js'
+import type { Metrics } from './admin/metrics.js'
 import type { CompiledConfig } from './config/compile.js'
 import { trustedPeer } from './identity/ip.js'
 import { sluice } from './plugin.js'
 import type { Store } from './engine/store.js'
 import type { IncidentSink } from './report/reporter.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() when the request was forwarded (0: not forwarded). */
+    sluiceForwardedAt: number
+  }
+}
 
 export interface ProxyOptions {
   store?: Store
@@ -43,6 +51,14 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
     ...(options.clock ? { clock: options.clock } : {}),
   })
 
+  const metrics = app.sluice.metrics
+  app.decorateRequest('sluiceForwardedAt', 0)
+  // Request in to response end (blocked, withheld and failed answers included).
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.proxyDurationFor(routeOf(request), reply.statusCode).observe(reply.elapsedTime / 1000)
+    done()
+  })
+
   const { url, timeoutMs, connectTimeoutMs } = config.upstream
   await app.register(proxy, {
     upstream: url,
@@ -60,9 +76,16 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
       retryDelay: () => null,
       rewriteHeaders: withoutHopByHop,
       // The live config: a reload may change trustedProxies.
-      rewriteRequestHeaders: (request, headers) =>
-        forwardedFor(request.raw as IncomingMessage, headers, app.sluice.config),
-      onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error),
+      rewriteRequestHeaders: (request, headers) => {
+        request.sluiceForwardedAt = performance.now()
+        return forwardedFor(request.raw as IncomingMessage, headers, app.sluice.config)
+      },
+      onResponse: (request, reply, res) => {
+        const seconds = (performance.now() - request.sluiceForwardedAt) / 1000
+        metrics.upstreamLatencyFor(routeOf(request as FastifyRequest), res.statusCode).observe(seconds)
+        void reply.send(res.stream)
+      },
+      onError: (reply, { error }) => upstreamFailed(reply as FastifyReply, error, metrics),
     },
   })
   return app
@@ -118,8 +141,19 @@ function forwardedFor(req: IncomingMessage, headers: IncomingHttpHeaders, config
   return headers
 }
 
-function upstreamFailed(reply: FastifyReply, error: Error & { code?: string; statusCode?: number }): void {
+/** The route label of a request's metrics: its sensitive route's name, `-` for none (never a path). */
+function routeOf(request: FastifyRequest): string {
+  const ex = request.sluiceExchange
+  return ex?.kind === 'routed' ? ex.route.name : '-'
+}
+
+function upstreamFailed(
+  reply: FastifyReply,
+  error: Error & { code?: string; statusCode?: number },
+  metrics: Metrics,
+): void {
   const timedOut = error.statusCode === 504 || /TIMEOUT/i.test(error.code ?? '')
+  metrics.upstreamErrors.labels(routeOf(reply.request), timedOut ? '504' : '502').inc()
   reply.log.error(
     {
       event: 'sluice.upstream_error',

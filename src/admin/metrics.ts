@@ -33,6 +33,16 @@ export class Metrics {
   readonly stateBytes: Gauge
   readonly stateWriteSeconds: Gauge
 
+  /** The standalone proxy's upstream: time to its response headers, by route and status class. */
+  readonly upstreamLatency: Histogram<'route' | 'class'>
+  /** Requests sluice answered 502 or 504 because the upstream failed or was too slow. */
+  readonly upstreamErrors: Counter<'route' | 'status'>
+  /** The standalone proxy: request in to response end, by route and the status class sent. */
+  readonly proxyDuration: Histogram<'route' | 'class'>
+  /** Children of upstreamLatency and proxyDuration, resolved once per (route, class): `-` is no route. */
+  readonly upstreamLatencyFor: (route: string, status: number) => ReturnType<Histogram['labels']>
+  readonly proxyDurationFor: (route: string, status: number) => ReturnType<Histogram['labels']>
+
   /** Filled in by the plugin once the audit trail and the notifier exist. */
   readonly sources: Sources = { audit: () => null, notify: () => null }
 
@@ -137,6 +147,30 @@ export class Metrics {
       help: 'How long the last snapshot took to write (in slices between requests).',
       registers,
     })
+    this.upstreamLatency = new Histogram({
+      name: 'sluice_upstream_latency_seconds',
+      help: "Time from forwarding a request to the upstream's response headers, by route (- for none) and status class.",
+      labelNames: ['route', 'class'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    })
+    this.upstreamErrors = new Counter({
+      name: 'sluice_upstream_errors_total',
+      help: 'Requests answered 502 (upstream unreachable, connection failed) or 504 (no answer in upstream.timeout), by route.',
+      labelNames: ['route', 'status'],
+      registers,
+    })
+    this.proxyDuration = new Histogram({
+      name: 'sluice_proxy_duration_seconds',
+      help: 'Time from a request arriving to its response ending, by route (- for none) and the status class sent.',
+      labelNames: ['route', 'class'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    })
+    const upstreamLatency = this.upstreamLatency
+    const proxyDuration = this.proxyDuration
+    this.upstreamLatencyFor = byRouteAndClass((route, cls) => upstreamLatency.labels(route, cls))
+    this.proxyDurationFor = byRouteAndClass((route, cls) => proxyDuration.labels(route, cls))
     const sources = this.sources
     // Read from their owners when scraped: nothing on the request path.
     const gauge = (name: string, help: string, read: () => number | undefined) =>
@@ -198,5 +232,21 @@ export class Metrics {
           }
         : {}),
     })
+  }
+}
+
+/** Seconds: a fast local app answers in milliseconds, a legacy one can take its whole timeout. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const
+
+/** A child per (route, status class), resolved on first use: no label lookup or key string per request. */
+function byRouteAndClass<T>(resolve: (route: string, cls: string) => T): (route: string, status: number) => T {
+  const byRoute = new Map<string, T[]>()
+  return (route, status) => {
+    let row = byRoute.get(route)
+    if (row === undefined) byRoute.set(route, (row = []))
+    const i = status >= 100 && status < 600 ? ((status / 100) | 0) - 1 : 5
+    return (row[i] ??= resolve(route, STATUS_CLASSES[i] ?? 'other'))
   }
 }
