@@ -36,6 +36,8 @@ export interface VerifyResult {
   /** Lines a crashed writer left half-written, acknowledged by the entry after them (not tampering). */
   warnings: AuditWarning[]
   firstProblem?: AuditProblem
+  /** The trail is HMAC-keyed (audit.key) and no key was given: nothing could be checked past its genesis. */
+  keyRequired?: boolean
 }
 
 /** Lines that are not entries at all, waiting for the entry that acknowledges them. */
@@ -125,7 +127,11 @@ export async function verifyAudit(files: readonly string[], key?: AuditKey): Pro
           )
         }
         if (typeof entry.alg === 'string' && (entry.type === 'genesis' || entry.type === 'rotated')) alg = entry.alg
-        if (recomputeHash(entry, key) !== entry.hash) return fail(file, raw.number, entry.seq, hashReason(alg, key))
+        if (recomputeHash(entry, key) !== entry.hash) {
+          // Not tampering that the files show: the trail is keyed and the verifier has no key.
+          if (alg === 'hmac-sha256' && key === undefined) result.keyRequired = true
+          return fail(file, raw.number, entry.seq, hashReason(alg, key))
+        }
 
         const problem = discardProblem(entry, discarded)
         if (problem)

@@ -1,4 +1,5 @@
-// `sluice audit verify FILE…`: checks an audit trail's hash chain. Exit 0 intact, 1 broken, 2 usage.
+// `sluice audit verify FILE…`: checks an audit trail's hash chain. Exit 0 intact, 1 broken, 2 usage
+// (a keyed trail without its key).
 import { Command, CommanderError } from 'commander'
 import { orderAuditFiles, verifyAudit, type VerifyResult } from '../audit/index.js'
 
@@ -30,7 +31,8 @@ export function registerAudit(program: Command, exit: (code: number) => void): v
       const result = await verifyAudit(ordered, key)
       if (opts.json) console.log(JSON.stringify({ files: ordered, ...result }, null, 2))
       else console.log(formatVerify(ordered, result))
-      exit(result.ok ? 0 : 1)
+      // A keyed trail without its key is a usage problem, not a broken chain.
+      exit(result.ok ? 0 : result.keyRequired ? 2 : 1)
     })
 }
 
@@ -40,6 +42,13 @@ export function formatVerify(files: readonly string[], result: VerifyResult): st
   if (result.ok && result.last) {
     out.push(`OK: ${result.entries} entries in ${fileCount}, chain intact up to seq ${result.last.seq}`)
     out.push(`  last hash ${result.last.hash} (${result.last.file})`)
+  } else if (result.keyRequired && result.firstProblem) {
+    const p = result.firstProblem
+    out.push(`KEYED: ${p.file} is an HMAC-keyed trail (audit.key in the config); it cannot be checked without the key`)
+    out.push(
+      '  pass it through an environment variable (not a flag: flags show in ps), e.g.',
+      `  SLUICE_AUDIT_KEY=… sluice audit verify --key-env SLUICE_AUDIT_KEY ${files.join(' ')}`,
+    )
   } else if (result.firstProblem) {
     const p = result.firstProblem
     out.push(`BROKEN: ${p.file}${p.line > 0 ? `:${p.line}` : ''} (seq ${p.seq}): ${p.reason}`)

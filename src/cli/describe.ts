@@ -1,4 +1,5 @@
 // `sluice check` prints what a config will actually do, defaults included.
+import { accessSync, constants, existsSync } from 'node:fs'
 import type { CompiledConfig } from '../config/compile.js'
 import { formatMs } from '../engine/policy.js'
 import { MEMORY_ONLY } from '../store/create.js'
@@ -11,6 +12,26 @@ export function statePathProblem(c: CompiledConfig): string | null {
   return (
     problem && `store.state.path ${state?.path}: ${problem}; sluice start would refuse here (SLUICE_ERR_STATE_PATH)`
   )
+}
+
+/** What `sluice start` would refuse about the audit file's place on this machine (as statePathProblem). */
+export function auditPathProblem(c: CompiledConfig): string | null {
+  const file = c.source.audit?.file
+  if (file === undefined) return null
+  const dirProblem = stateDirProblem(file)
+  if (dirProblem) return `audit.file ${file}: ${dirProblem}; sluice start would refuse here (SLUICE_ERR_AUDIT_OPEN)`
+  if (!existsSync(file)) return null
+  try {
+    accessSync(file, constants.R_OK | constants.W_OK)
+  } catch {
+    return `audit.file ${file}: not readable and writable by this user; sluice start would refuse here (SLUICE_ERR_AUDIT_OPEN)`
+  }
+  return null
+}
+
+/** Everything `sluice check` can tell about the machine it runs on that `start` needs, like `nginx -t`. */
+export function startProblems(c: CompiledConfig): string[] {
+  return [statePathProblem(c), auditPathProblem(c)].filter((p): p is string => p !== null)
 }
 
 export function describeConfig(c: CompiledConfig): string {

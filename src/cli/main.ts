@@ -8,7 +8,7 @@ import { startLegacyApp } from '../demo/legacy-app.js'
 import { ConfigError, SluiceError } from '../errors.js'
 import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
-import { describeConfig, statePathProblem } from './describe.js'
+import { describeConfig, startProblems } from './describe.js'
 import { registerAccounts } from './accounts.js'
 import { registerAudit } from './audit.js'
 import { registerReplay } from './replay.js'
@@ -102,8 +102,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
           continue
         }
         console.log(`${file}: OK\n${describeConfig(config)}\n`)
-        const stateProblem = statePathProblem(config)
-        if (stateProblem) console.error(`${file}: warning: ${stateProblem}`)
+        for (const problem of startProblems(config)) console.error(`${file}: warning: ${problem}`)
       }
       code = failed > 0 ? 2 : 0
     })
@@ -140,7 +139,12 @@ export async function main(argv: string[]): Promise<number | undefined> {
   try {
     await program.parseAsync(argv, { from: 'user' })
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2
+    if (err instanceof CommanderError) {
+      // Commander prints its own errors (commander.*) before throwing; ours (a bad port, a missing
+      // file argument, no admin token) carry their message only: print it, never exit quietly.
+      if (!err.code.startsWith('commander.') && err.message !== '') console.error(err.message)
+      return err.exitCode === 0 ? 0 : 2
+    }
     if (err instanceof SluiceError) {
       console.error(`sluice: ${err.message} (${err.code})`)
       return 1

@@ -16,6 +16,7 @@ import {
 } from 'yaml'
 import { ConfigError, ConfigIssues, type ConfigIssue } from '../errors.js'
 import { DURATION_HINT } from './duration.js'
+import { scrub, secretsIn, shownValue } from './redact.js'
 import { jsonSchema, type SluiceConfig } from './schema.js'
 
 export interface ParseOptions {
@@ -90,19 +91,41 @@ export function parseConfigText(text: string, file: string, options: ParseOption
     )
   }
 
-  const envIssues = substituteEnv(doc, env, at)
-  if (envIssues.length > 0) throw new ConfigError(envIssues, file)
+  // Every stage after YAML runs even when an earlier one found problems, so one run reports them
+  // all: a value whose ${VAR} is unset is left out of the later stages (it would only repeat it).
+  const unsetNodes = new Set<unknown>()
+  const issues = substituteEnv(doc, env, at, unsetNodes)
+  const unset = (path: (string | number)[]) => unsetNodes.size > 0 && unsetNodes.has(doc.getIn(path, true))
 
   const config = doc.toJS() as SluiceConfig
+  // A secret never appears in a message, whichever stage wrote it (an echoed URL, a value).
+  const secrets = [...secretsIn(config)].filter((x) => x.length >= 4)
+  const fail = (all: ConfigIssue[]) =>
+    new ConfigError(
+      sortIssues(
+        all.map((i) => ({
+          ...i,
+          message: scrub(i.message, secrets),
+          ...(i.hint !== undefined ? { hint: scrub(i.hint, secrets) } : {}),
+        })),
+      ),
+      file,
+    )
   if (!validate(config)) {
-    throw new ConfigError(sortIssues(schemaIssues(validate.errors ?? [], config, doc, at)), file)
+    issues.push(...schemaIssues(validate.errors ?? [], config, doc, at).filter((i) => !unset(i.path)))
+    throw fail(issues)
   }
   try {
     options.check?.(config)
   } catch (err) {
-    if (!(err instanceof ConfigIssues)) throw err
-    throw new ConfigError(sortIssues(err.issues.map((i) => ({ ...i, ...locate(doc, i.path, false, at) }))), file)
+    if (!(err instanceof ConfigIssues)) {
+      // An unset variable's empty value may trip a check that assumes a valid one: its own issue says why.
+      if (issues.length > 0) throw fail(issues)
+      throw err
+    }
+    issues.push(...err.issues.filter((i) => !unset(i.path)).map((i) => ({ ...i, ...locate(doc, i.path, false, at) })))
   }
+  if (issues.length > 0) throw fail(issues)
   return config
 }
 
@@ -112,6 +135,7 @@ function substituteEnv(
   doc: Document,
   env: Record<string, string | undefined>,
   at: (o?: number) => object,
+  unset: Set<unknown>,
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   visit(doc, {
@@ -136,6 +160,7 @@ function substituteEnv(
           ...at(value.range?.[0]),
         })
       }
+      if (missing.length > 0) unset.add(value)
       const whole = WHOLE_REF.exec(text)
       value.value = whole && missing.length === 0 ? typed(replaced) : replaced
     },
@@ -191,27 +216,33 @@ function schemaIssues(
           issue = {
             code: 'SLUICE_ERR_CONFIG_DURATION',
             path,
-            message: `${JSON.stringify(value)} is not a duration`,
+            message: `${shownValue(path, value)} is not a duration`,
             hint: DURATION_HINT,
           }
         } else {
-          issue = { code: 'SLUICE_ERR_CONFIG_SCHEMA', path, message: `${JSON.stringify(value)} ${describePattern(e)}` }
+          issue = {
+            code: 'SLUICE_ERR_CONFIG_SCHEMA',
+            path,
+            message: `${shownValue(path, value)} ${describePattern(e)}`,
+          }
         }
         break
       case 'anyOf':
       case 'const':
       case 'enum': {
         const choices = literalChoices(e)
+        const guess = choices && typeof value === 'string' ? suggest(value, choices) : undefined
         issue = choices
           ? {
               code: 'SLUICE_ERR_CONFIG_SCHEMA',
               path,
-              message: `${JSON.stringify(value)} must be one of: ${choices.join(', ')}`,
+              message: `${shownValue(path, value)} must be one of: ${choices.join(', ')}`,
+              ...(guess !== undefined ? { hint: `did you mean "${guess}"?` } : {}),
             }
           : {
               code: 'SLUICE_ERR_CONFIG_SCHEMA',
               path,
-              message: `${JSON.stringify(value)} is not valid here (${firstBranchMessage(e, errors)})`,
+              message: `${shownValue(path, value)} is not valid here (${firstBranchMessage(e, errors)})`,
             }
         break
       }
@@ -250,14 +281,24 @@ function schemaIssues(
         issue = {
           code: 'SLUICE_ERR_CONFIG_SCHEMA',
           path,
-          message: `${JSON.stringify(value)} ${e.message ?? 'is out of range'}`,
+          message: `${shownValue(path, value)} ${e.message ?? 'is out of range'}`,
         }
         break
       case 'type':
+        if ((e.parentSchema as { pattern?: string } | undefined)?.pattern === DURATION_PATTERN) {
+          // `window: 600`: a number where a duration goes; the unit is the question.
+          issue = {
+            code: 'SLUICE_ERR_CONFIG_DURATION',
+            path,
+            message: `${describeValue(path, value)} is not a duration (it has no unit)`,
+            hint: `write a duration with a unit, e.g. ${durationExample(value)}`,
+          }
+          break
+        }
         issue = {
           code: 'SLUICE_ERR_CONFIG_SCHEMA',
           path,
-          message: `must be ${article((e.params as { type: string }).type)}, got ${describeValue(value)}`,
+          message: `must be ${article((e.params as { type: string }).type)}, got ${describeValue(path, value)}`,
         }
         break
       default:
@@ -314,11 +355,21 @@ function article(type: string): string {
   )
 }
 
-function describeValue(v: unknown): string {
+function describeValue(path: (string | number)[], v: unknown): string {
   if (v === null || v === undefined) return 'nothing'
   if (Array.isArray(v)) return 'a list'
   if (typeof v === 'object') return 'a mapping'
-  return JSON.stringify(v)
+  return shownValue(path, v)
+}
+
+/** `600` → "600s or 10m": the number read as seconds, and a shorter unit when it divides. */
+function durationExample(v: unknown): string {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return '30s or 10m'
+  const s = `${v}s`
+  if (v % 86_400 === 0) return `${s} or ${v / 86_400}d`
+  if (v % 3600 === 0) return `${s} or ${v / 3600}h`
+  if (v % 60 === 0) return `${s} or ${v / 60}m`
+  return `${s} or ${v * 1000}ms`
 }
 
 /** Closest known key within edit distance 2 (or a case-insensitive match). */

@@ -74,10 +74,12 @@ describe('sluice audit verify', () => {
     )
   })
 
-  it('fails without the key of a keyed trail, and on a key variable that is not set', async () => {
+  it('says a keyed trail needs its key (and how to pass it), not BROKEN; and a key variable that is not set', async () => {
     const noKey = await run('audit', 'verify', ...rotated, file)
-    expect(noKey.code).toBe(1)
-    expect(noKey.stdout).toContain('HMAC-keyed and no key was given')
+    expect(noKey.code).toBe(2)
+    expect(noKey.stdout).toMatch(/^KEYED: .* is an HMAC-keyed trail/)
+    expect(noKey.stdout).toContain('--key-env SLUICE_AUDIT_KEY')
+    expect(noKey.stdout).not.toContain('BROKEN')
     const unset = await run('audit', 'verify', file, '--key-env', 'SLUICE_TEST_AUDIT_KEY')
     expect(unset.code).toBe(2)
     expect(unset.stderr).toContain('SLUICE_TEST_AUDIT_KEY (--key-env) is not set')
