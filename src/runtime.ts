@@ -219,6 +219,7 @@ export class Runtime {
         disableForMs: config.actions.disableForMs,
         shadow: config.shadow,
         clock: this.clock,
+        tally: (key, n, ttlMs) => this.store.count(key, n, ttlMs),
       }),
       identity: buildIdentityChain(config.identity, config.trust, {
         key: config.identityKey ?? this.sharedIdentityKey ?? PROCESS_KEY,
@@ -229,6 +230,7 @@ export class Runtime {
         routes: config.routes,
         sessions: config.sessions,
         canonical: canonicalOptions(config.paths.stripMatrixParams),
+        shadow: config.shadow,
       },
       stripOverride: this.forwarding && config.methodOverride === 'strip',
     }

@@ -1,7 +1,7 @@
 // The engine turns an observation (account, route, records, time) into a decision. It knows
 // nothing of HTTP: the proxy, `sluice replay` and the tests all drive this same code.
-import type { CountingStore, HitInput, HitResult } from './store.js'
-import type { Limit, RoutePolicy } from './policy.js'
+import { beyondKey, type CountingStore, type HitInput, type HitResult } from './store.js'
+import { accountPolicies, type Limit, type RoutePolicy } from './policy.js'
 
 export type DecisionKind =
   | 'allow'
@@ -42,6 +42,11 @@ export interface ObserveStep {
 export interface EngineOptions {
   /** How long a disable lasts, in ms (Infinity: until an operator unlocks it). */
   disableForMs: number
+  /**
+   * Where shadow mode counts the records it served past a limit (TokenStore.count): the
+   * windows hold what enforce would have, the truth is added to the counts (beyondKey).
+   */
+  tally?: (key: string, n: number, ttlMs: number) => number | Promise<number>
   /** Global shadow mode: every route decides and logs, nothing blocks. */
   shadow?: boolean
   clock?: () => number
@@ -52,12 +57,14 @@ export class Engine<S extends CountingStore = CountingStore> {
   private readonly disableForMs: number
   private readonly shadow: boolean
   private readonly clock: () => number
+  private readonly tally: EngineOptions['tally']
 
   constructor(store: S, options: EngineOptions) {
     this.store = store
     this.disableForMs = options.disableForMs
     this.shadow = options.shadow ?? false
     this.clock = options.clock ?? Date.now
+    this.tally = options.tally
   }
 
   /**
@@ -78,8 +85,24 @@ export class Engine<S extends CountingStore = CountingStore> {
     if (step?.overflowKey) input.overflowKey = step.overflowKey
     if (step?.network !== undefined) input.network = step.network
     const result = this.store.hit(input)
-    if (result instanceof Promise) return result.then((r) => toDecision(r, account, policy, shadow))
-    return toDecision(result, account, policy, shadow)
+    if (result instanceof Promise) return result.then((r) => this.decided(r, account, policy, shadow))
+    return this.decided(result, account, policy, shadow)
+  }
+
+  private decided(r: HitResult, account: string, policy: RoutePolicy, shadow: boolean): Decision | Promise<Decision> {
+    const decision = toDecision(r, account, policy, shadow)
+    // Shadow served what enforce would have withheld: counted beside the windows.
+    if (!shadow || !r.blocked || r.disabledUntil !== null || r.fresh === 0 || !this.tally) return decision
+    const part = accountPolicies(policy).find((p) => p.distinctLimits.length > 0 && !p.name.includes('~'))
+    if (!part) return decision
+    const total = this.tally(beyondKey(account, policy.name), r.fresh, part.longestDistinctWindowMs)
+    const add = (n: number) => {
+      // This request's records are in both: the capped window count and the tally.
+      for (const l of part.distinctLimits)
+        decision.counts[l.index] = Math.max(0, (decision.counts[l.index] ?? 0) - r.fresh) + n
+      return decision
+    }
+    return total instanceof Promise ? total.then(add, () => decision) : add(total)
   }
 }
 

@@ -37,6 +37,8 @@ export interface Evaluation {
   blocked: boolean
   /** Per limit (policy.limits order): requests or distinct records in its window, this request included. */
   counts: number[]
+  /** Records of this request new to the longest distinct window: what a would-be block in shadow serves uncounted. */
+  fresh: number
 }
 
 /**
@@ -99,6 +101,7 @@ export function evaluate(
 
   const limits = policy.distinctLimits
   let unique = 0
+  let freshest = 0
   if (limits.length > 0) {
     const ids = records.length
     const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
@@ -113,6 +116,7 @@ export function evaluate(
         const at = held[k] as number
         if (at < 0 || lastSeen(w.mem, w.at, at) <= cutoff) fresh++
       }
+      if (i === 0) freshest = fresh // the longest window
       const count = (counts[limit.index] as number) + fresh
       counts[limit.index] = Math.min(count, policy.distinctCapacity)
       if (fresh > 0 && count > limit.max && !passed(limit, passes) && moreSevere(limit, worst)) worst = limit
@@ -122,7 +126,7 @@ export function evaluate(
   const blocked = worst !== null && worst.severity > 0
   if (unique > 0 && !blocked && !step.defer) touchAll(w, policy.distinctCapacity, unique, now)
   if (held.length > RETAINED_IDS) grow(FIRST_IDS)
-  return { limit: worst, action: worst?.action ?? null, blocked, counts }
+  return { limit: worst, action: worst?.action ?? null, blocked, counts, fresh: freshest }
 }
 
 /**

@@ -133,6 +133,12 @@ export interface DisableStore {
   disabled(account: string, now: number): DisabledState[] | Promise<DisabledState[]>
   /** Lift a disable (both modes); true if there was one. */
   unlock(account: string): boolean | Promise<boolean>
+  /**
+   * An operator's disable (`sluice accounts disable`): the key (an account, `net:<cidr>`,
+   * `route:<name>`) is disabled in enforce mode until `until` (Infinity: until lifted), on every
+   * route, as a disable limit would; it replaces a disable in force. unlock lifts it.
+   */
+  disableManually(account: string, until: number, now: number): void | Promise<void>
   /** Clear an account's counters (one route or all) and lift its disable; true if there was anything. */
   reset(account: string, scope: ResetScope): boolean | Promise<boolean>
 }
@@ -163,6 +169,27 @@ export interface SessionStore {
   sessionAccount(session: string): string | undefined | Promise<string | undefined>
 }
 
+/**
+ * Decisions kept under their reference, shared by every instance (src/admin/decisions.ts): the
+ * Redis store holds each as a key with a TTL. Saving is best effort (never throws).
+ */
+export interface DecisionStore {
+  saveDecision(reference: string, json: string, ttlMs: number): void | Promise<void>
+  loadDecision(reference: string): string | undefined | Promise<string | undefined>
+}
+
+/** Account ids containing a text, case-insensitive (`sluice accounts find`). Admin work. */
+export interface AccountSearch {
+  findAccounts(text: string, limit: number): AccountsFound | Promise<AccountsFound>
+}
+
+export interface AccountsFound {
+  /** Sorted. */
+  accounts: string[]
+  /** The search stopped at its bound (more keys than it walks, or more matches than `limit`). */
+  truncated: boolean
+}
+
 /** How the store is doing, for /readyz and metrics (no caller needs to know its class). */
 export interface StoreHealth {
   /** `memory` or `redis`. */
@@ -179,5 +206,20 @@ export interface Store extends CountingStore, DisableStore, AccountListing, Toke
   health(): StoreHealth
   /** A random key shared by every instance of this store, created on first use (undefined: none, or not reachable). */
   sharedKey?(name: string): Promise<string | undefined>
+  /** Decisions shared across instances (the Redis store); absent: each instance keeps its own. */
+  saveDecision?: DecisionStore['saveDecision']
+  loadDecision?: DecisionStore['loadDecision']
+  findAccounts?: AccountSearch['findAccounts']
   close(): Promise<void>
+}
+
+/**
+ * The counter of records a shadow route served past a distinct-records limit (the windows hold
+ * only what enforce would have let through, so that shadow decides exactly as enforce would):
+ * `beyond:<account>\0<route>`, counted with TokenStore.count for the longest distinct window
+ * from the first such record. Added to the account's distinct counts in views and decisions, so
+ * that a scraper in shadow shows 2,000 records, not the limit + 1.
+ */
+export function beyondKey(account: string, route: string): string {
+  return `beyond:${account}\0${route}`
 }

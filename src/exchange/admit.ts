@@ -40,7 +40,12 @@ export function admit(pipe: Pipeline, request: FastifyRequest, reply: FastifyRep
     sendProblem(reply, badRequest(`The request path cannot be interpreted unambiguously: ${c.reason}.`))
     return REPLIED
   }
-  if (c.kind === 'routed' && c.clamped) {
+  if (c.kind === 'routed' && c.clamped && c.clampShadowed) {
+    request.log.info(
+      { event: 'sluice.clamped', route: c.route.name, params: c.clamped, shadow: true },
+      'shadow: query would be clamped',
+    )
+  } else if (c.kind === 'routed' && c.clamped) {
     request.log.info({ event: 'sluice.clamped', route: c.route.name, params: c.clamped }, 'query clamped')
     // Guarding routes of the same app: it reads the query Fastify parsed, so clamp that too.
     const query = request.query

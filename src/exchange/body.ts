@@ -55,15 +55,18 @@ export async function readRequestBody(
     else records = ids
   }
   if (problem) {
+    const shadow = ex.live.config.shadow || route.policy.shadow
     if (inspect.uninspectable === 'block') {
       pipe.metrics.uninspectable.labels(route.name, 'request').inc()
       request.log.warn(
-        { event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem.detail },
-        'request body cannot be inspected: refused',
+        { event: 'sluice.uninspectable', route: route.name, account: ex.account, reason: problem.detail, shadow },
+        shadow
+          ? 'shadow: request body cannot be inspected: would be refused'
+          : 'request body cannot be inspected: refused',
       )
-      return void sendProblem(reply, problem)
-    }
-    records = synthetic(inspect.uninspectable)
+      // Shadow serves everything as it came: the body (re-armed by requestBody) goes on, uncounted.
+      if (!shadow) return void sendProblem(reply, problem)
+    } else records = synthetic(inspect.uninspectable)
   }
   ex.pending = null
   const observed = observe(pipe, ex, records, pipe.clock(), true)

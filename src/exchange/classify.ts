@@ -19,6 +19,8 @@ export interface ClassifyContext {
   routes: readonly CompiledRoute[]
   sessions: CompiledSessions | null
   canonical: CanonicalOptions
+  /** Global shadow mode: clampQuery only says what it would rewrite (a shadow route's own mode too). */
+  shadow?: boolean
 }
 
 export type SessionKind = 'login' | 'logout'
@@ -43,8 +45,10 @@ export interface RoutedRequest {
   session: SessionKind | null
   /** Records the path and query name; null when they come from the request body (read later). */
   records: string[] | null
-  /** Query keys `clampQuery` rewrote (null: none). */
+  /** Query keys `clampQuery` rewrote (null: none) — or, in shadow mode, would have rewritten. */
   clamped: string[] | null
+  /** Shadow mode: the query was left as the client sent it; `clamped` is what enforce would rewrite. */
+  clampShadowed: boolean
 }
 
 export function canonicalOptions(stripMatrixParams: boolean): CanonicalOptions {
@@ -67,8 +71,10 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
 
   const route = match.route
   // The query is clamped before its records are read: the upstream never sees the original.
+  // Shadow serves everything as it came: the clamp is only reported.
   const clamp = route.clamp?.(canonical.search) ?? null
-  const search = clamp ? clamp.search : canonical.search
+  const shadow = clamp !== null && (ctx.shadow === true || route.policy.shadow)
+  const search = clamp && !shadow ? clamp.search : canonical.search
   return {
     kind: 'routed',
     route,
@@ -79,6 +85,7 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
     session,
     records: route.inspect?.from === 'body' ? null : route.records(match.params, search),
     clamped: clamp ? clamp.clamped : null,
+    clampShadowed: shadow,
   }
 }
 

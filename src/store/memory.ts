@@ -51,7 +51,9 @@ import { Arena, type ArenaStats } from './arena.js'
 import { WideLog, type WideState } from './wide.js'
 import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import { boundedLru } from './lru.js'
+import { beyondKey } from '../engine/store.js'
 import type {
+  AccountsFound,
   AccountsPage,
   AccountsQuery,
   AccountView,
@@ -276,6 +278,7 @@ export class MemoryStore implements Store {
     const records = disabled === null ? input.records : none
     let worst: Limit | null = null
     let worstKey = countedAs
+    let fresh = 0
     const times: number[] = []
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as Part
@@ -297,6 +300,7 @@ export class MemoryStore implements Store {
           step,
           counts,
         )
+        if (part.per === 'account' && !part.accounts) fresh = e.fresh
         acting = e.limit !== null && moreSevere(e.limit, worst) ? e.limit : worst
       }
       if (acting !== worst) {
@@ -324,6 +328,7 @@ export class MemoryStore implements Store {
       action: disabled !== null ? null : (acting?.action ?? null),
       blocked,
       counts,
+      fresh,
       disabledUntil: disabled?.until ?? null,
       disabledNowUntil: null,
     }
@@ -539,7 +544,8 @@ export class MemoryStore implements Store {
     for (const policy of policies) {
       const counts =
         logs !== undefined ? this.wideCounts(logs, policy, now) : h !== undefined ? this.countsOf(h, policy, now) : null
-      if (counts) routes.push(routeCounts(policy, counts))
+      if (counts)
+        routes.push(routeCounts(policy, withBeyond(counts, policy, this.count(beyondKey(account, policy.name), 0, 0))))
     }
     return { account, now, routes, disabled }
   }
@@ -1135,6 +1141,13 @@ function logOf(logs: Map<string, WideLog>, policy: RoutePolicy): WideLog {
   if (log === undefined) logs.set(policy.name, (log = new WideLog(policy)))
   else if (log.policy !== policy) log.adopt(policy)
   return log
+}
+
+/** An account's distinct counts with what shadow served past its limits (beyondKey) added. */
+export function withBeyond(counts: number[], policy: RoutePolicy, beyond: number): number[] {
+  if (beyond > 0 && !policy.name.includes('~'))
+    for (const l of policy.distinctLimits) counts[l.index] = (counts[l.index] ?? 0) + beyond
+  return counts
 }
 
 function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {

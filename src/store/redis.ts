@@ -14,7 +14,8 @@ import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { partKey, sectionNames, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
 import { moreSevere } from '../engine/evaluate.js'
-import { MemoryStore } from './memory.js'
+import { MemoryStore, withBeyond } from './memory.js'
+import { beyondKey } from '../engine/store.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
 import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import type {
@@ -318,7 +319,13 @@ export class RedisStore implements Store {
   }
 
   async account(account: string, policies: readonly RoutePolicy[], now: number): Promise<AccountView | null> {
-    const view = viewOf(account, await this.read(account, policies, now), policies)
+    const read = await this.read(account, policies, now)
+    // What shadow served past the limits (beyondKey), beside the windows.
+    const beyond = await Promise.all(
+      policies.map((p, k) => (read.counts[k] ? this.count(beyondKey(account, p.name), 0, 0) : 0)),
+    )
+    read.counts = read.counts.map((c, k) => (c ? withBeyond(c, policies[k] as RoutePolicy, beyond[k] ?? 0) : c))
+    const view = viewOf(account, read, policies)
     return view.routes.length === 0 && view.disabled.length === 0 ? null : view
   }
 
@@ -524,7 +531,8 @@ export class RedisStore implements Store {
   }
 
   private parse(reply: HitReply, input: HitInput, owners: readonly Per[]): HitResult {
-    const [, worstIndex, blocked, disabledUntil, disabledNow, decidedBy, ...flat] = reply.map(Number) as [
+    const [, worstIndex, blocked, disabledUntil, disabledNow, decidedBy, fresh, ...flat] = reply.map(Number) as [
+      number,
       number,
       number,
       number,
@@ -547,6 +555,7 @@ export class RedisStore implements Store {
       action: limit?.action ?? null,
       blocked: blocked === 1,
       counts,
+      fresh,
       disabledUntil: until(disabledUntil),
       disabledNowUntil: until(disabledNow),
     }
@@ -591,6 +600,7 @@ export class RedisStore implements Store {
           action: null,
           blocked: true,
           counts: input.policy.limits.map(() => 0),
+          fresh: 0,
           disabledUntil: null,
           disabledNowUntil: null,
           degraded: 'fail-closed',
@@ -601,6 +611,7 @@ export class RedisStore implements Store {
           action: null,
           blocked: false,
           counts: input.policy.limits.map(() => 0),
+          fresh: 0,
           disabledUntil: null,
           disabledNowUntil: null,
           degraded: 'fail-open',

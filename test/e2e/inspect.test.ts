@@ -170,6 +170,22 @@ describe('records in responses', () => {
     expect(upstream.received.at(-1)?.url).toBe('/api/contacts?page=1&pageSize=7') // within the cap: untouched
   })
 
+  it('clampQuery in shadow mode only says what it would rewrite: the upstream gets the query as sent', async () => {
+    for (const shadowed of [
+      config('', 'shadow'),
+      config().replace('    clampQuery:', '    mode: shadow\n    clampQuery:'),
+    ]) {
+      proxy = await startProxy(shadowed, { upstream: upstream.url })
+      const res = await get('/api/contacts?page=1&pageSize=100000', 'shadow-user')
+      expect(res.status).toBe(200)
+      expect(upstream.received.at(-1)?.url).toBe('/api/contacts?page=1&pageSize=100000')
+      const line = proxy.logs.find((l) => l.event === 'sluice.clamped')
+      expect(line).toMatchObject({ shadow: true, params: ['pageSize'], msg: 'shadow: query would be clamped' })
+      await proxy.close()
+      proxy = undefined
+    }
+  })
+
   it('gzip and br bodies are decoded to count, and reach the client as the upstream sent them', async () => {
     proxy = await startProxy(config(), { upstream: upstream.url })
     for (const enc of ['gzip', 'br']) {

@@ -28,7 +28,8 @@
 --       then the record ids
 -- Returns: { now, worst limit index (-1), blocked 0/1, disabled-until (-1 none, -2 forever),
 --            disabled-now-until (-1 none, -2 forever), owner that decided (0: none),
---            then each part's counts, in the order of its limits }
+--            records new to the account's longest distinct window (what a shadow would-be
+--            block serves uncounted), then each part's counts, in the order of its limits }
 
 local now = tonumber(ARGV[1])
 if now == 0 then
@@ -98,6 +99,7 @@ do
 end
 
 local worst, worstOwner = nil, 0
+local freshest = 0
 local earlier = nil
 if before ~= '' and before ~= 'd' then
   local sev, idx = string.match(before, '^(%d+),(%d+)$')
@@ -159,6 +161,7 @@ for _, part in ipairs(parts) do
           if not s or tonumber(s) <= cutoff then fresh = fresh + 1 end
         end
         local count = inWindow + fresh
+        if part.owner == 1 and not part.accounts and l.window == part.longestDist then freshest = fresh end
         part.counts[i] = math.min(count, part.distCap)
         if fresh > 0 and count > l.max and not l.passed and moreSevere(l) then worst = l; worstOwner = part.owner end
       end
@@ -205,7 +208,7 @@ end
 
 if disabled == -3 then disabled = nil end -- the earlier call's disable: it reported it
 local out = { now, worst and worst.index or -1, blocked and 1 or 0, disabled or -1, disabledNow,
-  disabled and disabledBy or worstOwner }
+  disabled and disabledBy or worstOwner, freshest }
 for _, part in ipairs(parts) do
   for i = 1, #part.limits do out[#out + 1] = part.counts[i] or 0 end
 end
