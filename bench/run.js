@@ -79,7 +79,12 @@ function load(url, { path = 'records', duration = DURATION } = {}) {
           // Many accounts rotating, each reading a few records: honest-looking traffic that
           // exercises identity, windows and the store on every request.
           req.path = path === 'list' ? `/list?page=${n % 20}` : `/records/${(n * 7919) % 100_000}`
-          req.headers = { ...req.headers, 'x-account-id': `acct-${n % ACCOUNTS}` }
+          // Clients on 1,000 networks (X-Forwarded-For from a trusted loopback proxy).
+          req.headers = {
+            ...req.headers,
+            'x-account-id': `acct-${n % ACCOUNTS}`,
+            'x-forwarded-for': `10.${(n % 1000) >> 8}.${(n % 1000) & 255}.${1 + (n % 7)}`,
+          }
           return req
         },
       },
@@ -127,6 +132,13 @@ async function throughput() {
       'memory',
     ]),
   ]
+  targets.push(
+    await proxy('scoped', '4b. sluice, memory, sensitive route + per-network and per-route limits', [
+      'sluice',
+      upstream,
+      'scoped',
+    ]),
+  )
   if (redisUrl)
     targets.push(
       await proxy('redis', '5. sluice, redis store, sensitive route', ['sluice', upstream, 'redis', redisUrl]),
@@ -267,6 +279,19 @@ function targetsReport(t, mem, attack) {
     `${t.sensitive.p99OverBase >= 0 ? '+' : ''}${t.sensitive.p99OverBase.toFixed(2)} ms`,
   )
   check('non-sensitive route ≥ 0.97 × plain proxy req/s', t.nonsensitive.ratio >= 0.97, ratio('nonsensitive'))
+  if (t.scoped) {
+    // Within 5 % of the account-only cost: by throughput and by CPU time per request.
+    const byRps = t.scoped.ratio / t.sensitive.ratio
+    const byCpu =
+      t.sensitive.cpuUsPerRequest && t.scoped.cpuUsPerRequest
+        ? t.sensitive.cpuUsPerRequest / t.scoped.cpuUsPerRequest
+        : null
+    check(
+      'sensitive route with network and route keys ≥ 0.95 × account-only',
+      byRps >= 0.95,
+      `${byRps.toFixed(3)}${byCpu !== null ? ` (by CPU time ${byCpu.toFixed(3)})` : ''}`,
+    )
+  }
   if (t.redis) check('redis store ≥ 0.75 × plain proxy req/s', t.redis.ratio >= 0.75, ratio('redis'))
   const rss = mem['100000']?.rssMB
   if (rss === undefined) lines.push('| 100,000 accounts × 3 routes ≤ 300 MB RSS | not measured in --quick | – |')

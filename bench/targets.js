@@ -65,6 +65,17 @@ routes:
     limits: [ { window: 1m, requests: 10, action: throttle } ]
 `
 
+// Scenario 4b: the same sensitive route with the keys of one actor's many identities as well:
+// all accounts of a client network together, and everyone on the route (limits never reached).
+const SCOPED = ROUTES.replace(
+  '      - { window: 24h, distinctRecords: 5000, action: disable }\n',
+  `      - { window: 24h, distinctRecords: 5000, action: disable }
+      - { per: network, window: 1h, distinctRecords: 2000, action: challenge }
+      - { per: network, window: 1h, distinctAccounts: 50, action: challenge }
+      - { per: route, window: 1h, distinctRecords: 100000, action: log }
+`,
+)
+
 // Scenario 6: the list endpoint (50 records, about 10 KB of JSON) with its ids counted from
 // every response before it is sent.
 const INSPECTED = `
@@ -87,9 +98,10 @@ function configFor(name) {
 upstream: { url: ${upstreamUrl} }
 log: { level: warn }
 ${store}
+trustedProxies: [loopback]
 identity:
   - { type: header, name: x-account-id, trusted: true }
-${ROUTES}${name === 'inspect' ? INSPECTED : ''}
+${name === 'scoped' ? SCOPED : ROUTES}${name === 'inspect' ? INSPECTED : ''}
 actions:
   challenge: { secret: bench-challenge-secret-0123456789 }
 `
