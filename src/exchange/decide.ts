@@ -108,7 +108,6 @@ export function blockAnswer(
   return blockResponse(decision, {
     accept: request.headers.accept,
     retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
-    page: ex.live.config.actions.page,
     challenge: (limit) => {
       pipe.metrics.challenges.labels('issued').inc()
       return ex.live.challenges.issue(ex.account, limit, pipe.clock())
