@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Challenges } from './actions/challenge.js'
 import { IncidentLog } from './admin/incidents.js'
 import { Metrics } from './admin/metrics.js'
+import { UpstreamProbe } from './admin/readiness.js'
 import { buildAdmin } from './admin/server.js'
 import { AuditTrail } from './audit/index.js'
 import type { CompiledConfig, CompiledRoute } from './config/compile.js'
@@ -180,6 +181,17 @@ export class Runtime {
     if (!admin) return null
     const reporter = this.reporter
     const trail = this.audit
+    // The upstream is this instance's to check only when it forwards to it (not embedded in an app).
+    const upstream =
+      this.forwarding && admin.readiness.upstream
+        ? new UpstreamProbe(this.current.config.upstream.url, {
+            everyMs: admin.readiness.checkEveryMs,
+            timeoutMs: admin.readiness.timeoutMs,
+            log: this.log,
+            clock: this.clock,
+          })
+        : null
+    await upstream?.start()
     const app = await buildAdmin({
       token: admin.token,
       metrics: this.metrics,
@@ -192,7 +204,9 @@ export class Runtime {
       onAdminAction: (a) =>
         reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
       ...(trail ? { audit: () => trail.state() } : {}),
+      ...(upstream ? { upstream: () => upstream.health() } : {}),
     })
+    if (upstream) app.addHook('onClose', () => upstream.stop())
     const at = await app.listen({ host: admin.host, port: admin.port })
     this.log.info({ event: 'sluice.admin', url: at }, `admin listening on ${at}`)
     return app

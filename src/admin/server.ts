@@ -11,6 +11,7 @@ import type { Store } from '../engine/store.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'
 import type { Metrics } from './metrics.js'
+import type { UpstreamHealth } from './readiness.js'
 import { AdminError, badRequest, sendAdminProblem } from './problem.js'
 
 export type { AdminAction, AdminActionName, AdminActionResult } from './accounts.js'
@@ -43,6 +44,8 @@ export interface AdminOptions {
   onAdminAction?: (action: AdminAction) => void
   /** Audit state for /readyz. */
   audit?: () => AuditHealth
+  /** The upstream's reachability for /readyz (admin.readiness.upstream; the standalone proxy only). */
+  upstream?: () => UpstreamHealth
   clock?: () => number
   /** Where admin actions and refused tokens are logged (e.g. the proxy's `app.log`). */
   logger?: FastifyBaseLogger | boolean
@@ -52,10 +55,13 @@ export interface Readiness {
   status: 'ready' | 'degraded'
   store: { type: string; state: string; policy?: string }
   audit?: { state: 'ok' | 'retrying' | 'refusing'; backlog: number }
+  /** With admin.readiness.upstream: unreachable is 503, with the reason. */
+  upstream?: UpstreamHealth
 }
 
 export interface ReadinessChecks {
   audit?: () => AuditHealth
+  upstream?: () => UpstreamHealth
 }
 
 export function readiness(store: Store, checks: ReadinessChecks = {}): { code: number; body: Readiness } {
@@ -82,6 +88,15 @@ export function readiness(store: Store, checks: ReadinessChecks = {}): { code: n
     // While the sink retries, nothing accepted is lost: keep serving. Once the queue refuses
     // entries, decisions go unrecorded: out of rotation until the disk takes writes again.
     if (state === 'refusing') code = 503
+  }
+  if (checks.upstream) {
+    const u = checks.upstream()
+    body.upstream = u
+    // Nothing this instance forwards can be answered: out of rotation until the upstream takes connections.
+    if (u.state !== 'ok') {
+      degraded = true
+      code = 503
+    }
   }
   body.status = degraded ? 'degraded' : 'ready'
   return { code, body }
@@ -158,7 +173,10 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
 
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }))
   app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
-    const r = readiness(options.store, options.audit ? { audit: options.audit } : {})
+    const r = readiness(options.store, {
+      ...(options.audit ? { audit: options.audit } : {}),
+      ...(options.upstream ? { upstream: options.upstream } : {}),
+    })
     return reply.code(r.code).send(r.body)
   })
   app.get('/metrics', async (_req, reply) => {

@@ -112,7 +112,13 @@ export interface CompiledConfig {
   routes: CompiledRoute[]
   actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
   sessions: CompiledSessions | null
-  admin: { host: string; port: number; token: string } | null
+  admin: {
+    host: string
+    port: number
+    token: string
+    /** /readyz checks the upstream (a TCP connect every checkEveryMs, bounded by timeoutMs). */
+    readiness: { upstream: boolean; checkEveryMs: number; timeoutMs: number }
+  } | null
   audit: CompiledAudit | null
   notify: CompiledNotify | null
   /** Pseudonymise record ids in logs, audit and incidents; the key (undefined: random per process). */
@@ -281,7 +287,16 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     },
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin
-      ? { host: config.admin.listen.host, port: config.admin.listen.port, token: config.admin.token }
+      ? {
+          host: config.admin.listen.host,
+          port: config.admin.listen.port,
+          token: config.admin.token,
+          readiness: {
+            upstream: config.admin.readiness.upstream,
+            checkEveryMs: duration(config.admin.readiness.checkEvery, ['admin', 'readiness', 'checkEvery']),
+            timeoutMs: duration(config.admin.readiness.timeout, ['admin', 'readiness', 'timeout']),
+          },
+        }
       : null,
     audit: config.audit ? compileAudit(config.audit, duration, issues) : null,
     privacy: {

@@ -486,6 +486,18 @@ const Admin = Type.Object(
       },
       { ...Strict, default: {} },
     ),
+    readiness: Type.Object(
+      {
+        upstream: Type.Boolean({
+          default: true,
+          description:
+            'The standalone proxy: /readyz answers 503 while a TCP connection to the upstream cannot be made (checked in the background).',
+        }),
+        checkEvery: Duration('How often the upstream is checked.', '5s'),
+        timeout: Duration('How long one check waits for the connection.', '2s'),
+      },
+      { ...Strict, default: {}, description: 'What /readyz checks besides the store and the audit trail.' },
+    ),
     token: Type.String({
       minLength: 16,
       description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.',
