@@ -4,7 +4,8 @@
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, renderProblem, uninspectable, type Rendered } from '../actions/respond.js'
-import { decodeContent, readCapped, selectJsonBody, UninspectableError } from '../records/body.js'
+import type { AnswerExtractor } from '../records/answer/index.js'
+import { decodeContent, readCapped, UninspectableError } from '../records/body.js'
 import { holder, synthetic } from './body.js'
 import { isSluiceCookie } from './credentials.js'
 import { blockAnswer, countProvisional, observe, report } from './decide.js'
@@ -97,7 +98,13 @@ async function inspectAnswer(
   if (body && !problem) {
     try {
       const decoded = await decodeContent(body, headerText(reply.getHeader('content-encoding')), inspect.maxBytes)
-      records = selectJsonBody(decoded, headerText(reply.getHeader('content-type')), inspect.select)
+      const found = (inspect.answer as AnswerExtractor).extract(decoded, headerText(reply.getHeader('content-type')))
+      records = found.ids
+      if (found.skipped)
+        request.log.warn(
+          { event: 'sluice.ragged', route: route.name, account: ex.account, rows: found.skipped },
+          `${found.skipped} row${found.skipped === 1 ? '' : 's'} of the answer had no id column: not counted`,
+        )
       if (records.length > inspect.maxIds) {
         problem = `more than ${inspect.maxIds} record ids (records.maxIds)`
         records = []

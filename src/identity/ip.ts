@@ -35,7 +35,8 @@ export function trustedPeer(socket: Socket, trust: TrustFn): boolean {
  * right-most X-Forwarded-For entry that is not itself trusted (what a spoofer cannot forge).
  */
 export function clientAddress(req: IncomingMessage, trust: TrustFn): string {
-  const peer = req.socket.remoteAddress
+  // A request whose connection has closed no longer has a socket.
+  const peer = req.socket?.remoteAddress
   if (!peer) return '0.0.0.0'
   // An untrusted peer is the client: no need for proxy-addr to parse it (and X-Forwarded-For) again.
   return trustedPeer(req.socket, trust) ? proxyaddr(req, trust) : peer

@@ -1,0 +1,78 @@
+// The text of an answer as a browser would decode it (the WHATWG Encoding Standard, which
+// Node's TextDecoder implements with full ICU): a byte-order mark first, then the charset of
+// the Content-Type, then — for HTML — a <meta charset> or <meta http-equiv="Content-Type"> in
+// the first 1024 bytes, and for XML the encoding of its declaration; UTF-8 otherwise. Labels
+// map as browsers map them: `iso-8859-1` and `us-ascii` are windows-1252, where 0x80–0x9F are
+// printable characters (€, „, …), not C1 controls; `big5` is Big5-HKSCS.
+import { UninspectableError } from '../../errors.js'
+
+export type MarkupKind = 'html' | 'xml' | 'text'
+
+export function decodeText(body: Buffer, contentType: string | undefined, kind: MarkupKind): string {
+  const bom = fromBom(body)
+  const label = bom?.label ?? charsetParam(contentType) ?? sniff(body, kind) ?? 'utf-8'
+  // Node (20 at least) decodes these labels as ISO-8859-1, C1 controls and all; browsers as windows-1252.
+  if (WINDOWS_1252.has(label)) return windows1252(body)
+  let decoder: TextDecoder
+  try {
+    decoder = new TextDecoder(label)
+  } catch {
+    throw new UninspectableError(`unknown charset "${label}"`)
+  }
+  return decoder.decode(bom ? body.subarray(bom.length) : body)
+}
+
+function fromBom(b: Buffer): { label: string; length: number } | null {
+  if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return { label: 'utf-8', length: 3 }
+  if (b[0] === 0xfe && b[1] === 0xff) return { label: 'utf-16be', length: 2 }
+  if (b[0] === 0xff && b[1] === 0xfe) return { label: 'utf-16le', length: 2 }
+  return null
+}
+
+function charsetParam(contentType: string | undefined): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')
+  return m?.[1]?.toLowerCase()
+}
+
+/** A charset declared in the markup itself: what a browser's prescan finds in the first 1024 bytes. */
+function sniff(body: Buffer, kind: MarkupKind): string | undefined {
+  if (kind === 'text') return undefined
+  const head = body.subarray(0, 1024).toString('latin1')
+  if (kind === 'xml') return /^<\?xml[^>]*\bencoding\s*=\s*["']([^"']+)["']/i.exec(head)?.[1]?.toLowerCase()
+  for (const meta of head.match(/<meta\b[^>]*>/gi) ?? []) {
+    const direct = /\bcharset\s*=\s*["']?([^"'\s/>;]+)/i.exec(meta)
+    if (direct?.[1]) return direct[1].toLowerCase()
+  }
+  return undefined
+}
+
+/** Every label the WHATWG Encoding Standard maps to windows-1252. */
+const WINDOWS_1252 = new Set([
+  'ansi_x3.4-1968',
+  'ascii',
+  'cp1252',
+  'cp819',
+  'csisolatin1',
+  'ibm819',
+  'iso-8859-1',
+  'iso-ir-100',
+  'iso8859-1',
+  'iso88591',
+  'iso_8859-1',
+  'iso_8859-1:1987',
+  'l1',
+  'latin1',
+  'us-ascii',
+  'windows-1252',
+  'x-cp1252',
+])
+
+/** 0x80–0x9F of windows-1252 (the five unassigned bytes stay as the C1 code points, as in the standard). */
+const HIGH = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ'
+
+function windows1252(body: Buffer): string {
+  const text = body.toString('latin1')
+  return /[\u0080-\u009f]/.test(text)
+    ? text.replace(/[\u0080-\u009f]/g, (c) => HIGH[c.charCodeAt(0) - 0x80] as string)
+    : text
+}
