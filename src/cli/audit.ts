@@ -2,6 +2,10 @@
 // (a keyed trail without its key).
 import { Command, CommanderError } from 'commander'
 import { orderAuditFiles, verifyAudit, type VerifyResult } from '../audit/index.js'
+import type { AuditKey } from '../audit/entry.js'
+import { derivePseudonymKey, pseudonymise } from '../audit/pseudonym.js'
+import { loadConfig } from '../config/index.js'
+import { ConfigError } from '../errors.js'
 
 /** Registers `audit verify`; `exit` receives the exit code (0 intact, 1 broken or unreadable). */
 export function registerAudit(program: Command, exit: (code: number) => void): void {
@@ -34,6 +38,61 @@ export function registerAudit(program: Command, exit: (code: number) => void): v
       // A keyed trail without its key is a usage problem, not a broken chain.
       exit(result.ok ? 0 : result.keyRequired ? 2 : 1)
     })
+}
+
+/**
+ * `sluice pseudonym ID…`: the `~hex` the logs and the audit trail write for a record id, so an
+ * investigator can search for one record. The key: privacy.key (or the one derived from audit.key)
+ * of the config given with -c, or an environment variable (--key-env, --audit-key-env).
+ */
+export function registerPseudonym(program: Command, exit: (code: number) => void): void {
+  program
+    .command('pseudonym')
+    .description('print the pseudonym (~hex) the logs and the audit trail use for record ids, to search for them')
+    .argument('<ids...>', 'record ids, as the app has them (e.g. 4711)')
+    .option('-c, --config <file>', 'the config of the sluice that wrote the trail (its privacy.key or audit.key)')
+    .option('--key-env <name>', 'environment variable holding privacy.key')
+    .option('--audit-key-env <name>', 'environment variable holding audit.key (when privacy.key is not set)')
+    .action(async (ids: string[], opts: { config?: string; keyEnv?: string; auditKeyEnv?: string }) => {
+      const key = await pseudonymKey(opts)
+      for (const id of ids) console.log(`${id}\t~${pseudonymise(key, id)}`)
+      exit(0)
+    })
+}
+
+async function pseudonymKey(opts: { config?: string; keyEnv?: string; auditKeyEnv?: string }): Promise<AuditKey> {
+  const fromEnv = (name: string, flag: string) => {
+    const v = process.env[name]
+    if (v === undefined || v === '')
+      throw new CommanderError(
+        2,
+        'sluice.pseudonym.key',
+        `error: the environment variable ${name} (${flag}) is not set`,
+      )
+    return v
+  }
+  if (opts.keyEnv !== undefined) return fromEnv(opts.keyEnv, '--key-env')
+  if (opts.auditKeyEnv !== undefined) return derivePseudonymKey(fromEnv(opts.auditKeyEnv, '--audit-key-env'))
+  if (opts.config === undefined)
+    throw new CommanderError(
+      2,
+      'sluice.pseudonym.key',
+      'error: name the key: -c sluice.yaml (its privacy.key or audit.key), --key-env NAME or --audit-key-env NAME',
+    )
+  let config
+  try {
+    config = await loadConfig(opts.config)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    throw new CommanderError(2, 'sluice.pseudonym.config', `${err.format()}\n${opts.config}: cannot read its key`)
+  }
+  if (config.privacy.key === undefined)
+    throw new CommanderError(
+      2,
+      'sluice.pseudonym.key',
+      `error: ${opts.config} sets neither privacy.key nor audit.key: its pseudonyms are random per process, and cannot be recomputed`,
+    )
+  return config.privacy.key
 }
 
 export function formatVerify(files: readonly string[], result: VerifyResult): string {

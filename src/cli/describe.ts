@@ -1,9 +1,10 @@
 // `sluice check` prints what a config will actually do, defaults included.
 import { accessSync, constants, existsSync } from 'node:fs'
 import type { CompiledConfig } from '../config/compile.js'
-import { formatMs } from '../engine/policy.js'
 import { MEMORY_ONLY } from '../store/create.js'
 import { stateDirProblem } from '../store/state.js'
+import { humanBytes, humanMs } from '../units.js'
+import { describeOverrides } from '../overrides/describe.js'
 
 /** What `sluice start` would refuse about the state file's place on this machine (checked where it runs). */
 export function statePathProblem(c: CompiledConfig): string | null {
@@ -38,13 +39,13 @@ export function describeConfig(c: CompiledConfig): string {
   const lines: string[] = []
   const s = c.source
   lines.push(
-    `  listen    http://${c.listen.host}:${c.listen.port}  →  upstream ${c.upstream.url} (timeout ${formatMs(c.upstream.timeoutMs)})`,
+    `  listen    http://${c.listen.host}:${c.listen.port}  →  upstream ${c.upstream.url} (timeout ${humanMs(c.upstream.timeoutMs)})`,
   )
   const state = c.store.type === 'memory' ? c.store.state : undefined
   const store =
     c.store.type === 'memory'
-      ? `memory (max ${c.store.maxAccounts} accounts${state ? `; state file ${state.path}, written every ${formatMs(state.everyMs)} and on stop, onCorrupt: ${state.onCorrupt}` : ''})`
-      : `redis ${c.store.url ?? `cluster ${c.store.cluster?.join(',')}`} (timeout ${formatMs(c.store.commandTimeoutMs)}, on error: ${c.store.onError})`
+      ? `memory (max ${c.store.maxAccounts} accounts${state ? `; state file ${state.path}, written every ${humanMs(state.everyMs)} and on stop, onCorrupt: ${state.onCorrupt}` : ''})`
+      : `redis ${c.store.url ?? `cluster ${c.store.cluster?.join(',')}`} (timeout ${humanMs(c.store.commandTimeoutMs)}, on error: ${c.store.onError})`
   lines.push(`  mode      ${c.shadow ? 'shadow (decide and log, block nothing)' : 'enforce'}  ·  store ${store}`)
   if (c.store.type === 'memory' && !state) lines.push(`  note      ${MEMORY_ONLY}.`)
   const ids = c.identity.map((i) => {
@@ -69,19 +70,19 @@ export function describeConfig(c: CompiledConfig): string {
   const ch = c.actions.challenge
   const key = ch.secret === undefined ? 'random key per process' : 'configured key'
   lines.push(
-    `  actions   throttle → 429 Retry-After ${formatMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, a pass buys ${ch.grants} within ${formatMs(ch.validForMs)}, then twice as hard; ${key}) · disable → 403 for ${formatMs(c.actions.disableForMs)}`,
+    `  actions   throttle → 429 Retry-After ${humanMs(c.actions.throttleRetryAfterMs)} · challenge → 429 proof of work (${ch.difficulty} hashes, a pass buys ${ch.grants} within ${humanMs(ch.validForMs)}, then twice as hard; ${key}) · disable → 403 for ${humanMs(c.actions.disableForMs)}`,
   )
   if (c.sessions) {
     const { login, logout, ttlMs } = c.sessions
     lines.push(
-      `  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to user:<name> for ≥ ${formatMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} is logged (the binding stays)` : ''}`,
+      `  sessions  ${login.method} ${login.pattern.source} (field ${login.usernameField}) binds cookie ${login.cookie} to user:<name> for ≥ ${humanMs(ttlMs)}${logout ? ` · ${logout.method ?? 'any'} ${logout.pattern.source} is logged (the binding stays)` : ''}`,
     )
   }
   lines.push(`  routes    ${c.routes.length === 0 ? '(none: everything is forwarded uncounted)' : ''}`)
   for (const r of c.routes) {
     const methods = r.methods ? [...r.methods].join(',') : 'ANY'
     const inspect = r.inspect
-      ? ` (reads ≤ ${r.inspect.maxBytes} bytes and ${r.inspect.maxIds} ids; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})`
+      ? ` (reads ≤ ${humanBytes(r.inspect.maxBytes)} and ${r.inspect.maxIds} ids; uninspectable: ${r.inspect.uninspectable === 'block' ? 'block' : `count as ${r.inspect.uninspectable}`})`
       : ''
     const clamp = Object.entries(r.clamp?.caps ?? {}).map(([k, v]) => `${k} ≤ ${v}`)
     lines.push(
@@ -96,9 +97,10 @@ export function describeConfig(c: CompiledConfig): string {
             ? `per network /${c.network.ipv4} /${c.network.ipv6}`
             : 'per route'
       lines.push(
-        `      ${formatMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(16)} ${String(l.max).padStart(6)}  ${per.padEnd(22)} → ${l.action}`,
+        `      ${humanMs(l.windowMs).padEnd(5)} ${l.kind.padEnd(16)} ${String(l.max).padStart(6)}  ${per.padEnd(22)} → ${l.action}`,
       )
     }
   }
+  lines.push(...describeOverrides(c))
   return lines.join('\n')
 }

@@ -10,7 +10,7 @@ import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
 import { describeConfig, startProblems } from './describe.js'
 import { registerAccounts } from './accounts.js'
-import { registerAudit } from './audit.js'
+import { registerAudit, registerPseudonym } from './audit.js'
 import { registerReplay } from './replay.js'
 
 // Files next to the package, or the single executable's assets (src/assets.ts).
@@ -122,7 +122,16 @@ export async function main(argv: string[]): Promise<number | undefined> {
     .action(async (opts: { port: number; appPort: number }) => {
       const config = await loadOrReport(demoConfig())
       if (!config) return void (code = 2)
-      const legacy = await startLegacyApp({ port: opts.appPort })
+      const legacy = await startLegacyApp({ port: opts.appPort }).catch((err: unknown) => {
+        const e = err as NodeJS.ErrnoException
+        const why =
+          e.code === 'EADDRINUSE'
+            ? 'the address is already in use (another demo still running?): pick another port with --app-port'
+            : e.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : e.message
+        throw new SluiceError('SLUICE_ERR_LISTEN', `the demo app cannot listen on 127.0.0.1:${opts.appPort}: ${why}`)
+      })
       config.upstream.url = legacy.url
       config.listen.port = opts.port
       const app = await buildProxy(config)
@@ -134,6 +143,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
   registerReplay(program, (exit) => void (code = exit))
   registerAudit(program, (exit) => void (code = exit))
+  registerPseudonym(program, (exit) => void (code = exit))
   registerAccounts(program, (exit) => void (code = exit))
 
   try {
@@ -232,7 +242,7 @@ function demoBanner(proxy: string, app: string): string {
   legacy address book (unprotected)   ${app}
   sluice in front of it               ${proxy}     config: examples/demo.yaml
 
-  Users: alice / alice-pw, bob / bob-pw, mallory / mallory-pw
+  Users: alice / alice-pw, bob / bob-pw, mallory / mallory-pw, trudy / trudy-pw
 
   Enumerate contacts as mallory, one id after another (copy-paste):
 
@@ -241,9 +251,10 @@ function demoBanner(proxy: string, app: string): string {
   → 1-20 are served (200), then mallory is throttled (429: 20 distinct contacts a minute),
     and, as the script keeps hammering, disabled (403: 40 requests a minute) for 15 minutes.
 
-  Page through the whole address book as mallory, asking for 100000 contacts a page:
+  Page through the whole address book as trudy (mallory is disabled by now), asking for 100000
+  contacts a page:
 
-    for p in $(seq 1 5); do curl -s -o /dev/null -w "page $p → %{http_code}\\n" -u mallory:mallory-pw "${proxy}/api/contacts?page=$p&pageSize=100000"; done
+    for p in $(seq 1 5); do curl -s -o /dev/null -w "page $p → %{http_code}\\n" -u trudy:trudy-pw "${proxy}/api/contacts?page=$p&pageSize=100000"; done
 
   → the app only ever sees pageSize=50; pages 1-2 are served (100 contacts), page 3 is
     withheld: its 50 ids would cross 100 distinct contacts in 10 minutes (429, a proof-of-work
@@ -262,8 +273,8 @@ function demoBanner(proxy: string, app: string): string {
 
   Path tricks are counted or refused, never let through:
 
-    curl -s -u mallory:mallory-pw "${proxy}/API//contacts/./9;jsessionid=x"    # counted as /api/contacts/9
-    curl -s -u mallory:mallory-pw "${proxy}/api%2fcontacts/9"                  # 400
+    curl -s -u alice:alice-pw "${proxy}/API//contacts/./9;jsessionid=x"    # counted as /api/contacts/9
+    curl -s -u alice:alice-pw "${proxy}/api%2fcontacts/9"                  # 400
 
   Decisions are logged as JSON lines on stdout. Ctrl-C stops both.
 `

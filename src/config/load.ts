@@ -23,6 +23,8 @@ export interface ParseOptions {
   env?: Record<string, string | undefined>
   /** Semantic checks on the defaulted config; may throw ConfigIssues, which get positioned too. */
   check?: (config: SluiceConfig) => void
+  /** Receives the file's text as read (loadConfigFile), e.g. to hash it. */
+  onText?: (text: string) => void
 }
 
 const ajv = new Ajv({
@@ -56,6 +58,7 @@ export async function loadConfigFile(file: string, options: ParseOptions = {}): 
       file,
     )
   }
+  options.onText?.(text)
   return parseConfigText(text, file, options)
 }
 

@@ -34,6 +34,9 @@ export function shownValue(path: readonly (string | number)[], value: unknown): 
     const len = typeof value === 'string' ? `${[...value].length} characters, ` : ''
     return `the value (${len}not shown: a secret)`
   }
+  // A mapping or a list is named, not printed: it may hold secrets, and it is on the line shown.
+  if (Array.isArray(value)) return 'the list'
+  if (value !== null && typeof value === 'object') return 'the mapping'
   return redactUrl(JSON.stringify(value) ?? String(value))
 }
 

@@ -13,7 +13,7 @@ export interface LegacyAppOptions {
   port?: number
   /** How many contacts (ids 1..N); default 1000. */
   contacts?: number
-  /** username → password; default { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw' }. */
+  /** username → password; default { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw', trudy: 'trudy-pw' }. */
   users?: Record<string, string>
 }
 export interface ReceivedRequest {
@@ -41,7 +41,13 @@ export interface Contact {
 
 const MAX_RECEIVED = 100_000
 const MAX_BODY = 1024 * 1024
-const DEFAULT_USERS: Record<string, string> = { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw' }
+// One user per loop of the demo's banner: each loop starts with an account no earlier loop disabled.
+const DEFAULT_USERS: Record<string, string> = {
+  alice: 'alice-pw',
+  bob: 'bob-pw',
+  mallory: 'mallory-pw',
+  trudy: 'trudy-pw',
+}
 
 // ---- deterministic data -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 // throttle, or distinct records then requests) are drawn on the same distribution, since they
 // measure the same thing.
 import { formatMs, type Limit } from '../engine/policy.js'
+import { plural } from '../units.js'
 import { html as esc } from './escape.js'
 import { histogram, type Bucket } from './histogram.js'
 import { rankingLimit, rowsOf, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
@@ -31,7 +32,7 @@ export function renderReport(
   const body: string[] = []
   body.push(`<h1>${esc(options.title ?? 'sluice replay')}</h1>`)
   body.push(
-    `<p class="meta">${n(r.lines)} lines · ${esc(span)} · evaluated as <b>enforce</b> (config mode: ${r.config.configuredMode})${options.config ? ` · config <code>${esc(options.config)}</code>` : ''}</p>`,
+    `<p class="meta">${plural(r.lines, 'line')} · ${esc(span)} · evaluated as <b>enforce</b> (config mode: ${r.config.configuredMode})${options.config ? ` · config <code>${esc(options.config)}</code>` : ''}</p>`,
   )
   body.push('<table class="summary">')
   body.push(
@@ -40,7 +41,7 @@ export function renderReport(
       r.files
         .map(
           (f) =>
-            `${f.name} (${f.format}${f.gzip ? ', gzip' : ''}, ${n(f.lines)} lines${f.error ? `, stopped: ${f.error}` : ''})`,
+            `${f.name} (${f.format}${f.gzip ? ', gzip' : ''}, ${plural(f.lines, 'line')}${f.error ? `, stopped: ${f.error}` : ''})`,
         )
         .join(', '),
     ]),
@@ -51,7 +52,7 @@ export function renderReport(
       `${n(r.requests)}: ${n(r.requests - r.passedThrough - r.rejected.count)} to sensitive routes, ${n(r.passedThrough)} passed through, ${n(r.rejected.count)} refused (400)`,
     ]),
   )
-  body.push(row(['blocked', `${n(r.blocked.count)} requests would have been blocked`]))
+  body.push(row(['blocked', `${plural(r.blocked.count, 'request')} would have been blocked`]))
   body.push(
     row([
       'bad lines',
@@ -125,7 +126,7 @@ function renderRoute(s: RouteStats, sug: RouteSuggestion, top: number): string {
     `<h2>Route ${esc(route.name)} <code>${esc(methods)} ${esc(route.path)}</code>${s.requestsOnly ? ' <span class="badge">requests only</span>' : ''}</h2>`,
   )
   out.push(
-    `<p class="meta">records: ${esc(route.recordSource)} · ${n(s.requests)} requests from ${n(s.accounts.size)} accounts · ${n(s.blocked)} blocked</p>`,
+    `<p class="meta">records: ${esc(route.recordSource)} · ${plural(s.requests, 'request')} from ${plural(s.accounts.size, 'account')} · ${n(s.blocked)} blocked</p>`,
   )
   if (s.requestsOnly) {
     out.push(

@@ -15,6 +15,7 @@
 // than the log, or for distinct records the log cannot show (records read from bodies).
 // The windows and actions of the config are kept; only the numbers are proposed.
 import { formatMs, type Limit } from '../engine/policy.js'
+import { plural } from '../units.js'
 import { printable, yamlString } from './escape.js'
 import { formatSpan, logSpanMs, rowsOf, type AccountStats, type ReplayResult, type RouteStats } from './replay.js'
 
@@ -288,7 +289,7 @@ export function formatSuggestionYaml(s: Suggestion, result: ReplayResult): strin
     if (r.scrapers.length > 10) lines.push(`    # … and ${r.scrapers.length - 10} more likely scrapers`)
     if (r.accounts > 0 && r.accounts < 30)
       lines.push(
-        `    # only ${r.accounts} accounts: the percentile is the largest of them; replay a longer log if you can`,
+        `    # only ${plural(r.accounts, 'account')}: the percentile is the largest of them; replay a longer log if you can`,
       )
     lines.push('    limits:')
     for (const l of r.limits) {

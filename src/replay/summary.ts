@@ -5,6 +5,7 @@ import { printable as p } from './escape.js'
 import { histogram } from './histogram.js'
 import { rankingLimit, rowsOf, topAccounts, type ReplayResult, type RouteStats } from './replay.js'
 import { isoTime, type Suggestion } from './suggest.js'
+import { humanMs, plural } from '../units.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
 
@@ -21,7 +22,7 @@ export function formatReplayText(r: ReplayResult, options: { top?: number; block
   out.push(`sluice replay: ${lines(r.lines)}, ${span}`)
   out.push(`  input      ${files}`)
   out.push(
-    `  evaluated  as enforce (config mode: ${r.config.configuredMode}), disable lasts ${formatMs(r.config.disableForMs)}`,
+    `  evaluated  as enforce (config mode: ${r.config.configuredMode}), disable lasts ${humanMs(r.config.disableForMs)}`,
   )
   out.push(
     `  requests   ${n(r.requests)}: ${n(r.requests - r.passedThrough - r.rejected.count)} to sensitive routes, ${n(r.passedThrough)} passed through, ${n(r.rejected.count)} refused (400)`,
@@ -56,7 +57,7 @@ export function formatReplayText(r: ReplayResult, options: { top?: number; block
       .filter(([k, c]) => c > 0 && k !== 'allow')
       .map(([k, c]) => `${k} ${n(c)}`)
     out.push(
-      `  ${n(s.requests)} requests from ${n(s.accounts.size)} accounts · blocked ${n(s.blocked)}${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''}`,
+      `  ${plural(s.requests, 'request')} from ${plural(s.accounts.size, 'account')} · blocked ${n(s.blocked)}${kinds.length > 0 ? ` (${kinds.join(', ')})` : ''}`,
     )
     const labelWidth = Math.max(...s.limits.map((l) => l.limit.label.length))
     out.push(`  ${'limit'.padEnd(labelWidth)}  accounts crossed  first`)
