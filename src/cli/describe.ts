@@ -4,7 +4,6 @@ import type { CompiledConfig } from '../config/compile.js'
 import { MEMORY_ONLY } from '../store/create.js'
 import { stateDirProblem } from '../store/state.js'
 import { humanBytes, humanMs } from '../units.js'
-import { describeOverrides } from '../overrides/describe.js'
 
 /** What `sluice start` would refuse about the state file's place on this machine (checked where it runs). */
 export function statePathProblem(c: CompiledConfig): string | null {
@@ -101,6 +100,5 @@ export function describeConfig(c: CompiledConfig): string {
       )
     }
   }
-  lines.push(...describeOverrides(c))
   return lines.join('\n')
 }
