@@ -9,6 +9,7 @@
 //   onSend      routes whose records are in the response: read it before a byte is sent,
 //               count its ids, and withhold it if it would cross a limit; logins bind.
 // Requests to non-sensitive routes only pay for canonicalization and a route lookup.
+import { XHR_SCRIPT, XHR_SCRIPT_PATH } from './actions/xhr-script.js'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Challenges } from './actions/challenge.js'
@@ -94,6 +95,13 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
   fastify.decorateRequest('sluiceExchange', null)
   // After the server stopped accepting and in-flight requests finished.
   fastify.addHook('onClose', () => runtime.close())
+  // What a legacy AJAX page includes to answer challenges on its XHR and fetch calls.
+  fastify.get(XHR_SCRIPT_PATH, (_request, reply) => {
+    void reply
+      .header('content-type', 'application/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(XHR_SCRIPT)
+  })
 
   fastify.addHook('onRequest', (request, reply, done) => {
     let next: Next | Promise<Next>

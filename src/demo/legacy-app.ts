@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { portal, type PortalContext } from './portal.js'
 
 export interface LegacyAppOptions {
   host?: string
@@ -293,6 +294,8 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
   const contacts = Array.from({ length: count }, (_, i) => contactById(i + 1) as Contact)
   const lookup = (id: number): Contact | undefined => (id >= 1 && id <= count ? contacts[id - 1] : undefined)
   const sessions = new Map<string, string>() // JSESSIONID → username
+  // The server-rendered portal (src/demo/portal.ts) over the same contacts and logins.
+  const portalContext: PortalContext = { contacts, lookup, user: (req) => authenticatedUser(req), laxInt }
   const received: ReceivedRequest[] = []
 
   const checkPassword = (user: unknown, password: unknown): user is string =>
@@ -402,6 +405,7 @@ export async function startLegacyApp(options: LegacyAppOptions = {}): Promise<Le
       }
       throw new HttpError(400, 'search needs "ids" (an array) or "name" (a string)')
     }
+    if (portal(portalContext, path, method, query, body, req, res)) return
     const one = /^\/api\/contacts\/([^/]+)$/.exec(path)
     if (one && isGet) {
       requireUser()
