@@ -28,10 +28,29 @@ async function upstream() {
     pageSize: 50,
     total: 1000,
   })
+  // The same 50 records as a legacy portal serves them: a server-rendered page (~10 KB) and a CSV export.
+  const rows = Array.from({ length: 50 }, (_, i) => record(i + 1))
+  const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;')
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Address book</title></head><body><table class="results"><tr><th>Name</th><th>Email</th><th>Address</th></tr>${rows
+    .map(
+      (r) =>
+        `<tr data-id="${r.id}"><td><a href="/view.do?id=${r.id}">${esc(r.name)}</a></td><td>${r.email}</td><td>${esc(r.street)}, ${r.city} ${r.postcode}</td><td>${esc(r.notes)}</td></tr>`,
+    )
+    .join('\n')}</table></body></html>`
+  const csv = `id,name,email,phone,address,notes\r\n${rows
+    .map((r) => `${r.id},"${r.name}",${r.email},${r.phone},"${r.street}\r\n${r.city} ${r.postcode}","${r.notes}"`)
+    .join('\r\n')}\r\n`
   const server = http.createServer((req, res) => {
     req.resume()
-    const body = req.url.startsWith('/list') ? list : one(Number(req.url.split('/')[2]?.split('?')[0]) || 1)
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+    const [body, type] = req.url.startsWith('/list.html')
+      ? [html, 'text/html; charset=utf-8']
+      : req.url.startsWith('/export.csv')
+        ? [csv, 'text/csv; charset=utf-8']
+        : [
+            req.url.startsWith('/list') ? list : one(Number(req.url.split('/')[2]?.split('?')[0]) || 1),
+            'application/json',
+          ]
+    res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
     res.end(body)
   })
   server.keepAliveTimeout = 60_000
@@ -87,6 +106,20 @@ const INSPECTED = `
       - { window: 1m,  requests: 1000,        action: throttle }
       - { window: 10m, distinctRecords: 500,  action: challenge }
       - { window: 24h, distinctRecords: 5000, action: disable }
+  - name: list-html
+    methods: [GET]
+    path: /list.html
+    records: { response: { html: "table.results tr[data-id]", attr: data-id } }
+    limits:
+      - { window: 1m,  requests: 1000,        action: throttle }
+      - { window: 10m, distinctRecords: 500,  action: challenge }
+  - name: export
+    methods: [GET]
+    path: /export.csv
+    records: { response: { csv: { column: id } } }
+    limits:
+      - { window: 1m,  requests: 1000,        action: throttle }
+      - { window: 10m, distinctRecords: 500,  action: challenge }
 `
 
 function configFor(name) {

@@ -242,7 +242,7 @@ function demoBanner(proxy: string, app: string): string {
   legacy address book (unprotected)   ${app}
   sluice in front of it               ${proxy}     config: examples/demo.yaml
 
-  Users: alice / alice-pw, bob / bob-pw, mallory / mallory-pw, trudy / trudy-pw
+  Users: alice / alice-pw, bob / bob-pw, carol / carol-pw, mallory / mallory-pw, trudy / trudy-pw
 
   Enumerate contacts as mallory, one id after another (copy-paste):
 
@@ -259,6 +259,15 @@ function demoBanner(proxy: string, app: string): string {
   → the app only ever sees pageSize=50; pages 1-2 are served (100 contacts), page 3 is
     withheld: its 50 ids would cross 100 distinct contacts in 10 minutes (429, a proof-of-work
     challenge; a browser solves it by itself and goes on, a script gets nothing more).
+
+  The portal's own pages are guarded too: mirror its HTML address book with wget as carol
+  (it follows the pager and every contact link, as a scraper does):
+
+    wget -q --mirror -e robots=off --auth-no-challenge --user carol --password carol-pw -P mirror ${proxy}/addressbook/list.do; grep -rho '<tr data-id="[0-9]*"' mirror | sort -u | wc -l
+
+  → 100 list rows and at most 30 contact pages are saved, then every page is a challenge
+    (straight from ${app} the same command saves all 1000). In a browser, log in at ${proxy}/
+    and open /addressbook/list.do or the AJAX quick view /addressbook/ajax.html.
 
   A browser session counts against the user who logged in, however often they log in again:
 

@@ -14,7 +14,7 @@ export interface LegacyAppOptions {
   port?: number
   /** How many contacts (ids 1..N); default 1000. */
   contacts?: number
-  /** username → password; default { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw', trudy: 'trudy-pw' }. */
+  /** username → password; default { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw', trudy: 'trudy-pw', carol: 'carol-pw' }. */
   users?: Record<string, string>
 }
 export interface ReceivedRequest {
@@ -48,6 +48,7 @@ const DEFAULT_USERS: Record<string, string> = {
   bob: 'bob-pw',
   mallory: 'mallory-pw',
   trudy: 'trudy-pw',
+  carol: 'carol-pw',
 }
 
 // ---- deterministic data -------------------------------------------------------------------------

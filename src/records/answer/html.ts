@@ -10,7 +10,7 @@
 //
 // What a scraper reads is what counts, not what a browser shows: markup inside comments and in
 // the raw text of <script>, <textarea>, <title>, <xmp>, <noscript> is parsed again with the same
-// selector (as if it were in the page at that place), and <template> content and hidden rows
+// selector (as if it were in the page at that place; only when it holds a `<`), and <template> content and hidden rows
 // are elements like any other. Broken markup is read as htmlparser2 reads it (unclosed tags
 // closed by their parents, a stray `<` as text): never an error.
 import { parse as parseCss, type Selector as CssToken } from 'css-what'
@@ -33,7 +33,7 @@ interface Element {
 }
 
 /** Raw-text elements whose content may hold markup a scraper reads. */
-const REPARSED = new Set(['script', 'textarea', 'title', 'xmp', 'noscript', 'noembed', 'noframes', 'style'])
+const REPARSED = new Set(['script', 'textarea', 'xmp', 'noscript', 'noembed', 'noframes'])
 /** Markup in markup in markup: deep enough for a template in a script in a comment. */
 const MAX_DEPTH = 3
 
@@ -165,7 +165,8 @@ function scan(
       onclosetag(name) {
         if (raw !== null && REPARSED.has(name) && depth < MAX_DEPTH) {
           // A script's strings, a textarea's content: markup a scraper reads all the same.
-          scan(raw.join(''), chains, attr, stack.slice(0, -1), depth + 1, out)
+          const text = raw.join('')
+          if (text.includes('<')) scan(text, chains, attr, stack.slice(0, -1), depth + 1, out)
         }
         if (REPARSED.has(name)) raw = null
         while (capturing.length > 0 && (capturing[capturing.length - 1] as { depth: number }).depth >= stack.length) {
@@ -174,7 +175,7 @@ function scan(
         stack.pop()
       },
       oncomment(data) {
-        if (depth < MAX_DEPTH) scan(data, chains, attr, stack, depth + 1, out)
+        if (depth < MAX_DEPTH && data.includes('<')) scan(data, chains, attr, stack, depth + 1, out)
       },
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
