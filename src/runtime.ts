@@ -192,6 +192,7 @@ export class Runtime {
           })
         : null
     await upstream?.start()
+    if (upstream) this.metrics.sources.upstream = () => upstream.health()
     const app = await buildAdmin({
       token: admin.token,
       metrics: this.metrics,

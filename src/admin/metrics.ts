@@ -2,11 +2,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AuditState } from '../audit/index.js'
 import type { NotifierStats } from '../notify/index.js'
+import type { UpstreamHealth } from './readiness.js'
 
 /** What the audit trail and the notifier report at scrape time (null: not configured). */
 export interface Sources {
   audit: () => AuditState | null
   notify: () => NotifierStats | null
+  /** The upstream probe of /readyz (admin.readiness.upstream; null: not probed). */
+  upstream: () => UpstreamHealth | null
 }
 
 export class Metrics {
@@ -44,7 +47,7 @@ export class Metrics {
   readonly proxyDurationFor: (route: string, status: number) => ReturnType<Histogram['labels']>
 
   /** Filled in by the plugin once the audit trail and the notifier exist. */
-  readonly sources: Sources = { audit: () => null, notify: () => null }
+  readonly sources: Sources = { audit: () => null, notify: () => null, upstream: () => null }
 
   constructor(options: { accounts?: () => number } = {}) {
     const registers = [this.registry]
@@ -219,6 +222,16 @@ export class Metrics {
       'Incidents dropped because a webhook queue was full.',
       () => sources.notify()?.dropped,
     )
+    new Gauge({
+      name: 'sluice_upstream_up',
+      help: '1 while the upstream takes TCP connections, 0 while it does not (/readyz answers 503); only with admin.readiness.upstream.',
+      labelNames: ['target'],
+      registers,
+      collect(this: Gauge<'target'>) {
+        const u = sources.upstream()
+        if (u) this.labels(u.target).set(u.state === 'ok' ? 1 : 0)
+      },
+    })
     const accounts = options.accounts
     this.accounts = new Gauge({
       name: 'sluice_accounts_tracked',

@@ -76,6 +76,8 @@ const ready = async () => {
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
+const metrics = () => proxy.app.sluice.metrics.registry.metrics()
+
 describe('/readyz with admin.readiness.upstream', () => {
   it('is ready while the upstream takes connections', async () => {
     const r = await ready()
@@ -92,6 +94,7 @@ describe('/readyz with admin.readiness.upstream', () => {
       upstream: { state: 'unreachable', target: `127.0.0.1:${port}`, reason: 'connect ECONNREFUSED' },
     })
     expect(proxy.logs.some((l) => l.event === 'sluice.upstream' && l.state === 'unreachable')).toBe(true)
+    expect(await metrics()).toContain(`sluice_upstream_up{target="127.0.0.1:${port}"} 0`)
 
     server = upstreamServer()
     await listen(server, port)
@@ -100,6 +103,7 @@ describe('/readyz with admin.readiness.upstream', () => {
     expect(up.body).toMatchObject({ status: 'ready', upstream: { state: 'ok' } })
     expect((up.body.upstream as Record<string, unknown>).reason).toBeUndefined()
     expect(proxy.logs.some((l) => l.event === 'sluice.upstream' && l.state === 'ok')).toBe(true)
+    expect(await metrics()).toContain(`sluice_upstream_up{target="127.0.0.1:${port}"} 1`)
   })
 })
 
