@@ -162,6 +162,8 @@ export class Runtime {
       'reload',
       {
         outcome: 'applied',
+        // Which config was loaded: sha256 of its YAML text (compare with sha256sum sluice.yaml).
+        ...(next.configHash !== undefined ? { configHash: next.configHash } : {}),
         mode: next.shadow ? 'shadow' : 'enforce',
         routes: next.routes.map((r) => r.name),
         changedRoutes,
@@ -195,6 +197,8 @@ export class Runtime {
     if (upstream) this.metrics.sources.upstream = () => upstream.health()
     const app = await buildAdmin({
       token: admin.token,
+      // Named tokens: the audit records which one did each action.
+      tokens: this.current.config.source.admin?.tokens ?? [],
       metrics: this.metrics,
       store: this.store,
       policies: () => this.current.config.routes.map((r) => r.policy),
@@ -273,7 +277,8 @@ function restartOnly(now: CompiledConfig, next: CompiledConfig): string[] {
   if (!same(now.audit, next.audit)) errors.push('audit: changing the audit trail needs a restart')
   if (!same(now.listen, next.listen)) errors.push('listen: changing the listen address needs a restart')
   if (!same(now.upstream, next.upstream)) errors.push('upstream: changing the upstream needs a restart')
-  if (!same(now.admin, next.admin)) errors.push('admin: changing the admin listener needs a restart')
+  if (!same(now.admin, next.admin) || !same(now.source.admin?.tokens, next.source.admin?.tokens))
+    errors.push('admin: changing the admin listener needs a restart')
   if (!same(now.privacy, next.privacy))
     errors.push('privacy: changing pseudonymisation needs a restart (pseudonyms would change mid-trail)')
   return errors

@@ -73,6 +73,12 @@ export interface AdminAction {
   lifted?: DisabledJson[]
   /** Why a reload was rejected or failed. */
   errors?: string[]
+  /** Why, as the operator said (X-Sluice-Reason, `sluice … --reason TEXT`). */
+  reason?: string
+  /** Who did it, as they said (X-Sluice-Operator, `sluice … --operator NAME`). */
+  operator?: string
+  /** The name of the admin token it came with, when admin.tokens names them. */
+  tokenName?: string
   remoteAddress: string
   /** Milliseconds since the epoch. */
   time: number

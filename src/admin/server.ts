@@ -31,7 +31,10 @@ export type { ReloadResult }
 export type AuditHealth = Pick<AuditState, 'healthy' | 'backlog'> & Partial<Pick<AuditState, 'refusing'>>
 
 export interface AdminOptions {
+  /** The shared admin token ('' when only named tokens are configured: it matches nothing). */
   token: string
+  /** Named tokens (admin.tokens): each admin action records the name of the one it came with. */
+  tokens?: readonly { name: string; token: string }[]
   metrics: Metrics
   store: Store
   /** The running config's route policies (`config.routes.map((r) => r.policy)`); a function follows reloads. */
@@ -105,7 +108,12 @@ export function readiness(store: Store, checks: ReadinessChecks = {}): { code: n
 export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance> {
   // Account ids in the path are URL-encoded and can be long (a JWT subject, an e-mail address).
   const app = Fastify({ logger: false, routerOptions: { maxParamLength: 4096 } })
-  const expected = digest(options.token)
+  // Every accepted token by its digest; a named one (admin.tokens) is recorded with what it did.
+  const accepted = [
+    ...(options.token !== '' ? [{ name: undefined, digest: digest(options.token) }] : []),
+    ...(options.tokens ?? []).filter((t) => t.token !== '').map((t) => ({ name: t.name, digest: digest(t.token) })),
+  ]
+  const tokenNames = new WeakMap<FastifyRequest, string>()
   const log = typeof options.logger === 'object' ? options.logger : undefined
   const clock = options.clock ?? Date.now
   const given = options.policies
@@ -117,7 +125,12 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     if ((request.routeOptions.config as { public?: boolean } | undefined)?.public === true) return
     const header = request.headers.authorization ?? ''
     const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : ''
-    if (!timingSafeEqual(digest(token), expected)) {
+    const presented = digest(token)
+    // Compared with every token, no early exit: the timing does not tell which one matched.
+    let match: { name: string | undefined } | undefined
+    for (const t of accepted) if (timingSafeEqual(presented, t.digest) && match === undefined) match = t
+    if (match?.name !== undefined) tokenNames.set(request, match.name)
+    if (match === undefined) {
       log?.warn(
         {
           event: 'sluice.admin.refused',
@@ -159,7 +172,15 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
   })
 
   const act = (request: FastifyRequest, action: Omit<AdminAction, 'remoteAddress' | 'time'>) => {
-    const full: AdminAction = { ...action, remoteAddress: request.ip, time: clock() }
+    // Who did it and why: X-Sluice-Operator and X-Sluice-Reason (sluice --operator, --reason), the token's name.
+    const tokenName = tokenNames.get(request)
+    const full: AdminAction = {
+      ...whoAndWhy(request),
+      ...action,
+      ...(tokenName !== undefined ? { tokenName } : {}),
+      remoteAddress: request.ip,
+      time: clock(),
+    }
     log?.warn(
       { event: 'sluice.admin.action', ...full, time: new Date(full.time).toISOString() },
       `admin ${full.action}${full.account !== undefined ? ` ${full.account}` : ''}: ${full.result}`,
@@ -246,6 +267,26 @@ function parseSince(text: string, now: number): number {
       `since must be a time (2024-05-01T12:00:00Z), milliseconds since the epoch, or a duration back from now (15m), not "${text}"`,
     )
   return t
+}
+
+/** X-Sluice-Operator and X-Sluice-Reason, as an operator's tools send them (percent-encoded or plain). */
+function whoAndWhy(request: FastifyRequest): { operator?: string; reason?: string } {
+  const header = (name: string): string | undefined => {
+    const raw = request.headers[name]
+    const text = (Array.isArray(raw) ? raw[0] : raw)?.trim()
+    if (text === undefined || text === '') return undefined
+    let decoded = text
+    try {
+      decoded = decodeURIComponent(text)
+    } catch {
+      // Not percent-encoded: as sent.
+    }
+    // eslint-disable-next-line no-control-regex
+    return decoded.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').slice(0, 500)
+  }
+  const operator = header('x-sluice-operator')
+  const reason = header('x-sluice-reason')
+  return { ...(operator !== undefined ? { operator } : {}), ...(reason !== undefined ? { reason } : {}) }
 }
 
 // Hash both sides first: timingSafeEqual needs equal lengths, and the length of the token

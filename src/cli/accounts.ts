@@ -13,6 +13,7 @@ import type {
 } from '../admin/accounts.js'
 import type { IncidentsJson } from '../admin/server.js'
 import { printable } from '../replay/escape.js'
+import { actorHeaders, urlOrigin, withAdminConfig } from './admin-client.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090'
 const TIMEOUT_MS = 30_000
@@ -139,7 +140,7 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
 }
 
 function client(command: Command): Command {
-  return command
+  return withAdminConfig(command)
     .addOption(new Option('--url <url>', 'admin API').env('SLUICE_ADMIN_URL').default(DEFAULT_ADMIN_URL))
     .addOption(
       new Option('--token <token>', 'admin token (prefer the environment variable: flags show in ps)').env(
@@ -152,7 +153,11 @@ function client(command: Command): Command {
 /** The API's answer, or undefined after saying on stderr why there is none. */
 async function request<T>(opts: ClientOptions, method: string, path: string): Promise<T | undefined> {
   if (opts.token === undefined || opts.token === '')
-    throw new CommanderError(2, 'sluice.admin.token', 'error: no admin token: set SLUICE_ADMIN_TOKEN (or pass --token)')
+    throw new CommanderError(
+      2,
+      'sluice.admin.token',
+      'error: no admin token: set SLUICE_ADMIN_TOKEN, pass --token, or name the config with -c sluice.yaml (admin.token)',
+    )
   const base = URL.parse(opts.url)
   if (base === null || (base.protocol !== 'http:' && base.protocol !== 'https:')) {
     throw new CommanderError(
@@ -166,7 +171,7 @@ async function request<T>(opts: ClientOptions, method: string, path: string): Pr
   try {
     res = await fetch(at + path, {
       method,
-      headers: { authorization: `Bearer ${opts.token}`, accept: 'application/json' },
+      headers: { authorization: `Bearer ${opts.token}`, accept: 'application/json', ...actorHeaders(opts) },
       signal: AbortSignal.timeout(TIMEOUT_MS),
     })
   } catch (err) {
@@ -175,7 +180,7 @@ async function request<T>(opts: ClientOptions, method: string, path: string): Pr
       e.name === 'TimeoutError'
         ? `no answer within ${TIMEOUT_MS / 1000}s`
         : (e.cause?.code ?? e.cause?.message ?? e.message)
-    console.error(`sluice: cannot reach the admin API at ${at} (${why})`)
+    console.error(`sluice: cannot reach the admin API at ${at} (${why})${urlOrigin(opts)}`)
     return undefined
   }
   const text = await res.text()

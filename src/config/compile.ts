@@ -94,6 +94,8 @@ export interface RedisStoreConfig {
 
 export interface CompiledConfig {
   source: SluiceConfig
+  /** sha256 (hex) of the YAML text it was loaded from (loadConfig): reload entries name the config they applied. */
+  configHash?: string
   listen: { host: string; port: number }
   upstream: { url: string; timeoutMs: number; connectTimeoutMs: number }
   shadow: boolean
@@ -290,7 +292,8 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       ? {
           host: config.admin.listen.host,
           port: config.admin.listen.port,
-          token: config.admin.token,
+          // No shared token (named tokens only): '' matches nothing (buildAdmin skips empty tokens).
+          token: config.admin.token ?? '',
           readiness: {
             upstream: config.admin.readiness.upstream,
             checkEveryMs: duration(config.admin.readiness.checkEvery, ['admin', 'readiness', 'checkEvery']),

@@ -498,15 +498,37 @@ const Admin = Type.Object(
       },
       { ...Strict, default: {}, description: 'What /readyz checks besides the store and the audit trail.' },
     ),
-    token: Type.String({
-      minLength: 16,
-      description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.',
-    }),
+    token: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: 'Bearer token for the admin API and /metrics. Use ${SLUICE_ADMIN_TOKEN}.',
+      }),
+    ),
+    tokens: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({
+              pattern: '^[A-Za-z0-9_.@-]+$',
+              description: 'Who holds it: recorded with every admin action done with this token.',
+            }),
+            token: Type.String({ minLength: 16, description: 'Use ${SLUICE_ADMIN_TOKEN_<NAME>}.' }),
+          },
+          Strict,
+        ),
+        {
+          minItems: 1,
+          description:
+            'Named bearer tokens (instead of, or beside, token): the audit trail records which one did each admin action.',
+        },
+      ),
+    ),
   },
   {
     ...Strict,
-    required: ['token'],
-    description: 'The admin listener: /healthz, /readyz, /metrics. Never on the public port.',
+    anyOf: [{ required: ['token'] }, { required: ['tokens'] }],
+    description:
+      'The admin listener: /healthz, /readyz, /metrics. Never on the public port. Needs token, tokens, or both.',
   },
 )
 

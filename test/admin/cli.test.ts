@@ -162,13 +162,15 @@ describe('sluice accounts', () => {
     const port = await freePort()
     const res = await run('accounts', 'show', 'header:bob', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN)
     expect(res.code).toBe(1)
-    expect(res.stderr).toBe(`sluice: cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`)
+    expect(res.stderr).toBe(
+      `sluice: cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED); the URL came from --url: set it with --url, SLUICE_ADMIN_URL or -c sluice.yaml`,
+    )
   })
 
   it('no token, or a URL that is not http(s): usage error, exit 2', async () => {
     const none = await run('accounts', 'list', '--url', url)
     expect(none.code).toBe(2)
-    expect(none.stderr).toContain('no admin token: set SLUICE_ADMIN_TOKEN (or pass --token)')
+    expect(none.stderr).toContain('no admin token: set SLUICE_ADMIN_TOKEN, pass --token, or name the config with -c')
     const bad = await run('accounts', 'list', '--url', 'ftp://x', '--token', TOKEN)
     expect(bad.code).toBe(2)
     expect(bad.stderr).toContain('"ftp://x" is not an http(s) URL')
