@@ -16,7 +16,6 @@ import {
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
-import type { PageOptions } from '../actions/respond.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
 import { compileSelector, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
@@ -113,13 +112,12 @@ export interface CompiledConfig {
   /** Key of Basic password fingerprints (undefined: random per process). */
   identityKey: string | undefined
   routes: CompiledRoute[]
-  actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig; page: PageOptions }
+  actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
   sessions: CompiledSessions | null
   admin: {
     host: string
     port: number
     token: string
-    decisionsKeptMs: number
     /** /readyz checks the upstream (a TCP connect every checkEveryMs, bounded by timeoutMs). */
     readiness: { upstream: boolean; checkEveryMs: number; timeoutMs: number }
   } | null
@@ -288,7 +286,6 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
         timeoutMs: duration(config.actions.challenge.timeout, ['actions', 'challenge', 'timeout']),
         secret: config.actions.challenge.secret,
       },
-      page: config.actions.page,
     },
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin
@@ -297,7 +294,6 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
           port: config.admin.listen.port,
           // No shared token (named tokens only): '' matches nothing (buildAdmin skips empty tokens).
           token: config.admin.token ?? '',
-          decisionsKeptMs: duration(config.admin.decisionsKept, ['admin', 'decisionsKept']),
           readiness: {
             upstream: config.admin.readiness.upstream,
             checkEveryMs: duration(config.admin.readiness.checkEvery, ['admin', 'readiness', 'checkEvery']),
