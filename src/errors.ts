@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   SLUICE_ERR_CONFIG_LIMIT: 'a limit that cannot be enforced as written',
   SLUICE_ERR_CONFIG_IDENTITY: 'an identity extractor that cannot work (a JWT key missing or wrong)',
   SLUICE_ERR_CONFIG_VALUE: 'any other value that is well-typed but wrong',
+  SLUICE_ERR_CONFIG_OVERRIDE:
+    'an override that cannot apply (no matcher, both or neither of exempt and scale, a bad CIDR, an unknown route)',
 
   // At start: sluice refuses to run.
   SLUICE_ERR_LISTEN: 'the listen address is in use or needs privileges',

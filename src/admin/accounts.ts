@@ -60,8 +60,9 @@ export interface ResetJson {
   lifted: DisabledJson[]
 }
 
-export type AdminActionName = 'unlock' | 'reset' | 'reload'
-export type AdminActionResult = 'unlocked' | 'not-disabled' | 'reset' | 'not-found' | 'reloaded' | 'rejected' | 'failed'
+export type AdminActionName = 'unlock' | 'reset' | 'reload' | 'disable' | 'enable'
+export type AdminActionResult =
+  'unlocked' | 'not-disabled' | 'reset' | 'not-found' | 'reloaded' | 'rejected' | 'failed' | 'disabled' | 'enabled'
 
 /** Reported for every admin action, done or refused (the audit trail records it). */
 export interface AdminAction {
@@ -73,6 +74,10 @@ export interface AdminAction {
   lifted?: DisabledJson[]
   /** Why a reload was rejected or failed. */
   errors?: string[]
+  /** A manual disable's end: ISO 8601, or `forever` (POST /accounts/:account/disable). */
+  until?: string
+  /** Why the operator disabled it, as given. */
+  reason?: string
   /** Why, as the operator said (X-Sluice-Reason, `sluice … --reason TEXT`). */
   reason?: string
   /** Who did it, as they said (X-Sluice-Operator, `sluice … --operator NAME`). */

@@ -9,6 +9,7 @@ import type { RoutePolicy } from '../engine/policy.js'
 import type { ReloadResult } from '../runtime.js'
 import type { Store } from '../engine/store.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
+import { registerControlRoutes } from './controls.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'
 import type { Metrics } from './metrics.js'
 import type { UpstreamHealth } from './readiness.js'
@@ -204,6 +205,7 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     return reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics())
   })
 
+  registerControlRoutes(app, { store: options.store, policies, clock, act })
   registerAccountRoutes(app, { store: options.store, policies, clock, act })
 
   app.get('/incidents', async (request): Promise<IncidentsJson> => {

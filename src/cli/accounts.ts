@@ -18,7 +18,7 @@ import { actorHeaders, urlOrigin, withAdminConfig } from './admin-client.js'
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090'
 const TIMEOUT_MS = 30_000
 
-interface ClientOptions {
+export interface ClientOptions {
   url: string
   token?: string
   json?: boolean
@@ -139,7 +139,7 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
   })
 }
 
-function client(command: Command): Command {
+export function client(command: Command): Command {
   return withAdminConfig(command)
     .addOption(new Option('--url <url>', 'admin API').env('SLUICE_ADMIN_URL').default(DEFAULT_ADMIN_URL))
     .addOption(
@@ -151,7 +151,7 @@ function client(command: Command): Command {
 }
 
 /** The API's answer, or undefined after saying on stderr why there is none. */
-async function request<T>(opts: ClientOptions, method: string, path: string): Promise<T | undefined> {
+export async function request<T>(opts: ClientOptions, method: string, path: string): Promise<T | undefined> {
   if (opts.token === undefined || opts.token === '')
     throw new CommanderError(
       2,
@@ -210,7 +210,7 @@ async function request<T>(opts: ClientOptions, method: string, path: string): Pr
   return body as T
 }
 
-function print<T>(opts: ClientOptions, value: T, format: (value: T) => string): void {
+export function print<T>(opts: ClientOptions, value: T, format: (value: T) => string): void {
   console.log(opts.json ? JSON.stringify(value, null, 2) : format(value))
 }
 
@@ -298,7 +298,7 @@ function percent(ratio: number): string {
   return `${Math.round(ratio * 100)}%`
 }
 
-function formatDisabled(d: DisabledJson): string {
+export function formatDisabled(d: DisabledJson): string {
   return `${d.mode}${d.until === 'forever' ? ', until unlocked' : ` until ${d.until}`}`
 }
 

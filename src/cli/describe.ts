@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync } from 'node:fs'
 import type { CompiledConfig } from '../config/compile.js'
 import { MEMORY_ONLY } from '../store/create.js'
 import { stateDirProblem } from '../store/state.js'
+import { describeOverrides } from '../overrides/describe.js'
 import { humanBytes, humanMs } from '../units.js'
 
 /** What `sluice start` would refuse about the state file's place on this machine (checked where it runs). */
@@ -100,5 +101,6 @@ export function describeConfig(c: CompiledConfig): string {
       )
     }
   }
+  lines.push(...describeOverrides(c))
   return lines.join('\n')
 }

@@ -10,6 +10,7 @@ import type { ReloadResult } from '../plugin.js'
 import { buildProxy } from '../server.js'
 import { describeConfig, startProblems } from './describe.js'
 import { registerAccounts } from './accounts.js'
+import { registerControls } from './controls.js'
 import { registerAudit, registerPseudonym } from './audit.js'
 import { registerReplay } from './replay.js'
 
@@ -145,6 +146,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
   registerAudit(program, (exit) => void (code = exit))
   registerPseudonym(program, (exit) => void (code = exit))
   registerAccounts(program, (exit) => void (code = exit))
+  registerControls(program, (exit) => void (code = exit))
 
   try {
     await program.parseAsync(argv, { from: 'user' })

@@ -20,6 +20,7 @@ import { compileRecords, type RecordExtractor } from '../records/extract.js'
 import { compileSelector, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
 import type { UsernameMode } from '../identity/usernames.js'
+import { compileOverrides, type CompiledOverride, type OverrideInfo } from '../overrides/overrides.js'
 import type { MatchableRoute } from '../routes/table.js'
 import { DURATION_HINT, parseDuration, parseSize } from './duration.js'
 import type { IdentityConfig, RecordsConfig, RouteConfig, SessionsConfig, SluiceConfig } from './schema.js'
@@ -34,6 +35,8 @@ export interface CompiledRoute extends MatchableRoute {
   /** Records read from a body: the request's (decided before forwarding) or the response's. */
   inspect: Inspection | null
   clamp: QueryClamp | null
+  /** Set on the copies of a route an override makes (src/overrides/overrides.ts). */
+  override?: OverrideInfo
 }
 
 export interface Inspection {
@@ -112,6 +115,8 @@ export interface CompiledConfig {
   /** Key of Basic password fingerprints (undefined: random per process). */
   identityKey: string | undefined
   routes: CompiledRoute[]
+  /** `overrides:` in order, each with its copies of the routes it applies to. */
+  overrides: CompiledOverride[]
   actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
   sessions: CompiledSessions | null
   admin: {
@@ -276,6 +281,12 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
     identity: config.identity,
     identityKey: identityKey(config),
     routes,
+    overrides: compileOverrides(
+      config.overrides,
+      routes,
+      config.identity.some((id) => id.type === 'jwt'),
+      issues,
+    ),
     actions: {
       throttleRetryAfterMs: duration(config.actions.throttle.retryAfter, ['actions', 'throttle', 'retryAfter']),
       disableForMs: disable === 'forever' ? Infinity : duration(disable, ['actions', 'disable', 'duration']),

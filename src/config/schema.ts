@@ -703,6 +703,51 @@ const Log = Type.Object(
   { ...Strict, default: {} },
 )
 
+const Override = Type.Object(
+  {
+    accounts: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description:
+          'Account ids or globs (* any run of characters, ? one): header:alice, user:corp-*, basic:pager#*. A name without a known prefix also matches it under header:, jwt:, user: and basic: (alice is header:alice, jwt:alice, user:alice, basic:alice#…).',
+      }),
+    ),
+    networks: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'CIDRs (or addresses) of the client address (X-Forwarded-For resolved through trusted proxies).',
+      }),
+    ),
+    claims: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.Union([Type.String(), Type.Number(), Type.Boolean()]), {
+        description:
+          'Claims of a verified JWT identity, all of which must be equal (an array claim: must contain the value). Never read from an unverified token.',
+      }),
+    ),
+    routes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Only on these routes (names); without it, on every route.',
+      }),
+    ),
+    exempt: Type.Optional(
+      Type.Boolean({ description: 'Counted and logged as shadow decisions ("exempt"), never blocked.' }),
+    ),
+    scale: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description:
+          'Multiply every per-account threshold (and per-network ones, for an override matched by networks only) on the matched routes: 10 lets ten times as much through, 0.5 half.',
+      }),
+    ),
+  },
+  {
+    ...Strict,
+    description:
+      'Who gets other limits: the first override whose matchers all match (accounts, networks, claims; at least one) applies, with exempt: true or a scale.',
+  },
+)
+
 export const ConfigSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String()),
@@ -738,6 +783,11 @@ export const ConfigSchema = Type.Object(
       }),
     ),
     routes: Type.Array(Route, { description: 'Sensitive routes. Everything else is forwarded untouched.' }),
+    overrides: Type.Optional(
+      Type.Array(Override, {
+        description: 'Exemptions and scaled limits for known bulk users; the first that matches a request applies.',
+      }),
+    ),
     sessions: Type.Optional(Sessions),
     actions: Type.Optional(Actions),
     admin: Type.Optional(Admin),
@@ -765,6 +815,7 @@ export type SessionsConfig = Static<typeof Sessions>
 export type StoreConfig = Static<typeof RedisStore> | Static<typeof MemoryStore>
 export type ActionName = Static<typeof Action>
 export type ModeName = Static<typeof Mode>
+export type OverrideConfig = Static<typeof Override>
 
 /**
  * The JSON Schema as plain JSON. `forEditors` drops keys that have a default from `required`:

@@ -22,6 +22,7 @@ import { ipAccount } from '../identity/ip.js'
 import type { Live } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 import { METHOD_OVERRIDE_HEADERS } from '../routes/resolve.js'
+import { applyOverride } from '../overrides/apply.js'
 import { classify, type RoutedRequest, type SessionKind } from './classify.js'
 import { clearSolution, setPass, stripSluiceCredentials, tokenFrom } from './credentials.js'
 import { block, observe, report } from './decide.js'
@@ -132,6 +133,7 @@ function bindSession(
   now: number,
 ): Next | Promise<Next> {
   ex.source = who.source
+  if (who.claims !== undefined) ex.claims = who.claims
   const sessions = ex.live.sessions
   if (!sessions || who.source !== 'cookie') return checkChallenge(pipe, request, reply, ex, who.account, records, now)
   const account = sessions.resolve(who.account)
@@ -166,6 +168,7 @@ function checkChallenge(
   now: number,
 ): Next | Promise<Next> {
   ex.account = account
+  applyOverride(ex)
   const policy = ex.route.policy
   if (!policy.challengeable) {
     if (pipe.forwarding) stripSluiceCredentials(request)

@@ -42,6 +42,8 @@ export interface RoutedExchange extends ExchangeBase {
   provisional: Decision | null
   /** The client network, once a step needed it (per-network limits): the request and its response share it. */
   network?: string
+  /** The claims of a verified JWT identity: what overrides match (src/overrides). */
+  claims?: Readonly<Record<string, unknown>>
 }
 
 /** A login or logout on no sensitive route: only its session is watched. */

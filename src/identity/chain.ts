@@ -35,13 +35,18 @@ export type IdentitySource = 'jwt' | 'header' | 'basic' | 'cookie' | 'ip'
 export interface Identity {
   account: string
   source: IdentitySource
+  /** The claims of a verified JWT (valid in time): what `overrides[].claims` match. Never from an unverified token. */
+  claims?: Readonly<Record<string, unknown>>
 }
+
+/** An account, or an account with the claims of its verified token. */
+type Found = string | { account: string; claims?: Readonly<Record<string, unknown>> }
 
 type Extractor = (
   req: IncomingMessage,
   fromTrustedProxy: boolean,
   now: number,
-) => string | undefined | Promise<string | undefined>
+) => Found | undefined | Promise<Found | undefined>
 
 export interface IdentityChain {
   /** Synchronous unless a JWT must be verified (saves a promise per request on the hot path). */
@@ -89,11 +94,11 @@ export function buildIdentityChain(
       const step = steps[i] as (typeof steps)[number]
       const found = step.extract(req, fromTrustedProxy, now)
       if (found instanceof Promise) {
-        return found.then((account) =>
-          account !== undefined ? { account, source: step.source } : identifyFrom(i + 1, req, fromTrustedProxy, now),
+        return found.then((f) =>
+          f !== undefined ? identity(f, step.source) : identifyFrom(i + 1, req, fromTrustedProxy, now),
         )
       }
-      if (found !== undefined) return { account: found, source: step.source }
+      if (found !== undefined) return identity(found, step.source)
     }
     return { account: ipAccount(clientAddress(req, trust)), source: 'ip' }
   }
@@ -121,7 +126,13 @@ function extractor(c: IdentityConfig, basicKey: string): Extractor {
           ? singleCookie(req.headers, c.cookie)
           : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
         if (!token) return undefined
-        return verify(token, now).then((sub) => (sub === undefined ? undefined : `jwt:${sub}`))
+        return verify(token, now).then((v) =>
+          v === undefined
+            ? undefined
+            : v.claims === undefined
+              ? `jwt:${v.subject}`
+              : { account: `jwt:${v.subject}`, claims: v.claims },
+        )
       }
     }
     case 'header': {
@@ -147,6 +158,13 @@ function extractor(c: IdentityConfig, basicKey: string): Extractor {
         return value ? sessionAccount(value) : undefined
       }
   }
+}
+
+function identity(found: Found, source: IdentitySource): Identity {
+  if (typeof found === 'string') return { account: found, source }
+  return found.claims === undefined
+    ? { account: found.account, source }
+    : { account: found.account, source, claims: found.claims }
 }
 
 /** The account of a session id (a cookie value as cookieValue reads it). */

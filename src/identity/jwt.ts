@@ -21,7 +21,14 @@ export interface JwtOptions {
   clockToleranceMs?: number
 }
 
-export type JwtVerifier = (token: string, now: number) => Promise<string | undefined>
+/** A verified token: its subject (the account's id) and, when it is valid in time, its claims. */
+export interface VerifiedJwt {
+  subject: string
+  /** The verified payload; absent for a token out of time by more than the tolerance (see above). */
+  claims?: Readonly<Record<string, unknown>>
+}
+
+export type JwtVerifier = (token: string, now: number) => Promise<VerifiedJwt | undefined>
 
 const TIME_CLAIMS = new Set(['exp', 'nbf', 'iat'])
 
@@ -38,7 +45,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
   // Verified tokens are cached until they expire (a signature check costs tens of µs and
   // the same token arrives on every request); garbage is cached briefly so it cannot be
   // used to burn CPU either.
-  const cache = boundedLru<string, { account: string | undefined; until: number }>(10_000)
+  const cache = boundedLru<string, { account: VerifiedJwt | undefined; until: number }>(10_000)
   const verifyOptions = {
     algorithms: options.algorithms,
     ...(options.issuer ? { issuer: options.issuer } : {}),
@@ -56,7 +63,8 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     if (hit && hit.until > now) return hit.account
     try {
       const { payload } = await jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) })
-      const account = accountOf(payload)
+      const subject = accountOf(payload)
+      const account = subject === undefined ? undefined : { subject, claims: payload }
       const until =
         typeof payload.exp === 'number' ? payload.exp * 1000 + verifyOptions.clockTolerance * 1000 : now + 60_000
       cache.set(token, { account, until: Math.min(until, now + 3_600_000) })
@@ -67,8 +75,10 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
         (err instanceof joseErrors.JWTExpired || err instanceof joseErrors.JWTClaimValidationFailed) &&
         TIME_CLAIMS.has(err.claim)
       ) {
-        // Signature verified (jose checks claims after it): only its time is out.
-        const account = accountOf(err.payload)
+        // Signature verified (jose checks claims after it): only its time is out. Its subject
+        // still counts; its claims grant nothing (no override matches a stale token's claims).
+        const subject = accountOf(err.payload)
+        const account = subject === undefined ? undefined : { subject }
         cache.set(token, { account, until: now + 60_000 })
         return account
       }

@@ -179,8 +179,13 @@ export class Reporter {
       method: c.method,
       path: this.target(c.target, c.records),
       ...(disabledUntil ? { disabledUntil } : {}),
+      // Decided under an override (src/overrides): exempt ones are shadow decisions, never blocks.
+      ...(c.route.override ? { override: c.route.override.label, exempt: c.route.override.exempt } : {}),
     }
-    c.log.warn({ event: 'sluice.decision', ...fields }, d.shadow ? `shadow: would ${d.kind}` : d.kind)
+    c.log.warn(
+      { event: 'sluice.decision', ...fields },
+      d.shadow ? `${c.route.override?.exempt ? 'exempt' : 'shadow'}: would ${d.kind}` : d.kind,
+    )
     // A disable is its own entry type: it is what an investigator looks for first.
     this.audit?.append(d.kind === 'disable' ? 'disable' : 'decision', fields)
     this.incidents?.record({

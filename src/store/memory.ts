@@ -490,6 +490,10 @@ export class MemoryStore implements Store {
     return out
   }
 
+  disableManually(account: string, until: number, now: number): void {
+    this.disabledEnforce.set(account, until, until, now)
+  }
+
   unlock(account: string): boolean {
     const a = this.disabledEnforce.delete(account)
     const b = this.disabledShadow.delete(account)
@@ -948,7 +952,9 @@ export class MemoryStore implements Store {
     const mem = this.arena.mem(h)
     const o = this.arena.offset(h)
     const s = this.findSection(mem, o, this.keyRoutes[key] as number)
-    if (s < 0 || sectionKey(mem, o + s) !== key) return null
+    // A section of another shape of the route (an override's scaled policy: more history) counts
+    // the same: the windows describe their own layout.
+    if (s < 0) return null
     const base = this.arena.floats64(h)[(o + BASE) >>> 1] as number
     const counts = new Array<number>(policy.slots).fill(0)
     // A log never holds more than its capacity, so these counts need no clamp.

@@ -301,6 +301,13 @@ export class RedisStore implements Store {
     return out
   }
 
+  async disableManually(account: string, until: number, now: number): Promise<void> {
+    const [, , enforce] = this.keys(account, '')
+    if (until === Infinity) await this.client.set(enforce as string, 'forever')
+    else await this.client.set(enforce as string, String(until), 'PX', Math.max(1, Math.ceil(until - now)))
+    this.local?.disableManually(account, until, now)
+  }
+
   async unlock(account: string): Promise<boolean> {
     const [, , enforce, shadow] = this.keys(account, '')
     const removed = await this.client.del(enforce as string, shadow as string)
