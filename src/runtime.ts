@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Challenges } from './actions/challenge.js'
+import { DecisionLog } from './admin/decisions.js'
 import { IncidentLog } from './admin/incidents.js'
 import { Metrics } from './admin/metrics.js'
 import { UpstreamProbe } from './admin/readiness.js'
@@ -61,6 +62,8 @@ export class Runtime {
   readonly reporter: Reporter
   /** Recent incidents for the admin API (kept when the config has an admin listener). */
   readonly incidents: IncidentLog | null
+  /** Decisions by reference (GET /decisions/:ref): this process' ring, and the Redis store when shared. */
+  readonly decisions: DecisionLog
   readonly budget: InspectionBudget
   readonly clock: () => number
   readonly forwarding: boolean
@@ -92,7 +95,17 @@ export class Runtime {
     // An incident list given in is the one the admin API shows; else one of its own when it has an admin listener.
     this.incidents =
       options.incidents instanceof IncidentLog ? options.incidents : config.admin ? new IncidentLog() : null
+    this.decisions = new DecisionLog({
+      keptMs: config.admin?.decisionsKeptMs ?? DECISIONS_KEPT_MS,
+      // A store shared by instances shares the references; the memory store is this process: the ring is enough.
+      store:
+        store.saveDecision && store.loadDecision
+          ? (store as Required<Pick<Store, 'saveDecision' | 'loadDecision'>>)
+          : null,
+      clock: this.clock,
+    })
     this.reporter = new Reporter({
+      decisions: this.decisions,
       pseudonymise: config.privacy.pseudonymise,
       key: config.privacy.key,
       audit,
@@ -203,6 +216,7 @@ export class Runtime {
       store: this.store,
       policies: () => this.current.config.routes.map((r) => r.policy),
       ...(this.incidents ? { incidents: this.incidents } : {}),
+      decisions: this.decisions,
       reload,
       logger: this.log,
       // Who asked is part of the trail; the reload's own outcome is reported by the reload.
@@ -255,6 +269,9 @@ export class Runtime {
     }
   }
 }
+
+/** How long a decision can be looked up by its reference without `admin.decisionsKept`. */
+const DECISIONS_KEPT_MS = 7 * 86_400_000
 
 /** The fallback key of Basic fingerprints: one per process, so a reload keeps every account's key. */
 const PROCESS_KEY = randomBytes(32).toString('base64')

@@ -3,7 +3,16 @@
 import type { Challenge } from 'altcha-lib'
 import type { Decision } from '../engine/engine.js'
 import type { Limit } from '../engine/policy.js'
-import { disabled, renderChallenge, renderProblem, throttled, unavailable, type Rendered } from './respond.js'
+import {
+  disabled,
+  renderChallenge,
+  renderProblem,
+  throttled,
+  unavailable,
+  type PageOptions,
+  type Problem,
+  type Rendered,
+} from './respond.js'
 
 export interface BlockContext {
   accept: string | undefined
@@ -13,20 +22,25 @@ export interface BlockContext {
   challenge: (limit: Limit) => Promise<Challenge>
   /** Why the solution this request carried was refused, if it carried one. */
   rejected?: string
+  /** The block page's own words (`actions.page`). */
+  page?: PageOptions
 }
 
 export async function blockResponse(decision: Decision, ctx: BlockContext): Promise<Rendered> {
+  // The decision's reference (set when it was reported): in the body, the page and a header.
+  const ref = decision.reference
+  const withRef = (p: Problem): Problem => (ref !== undefined ? { ...p, reference: ref } : p)
   switch (decision.kind) {
     case 'throttle':
-      return renderProblem(ctx.accept, throttled(ctx.retryAfterMs))
+      return renderProblem(ctx.accept, withRef(throttled(ctx.retryAfterMs)), undefined, ctx.page)
     case 'challenge':
       // A challenge decision always names its limit.
       return decision.limit
-        ? renderChallenge(ctx.accept, await ctx.challenge(decision.limit), ctx.rejected)
-        : renderProblem(ctx.accept, throttled(ctx.retryAfterMs))
+        ? renderChallenge(ctx.accept, await ctx.challenge(decision.limit), ctx.rejected, ref, ctx.page)
+        : renderProblem(ctx.accept, withRef(throttled(ctx.retryAfterMs)), undefined, ctx.page)
     case 'unavailable':
-      return renderProblem(ctx.accept, unavailable())
+      return renderProblem(ctx.accept, withRef(unavailable()), undefined, ctx.page)
     default:
-      return renderProblem(ctx.accept, disabled())
+      return renderProblem(ctx.accept, withRef(disabled(decision.disabledUntil)), undefined, ctx.page)
   }
 }

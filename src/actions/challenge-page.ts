@@ -8,6 +8,7 @@
 // altcha-lib's SHA-256 deriveKey computes (salt ‖ nonce ‖ uint32be(counter), hashed `cost` times).
 import type { Challenge } from 'altcha-lib'
 import { SOLUTION_COOKIE } from './challenge.js'
+import { escapeHtml, PAGE_STYLE, pageParts, type PageOptions } from './respond.js'
 
 const SOLVER = String.raw`
 (function () {
@@ -74,8 +75,11 @@ const SOLVER = String.raw`
 })();
 `
 
-export function challengePage(challenge: Challenge): string {
+export function challengePage(challenge: Challenge, options: PageOptions & { reference?: string } = {}): string {
   // `<` escaped so the JSON can never close the script element.
   const json = JSON.stringify(challenge).replace(/</g, '\\u003c')
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>One moment…</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}#sluice-status{color:#555}</style></head><body><h1>One moment…</h1><p>This page is being requested unusually often from your account. Your browser is doing a short calculation to continue; the page will load by itself.</p><p id="sluice-status">Checking…</p><noscript><p>Please enable JavaScript to continue, or try again later.</p></noscript><script type="application/json" id="sluice-challenge">${json}</script><script>${SOLVER}</script></body></html>`
+  const { head, foot } = pageParts(options)
+  const lang = escapeHtml(options.language ?? 'en')
+  const title = options.title !== undefined ? `One moment… — ${escapeHtml(options.title)}` : 'One moment…'
+  return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${title}</title><style>${PAGE_STYLE}#sluice-status{color:#555}</style></head><body>${head}<h1>One moment…</h1><p>This page is being requested unusually often from your account. Your browser is doing a short calculation to continue; the page will load by itself.</p><p id="sluice-status">Checking…</p><noscript><p>Please enable JavaScript to continue, or try again later.</p></noscript>${foot}<script type="application/json" id="sluice-challenge">${json}</script><script>${SOLVER}</script></body></html>`
 }

@@ -25,7 +25,25 @@ export interface Problem {
   title: string
   detail: string
   retryAfterSec?: number
+  /** A block's reference, what an operator looks up (`sluice incidents show REF`): body, page and a header. */
+  reference?: string
+  /** A disable's end (ms since the epoch; Infinity: until unlocked): when to come back. */
+  until?: number
 }
+
+/** The block page's own words (`actions.page`): never which limit, never how close. */
+export interface PageOptions {
+  /** The service's name, in the page title and heading. */
+  title?: string
+  /** A paragraph of the operator's own, after what happened. */
+  message?: string
+  /** Who to ask: an address, a phone number, a URL. */
+  contact?: string
+  /** The page's `lang`. */
+  language?: string
+}
+
+export const REFERENCE_HEADER = 'sluice-reference'
 
 export const PROBLEM_TYPE_BASE = 'https://sluice.dev/problems/'
 
@@ -36,12 +54,18 @@ export interface Rendered {
   body: string
 }
 
-export function renderProblem(accept: string | undefined, problem: Problem, extra?: Record<string, unknown>): Rendered {
+export function renderProblem(
+  accept: string | undefined,
+  problem: Problem,
+  extra?: Record<string, unknown>,
+  options?: PageOptions,
+): Rendered {
   const headers: Record<string, string> = { 'cache-control': 'no-store' }
   if (problem.retryAfterSec !== undefined) headers['retry-after'] = String(problem.retryAfterSec)
+  if (problem.reference !== undefined) headers[REFERENCE_HEADER] = problem.reference
   if (prefersHtml(accept)) {
     headers['content-type'] = 'text/html; charset=utf-8'
-    return { status: problem.status, headers, body: page(problem) }
+    return { status: problem.status, headers, body: page(problem, options ?? {}) }
   }
   const body = {
     type: PROBLEM_TYPE_BASE + problem.kind,
@@ -49,6 +73,8 @@ export function renderProblem(accept: string | undefined, problem: Problem, extr
     status: problem.status,
     detail: problem.detail,
     ...(problem.retryAfterSec !== undefined ? { retryAfter: problem.retryAfterSec } : {}),
+    ...(problem.until !== undefined ? { disabledUntil: untilText(problem.until) } : {}),
+    ...(problem.reference !== undefined ? { reference: problem.reference } : {}),
     ...extra,
   }
   headers['content-type'] = 'application/problem+json'
@@ -67,19 +93,24 @@ export function sendRendered(reply: FastifyReply, r: Rendered): FastifyReply {
  * The challenge: a page that solves it and retries by itself, or for an API client a problem
  * carrying the challenge and how to answer it. `rejected` says why a submitted solution failed.
  */
-export function renderChallenge(accept: string | undefined, challenge: Challenge, rejected?: string): Rendered {
+export function renderChallenge(
+  accept: string | undefined,
+  challenge: Challenge,
+  rejected?: string,
+  reference?: string,
+  options?: PageOptions,
+): Rendered {
   const problem: Problem = {
     kind: 'challenge',
     status: 429,
     title: 'Proof of work required',
     detail: `Solve the challenge and repeat the request with the solution in the ${SOLUTION_HEADER} header.`,
+    ...(reference !== undefined ? { reference } : {}),
   }
   if (prefersHtml(accept)) {
-    return {
-      status: 429,
-      headers: { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' },
-      body: challengePage(challenge),
-    }
+    const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-type': 'text/html; charset=utf-8' }
+    if (reference !== undefined) headers[REFERENCE_HEADER] = reference
+    return { status: 429, headers, body: challengePage(challenge, { ...options, ...(reference ? { reference } : {}) }) }
   }
   return renderProblem(accept, problem, {
     challenge,
@@ -103,12 +134,13 @@ export function throttled(retryAfterMs: number): Problem {
   }
 }
 
-export function disabled(): Problem {
+export function disabled(until?: number | null): Problem {
   return {
     kind: 'disabled',
     status: 403,
     title: 'Account disabled',
     detail: 'This account has been disabled for unusual activity. Contact the service operator.',
+    ...(until !== undefined && until !== null ? { until } : {}),
   }
 }
 
@@ -142,7 +174,44 @@ export function uninspectable(status: 413 | 415 | 400 | 502, detail: string): Pr
   return { kind: 'uninspectable', status, title: titles[status], detail }
 }
 
-function page(p: Problem): string {
-  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${p.status} ${esc(p.title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style></head><body><h1>${esc(p.title)}</h1><p>${esc(p.detail)}</p></body></html>`
+/** Escaped for HTML text and attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+function untilText(until: number): string {
+  return Number.isFinite(until) ? new Date(until).toISOString() : 'forever'
+}
+
+/** When a disable ends, in words (a throttle's detail already says when: its Retry-After). */
+function comeBack(p: Problem): string | null {
+  if (p.until === undefined) return null
+  return Number.isFinite(p.until)
+    ? `You can try again after ${new Date(p.until).toISOString().replace('T', ' ').slice(0, 16)} UTC.`
+    : 'It stays disabled until the service operator lifts it.'
+}
+
+/** The operator's title, message and contact, the reference and when to come back: shared with the challenge page. */
+export function pageParts(options: PageOptions & { reference?: string }): { head: string; foot: string } {
+  const head = options.title !== undefined ? `<p class="sluice-site">${escapeHtml(options.title)}</p>` : ''
+  const foot = [
+    options.message !== undefined ? `<p>${escapeHtml(options.message)}</p>` : '',
+    options.contact !== undefined ? `<p class="sluice-contact">${escapeHtml(options.contact)}</p>` : '',
+    options.reference !== undefined
+      ? `<p class="sluice-reference">Reference: <code>${escapeHtml(options.reference)}</code> (quote it when you ask for help)</p>`
+      : '',
+  ].join('')
+  return { head, foot }
+}
+
+export const PAGE_STYLE =
+  'body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}.sluice-site{color:#555}code{font-size:1.1em}'
+
+function page(p: Problem, options: PageOptions): string {
+  const esc = escapeHtml
+  const lang = esc(options.language ?? 'en')
+  const title = options.title !== undefined ? `${p.title} — ${options.title}` : `${p.status} ${p.title}`
+  const { head, foot } = pageParts({ ...options, ...(p.reference !== undefined ? { reference: p.reference } : {}) })
+  const back = comeBack(p)
+  return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${esc(title)}</title><style>${PAGE_STYLE}</style></head><body>${head}<h1>${esc(p.title)}</h1><p>${esc(p.detail)}</p>${back !== null ? `<p class="sluice-retry">${esc(back)}</p>` : ''}${foot}</body></html>`
 }

@@ -2,12 +2,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { formatMs, perOf, policiesFor, type Per, type RoutePolicy } from '../engine/policy.js'
 import type { AccountView, DisabledState, LimitCount, PressureBy, RouteCounts, Store } from '../engine/store.js'
+import type { DecisionJson, DecisionLog } from './decisions.js'
 import { AdminError, badRequest } from './problem.js'
 
 export interface DisabledJson {
   mode: 'enforce' | 'shadow'
   /** ISO 8601, or `forever` (until an operator unlocks it). */
   until: string
+  /** The limit that disabled it (label), when the decision is still kept (GET /accounts/:account). */
+  limit?: string
+  /** When that decision was made. */
+  since?: string
+  /** That decision's reference (GET /decisions/:ref). */
+  reference?: string
 }
 
 export interface LimitJson extends Omit<LimitCount, 'windowMs'> {
@@ -28,6 +35,16 @@ export interface AccountJson {
   at: string
   disabled: DisabledJson[]
   routes: RouteJson[]
+  /** The account's latest decisions other than allow, newest first (this instance's memory; GET /accounts/:account). */
+  decisions?: DecisionJson[]
+}
+
+/** GET /accounts?find=TEXT */
+export interface AccountsFoundJson {
+  find: string
+  /** Account ids containing the text, any case; sorted. */
+  accounts: string[]
+  truncated: boolean
 }
 
 /** GET /accounts */
@@ -94,15 +111,36 @@ export interface AccountRoutesContext {
   policies: () => readonly RoutePolicy[]
   clock: () => number
   act: (request: FastifyRequest, action: Omit<AdminAction, 'remoteAddress' | 'time'>) => void
+  /** Decisions by reference: which limit disabled an account, and its latest decisions. */
+  decisions?: DecisionLog
 }
 
 const MAX_LIST = 1000
+/** An account's latest decisions shown by GET /accounts/:account. */
+const RECENT_DECISIONS = 10
+
+/** GET /accounts?find=TEXT[&limit=N]: account ids containing the text, any case. */
+async function findAccounts(
+  store: Store,
+  text: string,
+  limitText: string | undefined,
+  params: number,
+): Promise<AccountsFoundJson> {
+  if (params > (limitText === undefined ? 1 : 2)) throw badRequest('find takes only limit beside it')
+  if (text.trim() === '') throw badRequest('find needs some text: part of an account id (pager finds basic:pager#…)')
+  if (text.length > 256) throw badRequest('find is at most 256 characters')
+  const limit = limitText === undefined ? 50 : integer('limit', limitText, 1, MAX_LIST)
+  if (!store.findAccounts) throw new AdminError('SLUICE_ERR_ADMIN_STORE', 'this store cannot search account ids')
+  const found = await fromStore(() => (store.findAccounts as NonNullable<Store['findAccounts']>)(text, limit))
+  return { find: text, accounts: found.accounts, truncated: found.truncated }
+}
 
 export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesContext): void {
   const { store } = ctx
 
-  app.get('/accounts', async (request): Promise<AccountListJson> => {
-    const q = queryOf(request, ['route', 'by', 'limit', 'per'])
+  app.get('/accounts', async (request): Promise<AccountListJson | AccountsFoundJson> => {
+    const q = queryOf(request, ['route', 'by', 'limit', 'per', 'find'])
+    if (q.find !== undefined) return findAccounts(store, q.find, q.limit, Object.keys(q).length)
     const route = q.route === undefined ? undefined : knownRoute(q.route, ctx.policies())
     const per = q.per ?? 'account'
     if (per !== 'account' && per !== 'network' && per !== 'route')
@@ -134,7 +172,16 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
   app.get('/accounts/:account', async (request): Promise<AccountJson> => {
     queryOf(request, [])
     const { view } = await findAccount(store, accountParam(request), ctx.policies(), ctx.clock())
-    return accountJson(view)
+    const json = accountJson(view)
+    const log = ctx.decisions
+    if (!log) return json
+    // Which limit disabled it, since when: from the decision that did, while it is kept.
+    json.disabled = json.disabled.map((d, i) => {
+      const by = log.lastDisable(view.account, (view.disabled[i] as DisabledState).shadow)
+      if (by === undefined || (by.disabledUntil !== undefined && by.disabledUntil !== d.until)) return d
+      return { ...d, ...(by.limit ? { limit: by.limit.label } : {}), since: by.time, reference: by.reference }
+    })
+    return { ...json, decisions: log.recent(view.account, RECENT_DECISIONS) }
   })
 
   app.post('/accounts/:account/unlock', async (request): Promise<UnlockJson> => {

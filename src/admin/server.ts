@@ -10,6 +10,7 @@ import type { ReloadResult } from '../runtime.js'
 import type { Store } from '../engine/store.js'
 import { queryOf, integer, registerAccountRoutes, type AdminAction } from './accounts.js'
 import { registerControlRoutes } from './controls.js'
+import { registerDecisionRoutes, type DecisionLog } from './decisions.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'
 import type { Metrics } from './metrics.js'
 import type { UpstreamHealth } from './readiness.js'
@@ -17,13 +18,15 @@ import { AdminError, badRequest, sendAdminProblem } from './problem.js'
 
 export type { AdminAction, AdminActionName, AdminActionResult } from './accounts.js'
 
-/** GET /incidents: newest first; `time` as ISO 8601. */
+/** GET /incidents: episodes, newest (last decision) first; times as ISO 8601. */
 export interface IncidentsJson {
-  incidents: (Omit<RecordedIncident, 'time'> & { time: string })[]
-  /** Incidents this instance keeps at most. */
+  incidents: (Omit<RecordedIncident, 'time' | 'first' | 'last'> & { time: string; first: string; last: string })[]
+  /** Episodes this instance keeps at most. */
   capacity: number
-  /** Incidents recorded since it started. */
+  /** Decisions recorded since it started. */
   recorded: number
+  /** Episodes since it started. */
+  episodes?: number
 }
 
 export type { ReloadResult }
@@ -42,6 +45,8 @@ export interface AdminOptions {
   policies?: readonly RoutePolicy[] | (() => readonly RoutePolicy[])
   /** Recent incidents for GET /incidents (empty without it). */
   incidents?: IncidentLog
+  /** Decisions by reference for GET /decisions/:ref (and an account's latest decisions). */
+  decisions?: DecisionLog
   /** POST /reload calls it (501 without it). */
   reload?: () => Promise<ReloadResult>
   /** Every admin action (unlock, reset, reload), done or refused: for the audit trail. Must not throw. */
@@ -206,7 +211,14 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
   })
 
   registerControlRoutes(app, { store: options.store, policies, clock, act })
-  registerAccountRoutes(app, { store: options.store, policies, clock, act })
+  registerAccountRoutes(app, {
+    store: options.store,
+    policies,
+    clock,
+    act,
+    ...(options.decisions ? { decisions: options.decisions } : {}),
+  })
+  registerDecisionRoutes(app, { decisions: options.decisions })
 
   app.get('/incidents', async (request): Promise<IncidentsJson> => {
     const q = queryOf(request, ['limit', 'account', 'since'])
@@ -221,9 +233,15 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
         ...(since !== undefined ? { since } : {}),
       }) ?? []
     return {
-      incidents: incidents.map((e) => ({ ...e, time: new Date(e.time).toISOString() })),
+      incidents: incidents.map((e) => ({
+        ...e,
+        time: new Date(e.time).toISOString(),
+        first: new Date(e.first).toISOString(),
+        last: new Date(e.last).toISOString(),
+      })),
       capacity: ring?.capacity ?? 0,
       recorded: ring?.recorded ?? 0,
+      episodes: ring?.episodes ?? 0,
     }
   })
 

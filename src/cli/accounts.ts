@@ -2,9 +2,11 @@
 // admin API (docs/admin.md). Exit codes: 0 done; 1 the API refused or could not be reached; 2 usage.
 // stdout carries the answer (aligned tables, or --json); errors go to stderr.
 import { Command, CommanderError, Option } from 'commander'
+import type { DecisionJson } from '../admin/decisions.js'
 import type {
   AccountJson,
   AccountListJson,
+  AccountsFoundJson,
   DisabledJson,
   LimitJson,
   ResetJson,
@@ -76,6 +78,21 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
 
   client(
     accounts
+      .command('find')
+      .description('account ids containing a text, any case (pager finds basic:pager#3f2a…, user:Pager)'),
+  )
+    .argument('<text>', 'part of an account id')
+    .option('--limit <n>', 'how many', count, 50)
+    .action(async (text: string, opts: ClientOptions & { limit: number }) => {
+      const query = new URLSearchParams({ find: text, limit: String(opts.limit) })
+      const found = await request<AccountsFoundJson>(opts, 'GET', `/accounts?${query}`)
+      if (found === undefined) return exit(1)
+      print(opts, found, formatFound)
+      exit(0)
+    })
+
+  client(
+    accounts
       .command('unlock')
       .description('lift a disable (enforced and shadow) at once, on every instance sharing the store'),
   )
@@ -105,11 +122,30 @@ export function registerAccounts(program: Command, exit: (code: number) => void)
       exit(0)
     })
 
-  client(
+  const incidents = client(
     program
       .command('incidents')
-      .description("recent decisions other than allow (this instance's memory; the audit trail has them all)"),
+      .description(
+        "recent decisions other than allow, one row per episode (this instance's memory; the audit trail has them all)",
+      ),
   )
+  client(
+    incidents
+      .command('show')
+      .description(
+        'why a request was blocked: the decision behind a reference (the Sluice-Reference header, "reference" in the body, or the block page)',
+      ),
+  )
+    .argument('<reference>', 'the reference, e.g. 7K3QX9M2PA')
+    .action(async (ref: string, _opts: ClientOptions, cmd: Command) => {
+      // `sluice incidents show REF --url …`: the parent command sees the shared flags first.
+      const opts = cmd.optsWithGlobals<ClientOptions>()
+      const decision = await request<DecisionJson>(opts, 'GET', `/decisions/${encodeURIComponent(ref)}`)
+      if (decision === undefined) return exit(1)
+      print(opts, decision, formatDecision)
+      exit(0)
+    })
+  incidents
     .option('--account <account>', 'only this account')
     .option('--since <time>', 'only since a time (ISO 8601) or a duration ago (15m, 2h)')
     .option('--limit <n>', 'how many', count, 50)
@@ -247,41 +283,123 @@ export function formatAccountList(list: AccountListJson): string {
 export function formatAccount(view: AccountJson): string {
   const head = table([
     ['account', printable(view.account)],
-    ['disabled', view.disabled.length > 0 ? view.disabled.map(formatDisabled).join('; ') : 'no'],
+    ['disabled', view.disabled.length > 0 ? view.disabled.map(formatDisabledBy).join('; ') : 'no'],
     ['at', view.at],
   ])
-  if (view.routes.length === 0) return `${head}\n\nno counts in any window`
-  const rows: string[][] = [['ROUTE', 'WINDOW', 'KIND', 'COUNT', 'MAX', 'USED', 'ACTION']]
-  for (const r of view.routes) {
-    for (const l of r.limits)
-      rows.push([
-        r.route,
-        l.window,
-        l.kind === 'requests' ? 'requests' : 'distinct records',
-        String(l.count),
-        String(l.max),
-        percent(used(l)),
-        l.action,
-      ])
+  const parts = [head]
+  if (view.routes.length === 0) parts.push('no counts in any window')
+  else {
+    const rows: string[][] = [['ROUTE', 'WINDOW', 'PER', 'KIND', 'COUNT', 'MAX', 'USED', 'ACTION']]
+    for (const r of view.routes) {
+      for (const l of r.limits)
+        rows.push([
+          r.route,
+          l.window,
+          l.per ?? 'account',
+          unit(l.kind),
+          String(l.count),
+          String(l.max),
+          percent(used(l)),
+          l.action,
+        ])
+    }
+    parts.push(table(rows))
   }
-  return `${head}\n\n${table(rows)}`
+  if (view.decisions !== undefined) {
+    if (view.decisions.length === 0) parts.push('no recent decisions on this instance')
+    else {
+      const rows: string[][] = [['TIME (UTC)', 'ROUTE', 'DECISION', 'LIMIT', 'REFERENCE']]
+      for (const d of view.decisions)
+        rows.push([
+          utc(d.time),
+          d.route,
+          d.shadow ? `${d.decision} (shadow)` : d.decision,
+          d.limit?.label ?? '-',
+          d.reference,
+        ])
+      parts.push(`latest decisions (this instance, newest first):\n${table(rows)}`)
+    }
+  }
+  return parts.join('\n\n')
+}
+
+export function formatFound(found: AccountsFoundJson): string {
+  if (found.accounts.length === 0) return `no account id contains "${printable(found.find)}"`
+  const lines = found.accounts.map(printable)
+  if (found.truncated) lines.push(`… more: narrow the text, or raise --limit`)
+  return lines.join('\n')
+}
+
+/** `sluice incidents show REF`: the decision behind a reference, for the person answering "why was I blocked?". */
+export function formatDecision(d: DecisionJson): string {
+  const what = d.shadow ? `${d.decision} (shadow: logged, served)` : d.blocked ? d.decision : `${d.decision} (served)`
+  const rows: string[][] = [
+    ['reference', d.reference],
+    ['time', `${utc(d.time)} UTC`],
+    ['account', printable(d.account)],
+    ['route', d.route],
+    ['decision', what],
+  ]
+  if (d.limit !== null) {
+    const l = d.limit
+    rows.push([
+      'limit',
+      `${l.label} (${l.max} ${unit(l.kind)} per ${l.window}, counted per ${l.per}; action ${l.action})`,
+    ])
+  } else rows.push(['limit', d.decision === 'disabled' ? '- (already disabled: see the disable decision)' : '-'])
+  if (d.disabledUntil !== undefined)
+    rows.push([
+      'disabled until',
+      d.disabledUntil === 'forever' ? 'forever (until unlocked)' : `${utc(d.disabledUntil)} UTC`,
+    ])
+  if (d.retryAfter !== undefined) rows.push(['retry after', `${d.retryAfter} s`])
+  rows.push(
+    ['client', `${printable(d.clientIp)} (${printable(d.identity)} identity)`],
+    ['request', `${printable(d.method)} ${printable(d.path)} (${d.step} step)`],
+    ['instance', printable(d.instance)],
+  )
+  const counts: string[][] = [['LIMIT', 'WINDOW', 'PER', 'KIND', 'COUNT', 'MAX']]
+  for (const c of d.counts)
+    counts.push([
+      c.id === d.limit?.id ? `${c.id} *` : c.id,
+      c.window,
+      c.per,
+      unit(c.kind),
+      String(c.count),
+      String(c.max),
+    ])
+  return `${table(rows)}\n\ncounts at that moment (* acted):\n${table(counts)}`
 }
 
 export function formatIncidents(result: IncidentsJson): string {
   if (result.incidents.length === 0) return 'no incidents'
-  const rows: string[][] = [['TIME', 'ACCOUNT', 'ROUTE', 'DECISION', 'LIMIT', 'COUNTS', 'CLIENT']]
+  const rows: string[][] = [
+    ['FIRST (UTC)', 'LAST (UTC)', 'REQUESTS', 'ACCOUNT', 'ROUTE', 'DECISION', 'LIMIT', 'CLIENT', 'REFERENCE (LAST)'],
+  ]
   for (const e of result.incidents) {
     rows.push([
-      e.time,
+      utc(e.first ?? e.time),
+      utc(e.last ?? e.time),
+      String(e.count ?? 1),
       printable(e.account),
       e.route,
       e.shadow ? `${e.decision} (shadow)` : e.decision,
       e.limit ?? '-',
-      Object.values(e.counts).join(' / ') || '-',
       e.clientIp !== undefined ? printable(e.clientIp) : '-',
+      e.reference ?? '-',
     ])
   }
-  return `${table(rows)}\n\n${result.incidents.length} shown, newest first; this instance keeps the last ${result.capacity} (${result.recorded} since it started)`
+  const episodes = result.episodes !== undefined ? `${result.episodes} episodes, ` : ''
+  return `${table(rows)}\n\n${result.incidents.length} shown, one row per episode of (account, route, limit, action), latest first; this instance keeps the last ${result.capacity} (${episodes}${result.recorded} decisions since it started); sluice incidents show REFERENCE explains one`
+}
+
+/** `2026-11-30T19:02:10.608Z` → `2026-11-30 19:02:10` (UTC, as the column says). */
+function utc(iso: string): string {
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/.test(iso) ? iso.slice(0, 19).replace('T', ' ') : printable(iso)
+}
+
+function unit(kind: string): string {
+  return kind === 'requests' ? 'requests' : kind === 'distinctAccounts' ? 'distinct accounts' : 'distinct records'
 }
 
 function routeSummary(r: RouteJson): string {
@@ -300,6 +418,14 @@ function percent(ratio: number): string {
 
 export function formatDisabled(d: DisabledJson): string {
   return `${d.mode}${d.until === 'forever' ? ', until unlocked' : ` until ${d.until}`}`
+}
+
+/** A disable with the limit that did it and since when, when the decision is still kept. */
+function formatDisabledBy(d: DisabledJson): string {
+  const by = d.limit !== undefined ? ` by ${d.limit}` : ''
+  const since = d.since !== undefined ? ` since ${d.since}` : ''
+  const ref = d.reference !== undefined ? ` (reference ${d.reference})` : ''
+  return `${formatDisabled(d)}${by}${since}${ref}`
 }
 
 /** Columns padded to their widest cell, two spaces apart; the last one is not padded. */

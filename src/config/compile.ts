@@ -16,6 +16,7 @@ import {
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
+import type { PageOptions } from '../actions/respond.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
 import { compileSelector, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
@@ -117,12 +118,13 @@ export interface CompiledConfig {
   routes: CompiledRoute[]
   /** `overrides:` in order, each with its copies of the routes it applies to. */
   overrides: CompiledOverride[]
-  actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig }
+  actions: { throttleRetryAfterMs: number; disableForMs: number; challenge: ChallengeConfig; page: PageOptions }
   sessions: CompiledSessions | null
   admin: {
     host: string
     port: number
     token: string
+    decisionsKeptMs: number
     /** /readyz checks the upstream (a TCP connect every checkEveryMs, bounded by timeoutMs). */
     readiness: { upstream: boolean; checkEveryMs: number; timeoutMs: number }
   } | null
@@ -297,6 +299,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
         timeoutMs: duration(config.actions.challenge.timeout, ['actions', 'challenge', 'timeout']),
         secret: config.actions.challenge.secret,
       },
+      page: config.actions.page,
     },
     sessions: config.sessions ? compileSessions(config.sessions, config, issues, duration) : null,
     admin: config.admin
@@ -305,6 +308,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
           port: config.admin.listen.port,
           // No shared token (named tokens only): '' matches nothing (buildAdmin skips empty tokens).
           token: config.admin.token ?? '',
+          decisionsKeptMs: duration(config.admin.decisionsKept, ['admin', 'decisionsKept']),
           readiness: {
             upstream: config.admin.readiness.upstream,
             checkEveryMs: duration(config.admin.readiness.checkEvery, ['admin', 'readiness', 'checkEvery']),

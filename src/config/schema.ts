@@ -473,6 +473,34 @@ const Actions = Type.Object(
       },
       { ...Strict, default: {} },
     ),
+    page: Type.Object(
+      {
+        title: Type.Optional(
+          Type.String({ minLength: 1, maxLength: 200, description: "The service's name, in the block page's title." }),
+        ),
+        message: Type.Optional(
+          Type.String({ minLength: 1, maxLength: 2000, description: 'A paragraph of your own on the block page.' }),
+        ),
+        contact: Type.Optional(
+          Type.String({
+            minLength: 1,
+            maxLength: 500,
+            description: 'A support contact line (e.g. "Questions? support@example.com, +41 58 000 00 00").',
+          }),
+        ),
+        language: Type.String({
+          pattern: '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$',
+          default: 'en',
+          description: 'The page language (the lang attribute), e.g. en, de, fr-CH.',
+        }),
+      },
+      {
+        ...Strict,
+        default: {},
+        description:
+          'The HTML block page (browsers): your title, message and contact line. It always shows the reference and when to come back; never which limit or how close.',
+      },
+    ),
   },
   { ...Strict, default: {}, description: 'How each action answers.' },
 )
@@ -522,6 +550,10 @@ const Admin = Type.Object(
             'Named bearer tokens (instead of, or beside, token): the audit trail records which one did each admin action.',
         },
       ),
+    ),
+    decisionsKept: Duration(
+      'How long a block reference can be looked up (GET /decisions/:ref, sluice incidents show REF).',
+      '7d',
     ),
   },
   {

@@ -28,6 +28,8 @@ export interface Decision {
   disabledUntil: number | null
   /** The store's failure policy answered (the store could not be reached). */
   degraded?: 'fail-open' | 'fail-closed' | 'local'
+  /** The reference given when the decision was reported (src/report/reporter.ts): the block answer carries it. */
+  reference?: string
 }
 
 export interface ObserveStep {

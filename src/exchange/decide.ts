@@ -94,6 +94,7 @@ export function report(
     records,
     step,
     now: pipe.clock(),
+    retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
   })
 }
 
@@ -108,6 +109,7 @@ export function blockAnswer(
   return blockResponse(decision, {
     accept: request.headers.accept,
     retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
+    page: ex.live.config.actions.page,
     challenge: (limit) => {
       pipe.metrics.challenges.labels('issued').inc()
       return ex.live.challenges.issue(ex.account, limit, pipe.clock())

@@ -10,6 +10,8 @@ import type { Decision } from '../engine/engine.js'
 import type { Limit } from '../engine/policy.js'
 import type { Notifier } from '../notify/index.js'
 import { decodeParam } from '../routes/table.js'
+import { INSTANCE, newReference, type DecisionJson, type DecisionLog } from '../admin/decisions.js'
+import { formatMs } from '../engine/policy.js'
 
 /** What the admin API lists as recent incidents. */
 export interface Incident {
@@ -23,6 +25,8 @@ export interface Incident {
   shadow: boolean
   counts: Record<string, number>
   clientIp?: string
+  /** The decision's reference (GET /decisions/:ref). */
+  reference?: string
 }
 
 /** A per-route limit crossed, from its first crossing decision to its last. */
@@ -34,6 +38,8 @@ interface Episode {
   first: number
   last: number
   requests: number
+  /** The first decision's reference: every request of the episode is explained by it. */
+  reference: string
 }
 
 export interface IncidentSink {
@@ -51,6 +57,8 @@ export interface DecisionContext {
   records: readonly string[]
   step: 'request' | 'response'
   now: number
+  /** A throttle's Retry-After (kept with the decision). */
+  retryAfterMs?: number
 }
 
 export interface ReporterOptions {
@@ -60,6 +68,8 @@ export interface ReporterOptions {
   audit?: AuditTrail | null
   notifier?: Notifier | null
   incidents?: IncidentSink | null
+  /** Decisions kept under their reference (GET /decisions/:ref). */
+  decisions?: DecisionLog | null
   /** Where events that no request carries are logged (a per-route limit's episode ending). */
   log?: FastifyBaseLogger
 }
@@ -81,6 +91,7 @@ export class Reporter {
   audit: AuditTrail | null
   notifier: Notifier | null
   incidents: IncidentSink | null
+  decisions: DecisionLog | null
   private readonly log: FastifyBaseLogger | undefined
   private readonly key: Buffer
   private readonly notified = boundedLru<string, true>(100_000, { ttl: NOTIFY_EVERY_MS, ttlAutopurge: false })
@@ -98,6 +109,7 @@ export class Reporter {
     this.audit = options.audit ?? null
     this.notifier = options.notifier ?? null
     this.incidents = options.incidents ?? null
+    this.decisions = options.decisions ?? null
     this.log = options.log
   }
 
@@ -151,6 +163,9 @@ export class Reporter {
   }
 
   decision(d: Decision, c: DecisionContext): void {
+    // Every decision other than allow has a reference: the block answer carries it (an episode
+    // of a per-route limit keeps its first decision's).
+    d.reference = newReference()
     if (d.account.startsWith('route:') && d.limit !== null && this.inEpisode(d, c)) return
     const counts: Record<string, number> = {}
     c.route.policy.limits.forEach((l, i) => {
@@ -181,6 +196,7 @@ export class Reporter {
       ...(disabledUntil ? { disabledUntil } : {}),
       // Decided under an override (src/overrides): exempt ones are shadow decisions, never blocks.
       ...(c.route.override ? { override: c.route.override.label, exempt: c.route.override.exempt } : {}),
+      reference: d.reference,
     }
     c.log.warn(
       { event: 'sluice.decision', ...fields },
@@ -199,7 +215,9 @@ export class Reporter {
       shadow: d.shadow,
       counts,
       clientIp: c.clientIp,
+      reference: d.reference,
     })
+    this.decisions?.keep(this.explain(d, c, fields.path, disabledUntil), c.now)
     if (this.notifier && d.kind !== 'disabled' && d.kind !== 'unavailable') {
       const key = `${d.account}\0${d.route}\0${d.limit?.id ?? ''}\0${d.kind}\0${d.shadow}`
       if (!this.notified.has(key)) {
@@ -221,6 +239,55 @@ export class Reporter {
     }
   }
 
+  /** What GET /decisions/:ref shows: the decision with the limit that acted and every count. */
+  private explain(d: Decision, c: DecisionContext, path: string, disabledUntil: string | undefined): DecisionJson {
+    const limit = d.limit
+    const throttled = d.kind === 'throttle' || (d.kind === 'challenge' && limit === null)
+    return {
+      reference: d.reference as string,
+      time: new Date(c.now).toISOString(),
+      account: d.account,
+      route: d.route,
+      decision: d.kind,
+      blocked: d.block,
+      shadow: d.shadow,
+      action: limit?.action ?? d.kind,
+      limit:
+        limit === null
+          ? null
+          : {
+              id: limit.id,
+              label: limit.label,
+              kind: limit.kind,
+              per: limit.per,
+              window: formatMs(limit.windowMs),
+              windowMs: limit.windowMs,
+              max: limit.max,
+              action: limit.action,
+            },
+      counts: c.route.policy.limits.map((l, i) => ({
+        id: l.id,
+        label: l.label,
+        kind: l.kind,
+        per: l.per,
+        window: formatMs(l.windowMs),
+        windowMs: l.windowMs,
+        max: l.max,
+        count: d.counts[i] ?? 0,
+      })),
+      ...(disabledUntil !== undefined ? { disabledUntil } : {}),
+      ...(throttled && c.retryAfterMs !== undefined
+        ? { retryAfter: Math.max(1, Math.ceil(c.retryAfterMs / 1000)) }
+        : {}),
+      identity: c.identity,
+      clientIp: c.clientIp,
+      method: c.method,
+      path,
+      step: c.step,
+      instance: INSTANCE,
+    }
+  }
+
   /**
    * A per-route limit is crossed by everyone's requests together: one incident per (route,
    * limit) while it stays crossed, not one per request. The first decision of an episode is
@@ -235,6 +302,7 @@ export class Reporter {
     if (open !== undefined && c.now - open.last < limit.windowMs) {
       open.last = c.now
       open.requests++
+      d.reference = open.reference
       c.log.debug({ event: 'sluice.decision', decision: d.kind, account: d.account, route: d.route }, d.kind)
       return true
     }
@@ -247,6 +315,7 @@ export class Reporter {
       first: c.now,
       last: c.now,
       requests: 1,
+      reference: d.reference as string,
     })
     return false
   }

@@ -613,6 +613,23 @@ export class MemoryStore implements Store {
     return { now: query.now, accounts, scanned, truncated: false }
   }
 
+  /** Account ids containing `text` (any case): a walk of every key this process holds (admin work). */
+  findAccounts(text: string, limit: number): AccountsFound {
+    const needle = text.toLowerCase()
+    const found = new Set<string>()
+    const pools = [
+      this.tracked.keys(),
+      this.overflow.keys(),
+      this.wide.keys(),
+      this.routeLogs.keys(),
+      this.disabledEnforce.keys(),
+      this.disabledShadow.keys(),
+    ]
+    for (const keys of pools) for (const key of keys) if (key.toLowerCase().includes(needle)) found.add(key)
+    const accounts = [...found].sort()
+    return { accounts: accounts.slice(0, limit), truncated: accounts.length > limit }
+  }
+
   claimOnce(token: string, ttlMs: number): boolean {
     if (this.claimed.has(token)) return false
     this.claimed.set(token, true, { ttl: Math.max(1, Math.ceil(ttlMs)) })

@@ -19,6 +19,7 @@ import { beyondKey } from '../engine/store.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
 import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
 import type {
+  AccountsFound,
   AccountsPage,
   AccountsQuery,
   AccountView,
@@ -497,6 +498,50 @@ export class RedisStore implements Store {
     }
   }
 
+  // Decisions under their reference (src/admin/decisions.ts): a plain key with a TTL, written
+  // best effort (a block is answered whether or not Redis took it; the audit trail has it too).
+  async saveDecision(reference: string, json: string, ttlMs: number): Promise<void> {
+    try {
+      if (!this.available()) return
+      await this.client.set(`${this.options.keyPrefix}ref:${reference}`, json, 'PX', Math.max(1, Math.ceil(ttlMs)))
+    } catch (err) {
+      this.noteError(err)
+    }
+  }
+
+  async loadDecision(reference: string): Promise<string | undefined> {
+    if (!this.available()) throw new RedisUnavailableError('redis unavailable')
+    return (await this.client.get(`${this.options.keyPrefix}ref:${reference}`)) ?? undefined
+  }
+
+  /** Account ids containing `text` (any case): SCAN … MATCH <prefix>{*text*}*, bounded like listing. */
+  async findAccounts(text: string, limit: number): Promise<AccountsFound> {
+    const prefix = this.options.keyPrefix
+    const needle = text.toLowerCase()
+    // Redis globs have no case-insensitive mode: each letter as a class of both cases.
+    const glob = [...globEscape(text)]
+      .map((c) => (c.toLowerCase() !== c.toUpperCase() ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c))
+      .join('')
+    const pattern = `${globEscape(prefix)}{*${glob}*`
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
+    const found = new Set<string>()
+    let scanned = 0
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+        cursor = next
+        scanned += keys.length
+        for (const key of keys) {
+          const account = accountOfKey(key.slice(prefix.length), undefined)
+          if (account !== null && account.toLowerCase().includes(needle)) found.add(account)
+        }
+        if (scanned >= SCAN_BOUND || found.size > limit) return foundAccounts(found, limit, true)
+      } while (cursor !== '0')
+    }
+    return foundAccounts(found, limit, false)
+  }
+
   async close(): Promise<void> {
     await this.local?.close()
     // QUIT waits for an answer; a server going away (a failover, a dead sentinel) must not hold
@@ -669,6 +714,11 @@ function viewOf(account: string, read: ReadReply, policies: readonly RoutePolicy
     return counts ? [routeCounts(p, counts)] : []
   })
   return { account, now: read.now, routes, disabled: read.disabled }
+}
+
+function foundAccounts(found: Set<string>, limit: number, truncated: boolean): AccountsFound {
+  const accounts = [...found].sort()
+  return { accounts: accounts.slice(0, limit), truncated: truncated || accounts.length > limit }
 }
 
 /** Redis glob: a key prefix is literal text. */

@@ -255,7 +255,7 @@ describe('admin API: accounts', () => {
       ['GET', '/accounts?limit=1001', /limit must be a whole number/],
       ['GET', '/accounts?by=records', /by must be distinct or requests, not "records"/],
       ['GET', '/accounts?route=nope', /no route named "nope" in the running config \(routes: contact, invoice\)/],
-      ['GET', '/accounts?rout=contact', /unknown parameter "rout" \(this endpoint takes route, by, limit, per\)/],
+      ['GET', '/accounts?rout=contact', /unknown parameter "rout" \(this endpoint takes route, by, limit, per, find\)/],
       ['GET', '/accounts?limit=1&limit=2', /give limit once/],
       ['GET', `/accounts/${encodeURIComponent('header:\u0001')}`, /no control characters/],
       ['GET', `/accounts/${'a'.repeat(1100)}`, /at most 1024 characters/],

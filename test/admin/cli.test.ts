@@ -106,10 +106,10 @@ describe('sluice accounts', () => {
     const res = await run('accounts', 'show', 'header:bob', ...auth())
     expect(res.code).toBe(0)
     expect(res.stdout).toMatch(/^account {3}header:bob\ndisabled {2}no\nat {8}\d{4}-/)
-    expect(res.stdout).toMatch(/\n\nROUTE\s+WINDOW\s+KIND\s+COUNT\s+MAX\s+USED\s+ACTION\n/)
-    expect(res.stdout).toMatch(/\ncontact\s+10m\s+distinct records\s+1\s+5\s+20%\s+disable\n/)
-    expect(res.stdout).toMatch(/\ncontact\s+1m\s+requests\s+1\s+50\s+2%\s+throttle\n/)
-    expect(res.stdout).toMatch(/\ninvoice\s+10m\s+distinct records\s+9\s+10\s+90%\s+throttle$/)
+    expect(res.stdout).toMatch(/\n\nROUTE\s+WINDOW\s+PER\s+KIND\s+COUNT\s+MAX\s+USED\s+ACTION\n/)
+    expect(res.stdout).toMatch(/\ncontact\s+10m\s+account\s+distinct records\s+1\s+5\s+20%\s+disable\n/)
+    expect(res.stdout).toMatch(/\ncontact\s+1m\s+account\s+requests\s+1\s+50\s+2%\s+throttle\n/)
+    expect(res.stdout).toMatch(/\ninvoice\s+10m\s+account\s+distinct records\s+9\s+10\s+90%\s+throttle$/)
   })
 
   it("show of an unknown account: the API's reason on stderr, exit 1", async () => {
@@ -182,16 +182,18 @@ describe('sluice incidents and reload', () => {
     const res = await run('incidents', ...auth())
     expect(res.code).toBe(0)
     const lines = res.stdout.split('\n')
-    expect(lines[0]).toMatch(/^TIME\s+ACCOUNT\s+ROUTE\s+DECISION\s+LIMIT\s+COUNTS\s+CLIENT$/)
-    expect(lines[1]).toMatch(
-      /^2024-05-01T12:00:00.000Z\s+header:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+6 \/ 6\s+10.0.0.7$/,
+    expect(lines[0]).toMatch(
+      /^FIRST \(UTC\)\s+LAST \(UTC\)\s+REQUESTS\s+ACCOUNT\s+ROUTE\s+DECISION\s+LIMIT\s+CLIENT\s+REFERENCE \(LAST\)$/,
     )
-    expect(res.stdout).toMatch(/\n\n2 shown, newest first; this instance keeps the last 100 \(2 since it started\)$/)
+    expect(lines[1]).toMatch(
+      /^2024-05-01 12:00:00\s+2024-05-01 12:00:00\s+1\s+header:mallory\s+contact\s+disable\s+10m distinctRecords 5 → disable\s+10.0.0.7\s+-$/,
+    )
+    expect(res.stdout).toMatch(/\n\n2 shown, one row per episode .* \(2 episodes, 2 decisions since it started\)/)
     // A terminal escape in an account id (a header value, a user name) is shown, not obeyed.
-    expect(lines[2]).toMatch(/^2024-05-01T11:00:00.000Z\s+header:\\x1B\[31mred\s/)
+    expect(lines[2]).toMatch(/^2024-05-01 11:00:00\s+2024-05-01 11:00:00\s+1\s+header:\\x1B\[31mred\s/)
     expect(res.stdout).not.toContain('\u001b')
     const json = await run('incidents', ...auth(), '--account', 'header:bob', '--json')
-    expect(JSON.parse(json.stdout)).toEqual({ incidents: [], capacity: 100, recorded: 2 })
+    expect(JSON.parse(json.stdout)).toEqual({ incidents: [], capacity: 100, recorded: 2, episodes: 2 })
     expect((await run('incidents', ...auth(), '--account', 'header:bob')).stdout).toBe('no incidents')
   })
 

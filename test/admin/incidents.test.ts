@@ -42,7 +42,7 @@ async function start(options: Partial<AdminOptions> = {}): Promise<string> {
 
 describe('IncidentLog', () => {
   it('keeps the newest `capacity` incidents, newest first, numbered', () => {
-    const log = new IncidentLog(3)
+    const log = new IncidentLog(3, { groupWithinMs: 0 })
     expect(log.list({ limit: 10 })).toEqual([])
     for (let i = 1; i <= 5; i++) log.record(incident(i))
     expect(log.size).toBe(3)
@@ -52,7 +52,7 @@ describe('IncidentLog', () => {
   })
 
   it('filters by account and time', () => {
-    const log = new IncidentLog(100)
+    const log = new IncidentLog(100, { groupWithinMs: 0 })
     for (let i = 1; i <= 9; i++) log.record(incident(i))
     expect(log.list({ limit: 10, account: 'user:u1' }).map((e) => e.seq)).toEqual([7, 4, 1])
     expect(log.list({ limit: 10, since: T0 + 7 * 60_000 }).map((e) => e.seq)).toEqual([9, 8, 7])
@@ -60,7 +60,7 @@ describe('IncidentLog', () => {
   })
 
   it("does not keep the caller's object (a later change does not rewrite history)", () => {
-    const log = new IncidentLog(2)
+    const log = new IncidentLog(2, { groupWithinMs: 0 })
     const e = incident(1)
     log.record(e)
     e.account = 'user:changed'
@@ -73,6 +73,32 @@ describe('IncidentLog', () => {
     expect((sink as IncidentLog).list({ limit: 1 })[0]).toMatchObject({ blocked: true, seq: 1 })
   })
 
+  it('groups an episode: one row per (account, route, limit, action) with first, last and a count', () => {
+    const log = new IncidentLog(10)
+    const at = (s: number, account = 'user:u1', reference = `R${s}`) => ({
+      ...incident(0, account),
+      time: T0 + s * 1000,
+      reference,
+    })
+    for (let s = 0; s < 12; s++) log.record(at(s * 30))
+    log.record(at(100, 'user:u2'))
+    log.record({ ...at(200), action: 'disable', limit: '1h requests 9 → disable' })
+    expect(log.recorded).toBe(14)
+    expect(log.episodes).toBe(3)
+    const rows = log.list({ limit: 10 })
+    // Latest decision first.
+    expect(rows.map((r) => [r.account, r.action, r.count])).toEqual([
+      ['user:u1', 'throttle', 12],
+      ['user:u1', 'disable', 1],
+      ['user:u2', 'throttle', 1],
+    ])
+    expect(rows[0]).toMatchObject({ first: T0, last: T0 + 330_000, time: T0 + 330_000 })
+    expect(rows[0]).toMatchObject({ firstReference: 'R0', reference: 'R330' })
+    // More than 10 minutes of quiet: a new episode.
+    log.record(at(330 + 601))
+    expect(log.list({ limit: 10, account: 'user:u1' }).map((r) => r.count)).toEqual([1, 12, 1])
+  })
+
   it('refuses a capacity that is not a positive integer', () => {
     expect(() => new IncidentLog(0)).toThrow(/positive integer/)
   })
@@ -80,7 +106,7 @@ describe('IncidentLog', () => {
 
 describe('GET /incidents', () => {
   it('lists recent incidents, bounded and filterable by account, time and count', async () => {
-    const incidents = new IncidentLog(5)
+    const incidents = new IncidentLog(5, { groupWithinMs: 0 })
     for (let i = 1; i <= 8; i++) incidents.record(incident(i))
     const url = await start({ incidents, clock: () => T0 + 9 * 60_000 })
     const all = await call(url, 'GET', '/incidents')
@@ -88,7 +114,8 @@ describe('GET /incidents', () => {
     expect(all.json.capacity).toBe(5)
     expect(all.json.recorded).toBe(8)
     expect(all.json.incidents.map((e: { seq: number }) => e.seq)).toEqual([8, 7, 6, 5, 4])
-    expect(all.json.incidents[0]).toEqual({ ...incident(8), time: '2024-05-01T12:08:00.000Z', seq: 8 })
+    const at = '2024-05-01T12:08:00.000Z'
+    expect(all.json.incidents[0]).toEqual({ ...incident(8), time: at, first: at, last: at, count: 1, seq: 8 })
     expect(
       (await call(url, 'GET', '/incidents?account=user%3Au2')).json.incidents.map((e: { seq: number }) => e.seq),
     ).toEqual([8, 5])
@@ -111,7 +138,12 @@ describe('GET /incidents', () => {
 
   it('is empty without an incident log', async () => {
     const url = await start()
-    expect((await call(url, 'GET', '/incidents')).json).toEqual({ incidents: [], capacity: 0, recorded: 0 })
+    expect((await call(url, 'GET', '/incidents')).json).toEqual({
+      incidents: [],
+      capacity: 0,
+      recorded: 0,
+      episodes: 0,
+    })
   })
 })
 
