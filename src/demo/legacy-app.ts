@@ -14,7 +14,7 @@ export interface LegacyAppOptions {
   port?: number
   /** How many contacts (ids 1..N); default 1000. */
   contacts?: number
-  /** username → password; default { alice: 'alice-pw', bob: 'bob-pw', mallory: 'mallory-pw', trudy: 'trudy-pw', carol: 'carol-pw' }. */
+  /** username → password; default alice, bob, mallory, trudy and carol, each with the password `<name>-pw`. */
   users?: Record<string, string>
 }
 export interface ReceivedRequest {
