@@ -123,6 +123,8 @@ describe('a decision', () => {
       recordIds: ['7'],
       method: 'GET',
       path: '/api/contacts/7',
+      // The block answer carries the same reference (GET /decisions/:ref explains it).
+      reference: expect.stringMatching(/^[0-9A-HJKMNP-TV-Z]{10}$/),
     }
     expect(s.lines).toEqual([{ level: 'warn', obj: { event: 'sluice.decision', ...fields }, msg: 'throttle' }])
     expect(await s.entries()).toEqual([
@@ -147,6 +149,7 @@ describe('a decision', () => {
         shadow: false,
         counts: { [T]: 21, [D]: 25 },
         clientIp: '203.0.113.9',
+        reference: fields.reference,
       },
     ])
     expect(s.notified).toEqual([
