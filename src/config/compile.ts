@@ -16,6 +16,7 @@ import {
 import { compileTrust, validateTrustEntry, type TrustFn } from '../identity/ip.js'
 import { jwtKey } from '../identity/jwt.js'
 import { compileClamp, type QueryClamp } from '../records/clamp.js'
+import { compileAnswer, type AnswerExtractor, type AnswerSpec } from '../records/answer/index.js'
 import type { PageOptions } from '../actions/respond.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
 import { compileSelector, type Selector } from '../records/selector.js'
@@ -42,7 +43,10 @@ export interface CompiledRoute extends MatchableRoute {
 
 export interface Inspection {
   from: 'body' | 'response'
+  /** The request body's ids (from: body). */
   select: Selector
+  /** The answer's ids (from: response): JSON, HTML, XML or CSV. */
+  answer: AnswerExtractor | null
   maxBytes: number
   /** Most ids one body may name; more is uninspectable. */
   maxIds: number
@@ -415,7 +419,15 @@ function describeRecords(records: RecordsConfig | undefined): string {
   if ('param' in records) return `path :${records.param}`
   if ('query' in records) return `query ${records.query}${records.split ? ` split "${records.split}"` : ''}`
   if ('body' in records) return `request body ${records.body}`
-  return `response ${records.response}`
+  return `response ${compileAnswerOrNull(records.response)?.describe ?? JSON.stringify(records.response)}`
+}
+
+function compileAnswerOrNull(spec: AnswerSpec): AnswerExtractor | null {
+  try {
+    return compileAnswer(spec)
+  } catch {
+    return null
+  }
 }
 
 function compileInspection(
@@ -425,21 +437,37 @@ function compileInspection(
 ): Inspection | null {
   if (!records || 'param' in records || 'query' in records) return null
   const from = 'body' in records ? 'body' : 'response'
-  const text = 'body' in records ? records.body : records.response
   let select: Selector = compileSelector('$')
+  let answer: AnswerExtractor | null = null
   try {
-    select = compileSelector(text)
+    if ('body' in records) select = compileSelector(records.body)
+    else answer = compileAnswer(records.response)
   } catch (err) {
     if (!(err instanceof SelectorError)) throw err
+    const spec = 'response' in records ? records.response : null
+    const kind =
+      spec === null || typeof spec === 'string' ? null : Object.keys(spec).find((k) => k !== 'match' && k !== 'attr')
     issues.push({
       code: 'SLUICE_ERR_CONFIG_ROUTE',
-      path: [...at, from],
+      path: kind ? [...at, from, err.message.startsWith('match:') ? 'match' : kind] : [...at, from],
       message: err.message,
-      hint: 'e.g. $.items[*].id, $[*].id or $.ids',
+      hint:
+        kind === 'html'
+          ? 'e.g. "table.results tr[data-id]" with attr: data-id'
+          : kind === 'xml'
+            ? 'e.g. /Envelope/Body/lookupResponse/entry/@id or //entry/@id'
+            : 'e.g. $.items[*].id, $[*].id or $.ids',
     })
   }
   const maxBytes = sizeOrIssue(records.maxInspectBytes ?? '4mb', [...at, 'maxInspectBytes'], issues)
-  return { from, select, maxBytes, maxIds: records.maxIds ?? 10_000, uninspectable: records.uninspectable ?? 'block' }
+  return {
+    from,
+    select,
+    answer,
+    maxBytes,
+    maxIds: records.maxIds ?? 10_000,
+    uninspectable: records.uninspectable ?? 'block',
+  }
 }
 
 function compileSessions(

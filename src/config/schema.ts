@@ -392,8 +392,76 @@ const BodyRecords = Type.Object(
   { body: Selector('request body (JSON or a form)'), ...InspectOptions },
   { ...Strict, required: ['body'] },
 )
+const Match = Type.Optional(
+  Type.String({
+    minLength: 1,
+    description:
+      'A regular expression on each selected value: every match is an id (its capture group 1 when it has one), e.g. "[?&]id=(\\d+)" on a link.',
+  }),
+)
+const AnswerSelector = Type.Union(
+  [
+    Selector("upstream's JSON response (2xx only)"),
+    Type.Object(
+      { json: Selector("upstream's JSON response (2xx only)") },
+      { ...Strict, required: ['json'], description: 'JSON, the explicit form.' },
+    ),
+    Type.Object(
+      {
+        html: Type.String({
+          minLength: 1,
+          description:
+            'CSS selector of the elements holding ids (tags, *, .class, #id, [attr] tests, descendant and > combinators, lists), e.g. "table.results tr[data-id]".',
+        }),
+        attr: Type.Optional(
+          Type.String({ minLength: 1, description: "The attribute holding the id; without it, the element's text." }),
+        ),
+        match: Match,
+      },
+      { ...Strict, required: ['html'], description: 'Ids in an HTML page.' },
+    ),
+    Type.Object(
+      {
+        xml: Type.String({
+          minLength: 1,
+          description:
+            'XPath of the ids: child steps, //, *, @attr or text() last; namespace prefixes ignored. e.g. /Envelope/Body/lookupResponse/entry/@id',
+        }),
+        match: Match,
+      },
+      { ...Strict, required: ['xml'], description: 'Ids in an XML (SOAP) answer.' },
+    ),
+    Type.Object(
+      {
+        csv: Type.Object(
+          {
+            column: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
+              description: 'The column of the ids: its header name, or its number from 1.',
+            }),
+            delimiter: Type.Optional(
+              Type.String({
+                minLength: 1,
+                maxLength: 1,
+                description: 'Default: what the header line uses (, ; tab |).',
+              }),
+            ),
+            quote: Type.Optional(Type.String({ minLength: 1, maxLength: 1, description: 'Default ".' })),
+            header: Type.Optional(Type.Boolean({ description: 'The first row names the columns (default true).' })),
+          },
+          { ...Strict, required: ['column'] },
+        ),
+        match: Match,
+      },
+      { ...Strict, required: ['csv'], description: 'Ids in a CSV export.' },
+    ),
+  ],
+  {
+    description:
+      'Where the ids are in the answer: a JSON selector ("$.items[*].id"), or { html, attr?, match? }, { xml, match? }, { csv: { column }, match? }.',
+  },
+)
 const ResponseRecords = Type.Object(
-  { response: Selector("upstream's JSON response (2xx only)"), ...InspectOptions },
+  { response: AnswerSelector, ...InspectOptions },
   { ...Strict, required: ['response'] },
 )
 const Records = Type.Union([ParamRecords, QueryRecords, BodyRecords, ResponseRecords], {

@@ -35,10 +35,13 @@ function observeWith(
 ): Decision | Promise<Decision> {
   const route = ex.route
   // Asked only when a full memory store has to count the account under its client network.
-  const overflowKey = () => networkOf(ex.live.identity.clientIp(ex.raw))
+  // A response-inspected route decides again at the answer's step, when a closed connection's
+  // socket may be gone: the client address is read now, while it is at hand.
+  if (countRequest && route.inspect?.from === 'response') clientIpOf(ex)
+  const overflowKey = () => networkOf(clientIpOf(ex))
   const step: ObserveStep = passes === null ? { countRequest, overflowKey } : { countRequest, passes, overflowKey }
   const net = ex.live.config.network
-  if (net.used) step.network = ex.network ??= networkOf(ex.live.identity.clientIp(ex.raw), net.ipv4, net.ipv6)
+  if (net.used) step.network = ex.network ??= networkOf(clientIpOf(ex), net.ipv4, net.ipv6)
   const started = pipe.storeLatency ? performance.now() : 0
   const observed = ex.live.engine.observe(ex.account, route.policy, records, now, step)
   if (!(observed instanceof Promise)) return counted(pipe, ex, observed, countRequest)
@@ -46,6 +49,11 @@ function observeWith(
     pipe.storeLatency?.observe((performance.now() - started) / 1000)
     return counted(pipe, ex, d, countRequest)
   })
+}
+
+/** The client address of an exchange, read once. */
+function clientIpOf(ex: RoutedExchange): string {
+  return (ex.clientIp ??= ex.live.identity.clientIp(ex.raw))
 }
 
 function counted(pipe: Pipeline, ex: RoutedExchange, decision: Decision, requestStep: boolean): Decision {
@@ -88,7 +96,7 @@ export function report(
     log: request.log,
     route: ex.route,
     identity: ex.source,
-    clientIp: ex.live.identity.clientIp(ex.raw),
+    clientIp: clientIpOf(ex),
     method: request.method,
     target: ex.target,
     records,
@@ -107,7 +115,8 @@ export function blockAnswer(
   verdict: Verdict | null,
 ): Promise<Rendered> {
   return blockResponse(decision, {
-    accept: request.headers.accept,
+    // An AJAX call gets the machine-readable answer its page's script can act on, whatever it accepts.
+    accept: isXhr(request.headers) ? 'application/problem+json' : request.headers.accept,
     retryAfterMs: ex.live.config.actions.throttleRetryAfterMs,
     page: ex.live.config.actions.page,
     challenge: (limit) => {
@@ -143,4 +152,15 @@ function decisionCounter(metrics: Metrics, route: string, kind: string, shadow: 
   if (!byMode) byRoute.set(route, (byMode = [{}, {}]))
   const byKind = byMode[shadow ? 1 : 0]
   return (byKind[kind] ??= metrics.decisions.labels(route, kind, shadow ? 'true' : 'false'))
+}
+
+/** A call from a page's script, not a navigation: jQuery's and most legacy toolkits' header, or fetch metadata. */
+function isXhr(headers: FastifyRequest['headers']): boolean {
+  const requestedWith = headers['x-requested-with']
+  if (typeof requestedWith === 'string' && requestedWith.toLowerCase() === 'xmlhttprequest') return true
+  return (
+    headers['sec-fetch-mode'] !== undefined &&
+    headers['sec-fetch-mode'] !== 'navigate' &&
+    headers['sec-fetch-dest'] === 'empty'
+  )
 }

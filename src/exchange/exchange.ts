@@ -42,6 +42,8 @@ export interface RoutedExchange extends ExchangeBase {
   provisional: Decision | null
   /** The client network, once a step needed it (per-network limits): the request and its response share it. */
   network?: string
+  /** The client address, once a step needed it (read while the request's socket is at hand). */
+  clientIp?: string
   /** The claims of a verified JWT identity: what overrides match (src/overrides). */
   claims?: Readonly<Record<string, unknown>>
 }
