@@ -371,8 +371,26 @@ export class RedisStore implements Store {
     route: string | undefined,
     per: Per | undefined,
   ): Promise<{ found: Set<string>; truncated: boolean }> {
+    return this.scanKeys(
+      '*',
+      (key) => accountOfKey(key, route),
+      (account) => listed(account, per),
+      () => false,
+    )
+  }
+
+  /**
+   * Account ids of the keys under the prefix matching `{<glob>` (SCAN per Cluster master, COUNT
+   * 1000), those `accept` takes, until SCAN_BOUND keys or `enough`: then marked truncated.
+   */
+  private async scanKeys(
+    glob: string,
+    accountOf: (key: string) => string | null,
+    accept: (account: string) => boolean,
+    enough: (found: Set<string>) => boolean,
+  ): Promise<{ found: Set<string>; truncated: boolean }> {
     const prefix = this.options.keyPrefix
-    const pattern = `${globEscape(prefix)}{*`
+    const pattern = `${globEscape(prefix)}{${glob}`
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
     const found = new Set<string>()
     let scanned = 0
@@ -383,10 +401,10 @@ export class RedisStore implements Store {
         cursor = next
         scanned += keys.length
         for (const key of keys) {
-          const account = accountOfKey(key.slice(prefix.length), route)
-          if (account !== null && listed(account, per)) found.add(account)
+          const account = accountOf(key.slice(prefix.length))
+          if (account !== null && accept(account)) found.add(account)
         }
-        if (scanned >= SCAN_BOUND) return { found, truncated: true }
+        if (scanned >= SCAN_BOUND || enough(found)) return { found, truncated: true }
       } while (cursor !== '0')
     }
     return { found, truncated: false }
@@ -516,30 +534,18 @@ export class RedisStore implements Store {
 
   /** Account ids containing `text` (any case): SCAN … MATCH <prefix>{*text*}*, bounded like listing. */
   async findAccounts(text: string, limit: number): Promise<AccountsFound> {
-    const prefix = this.options.keyPrefix
     const needle = text.toLowerCase()
     // Redis globs have no case-insensitive mode: each letter as a class of both cases.
     const glob = [...globEscape(text)]
       .map((c) => (c.toLowerCase() !== c.toUpperCase() ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c))
       .join('')
-    const pattern = `${globEscape(prefix)}{*${glob}*`
-    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client]
-    const found = new Set<string>()
-    let scanned = 0
-    for (const node of nodes) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-        cursor = next
-        scanned += keys.length
-        for (const key of keys) {
-          const account = accountOfKey(key.slice(prefix.length), undefined)
-          if (account !== null && account.toLowerCase().includes(needle)) found.add(account)
-        }
-        if (scanned >= SCAN_BOUND || found.size > limit) return foundAccounts(found, limit, true)
-      } while (cursor !== '0')
-    }
-    return foundAccounts(found, limit, false)
+    const { found, truncated } = await this.scanKeys(
+      `*${glob}*`,
+      (key) => accountOfKey(key, undefined),
+      (account) => account.toLowerCase().includes(needle),
+      (found) => found.size > limit,
+    )
+    return foundAccounts(found, limit, truncated)
   }
 
   async close(): Promise<void> {
