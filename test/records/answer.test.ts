@@ -45,11 +45,7 @@ describe('html', () => {
   })
 
   it("takes an element's text when no attribute is named", () => {
-    expect(ids({ html: 'tr.row > td > a' }, ADDRESS_BOOK)).toEqual([
-      'Chan Tai Man',
-      'Lee & Sons',
-      'Hidden',
-    ])
+    expect(ids({ html: 'tr.row > td > a' }, ADDRESS_BOOK)).toEqual(['Chan Tai Man', 'Lee & Sons', 'Hidden'])
   })
 
   it('uses text, the child combinator and lists', () => {

@@ -73,7 +73,7 @@ export function compileAnswer(spec: AnswerSpec): AnswerExtractor {
   }
 }
 
-/** The ids in selected values: every match of the expression (its group 1, or the whole match), or the values as they are. */
+/** The ids in selected values: each match of the expression (group 1, else all of it), or the values as they are. */
 function narrow(source: string | undefined): (values: string[]) => string[] {
   if (source === undefined) return (values) => values
   let re: RegExp
