@@ -95,8 +95,6 @@ export interface AdminAction {
   until?: string
   /** Why the operator disabled it, as given. */
   reason?: string
-  /** Why, as the operator said (X-Sluice-Reason, `sluice … --reason TEXT`). */
-  reason?: string
   /** Who did it, as they said (X-Sluice-Operator, `sluice … --operator NAME`). */
   operator?: string
   /** The name of the admin token it came with, when admin.tokens names them. */
@@ -174,13 +172,17 @@ export function registerAccountRoutes(app: FastifyInstance, ctx: AccountRoutesCo
     const { view } = await findAccount(store, accountParam(request), ctx.policies(), ctx.clock())
     const json = accountJson(view)
     const log = ctx.decisions
-    if (!log) return json
-    // Which limit disabled it, since when: from the decision that did, while it is kept.
+    // Which limit disabled it, since when: kept with the disable by the store; the reference
+    // from the decision that did, while this instance keeps it.
     json.disabled = json.disabled.map((d, i) => {
-      const by = log.lastDisable(view.account, (view.disabled[i] as DisabledState).shadow)
-      if (by === undefined || (by.disabledUntil !== undefined && by.disabledUntil !== d.until)) return d
-      return { ...d, ...(by.limit ? { limit: by.limit.label } : {}), since: by.time, reference: by.reference }
+      const state = view.disabled[i] as DisabledState
+      const label = state.limit ? labelOf(state.limit, ctx.policies()) : undefined
+      const kept = { ...d, ...(label ? { limit: label } : {}), ...(state.since ? { since: iso(state.since) } : {}) }
+      const by = log?.lastDisable(view.account, state.shadow)
+      if (by === undefined || (by.disabledUntil !== undefined && by.disabledUntil !== d.until)) return kept
+      return { ...(by.limit ? { limit: by.limit.label } : {}), since: by.time, ...kept, reference: by.reference }
     })
+    if (!log) return json
     return { ...json, decisions: log.recent(view.account, RECENT_DECISIONS) }
   })
 
@@ -263,6 +265,12 @@ function routeJson(r: RouteCounts): RouteJson {
       count: l.count,
     })),
   }
+}
+
+/** A limit's label by its id (`route#index`) in the running config. */
+function labelOf(id: string, policies: readonly RoutePolicy[]): string | undefined {
+  for (const p of policies) for (const l of p.limits) if (l.id === id) return l.label
+  return undefined
 }
 
 export function disabledJson(d: DisabledState): DisabledJson {

@@ -51,6 +51,10 @@ export interface DisabledState {
   account: string
   until: number
   shadow: boolean
+  /** The limit that disabled it (`route#index`), kept with the disable. */
+  limit?: string
+  /** When it was disabled. */
+  since?: number
 }
 
 /** One limit's count at one moment: what the admin API shows. */

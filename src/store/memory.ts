@@ -102,7 +102,7 @@ export interface StoreTables {
 }
 
 /** What is kept beside the windows, each entry with its expiry (ms since the epoch; Infinity: never). */
-export type EntryKind = 'disabled' | 'shadowDisabled' | 'sessions' | 'claims' | 'counters'
+export type EntryKind = 'disabled' | 'shadowDisabled' | 'disableWhy' | 'sessions' | 'claims' | 'counters'
 export type StateEntry = [key: string, value: string | number, until: number]
 
 /** One section of a pool's blocks (exportPool). */
@@ -163,6 +163,8 @@ export class MemoryStore implements Store {
   // their expiry: no flood of fresh identities can evict (and so unlock or unbind) them.
   private readonly disabledEnforce = new ExpiringMap<number>()
   private readonly disabledShadow = new ExpiringMap<number>()
+  /** `<since>|<limit id>` by whyKey: which limit disabled a key, since when. */
+  private readonly disabledWhy = new ExpiringMap<string>()
   private readonly sessions = new ExpiringMap<string>()
   private readonly maxSessions: number
   private readonly claimed: LRUCache<string, true>
@@ -225,7 +227,7 @@ export class MemoryStore implements Store {
     if (account !== input.account) result.key = account
     if (result.action === 'disable') {
       result.disabledNowUntil = now + input.disableForMs
-      this.disable(account, result.disabledNowUntil, input.shadow, now)
+      this.disable(account, result.disabledNowUntil, input.shadow, now, (result.limit as Limit).id)
     }
     return result
   }
@@ -336,7 +338,7 @@ export class MemoryStore implements Store {
     if (key !== input.account) result.key = key
     if (disabled === null && acting?.action === 'disable') {
       result.disabledNowUntil = wall + input.disableForMs
-      this.disable(worstKey, result.disabledNowUntil, input.shadow, wall)
+      this.disable(worstKey, result.disabledNowUntil, input.shadow, wall, acting.id)
     }
     return result
   }
@@ -485,7 +487,9 @@ export class MemoryStore implements Store {
       [this.disabledShadow, true],
     ] as const) {
       const until = map.get(account, now)
-      if (until !== undefined) out.push({ account, until, shadow })
+      if (until === undefined) continue
+      const why = parseWhy(this.disabledWhy.get(whyKey(account, shadow), now))
+      out.push({ account, until, shadow, ...why })
     }
     return out
   }
@@ -495,6 +499,8 @@ export class MemoryStore implements Store {
   }
 
   unlock(account: string): boolean {
+    this.disabledWhy.delete(whyKey(account, false))
+    this.disabledWhy.delete(whyKey(account, true))
     const a = this.disabledEnforce.delete(account)
     const b = this.disabledShadow.delete(account)
     return a || b
@@ -824,7 +830,14 @@ export class MemoryStore implements Store {
       yield* kind === 'claims' ? lruEntries(this.claimed, batch) : lruEntries(this.counters, batch)
       return
     }
-    const map = kind === 'sessions' ? this.sessions : kind === 'disabled' ? this.disabledEnforce : this.disabledShadow
+    const map =
+      kind === 'sessions'
+        ? this.sessions
+        : kind === 'disableWhy'
+          ? this.disabledWhy
+          : kind === 'disabled'
+            ? this.disabledEnforce
+            : this.disabledShadow
     let out: StateEntry[] = []
     // A Map's iterator survives changes (it sees entries set after it started).
     for (const [key, value, until] of map.all()) {
@@ -845,6 +858,10 @@ export class MemoryStore implements Store {
       case 'shadowDisabled':
         if (typeof value !== 'number') return false
         ;(kind === 'disabled' ? this.disabledEnforce : this.disabledShadow).set(key, until, until, now)
+        return true
+      case 'disableWhy':
+        if (typeof value !== 'string') return false
+        this.disabledWhy.set(key, value, until, now)
         return true
       case 'sessions':
         if (typeof value !== 'string') return false
@@ -1023,8 +1040,10 @@ export class MemoryStore implements Store {
     return null
   }
 
-  private disable(account: string, until: number, shadow: boolean, now: number): void {
+  private disable(account: string, until: number, shadow: boolean, now: number, limit: string): void {
     ;(shadow ? this.disabledShadow : this.disabledEnforce).set(account, until, until, now)
+    // Why, beside it: which limit, since when (accounts show; kept in the state file).
+    this.disabledWhy.set(whyKey(account, shadow), `${now}|${limit}`, until, now)
   }
 }
 
@@ -1179,6 +1198,19 @@ function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {
     (a.limits.length === b.limits.length &&
       a.limits.every((l, i) => l.id === b.limits[i]?.id && l.label === b.limits[i]?.label))
   )
+}
+
+/** The key of a disable's why: its mode and the key it disables. */
+function whyKey(account: string, shadow: boolean): string {
+  return `${shadow ? 's' : 'e'}:${account}`
+}
+
+/** `<since>|<limit id>` (memory, Redis), or nothing. */
+export function parseWhy(value: string | null | undefined): { since?: number; limit?: string } {
+  if (!value) return {}
+  const bar = value.indexOf('|')
+  const since = Number(value.slice(0, bar))
+  return bar > 0 && Number.isFinite(since) ? { since, limit: value.slice(bar + 1) } : {}
 }
 
 function stepOf(input: HitInput): EvaluateStep {

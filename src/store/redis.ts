@@ -14,7 +14,7 @@ import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { partKey, sectionNames, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
 import { moreSevere } from '../engine/evaluate.js'
-import { MemoryStore, withBeyond } from './memory.js'
+import { MemoryStore, parseWhy, withBeyond } from './memory.js'
 import { beyondKey } from '../engine/store.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
 import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
@@ -291,14 +291,15 @@ export class RedisStore implements Store {
   }
 
   async disabled(account: string, now: number): Promise<DisabledState[]> {
-    const [enforce, shadow] = this.keys(account, '').slice(2)
-    const values = await Promise.all([this.client.get(enforce as string), this.client.get(shadow as string)])
+    const [enforce, shadow] = this.keys(account, '').slice(2) as [string, string]
+    const values = await this.client.mget(enforce, shadow, `${enforce}w`, `${shadow}w`)
     const out: DisabledState[] = []
-    values.forEach((v, i) => {
-      if (v === null) return
+    for (const i of [0, 1]) {
+      const v = values[i]
+      if (v === null || v === undefined) continue
       const until = v === 'forever' ? Infinity : Number(v)
-      if (until > now) out.push({ account, until, shadow: i === 1 })
-    })
+      if (until > now) out.push({ account, until, shadow: i === 1, ...parseWhy(values[i + 2]) })
+    }
     return out
   }
 
@@ -310,8 +311,8 @@ export class RedisStore implements Store {
   }
 
   async unlock(account: string): Promise<boolean> {
-    const [, , enforce, shadow] = this.keys(account, '')
-    const removed = await this.client.del(enforce as string, shadow as string)
+    const [, , enforce, shadow] = this.keys(account, '') as [string, string, string, string]
+    const removed = await this.client.del(enforce, shadow, `${enforce}w`, `${shadow}w`)
     const local = this.local?.unlock(account) ?? false
     return removed > 0 || local
   }
@@ -321,6 +322,7 @@ export class RedisStore implements Store {
     const [, , enforce, shadow] = this.keys(account, '')
     // Every key of the account shares its hash tag: one DEL, one slot, atomic on Cluster too.
     const keys = [...routes.flatMap((r) => this.keys(account, r).slice(0, 2)), enforce as string, shadow as string]
+    keys.push(`${enforce}w`, `${shadow}w`)
     const removed = await this.client.del(...keys)
     const local = this.local?.reset(account, scope) ?? false
     return removed > 0 || local
@@ -334,6 +336,8 @@ export class RedisStore implements Store {
     )
     read.counts = read.counts.map((c, k) => (c ? withBeyond(c, policies[k] as RoutePolicy, beyond[k] ?? 0) : c))
     const view = viewOf(account, read, policies)
+    // The disables with what made them (kept beside them: disabled()).
+    if (view.disabled.length > 0) view.disabled = await this.disabled(account, read.now)
     return view.routes.length === 0 && view.disabled.length === 0 ? null : view
   }
 
@@ -583,6 +587,7 @@ export class RedisStore implements Store {
       spec(input.policy, owners),
       input.account,
       earlier,
+      input.policy.name,
     ]
     for (const r of input.records) args.push(r)
     return args

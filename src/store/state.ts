@@ -52,7 +52,7 @@ const WIDE_RECORDS = 20_000
 /** Bytes gathered before a write. */
 const FLUSH_BYTES = 4 << 20
 /** Disables first: the sections most worth keeping come before the bulk. */
-const ENTRY_KINDS: readonly EntryKind[] = ['disabled', 'shadowDisabled', 'sessions', 'claims', 'counters']
+const ENTRY_KINDS: readonly EntryKind[] = ['disabled', 'shadowDisabled', 'disableWhy', 'sessions', 'claims', 'counters']
 
 export interface WriteStats {
   bytes: number
@@ -233,7 +233,7 @@ export async function readState(store: MemoryStore, path: string): Promise<ReadR
     found: false,
     writtenAt: null,
     accounts: 0,
-    entries: { disabled: 0, shadowDisabled: 0, sessions: 0, claims: 0, counters: 0 },
+    entries: { disabled: 0, shadowDisabled: 0, disableWhy: 0, sessions: 0, claims: 0, counters: 0 },
     problems: [],
   }
   let fh: FileHandle

@@ -276,11 +276,20 @@ describe('admin API: accounts', () => {
   it('unlock lifts a disable at once; the account is served again', async () => {
     expect(await read('header:mallory', 'contacts', range(1, 7))).toEqual([200, 200, 200, 200, 200, 403, 403])
     const shown = await call(url, 'GET', accountPath('header:mallory'))
-    expect(shown.json.disabled).toEqual([{ mode: 'enforce', until: expect.stringMatching(/^\d{4}-/) }])
+    // What disabled it is kept with the disable: the limit and since when.
+    expect(shown.json.disabled).toEqual([
+      {
+        mode: 'enforce',
+        until: expect.stringMatching(/^\d{4}-/),
+        limit: '10m distinctRecords 5 → disable',
+        since: expect.stringMatching(/^\d{4}-/),
+      },
+    ])
+    const lifted = [{ mode: 'enforce', until: shown.json.disabled[0].until }]
 
     const res = await call(url, 'POST', accountPath('header:mallory', '/unlock'))
     expect(res.status).toBe(200)
-    expect(res.json).toEqual({ account: 'header:mallory', unlocked: true, lifted: shown.json.disabled })
+    expect(res.json).toEqual({ account: 'header:mallory', unlocked: true, lifted })
     // Counts stay (unlock is not reset): a record already read is served, a new one crosses again.
     expect(await read('header:mallory', 'contacts', [3, 9])).toEqual([200, 403])
     expect(actions).toEqual([
@@ -288,7 +297,7 @@ describe('admin API: accounts', () => {
         action: 'unlock',
         account: 'header:mallory',
         result: 'unlocked',
-        lifted: shown.json.disabled,
+        lifted,
         remoteAddress: '127.0.0.1',
         time: expect.any(Number),
       },

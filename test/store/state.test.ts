@@ -113,7 +113,11 @@ describe('a restored store', () => {
     const at = now + 5000
     for (const account of ['user:0', 'user:3', 'user:9', 'user:8', 'overflow:10.0.1.0/24', 'user:55'])
       expect(back.account(account, [...ROUTES, shadow], at)).toEqual(store.account(account, [...ROUTES, shadow], at))
-    expect(back.disabled('user:9', at + 365 * 24 * 60 * MIN)).toEqual([
+    // Restored with what made it (which limit, since when).
+    expect(back.disabled('user:9', at + 365 * 24 * 60 * MIN)).toEqual(
+      store.disabled('user:9', at + 365 * 24 * 60 * MIN),
+    )
+    expect(back.disabled('user:9', at + 365 * 24 * 60 * MIN)).toMatchObject([
       { account: 'user:9', until: Infinity, shadow: false },
     ])
     expect(back.disabled('user:8', at).map((d) => d.shadow)).toEqual([true])
@@ -177,8 +181,8 @@ describe('a restored store', () => {
       await writeState(current, path)
       current = (await restored(path, 5)).store
     }
-    expect(current.disabled('mallory', Date.now() + 1e12)).toEqual([
-      { account: 'mallory', until: Infinity, shadow: false },
+    expect(current.disabled('mallory', Date.now() + 1e12)).toMatchObject([
+      { account: 'mallory', until: Infinity, shadow: false, limit: expect.stringMatching(/#/) },
     ])
   })
 })

@@ -25,6 +25,7 @@
 --         in different slots: "" nothing that blocks, "d" a disable, "severity,index" a
 --         crossed limit that blocks (this call then counts no records, and its own limit acts
 --         only if more severe)
+--       9 the route's name (a disable keeps which limit made it: <disable key>w = "<since>|<route>#<index>")
 --       then the record ids
 -- Returns: { now, worst limit index (-1), blocked 0/1, disabled-until (-1 none, -2 forever),
 --            disabled-now-until (-1 none, -2 forever), owner that decided (0: none),
@@ -43,7 +44,7 @@ local passes = ARGV[5]
 local spec = cjson.decode(ARGV[6])
 local account = ARGV[7]
 local before = ARGV[8]
-local FIRST = 9
+local FIRST = 10
 local O, P = spec[1], spec[2]
 
 local records = {}
@@ -197,12 +198,16 @@ end
 local disabledNow = -1
 if not stopped and worst ~= nil and worst.severity == 3 then
   local key = shadow and KEYS[2 * worstOwner] or KEYS[2 * worstOwner - 1]
+  -- Why, beside it (the same hash tag, so the same slot): since when, which limit.
+  local why = string.format('%d|%s#%d', now, ARGV[9], worst.index)
   if disableFor < 0 then
     redis.call('SET', key, 'forever')
+    redis.call('SET', key .. 'w', why)
     disabledNow = -2
   else
     disabledNow = now + disableFor
     redis.call('SET', key, disabledNow, 'PX', disableFor)
+    redis.call('SET', key .. 'w', why, 'PX', disableFor)
   end
 end
 
