@@ -74,7 +74,10 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
 
     // B's admin sees the disable set through A, and lifts it for every instance.
     const shown = await call(b.admin, 'GET', accountPath('header:mallory'))
-    expect(shown.json.disabled).toEqual([{ mode: 'enforce', until: 'forever' }])
+    // … and what disabled it, kept beside the disable in Redis.
+    expect(shown.json.disabled).toEqual([
+      { mode: 'enforce', until: 'forever', limit: '10m distinctRecords 5 → disable', since: expect.any(String) },
+    ])
     const res = await call(b.admin, 'POST', accountPath('header:mallory', '/unlock'))
     expect(res.json).toEqual({
       account: 'header:mallory',
@@ -158,7 +161,13 @@ describe.skipIf(!hasRedis)('admin API over a shared redis', () => {
     for (const account of ['header:alice', 'header:bob', 'header:mallory', 'header:x{y}:q:z']) {
       const r = (await call(redis.admin, 'GET', accountPath(account))).json
       const m = (await call(memoryUrl, 'GET', accountPath(account))).json
-      expect({ ...r, at: undefined }, account).toEqual({ ...m, at: undefined })
+      // The same but for when each store disabled it (its own clock, a few ms apart).
+      const when = (j: { disabled: { since?: string }[] }) => ({
+        ...j,
+        at: undefined,
+        disabled: j.disabled.map((d) => ({ ...d, since: d.since === undefined ? undefined : 'set' })),
+      })
+      expect(when(r), account).toEqual(when(m))
     }
   })
 
@@ -243,7 +252,7 @@ describe.skipIf(!hasRedis)('accounts on a redis cluster (3 masters)', () => {
       expect((await memory.accounts(query)).accounts.map((a) => [a.account, a.pressure])).toEqual(top)
       expect(page.accounts[0]).toMatchObject({ account: 'header:u30', pressure: 0.75 })
       expect((await store.account('header:u45', [policy], now))?.disabled).toEqual([
-        { account: 'header:u45', until: Infinity, shadow: false },
+        { account: 'header:u45', until: Infinity, shadow: false, limit: `${policy.name}#0`, since: expect.any(Number) },
       ])
 
       expect(await store.reset('header:u30', { policies: [policy] })).toBe(true)
