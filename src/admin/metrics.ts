@@ -1,4 +1,5 @@
 // Prometheus metrics (prom-client), one registry per sluice instance.
+import { FastHistogram, type Observer } from './fast-histogram.js'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AuditState } from '../audit/index.js'
 import type { NotifierStats } from '../notify/index.js'
@@ -37,14 +38,14 @@ export class Metrics {
   readonly stateWriteSeconds: Gauge
 
   /** The standalone proxy's upstream: time to its response headers, by route and status class. */
-  readonly upstreamLatency: Histogram<'route' | 'class'>
+  readonly upstreamLatency: FastHistogram
   /** Requests sluice answered 502 or 504 because the upstream failed or was too slow. */
   readonly upstreamErrors: Counter<'route' | 'status'>
   /** The standalone proxy: request in to response end, by route and the status class sent. */
-  readonly proxyDuration: Histogram<'route' | 'class'>
+  readonly proxyDuration: FastHistogram
   /** Children of upstreamLatency and proxyDuration, resolved once per (route, class): `-` is no route. */
-  readonly upstreamLatencyFor: (route: string, status: number) => ReturnType<Histogram['labels']>
-  readonly proxyDurationFor: (route: string, status: number) => ReturnType<Histogram['labels']>
+  readonly upstreamLatencyFor: (route: string, status: number) => Observer
+  readonly proxyDurationFor: (route: string, status: number) => Observer
 
   /** Filled in by the plugin once the audit trail and the notifier exist. */
   readonly sources: Sources = { audit: () => null, notify: () => null, upstream: () => null }
@@ -150,26 +151,27 @@ export class Metrics {
       help: 'How long the last snapshot took to write (in slices between requests).',
       registers,
     })
-    this.upstreamLatency = new Histogram({
-      name: 'sluice_upstream_latency_seconds',
-      help: "Time from forwarding a request to the upstream's response headers, by route (- for none) and status class.",
-      labelNames: ['route', 'class'],
-      buckets: LATENCY_BUCKETS,
+    // The two histograms observed on every request: resolved once per (route, class), no hashing per observation.
+    this.upstreamLatency = new FastHistogram(
+      'sluice_upstream_latency_seconds',
+      "Time from forwarding a request to the upstream's response headers, by route (- for none) and status class.",
+      ['route', 'class'],
+      LATENCY_BUCKETS,
       registers,
-    })
+    )
     this.upstreamErrors = new Counter({
       name: 'sluice_upstream_errors_total',
       help: 'Requests answered 502 (upstream unreachable, connection failed) or 504 (no answer in upstream.timeout), by route.',
       labelNames: ['route', 'status'],
       registers,
     })
-    this.proxyDuration = new Histogram({
-      name: 'sluice_proxy_duration_seconds',
-      help: 'Time from a request arriving to its response ending, by route (- for none) and the status class sent.',
-      labelNames: ['route', 'class'],
-      buckets: LATENCY_BUCKETS,
+    this.proxyDuration = new FastHistogram(
+      'sluice_proxy_duration_seconds',
+      'Time from a request arriving to its response ending, by route (- for none) and the status class sent.',
+      ['route', 'class'],
+      LATENCY_BUCKETS,
       registers,
-    })
+    )
     const upstreamLatency = this.upstreamLatency
     const proxyDuration = this.proxyDuration
     this.upstreamLatencyFor = byRouteAndClass((route, cls) => upstreamLatency.labels(route, cls))
