@@ -86,12 +86,7 @@ function load(url, { path = 'records', duration = DURATION } = {}) {
                 : path === 'csv'
                   ? `/export.csv?page=${n % 20}`
                   : `/records/${(n * 7919) % 100_000}`
-          // Clients on 1,000 networks (X-Forwarded-For from a trusted loopback proxy).
-          req.headers = {
-            ...req.headers,
-            'x-account-id': `acct-${n % ACCOUNTS}`,
-            'x-forwarded-for': `10.${(n % 1000) >> 8}.${(n % 1000) & 255}.${1 + (n % 7)}`,
-          }
+          req.headers = { ...req.headers, 'x-account-id': `acct-${n % ACCOUNTS}` }
           return req
         },
       },
