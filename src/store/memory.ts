@@ -49,7 +49,7 @@ import {
 } from '../engine/windows.js'
 import { Arena, type ArenaStats } from './arena.js'
 import { WideLog, type WideState } from './wide.js'
-import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
+import { accountPressure, listed, parseWhy, policiesOf, routeCounts, TopAccounts, withBeyond } from './ranking.js'
 import { boundedLru } from './lru.js'
 import { beyondKey } from '../engine/store.js'
 import type {
@@ -1185,13 +1185,6 @@ function logOf(logs: Map<string, WideLog>, policy: RoutePolicy): WideLog {
   return log
 }
 
-/** An account's distinct counts with what shadow served past its limits (beyondKey) added. */
-export function withBeyond(counts: number[], policy: RoutePolicy, beyond: number): number[] {
-  if (beyond > 0 && !policy.name.includes('~'))
-    for (const l of policy.distinctLimits) counts[l.index] = (counts[l.index] ?? 0) + beyond
-  return counts
-}
-
 function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {
   return (
     a === b ||
@@ -1203,14 +1196,6 @@ function sameLimits(a: RoutePolicy, b: RoutePolicy): boolean {
 /** The key of a disable's why: its mode and the key it disables. */
 function whyKey(account: string, shadow: boolean): string {
   return `${shadow ? 's' : 'e'}:${account}`
-}
-
-/** `<since>|<limit id>` (memory, Redis), or nothing. */
-export function parseWhy(value: string | null | undefined): { since?: number; limit?: string } {
-  if (!value) return {}
-  const bar = value.indexOf('|')
-  const since = Number(value.slice(0, bar))
-  return bar > 0 && Number.isFinite(since) ? { since, limit: value.slice(bar + 1) } : {}
 }
 
 function stepOf(input: HitInput): EvaluateStep {

@@ -108,3 +108,18 @@ export class TopAccounts<T> {
 function byPressure<T>(a: Candidate<T>, b: Candidate<T>): number {
   return b.ratio - a.ratio || b.count - a.count || (a.account < b.account ? -1 : a.account > b.account ? 1 : 0)
 }
+
+/** An account's distinct counts with what shadow served past its limits (beyondKey) added. */
+export function withBeyond(counts: number[], policy: RoutePolicy, beyond: number): number[] {
+  if (beyond > 0 && !policy.name.includes('~'))
+    for (const l of policy.distinctLimits) counts[l.index] = (counts[l.index] ?? 0) + beyond
+  return counts
+}
+
+/** `<since>|<limit id>` (memory, Redis), or nothing. */
+export function parseWhy(value: string | null | undefined): { since?: number; limit?: string } {
+  if (!value) return {}
+  const bar = value.indexOf('|')
+  const since = Number(value.slice(0, bar))
+  return bar > 0 && Number.isFinite(since) ? { since, limit: value.slice(bar + 1) } : {}
+}

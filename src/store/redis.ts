@@ -14,10 +14,10 @@ import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { partKey, sectionNames, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
 import { moreSevere } from '../engine/evaluate.js'
-import { MemoryStore, parseWhy, withBeyond } from './memory.js'
+import { MemoryStore } from './memory.js'
 import { beyondKey } from '../engine/store.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
-import { accountPressure, listed, policiesOf, routeCounts, TopAccounts } from './ranking.js'
+import { accountPressure, listed, parseWhy, policiesOf, routeCounts, TopAccounts, withBeyond } from './ranking.js'
 import type {
   AccountsFound,
   AccountsPage,
@@ -91,41 +91,44 @@ function partsOf(p: RoutePolicy): readonly Part[] {
 }
 
 /**
- * Whose windows and disables one observation reads: the account always; its network when the
+ * One hit.lua call: the owners whose keys it takes, and its ARGV 6 (their parts as JSON).
+ * Whose windows and disables an observation reads: the account always; its network when the
  * observation names one (a network's disable holds on every route); the route when it has
- * per-route limits.
+ * per-route limits. On Cluster every owner's keys are in a slot of their own: a call per owner.
  */
-function ownersOf(p: RoutePolicy, network: boolean): Per[] {
-  const owners: Per[] = ['account']
-  if (network) owners.push('network')
-  if (p.perRoute) owners.push('route')
-  return owners
+interface Call {
+  owners: readonly Per[]
+  spec: string
 }
 
-/**
- * hit.lua's ARGV 6 for some owners' parts of a policy, built once per (policy, owners), not
- * per request.
- */
-const specs = new WeakMap<RoutePolicy, Map<string, string>>()
-function spec(p: RoutePolicy, owners: readonly Per[]): string {
-  let byOwners = specs.get(p)
-  if (!byOwners) specs.set(p, (byOwners = new Map()))
-  const name = owners.join()
-  let text = byOwners.get(name)
-  if (text === undefined) {
-    const parts = partsOf(p).filter((part) => owners.includes(part.per))
-    const out: number[] = [owners.length, parts.length]
-    for (const part of parts) {
-      const q = part.policy
-      out.push(owners.indexOf(part.per) + 1, part.accounts ? 1 : 0)
-      out.push(q.requestCapacity, q.distinctCapacity, q.longestDistinctWindowMs, q.longestRequestWindowMs)
-      out.push(q.limits.length)
-      for (const l of q.limits) out.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity, l.index)
-    }
-    text = JSON.stringify(out)
-    byOwners.set(name, text)
+/** The calls of an observation, built once per (policy, with a network, Cluster), not per request. */
+const callsByPolicy = new WeakMap<RoutePolicy, (readonly Call[])[]>()
+function callsOf(p: RoutePolicy, network: boolean, cluster: boolean): readonly Call[] {
+  let variants = callsByPolicy.get(p)
+  if (!variants) callsByPolicy.set(p, (variants = []))
+  const i = (network ? 1 : 0) + (cluster ? 2 : 0)
+  let calls = variants[i]
+  if (calls === undefined) {
+    const owners: Per[] = ['account']
+    if (network) owners.push('network')
+    if (p.perRoute) owners.push('route')
+    const groups = cluster ? owners.map((o) => [o]) : [owners]
+    variants[i] = calls = groups.map((group) => ({ owners: group, spec: specOf(p, group) }))
   }
-  return text
+  return calls
+}
+
+function specOf(p: RoutePolicy, owners: readonly Per[]): string {
+  const parts = partsOf(p).filter((part) => owners.includes(part.per))
+  const out: number[] = [owners.length, parts.length]
+  for (const part of parts) {
+    const q = part.policy
+    out.push(owners.indexOf(part.per) + 1, part.accounts ? 1 : 0)
+    out.push(q.requestCapacity, q.distinctCapacity, q.longestDistinctWindowMs, q.longestRequestWindowMs)
+    out.push(q.limits.length)
+    for (const l of q.limits) out.push(l.kind === 'requests' ? 0 : 1, l.windowMs, l.max, l.severity, l.index)
+  }
+  return JSON.stringify(out)
 }
 
 export { RedisUnavailableError }
@@ -242,14 +245,12 @@ export class RedisStore implements Store {
     if (!this.available()) return this.fallback(input)
     try {
       this.coalesceWrites()
-      const owners = ownersOf(input.policy, input.network !== undefined)
-      // On Cluster every owner's keys are in its own slot: a call per owner (see decide()).
-      const calls = this.client instanceof Cluster ? owners.map((o) => [o]) : [owners]
+      const calls = callsOf(input.policy, input.network !== undefined, this.client instanceof Cluster)
       let result: HitResult | null = null
-      for (const group of calls) {
-        const keys = this.hitKeys(input, group)
-        const reply = await this.client.sluiceHit(keys.length, keys, this.args(input, group, before(result)))
-        result = merge(result, this.parse(reply, input, group))
+      for (const call of calls) {
+        const keys = this.hitKeys(input, call.owners)
+        const reply = await this.client.sluiceHit(keys.length, keys, this.args(input, call, before(result)))
+        result = merge(result, this.parse(reply, input, call.owners))
       }
       this.succeeded()
       return result as HitResult
@@ -577,14 +578,14 @@ export class RedisStore implements Store {
     return [`${base}:r:${route}`, `${base}:d:${route}`, `${base}:x`, `${base}:xs`]
   }
 
-  private args(input: HitInput, owners: readonly Per[], earlier = ''): (string | number)[] {
+  private args(input: HitInput, call: Call, earlier = ''): (string | number)[] {
     const args: (string | number)[] = [
       this.options.clock === 'local' ? input.now : 0,
       input.shadow ? 1 : 0,
       Number.isFinite(input.disableForMs) ? input.disableForMs : -1,
       input.countRequest === false ? 0 : 1,
       input.passes && input.passes.length > 0 ? `,${input.passes.join(',')},` : '',
-      spec(input.policy, owners),
+      call.spec,
       input.account,
       earlier,
       input.policy.name,
