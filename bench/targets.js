@@ -2,8 +2,13 @@
 // what it measures. Prints `READY <url>` when listening.
 //   node bench/targets.js upstream
 //   node bench/targets.js plain <upstreamUrl>
+//   node bench/targets.js raw <upstreamUrl>
 //   node bench/targets.js sluice <upstreamUrl> <scenario> [redisUrl]
+// SLUICE_BENCH_DIST, when set, is the dist/index.js sluice is loaded from (`--compare` points it at
+// another commit's build in a temporary worktree); by default this checkout's ../dist/index.js.
+import { createRequire } from 'node:module'
 import http from 'node:http'
+import { pathToFileURL } from 'node:url'
 
 const [kind, upstreamUrl, scenario, redisUrl] = process.argv.slice(2)
 
@@ -67,6 +72,60 @@ async function plain() {
   const app = Fastify({ logger: false, logController: new LogController({ disableRequestLogging: true }) })
   await app.register(proxy, { upstream: upstreamUrl, disableRequestLogging: true, undici: { connections: 128 } })
   return app.listen({ host: '127.0.0.1', port: 0 })
+}
+
+// Hop-by-hop headers (RFC 9110 7.6.1), never forwarded, plus host (the upstream's is set by undici).
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+])
+function endToEnd(headers) {
+  const named = headers.connection
+  const listed = named
+    ? String(named)
+        .toLowerCase()
+        .split(/\s*,\s*/)
+    : []
+  const out = {}
+  for (const name in headers) if (!HOP.has(name) && !listed.includes(name)) out[name] = headers[name]
+  return out
+}
+
+// The Node ceiling: node:http in front, undici's Pool behind (the client @fastify/reply-from uses,
+// the same copy of it), bodies streamed both ways, hop-by-hop headers dropped; no framework, no
+// routing, no hooks. What a Node proxy costs before anything is decided about the request.
+async function raw() {
+  const require = createRequire(import.meta.url)
+  const fromProxy = createRequire(require.resolve('@fastify/http-proxy'))
+  const fromReplyFrom = createRequire(fromProxy.resolve('@fastify/reply-from'))
+  const { Pool } = await import(pathToFileURL(fromReplyFrom.resolve('undici')).href)
+  const pool = new Pool(upstreamUrl, { connections: 128, pipelining: 1 })
+  const server = http.createServer((req, res) => {
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
+    pool.stream(
+      { path: req.url, method: req.method, headers: endToEnd(req.headers), body: hasBody ? req : null },
+      ({ statusCode, headers }) => {
+        res.writeHead(statusCode, endToEnd(headers))
+        return res
+      },
+      (err) => {
+        if (!err) return
+        if (!res.headersSent) res.writeHead(502).end()
+        else res.destroy(err)
+      },
+    )
+  })
+  server.keepAliveTimeout = 60_000
+  await new Promise((r) => server.listen(0, '127.0.0.1', r))
+  return `http://127.0.0.1:${server.address().port}`
 }
 
 const ROUTES = `
@@ -142,14 +201,22 @@ actions:
 }
 
 async function sluice() {
-  const { compileConfigText, buildProxy } = await import('../dist/index.js')
+  const dist = process.env.SLUICE_BENCH_DIST ? pathToFileURL(process.env.SLUICE_BENCH_DIST).href : '../dist/index.js'
+  const { compileConfigText, buildProxy } = await import(dist)
   const config = compileConfigText(configFor(scenario), `bench:${scenario}`, { env: {} })
   const app = await buildProxy(config, { logger: false })
   if (scenario === 'redis') await app.sluice.store.ready()
   return app.listen({ host: '127.0.0.1', port: 0 })
 }
 
-const url = kind === 'upstream' ? await upstream() : kind === 'plain' ? await plain() : await sluice()
+const url =
+  kind === 'upstream'
+    ? await upstream()
+    : kind === 'plain'
+      ? await plain()
+      : kind === 'raw'
+        ? await raw()
+        : await sluice()
 console.log(`READY ${url}`)
 process.on('SIGINT', () => process.exit(0))
 process.on('SIGTERM', () => process.exit(0))
