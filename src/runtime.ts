@@ -70,6 +70,8 @@ export class Runtime {
   /** Observations timed for the latency histogram: only a store across the network (null: memory). */
   readonly storeLatency: ReturnType<Metrics['storeLatency']['labels']> | null
   private current: Live
+  /** When the config in force was loaded or reloaded (ms). */
+  private loadedAt: number
   private readonly log: FastifyBaseLogger
   private readonly ownsStore: boolean
   /** Basic fingerprints keyed alike on every instance of a shared store, even without a configured secret. */
@@ -117,6 +119,7 @@ export class Runtime {
     this.metrics.sources.audit = () => audit?.state() ?? null
     this.metrics.sources.notify = () => this.reporter.notifier?.stats() ?? null
     this.current = this.prepare(config)
+    this.loadedAt = this.clock()
   }
 
   static async create(config: CompiledConfig, options: RuntimeOptions): Promise<Runtime> {
@@ -164,6 +167,7 @@ export class Runtime {
       .filter((r) => !previous.routes.some((o) => o.name === r.name && samePolicy(o, r)))
       .map((r) => r.name)
     this.current = this.prepare(next)
+    this.loadedAt = this.clock()
     this.budget.limit = next.inspection.memoryBytes
     if (next.logLevel !== previous.logLevel) this.log.level = next.logLevel
     if (JSON.stringify(next.notify) !== JSON.stringify(previous.notify)) {
@@ -221,9 +225,18 @@ export class Runtime {
       logger: this.log,
       // Who asked is part of the trail; the reload's own outcome is reported by the reload.
       onAdminAction: (a) =>
-        reporter.event(a.action === 'reload' ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
+        reporter.event(ADMIN_EVENTS.has(a.action) ? 'admin' : a.action, { ...a, time: new Date(a.time).toISOString() }),
       ...(trail ? { audit: () => trail.state() } : {}),
       ...(upstream ? { upstream: () => upstream.health() } : {}),
+      ...(admin.console.enabled
+        ? {
+            console: {
+              sessionTtlMs: admin.console.sessionTtlMs,
+              config: () => this.current.config,
+              loadedAt: () => this.loadedAt,
+            },
+          }
+        : {}),
     })
     if (upstream) app.addHook('onClose', () => upstream.stop())
     const at = await app.listen({ host: admin.host, port: admin.port })
@@ -269,6 +282,9 @@ export class Runtime {
     }
   }
 }
+
+/** Admin actions audited as `admin` entries (the others, unlock, reset, …, under their own name). */
+const ADMIN_EVENTS: ReadonlySet<string> = new Set(['reload', 'sign-in', 'sign-out'])
 
 /** How long a decision can be looked up by its reference without `admin.decisionsKept`. */
 const DECISIONS_KEPT_MS = 7 * 86_400_000

@@ -77,9 +77,20 @@ export interface ResetJson {
   lifted: DisabledJson[]
 }
 
-export type AdminActionName = 'unlock' | 'reset' | 'reload' | 'disable' | 'enable'
+export type AdminActionName = 'unlock' | 'reset' | 'reload' | 'disable' | 'enable' | 'sign-in' | 'sign-out'
 export type AdminActionResult =
-  'unlocked' | 'not-disabled' | 'reset' | 'not-found' | 'reloaded' | 'rejected' | 'failed' | 'disabled' | 'enabled'
+  | 'unlocked'
+  | 'not-disabled'
+  | 'reset'
+  | 'not-found'
+  | 'reloaded'
+  | 'rejected'
+  | 'failed'
+  | 'disabled'
+  | 'enabled'
+  | 'signed-in'
+  | 'signed-out'
+  | 'refused'
 
 /** Reported for every admin action, done or refused (the audit trail records it). */
 export interface AdminAction {

@@ -14,6 +14,7 @@ import { registerDecisionRoutes, type DecisionLog } from './decisions.js'
 import type { IncidentLog, RecordedIncident } from './incidents.js'
 import type { Metrics } from './metrics.js'
 import type { UpstreamHealth } from './readiness.js'
+import { registerConsole, type ConsoleOptions } from './console/routes.js'
 import { AdminError, badRequest, sendAdminProblem } from './problem.js'
 
 export type { AdminAction, AdminActionName, AdminActionResult } from './accounts.js'
@@ -58,6 +59,8 @@ export interface AdminOptions {
   clock?: () => number
   /** Where admin actions and refused tokens are logged (e.g. the proxy's `app.log`). */
   logger?: FastifyBaseLogger | boolean
+  /** The operators' web console at /console (docs/console.md); none without it. */
+  console?: ConsoleOptions
 }
 
 export interface Readiness {
@@ -114,11 +117,7 @@ export function readiness(store: Store, checks: ReadinessChecks = {}): { code: n
 export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance> {
   // Account ids in the path are URL-encoded and can be long (a JWT subject, an e-mail address).
   const app = Fastify({ logger: false, routerOptions: { maxParamLength: 4096 } })
-  // Every accepted token by its digest; a named one (admin.tokens) is recorded with what it did.
-  const accepted = [
-    ...(options.token !== '' ? [{ name: undefined, digest: digest(options.token) }] : []),
-    ...(options.tokens ?? []).filter((t) => t.token !== '').map((t) => ({ name: t.name, digest: digest(t.token) })),
-  ]
+  const matchToken = tokenMatcher(options)
   const tokenNames = new WeakMap<FastifyRequest, string>()
   const log = typeof options.logger === 'object' ? options.logger : undefined
   const clock = options.clock ?? Date.now
@@ -131,10 +130,7 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     if ((request.routeOptions.config as { public?: boolean } | undefined)?.public === true) return
     const header = request.headers.authorization ?? ''
     const token = header.toLowerCase().startsWith('bearer ') ? header.slice(7).trim() : ''
-    const presented = digest(token)
-    // Compared with every token, no early exit: the timing does not tell which one matched.
-    let match: { name: string | undefined } | undefined
-    for (const t of accepted) if (timingSafeEqual(presented, t.digest) && match === undefined) match = t
+    const match = matchToken(token)
     if (match?.name !== undefined) tokenNames.set(request, match.name)
     if (match === undefined) {
       log?.warn(
@@ -273,7 +269,35 @@ export async function buildAdmin(options: AdminOptions): Promise<FastifyInstance
     return reply.send({ ok: true })
   })
 
+  if (options.console)
+    await app.register(registerConsole, {
+      ...options.console,
+      metrics: options.metrics,
+      clock,
+      matchToken,
+      act,
+      ...(log ? { log } : {}),
+    })
+
   return app
+}
+
+/** Which accepted token (admin.token, admin.tokens) a presented one is; undefined: none. */
+export type TokenMatcher = (token: string) => { name: string | undefined } | undefined
+
+function tokenMatcher(options: Pick<AdminOptions, 'token' | 'tokens'>): TokenMatcher {
+  // Every accepted token by its digest; a named one (admin.tokens) is recorded with what it did.
+  const accepted = [
+    ...(options.token !== '' ? [{ name: undefined, digest: digest(options.token) }] : []),
+    ...(options.tokens ?? []).filter((t) => t.token !== '').map((t) => ({ name: t.name, digest: digest(t.token) })),
+  ]
+  return (token) => {
+    const presented = digest(token)
+    // Compared with every token, no early exit: the timing does not tell which one matched.
+    let match: { name: string | undefined } | undefined
+    for (const t of accepted) if (timingSafeEqual(presented, t.digest) && match === undefined) match = t
+    return match
+  }
 }
 
 /** `since`: an ISO 8601 time, milliseconds since the epoch, or a duration back from now (15m). */

@@ -131,6 +131,8 @@ export interface CompiledConfig {
     decisionsKeptMs: number
     /** /readyz checks the upstream (a TCP connect every checkEveryMs, bounded by timeoutMs). */
     readiness: { upstream: boolean; checkEveryMs: number; timeoutMs: number }
+    /** The web console at /console (docs/console.md). */
+    console: { enabled: boolean; sessionTtlMs: number }
   } | null
   audit: CompiledAudit | null
   notify: CompiledNotify | null
@@ -317,6 +319,10 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
             upstream: config.admin.readiness.upstream,
             checkEveryMs: duration(config.admin.readiness.checkEvery, ['admin', 'readiness', 'checkEvery']),
             timeoutMs: duration(config.admin.readiness.timeout, ['admin', 'readiness', 'timeout']),
+          },
+          console: {
+            enabled: config.admin.console.enabled,
+            sessionTtlMs: duration(config.admin.console.sessionTtl, ['admin', 'console', 'sessionTtl']),
           },
         }
       : null,

@@ -623,6 +623,16 @@ const Admin = Type.Object(
       'How long a block reference can be looked up (GET /decisions/:ref, sluice incidents show REF).',
       '7d',
     ),
+    console: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description: 'Serve the web console at /console on the admin listener (signed in with an admin token).',
+        }),
+        sessionTtl: Duration('How long a console sign-in lasts before the operator signs in again.', '8h'),
+      },
+      { ...Strict, default: {}, description: "The operators' web console (docs/console.md)." },
+    ),
   },
   {
     ...Strict,

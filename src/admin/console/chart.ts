@@ -1,0 +1,76 @@
+// The overview's chart as a model — polyline points, axis labels, a sentence for screen
+// readers — computed here only: the page renders it as inline SVG, and the script redraws it
+// from the same model in the JSON it polls (it sets attributes, it never builds markup).
+import { html, type Html } from './html.js'
+import { ACTIONS, MINUTES, type ChartAction, type MinuteCounts } from './rate.js'
+
+export interface ChartModel {
+  lines: { action: ChartAction; points: string }[]
+  /** The y axis: 0, half, top. */
+  ticks: string[]
+  /** What the chart shows, in words (its accessible description and the line under it). */
+  summary: string
+}
+
+const WIDTH = 640
+const HEIGHT = 200
+const LEFT = 44
+const RIGHT = 8
+const TOP = 10
+const BOTTOM = 24
+
+export function chartModel(minutes: readonly MinuteCounts[]): ChartModel {
+  let peak = 0
+  for (const m of minutes) for (const a of ACTIONS) peak = Math.max(peak, m.actions[a])
+  const top = niceCeiling(peak)
+  const x = (i: number) => LEFT + (i * (WIDTH - LEFT - RIGHT)) / (MINUTES - 1)
+  const y = (v: number) => HEIGHT - BOTTOM - (v / top) * (HEIGHT - TOP - BOTTOM)
+  const lines = ACTIONS.map((action) => ({
+    action,
+    points: minutes.map((m, i) => `${x(i).toFixed(1)},${y(m.actions[action]).toFixed(1)}`).join(' '),
+  }))
+  const hour = Object.fromEntries(ACTIONS.map((a) => [a, minutes.reduce((n, m) => n + m.actions[a], 0)]))
+  const last = minutes[minutes.length - 1]
+  const requests = minutes.reduce((n, m) => n + m.requests, 0)
+  const acted = ACTIONS.filter((a) => (hour[a] ?? 0) > 0).map((a) => `${hour[a]} ${a}`)
+  const summary =
+    `Last hour: ${requests} requests to sensitive routes; ` +
+    (acted.length > 0 ? acted.join(', ') : 'no decision other than allow') +
+    `. This minute: ${last?.requests ?? 0} requests, ${ACTIONS.reduce((n, a) => n + (last?.actions[a] ?? 0), 0)} acted on.`
+  return { lines, ticks: ['0', String(top / 2), String(top)], summary }
+}
+
+export function chartSvg(model: ChartModel): Html {
+  const plotBottom = HEIGHT - BOTTOM
+  const mid = (TOP + plotBottom) / 2
+  return html`<figure class="chart">
+    <svg id="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="chart-title chart-summary">
+      <title id="chart-title">Decisions per minute by action, last hour</title>
+      <g class="grid">
+        <line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${TOP}" y2="${TOP}" />
+        <line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${mid}" y2="${mid}" />
+        <line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${plotBottom}" y2="${plotBottom}" />
+      </g>
+      <g class="axis">
+        <text id="tick-0" x="${LEFT - 6}" y="${plotBottom + 4}">${model.ticks[0]}</text>
+        <text id="tick-1" x="${LEFT - 6}" y="${mid + 4}">${model.ticks[1]}</text>
+        <text id="tick-2" x="${LEFT - 6}" y="${TOP + 4}">${model.ticks[2]}</text>
+        <text class="x" x="${LEFT}" y="${HEIGHT - 6}">60 min ago</text>
+        <text class="x" x="${(LEFT + WIDTH - RIGHT) / 2}" y="${HEIGHT - 6}">30 min ago</text>
+        <text class="x end" x="${WIDTH - RIGHT}" y="${HEIGHT - 6}">now</text>
+      </g>
+      ${model.lines.map((l) => html`<polyline id="line-${l.action}" class="line a-${l.action}" points="${l.points}" />`)}
+    </svg>
+    <figcaption>
+      <ul class="legend">
+        ${ACTIONS.map((a) => html`<li><span class="swatch a-${a}"></span>${a}</li>`)}
+      </ul>
+      <p id="chart-summary">${model.summary}</p>
+    </figcaption>
+  </figure>`
+}
+
+/** 2, 4, 10, 20, 40, 100, … at or above the peak: the middle tick stays a whole number. */
+function niceCeiling(peak: number): number {
+  for (let power = 1; ; power *= 10) for (const m of [2, 4, 10]) if (m * power >= peak) return m * power
+}

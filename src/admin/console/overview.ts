@@ -1,0 +1,128 @@
+// The overview: decisions per minute (live), the accounts under the most pressure, the latest
+// grouped incidents, and the health /readyz reports. The same data feeds the first render and
+// the script's polls (GET /console/overview.json).
+import type { AccountListJson } from '../accounts.js'
+import type { IncidentsJson, Readiness } from '../server.js'
+import type { AdminCall } from './api.js'
+import { chartModel, chartSvg, type ChartModel } from './chart.js'
+import { html, type Html } from './html.js'
+import { accountHref, referenceHref, rowsHtml, when, type Cell } from './layout.js'
+import type { DecisionRate } from './rate.js'
+
+export interface OverviewData {
+  at: string
+  chart: ChartModel
+  accounts: Cell[][]
+  incidents: Cell[][]
+  health: Cell[][]
+  /** ready or degraded. */
+  status: string
+}
+
+const TOP_ACCOUNTS = 10
+const LATEST_INCIDENTS = 10
+
+export async function overviewData(call: AdminCall, rate: DecisionRate, now: number): Promise<OverviewData> {
+  await rate.sample()
+  const [accounts, incidents, ready] = await Promise.all([
+    call<AccountListJson>('GET', `/accounts?limit=${TOP_ACCOUNTS}`),
+    call<IncidentsJson>('GET', `/incidents?limit=${LATEST_INCIDENTS}`),
+    call<Readiness>('GET', '/readyz'),
+  ])
+  return {
+    at: when(new Date(now).toISOString()),
+    chart: chartModel(rate.lastHour()),
+    accounts:
+      accounts.problem !== undefined
+        ? [[{ text: `The store did not answer: ${accounts.problem}` }]]
+        : accounts.body.accounts.map((a) => [
+            { text: a.account, href: accountHref(a.account) },
+            { text: `${Math.round(a.pressure * 100)} %`, meter: a.pressure },
+            {
+              text: a.disabled.length > 0 ? a.disabled.map((d) => `${d.mode} until ${when(d.until)}`).join('; ') : '—',
+            },
+          ]),
+    incidents: (incidents.body.incidents ?? []).map((e) => [
+      { text: when(e.last) },
+      { text: e.account, href: accountHref(e.account) },
+      { text: e.route },
+      { text: e.limit ?? '—' },
+      { text: `${e.decision}${e.shadow ? ' (shadow)' : ''}` },
+      { text: String(e.count) },
+      e.reference !== undefined ? { text: e.reference, href: referenceHref(e.reference) } : { text: '—' },
+    ]),
+    health: healthRows(ready.body),
+    status: ready.body.status,
+  }
+}
+
+function healthRows(r: Readiness): Cell[][] {
+  const store = `${r.store.type}: ${r.store.state}${r.store.policy !== undefined ? ` (${r.store.policy})` : ''}`
+  const audit = r.audit ? `${r.audit.state}, ${r.audit.backlog} waiting` : 'not configured'
+  const upstream = r.upstream
+    ? `${r.upstream.state}: ${r.upstream.target}${r.upstream.reason !== undefined ? ` (${r.upstream.reason})` : ''}`
+    : 'not checked'
+  return [
+    [{ text: 'Readiness' }, { text: r.status }],
+    [{ text: 'Store' }, { text: store }],
+    [{ text: 'Audit trail' }, { text: audit }],
+    [{ text: 'Upstream' }, { text: upstream }],
+  ]
+}
+
+export function overviewBody(d: OverviewData): Html {
+  return html`<div id="overview" class="overview">
+    <h1>
+      Overview <small class="live" aria-live="polite">updated <span id="updated">${d.at}</span></small>
+    </h1>
+    <section aria-labelledby="h-chart">
+      <h2 id="h-chart">Decisions per minute (this instance)</h2>
+      ${chartSvg(d.chart)}
+    </section>
+    <div class="columns">
+      <section aria-labelledby="h-accounts">
+        <h2 id="h-accounts">Accounts under the most pressure</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Account</th>
+              <th scope="col">Nearest limit (distinct records)</th>
+              <th scope="col">Disabled</th>
+            </tr>
+          </thead>
+          <tbody id="accounts-rows" data-empty="No account has counts.">
+            ${rowsHtml(d.accounts, 3, 'No account has counts.')}
+          </tbody>
+        </table>
+      </section>
+      <section aria-labelledby="h-health">
+        <h2 id="h-health">Health</h2>
+        <table class="health">
+          <tbody id="health-rows">
+            ${rowsHtml(d.health, 2, '')}
+          </tbody>
+        </table>
+      </section>
+    </div>
+    <section aria-labelledby="h-incidents">
+      <h2 id="h-incidents">Latest incidents</h2>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Last</th>
+            <th scope="col">Account</th>
+            <th scope="col">Route</th>
+            <th scope="col">Limit</th>
+            <th scope="col">Decision</th>
+            <th scope="col">Requests</th>
+            <th scope="col">Reference</th>
+          </tr>
+        </thead>
+        <tbody id="incidents-rows" data-empty="No incident yet.">
+          ${rowsHtml(d.incidents, 7, 'No incident yet.')}
+        </tbody>
+      </table>
+      <p><a href="/console/incidents">All incidents</a></p>
+    </section>
+  </div>`
+}
