@@ -41,6 +41,8 @@
 //                       version (24, 22.13.0) installed from npm's node-linux-<arch> package into
 //                       ~/.cache/sluice-node/<version> ($SLUICE_NODE_CACHE); several run in turn
 //   --throughput-only   skip the memory, churn and exactness parts
+//   --cli               start sluice's scenarios with its CLI and a YAML file (`sluice start -c`,
+//                       its own logger at the config's level) instead of buildProxy in bench/targets.js
 import { spawn, spawnSync } from 'node:child_process'
 import {
   chmodSync,
@@ -62,6 +64,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
+import { configFor } from './configs.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, '..')
@@ -74,6 +77,7 @@ const { values: opts } = parseArgs({
     compare: { type: 'string' },
     node: { type: 'string' },
     'throughput-only': { type: 'boolean', default: false },
+    cli: { type: 'boolean', default: false },
   },
 })
 const quick = opts.quick
@@ -276,6 +280,49 @@ function findNginx() {
   return null
 }
 
+/** Until url/records/1 answers 200 (10 s at most); an error with the last lines of why() if not. */
+async function answering(child, url, what, why) {
+  let exited = null
+  child.once('exit', (code, signal) => (exited = code ?? signal))
+  for (let i = 0; ; i++) {
+    if (exited !== null || i === 100) {
+      let tail = ''
+      try {
+        tail = why().trim().split('\n').slice(-3).join(' / ')
+      } catch {
+        // nothing to tell
+      }
+      throw new Error(`${what} ${exited !== null ? `exited (${exited})` : 'did not answer in 10 s'}: ${tail}`)
+    }
+    if (await answers200(`${url}/records/1`)) return
+    await sleep(100)
+  }
+}
+
+/**
+ * --cli: a sluice scenario as users start it, `sluice start -c <yaml> -p <port>` from the tree's
+ * bin/ (this checkout's or the --compare ref's), the YAML bench/targets.js would compile.
+ */
+async function startCli(tree, scenario, upstream, redisUrl) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(os.tmpdir(), 'sluice-bench-cli-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, `${scenario}.yaml`)
+  const prefix = `bench:${process.pid}:${tree ? 'ref' : 'wt'}:${scenario}:`
+  writeFileSync(file, configFor(scenario, { upstream, redis: redisUrl, prefix }))
+  const [cmd, pre] = pin(0)
+  const bin = join(tree ? tree.dir : root, 'bin', 'sluice.js')
+  let err = ''
+  const child = spawn(cmd, [...pre, bin, 'start', '-c', file, '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  child.stderr.on('data', (c) => (err = (err + c).slice(-4000)))
+  children.push(child)
+  const url = `http://127.0.0.1:${port}`
+  await answering(child, url, `sluice start -c ${file}`, () => err)
+  return { url, pids: [child.pid] }
+}
+
 /** The processes whose parent is pid (nginx's workers), from /proc. */
 function childPids(pid) {
   const out = []
@@ -344,22 +391,8 @@ http {
   const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;']
   const child = spawn(cmd, [...pre, ...args], { stdio: 'ignore' })
   children.push(child)
-  let exited = null
-  child.once('exit', (code, signal) => (exited = code ?? signal))
   const url = `http://127.0.0.1:${port}`
-  for (let i = 0; ; i++) {
-    if (exited !== null || i === 100) {
-      let why = ''
-      try {
-        why = readFileSync(join(dir, 'error.log'), 'utf8').trim().split('\n').slice(-3).join(' / ')
-      } catch {
-        // no log
-      }
-      throw new Error(`nginx ${exited !== null ? `exited (${exited})` : 'did not answer in 10 s'}: ${why}`)
-    }
-    if (await answers200(`${url}/records/1`)) break
-    await sleep(100)
-  }
+  await answering(child, url, 'nginx', () => readFileSync(join(dir, 'error.log'), 'utf8'))
   // The master and its worker: CPU per request counts both.
   return { url, pids: [child.pid, ...childPids(child.pid)] }
 }
@@ -488,7 +521,10 @@ async function throughput(notes) {
     const key = (k) => (tree ? `ref:${k}` : k)
     const label = (l) => (tree ? `${l} — ${tree.short}` : l)
     const env = tree ? { SLUICE_BENCH_DIST: join(tree.dir, 'dist', 'index.js') } : {}
-    const one = (k, l, args, path) => proxy(key(k), label(l), ['sluice', upstream, ...args], path, env)
+    const one = async (k, l, args, path) =>
+      opts.cli
+        ? { key: key(k), label: label(l), ...(await startCli(tree, ...args.slice(0, 1), upstream, args[1])), path }
+        : proxy(key(k), label(l), ['sluice', upstream, ...args], path, env)
     const out = [
       await one('nonsensitive', '3. sluice, memory, non-sensitive route', ['memory'], 'list'),
       await one('sensitive', '4. sluice, memory, sensitive route (3 limits, 10k accounts)', ['memory']),
@@ -738,7 +774,7 @@ function markdown(tp, mem, attack, run) {
     })
   const m = run.machine
   const out = [
-    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${run.nodePath})${run.nodeSupported ? '' : ', **below `engines`**'}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
+    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${run.nodePath})${run.nodeSupported ? '' : ', **below `engines`**'}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. sluice ${opts.cli ? 'started by its CLI: `sluice start -c <yaml>`' : 'built in-process by bench/targets.js (buildProxy, logger off)'}. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
     '',
     '| scenario | req/s median (min–max) | ÷ plain proxy, req/s (median of rounds) | ÷ plain proxy, by CPU time | p50 ms | p99 ms | proxy CPU µs/req | non-2xx/errors |',
     '|---|---|---|---|---|---|---|---|',
@@ -843,7 +879,7 @@ try {
   }
   if (pinned) spawnSync('taskset', ['-cp', '1', String(process.pid)])
   log(
-    `sluice bench${quick ? ' (quick)' : ''}: ${run.code}; node ${process.version} (${process.execPath}); ${pinned ? 'pinned' : 'unpinned'}; ${ROUNDS} round(s) × ${DURATION}s${ref ? `; against ${ref.ref} (${ref.short})` : ''}`,
+    `sluice bench${quick ? ' (quick)' : ''}: ${run.code}; node ${process.version} (${process.execPath}); ${pinned ? 'pinned' : 'unpinned'}${opts.cli ? '; sluice by its CLI' : ''}; ${ROUNDS} round(s) × ${DURATION}s${ref ? `; against ${ref.ref} (${ref.short})` : ''}`,
   )
   const tp = await throughput(run.notes)
   stop()
@@ -867,6 +903,7 @@ try {
       duration: DURATION,
       code: run.code,
       ref: ref ? { ref: ref.ref, sha: ref.sha } : null,
+      cli: opts.cli,
       machine: run.machine,
       notes: run.notes,
       throughput: tp.summary,

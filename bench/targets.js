@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module'
 import http from 'node:http'
 import { pathToFileURL } from 'node:url'
+import { configFor } from './configs.js'
 
 const [kind, upstreamUrl, scenario, redisUrl] = process.argv.slice(2)
 
@@ -128,82 +129,14 @@ async function raw() {
   return `http://127.0.0.1:${server.address().port}`
 }
 
-const ROUTES = `
-routes:
-  - name: contact
-    methods: [GET]
-    path: /records/:id
-    records: { param: id }
-    limits:
-      - { window: 1m,  requests: 1000,        action: throttle }
-      - { window: 10m, distinctRecords: 500,  action: challenge }
-      - { window: 24h, distinctRecords: 5000, action: disable }
-  - name: unused
-    path: /api/never/:id
-    limits: [ { window: 1m, requests: 10, action: throttle } ]
-`
-
-// Scenario 4b: the same sensitive route with the keys of one actor's many identities as well:
-// all accounts of a client network together, and everyone on the route. The load comes from
-// one address (loopback), so it is one busy network with every account and record behind it —
-// its logs as large as the route's; the limits are never reached.
-const SCOPED = ROUTES.replace(
-  '      - { window: 24h, distinctRecords: 5000, action: disable }\n',
-  `      - { window: 24h, distinctRecords: 5000, action: disable }
-      - { per: network, window: 1h, distinctRecords: 200000, action: challenge }
-      - { per: network, window: 1h, distinctAccounts: 20000, action: challenge }
-      - { per: route, window: 1h, distinctRecords: 200000, action: log }
-`,
-)
-
-// Scenario 6: the list endpoint (50 records, about 10 KB of JSON) with its ids counted from
-// every response before it is sent.
-const INSPECTED = `
-  - name: list
-    methods: [GET]
-    path: /list
-    records: { response: "$.items[*].id" }
-    limits:
-      - { window: 1m,  requests: 1000,        action: throttle }
-      - { window: 10m, distinctRecords: 500,  action: challenge }
-      - { window: 24h, distinctRecords: 5000, action: disable }
-  - name: list-html
-    methods: [GET]
-    path: /list.html
-    records: { response: { html: "table.results tr[data-id]", attr: data-id } }
-    limits:
-      - { window: 1m,  requests: 1000,        action: throttle }
-      - { window: 10m, distinctRecords: 500,  action: challenge }
-  - name: export
-    methods: [GET]
-    path: /export.csv
-    records: { response: { csv: { column: id } } }
-    limits:
-      - { window: 1m,  requests: 1000,        action: throttle }
-      - { window: 10m, distinctRecords: 500,  action: challenge }
-`
-
-function configFor(name) {
-  const store =
-    name === 'redis'
-      ? `store: { type: redis, url: "${redisUrl}", keyPrefix: "bench:${process.pid}:", onError: fail-open, commandTimeout: 500ms }`
-      : 'store: { type: memory, maxAccounts: 200000 }'
-  return `version: 1
-upstream: { url: ${upstreamUrl} }
-log: { level: warn }
-${store}
-identity:
-  - { type: header, name: x-account-id, trusted: true }
-${name === 'scoped' ? SCOPED : ROUTES}${name === 'inspect' ? INSPECTED : ''}
-actions:
-  challenge: { secret: bench-challenge-secret-0123456789 }
-`
-}
-
 async function sluice() {
   const dist = process.env.SLUICE_BENCH_DIST ? pathToFileURL(process.env.SLUICE_BENCH_DIST).href : '../dist/index.js'
   const { compileConfigText, buildProxy } = await import(dist)
-  const config = compileConfigText(configFor(scenario), `bench:${scenario}`, { env: {} })
+  const config = compileConfigText(
+    configFor(scenario, { upstream: upstreamUrl, redis: redisUrl, prefix: `bench:${process.pid}:` }),
+    `bench:${scenario}`,
+    { env: {} },
+  )
   const app = await buildProxy(config, { logger: false })
   if (scenario === 'redis') await app.sluice.store.ready()
   return app.listen({ host: '127.0.0.1', port: 0 })
