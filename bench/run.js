@@ -774,7 +774,7 @@ function markdown(tp, mem, attack, run) {
     })
   const m = run.machine
   const out = [
-    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${run.nodePath})${run.nodeSupported ? '' : ', **below `engines`**'}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. sluice ${opts.cli ? 'started by its CLI: `sluice start -c <yaml>`' : 'built in-process by bench/targets.js (buildProxy, logger off)'}. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
+    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${run.nodePath})${run.nodeSupported ? '' : `, **below engines (${run.engines})**`}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. sluice ${opts.cli ? 'started by its CLI: `sluice start -c <yaml>`' : 'built in-process by bench/targets.js (buildProxy, logger off)'}. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
     '',
     '| scenario | req/s median (min–max) | ÷ plain proxy, req/s (median of rounds) | ÷ plain proxy, by CPU time | p50 ms | p99 ms | proxy CPU µs/req | non-2xx/errors |',
     '|---|---|---|---|---|---|---|---|',
@@ -860,12 +860,17 @@ function codeId() {
 }
 
 try {
-  const [major, minor] = process.versions.node.split('.').map(Number)
+  // package.json's engines.node (">=22.13"): whether this Node is one sluice supports.
+  const engines = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).engines?.node ?? ''
+  const least = (/>=\s*([\d.]+)/.exec(engines)?.[1] ?? '0').split('.').map(Number)
+  const have = process.versions.node.split('.').map(Number)
+  const cmp = [0, 1, 2].map((i) => (have[i] ?? 0) - (least[i] ?? 0)).find((d) => d !== 0) ?? 0
   const run = {
+    engines,
     code: codeId(),
     node: process.version,
     nodePath: process.execPath,
-    nodeSupported: major > 22 || (major === 22 && minor >= 13),
+    nodeSupported: cmp >= 0,
     pinned,
     nginx: findNginx()?.version ?? null,
     notes: [],
