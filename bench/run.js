@@ -669,6 +669,22 @@ function memory() {
   return out
 }
 
+/** --compare: the same fills on the ref's build, by the ref's own bench/memory.js (if it has one). */
+function refMemory() {
+  const script = join(ref.dir, 'bench', 'memory.js')
+  if (!existsSync(script)) return null
+  const out = {}
+  for (const accounts of quick ? [10_000] : [10_000, 100_000]) {
+    const res = spawnSync(process.execPath, ['--expose-gc', script, String(accounts)], {
+      encoding: 'utf8',
+      timeout: 240_000,
+    })
+    if (res.status !== 0) throw new Error(`memory bench of ${ref.short} failed: ${res.stderr}`)
+    out[accounts] = JSON.parse(res.stdout)
+  }
+  return out
+}
+
 /** A full store, then a flood of fresh identities (bench/churn.js): memory, time, nobody reset. */
 function churn() {
   const [accounts, flood] = quick ? [10_000, 100_000] : [100_000, 1_000_000]
@@ -739,6 +755,10 @@ function targetsReport({ summary: t, versus }, mem, attack) {
       `${x3(byRps)}${byCpu !== null ? ` (by CPU time ${x3(byCpu)})` : ''}`,
     )
   }
+  unmeasured(
+    'replay ≥ 300,000 lines/s on one core (gzipped combined log), both cores when large',
+    'by `node bench/replay.js`, not part of this run',
+  )
   if (!mem) {
     unmeasured('100,000 accounts × 3 routes ≤ 200 MB RSS', '--throughput-only')
     return lines
@@ -816,8 +836,13 @@ function markdown(tp, mem, attack, run) {
       '| memory (memory store, 3 routes, full windows) | accounts | RSS MB | heap used MB |',
       '|---|---|---|---|',
       ...Object.entries(mem)
-        .filter(([n]) => n !== 'redis' && n !== 'churn')
+        .filter(([n]) => n !== 'redis' && n !== 'churn' && n !== 'ref')
         .map(([n, m]) => `| ${m.describe} | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`),
+      ...(mem.ref
+        ? Object.entries(mem.ref).map(
+            ([n, m]) => `| the same on ${ref.ref} (${ref.short}) | ${n} | ${m.rssMB} | ${m.heapUsedMB} |`,
+          )
+        : []),
       ...(mem.churn
         ? [
             '',
@@ -893,6 +918,7 @@ try {
   if (!opts['throughput-only']) {
     log('  memory…')
     mem = memory()
+    if (ref) mem.ref = refMemory()
     log('  churn…')
     mem.churn = churn()
     log('  attack…')
