@@ -12,7 +12,7 @@
 // memory per active account of the same shape (bench/redis-memory.js), a store-churn flood
 // (bench/churn.js: 1,000,000 fresh identities against a full store), and an exactness run
 // (200 concurrent connections enumerating records on one account).
-// `npm run bench` (about 7 minutes) and `npm run bench -- --quick` (under 1 minute; CI's smoke run).
+// `npm run bench` (about 9 minutes) and `npm run bench -- --quick` (under 1 minute; CI's smoke run).
 //
 // Side by side in one run, interleaved A B C D … for several rounds, on loopback:
 //   upstream direct · plain @fastify/http-proxy · raw node:http + undici (the Node ceiling) ·
