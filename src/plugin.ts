@@ -8,7 +8,8 @@
 //   preHandler  routes whose records are in the request body (and logins): read it, decide;
 //   onSend      routes whose records are in the response: read it before a byte is sent,
 //               count its ids, and withhold it if it would cross a limit; logins bind.
-// Requests to non-sensitive routes only pay for canonicalization and a route lookup.
+// Requests to non-sensitive routes only pay for canonicalization and a route lookup. The
+// standalone proxy runs the same steps in its one route instead (src/proxy/route.ts).
 import { XHR_SCRIPT, XHR_SCRIPT_PATH } from './actions/xhr-script.js'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -75,33 +76,7 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       ...(options.incidents ? { incidents: options.incidents } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
     }))
-
-  fastify.decorate('sluice', {
-    get engine() {
-      return runtime.live.engine
-    },
-    get challenges() {
-      return runtime.live.challenges
-    },
-    get config() {
-      return runtime.live.config
-    },
-    store: runtime.store,
-    metrics: runtime.metrics,
-    reporter: runtime.reporter,
-    runtime,
-    reload: (next: CompiledConfig) => runtime.reload(next),
-  })
-  fastify.decorateRequest('sluiceExchange', null)
-  // After the server stopped accepting and in-flight requests finished.
-  fastify.addHook('onClose', () => runtime.close())
-  // What a legacy AJAX page includes to answer challenges on its XHR and fetch calls.
-  fastify.get(XHR_SCRIPT_PATH, (_request, reply) => {
-    void reply
-      .header('content-type', 'application/javascript; charset=utf-8')
-      .header('cache-control', 'public, max-age=3600')
-      .send(XHR_SCRIPT)
-  })
+  exposeRuntime(fastify, runtime)
 
   fastify.addHook('onRequest', (request, reply, done) => {
     let next: Next | Promise<Next>
@@ -130,6 +105,39 @@ async function sluicePlugin(fastify: FastifyInstance, options: SluiceOptions): P
       (p) => done(null, p),
       (err: Error) => done(err),
     )
+  })
+}
+
+/**
+ * What both the plugin and the standalone proxy (which runs the steps in its own route instead
+ * of hooks, src/proxy/route.ts) give an app: `app.sluice`, the exchange slot of a request, the
+ * runtime's close, and the script legacy AJAX pages include to answer challenges.
+ */
+export function exposeRuntime(fastify: FastifyInstance, runtime: Runtime): void {
+  fastify.decorate('sluice', {
+    get engine() {
+      return runtime.live.engine
+    },
+    get challenges() {
+      return runtime.live.challenges
+    },
+    get config() {
+      return runtime.live.config
+    },
+    store: runtime.store,
+    metrics: runtime.metrics,
+    reporter: runtime.reporter,
+    runtime,
+    reload: (next: CompiledConfig) => runtime.reload(next),
+  })
+  fastify.decorateRequest('sluiceExchange', null)
+  // After the server stopped accepting and in-flight requests finished.
+  fastify.addHook('onClose', () => runtime.close())
+  fastify.get(XHR_SCRIPT_PATH, (_request, reply) => {
+    void reply
+      .header('content-type', 'application/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=3600')
+      .send(XHR_SCRIPT)
   })
 }
 

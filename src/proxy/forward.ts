@@ -1,0 +1,179 @@
+// Forwarding to the upstream: one undici Pool, called from the proxy's route.
+//
+// @fastify/reply-from (under @fastify/http-proxy) costs ~30 µs of CPU a request on top of the
+// same undici pool (measured: 81 vs 49 µs a request for a Fastify app that calls the pool
+// itself): it builds a URL object, copies and re-copies headers, wraps the response in a retry
+// loop and maps errors through error classes. sluice needs none of that: the path is already
+// canonical (admit rewrote it), the upstream is one origin, and a request is sent exactly once.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Pool, type Dispatcher } from 'undici'
+import type { CompiledConfig } from '../config/compile.js'
+import { trustedPeer } from '../identity/ip.js'
+
+export interface UpstreamError {
+  /** No answer (or no connection) in time: 504, as nginx answers; anything else is a 502. */
+  timedOut: boolean
+  code: string | undefined
+  message: string
+  cause: string | undefined
+}
+
+export interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: Readable
+}
+
+export interface ForwardHooks {
+  /** The live config (a reload may change trustedProxies). */
+  config(): CompiledConfig
+  /** The upstream answered (status line and headers); the client is still there. */
+  answered(request: FastifyRequest, reply: FastifyReply, answer: Answer, ms: number): void
+  /** The upstream could not be reached or did not answer in time; the reply is not yet sent. */
+  failed(reply: FastifyReply, error: UpstreamError): void
+}
+
+export class Forwarder {
+  readonly #pool: Pool
+  readonly #host: string
+  readonly #hooks: ForwardHooks
+
+  constructor(upstream: CompiledConfig['upstream'], hooks: ForwardHooks) {
+    const origin = new URL(upstream.url)
+    this.#host = origin.host
+    this.#hooks = hooks
+    this.#pool = new Pool(origin.origin, {
+      connections: 128,
+      connect: { timeout: upstream.connectTimeoutMs },
+      headersTimeout: upstream.timeoutMs,
+      bodyTimeout: upstream.timeoutMs,
+    })
+  }
+
+  /** Send the request on (its body, if any, is the stream `request.body` holds) and hand the answer to the hooks. */
+  forward(request: FastifyRequest, reply: FastifyReply): void {
+    const raw = request.raw
+    const hooks = this.#hooks
+    const method = request.method
+    const body = request.body as Readable | undefined
+    const sent = performance.now()
+    this.#pool.request(
+      {
+        method: method as Dispatcher.HttpMethod,
+        path: raw.url ?? '/',
+        headers: forwardedFor(raw, requestHeaders(raw.headers, this.#host), hooks.config()),
+        // GET and HEAD bodies are not forwarded (Fastify does not read them either): what a
+        // server does with one differs, so the upstream never sees one.
+        body: body === undefined || method === 'GET' || method === 'HEAD' ? null : body,
+      },
+      (err, res) => {
+        if (err) {
+          if (!reply.sent) hooks.failed(reply, upstreamError(err))
+          return
+        }
+        // The client left while the upstream thought: drop the answer, free the connection.
+        if (reply.raw.destroyed) {
+          res.body.destroy()
+          return
+        }
+        // An HTTP/1 connection cannot be reused until the request body was read: the upstream
+        // answered early, so close ours after this answer.
+        if (!raw.complete) void reply.header('connection', 'close')
+        try {
+          hooks.answered(
+            request,
+            reply,
+            { status: res.statusCode, headers: withoutHopByHop(res.headers), body: res.body },
+            performance.now() - sent,
+          )
+        } catch (error) {
+          // A status or header Node will not send (undici's parser lets through what HTTP
+          // allows, Node's writer is stricter): the answer cannot be passed on as it is.
+          res.body.destroy()
+          if (!reply.sent) hooks.failed(reply, upstreamError(error as Error))
+        }
+      },
+    )
+  }
+
+  close(): Promise<void> {
+    return this.#pool.destroy()
+  }
+}
+
+function upstreamError(err: Error & { code?: string }): UpstreamError {
+  const code = err.code
+  return {
+    timedOut:
+      code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT',
+    code,
+    message: err.message,
+    cause: (err.cause as Error | undefined)?.message,
+  }
+}
+
+// RFC 9110 §7.6.1: connection-specific headers describe one hop, not the next.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+])
+// Besides: `host` is the upstream's (the client's goes in X-Forwarded-Host); `expect` was
+// the server's to answer (Node answers 100-continue itself).
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'host', 'expect'])
+
+/** The client's headers as the upstream gets them. */
+function requestHeaders(headers: IncomingHttpHeaders, host: string): IncomingHttpHeaders {
+  const out = copyWithout(headers, NOT_FORWARDED)
+  out.host = host
+  return out
+}
+
+/** The upstream's headers as the client gets them. */
+export function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  return copyWithout(headers, HOP_BY_HOP)
+}
+
+/**
+ * A copy without `drop` and without the headers the message's Connection names. Copying is
+ * cheaper than `delete`: deleting a property turns the headers object into a slow dictionary
+ * for everything that reads it afterwards (measured: 0.75 µs vs 0.14 µs a response).
+ */
+function copyWithout(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): IncomingHttpHeaders {
+  const connection = headers.connection
+  // `keep-alive` and `close`, by far the usual values, name nothing beyond the hop-by-hop set.
+  const named =
+    typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
+      ? connection
+          .toLowerCase()
+          .split(',')
+          .map((h) => h.trim())
+      : null
+  const out: IncomingHttpHeaders = {}
+  for (const name in headers) {
+    if (drop.has(name) || (named !== null && named.includes(name))) continue
+    out[name] = headers[name]
+  }
+  return out
+}
+
+/**
+ * Tell the upstream who the client is, as nginx's $proxy_add_x_forwarded_for does — but a chain
+ * sent by an untrusted client is replaced, not extended: the legacy app must not log (or trust)
+ * an address the client made up.
+ */
+function forwardedFor(req: IncomingMessage, headers: IncomingHttpHeaders, config: CompiledConfig): IncomingHttpHeaders {
+  const peer = req.socket.remoteAddress ?? ''
+  const trusted = trustedPeer(req.socket, config.trust)
+  const prior = trusted ? headers['x-forwarded-for'] : undefined
+  headers['x-forwarded-for'] = prior ? `${String(prior)}, ${peer}` : peer
+  if (!trusted || !headers['x-forwarded-proto']) headers['x-forwarded-proto'] = 'http'
+  if ((!trusted || !headers['x-forwarded-host']) && req.headers.host) headers['x-forwarded-host'] = req.headers.host
+  return headers
+}

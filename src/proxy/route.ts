@@ -1,0 +1,104 @@
+// The standalone proxy's one route. The pipeline's steps (src/exchange/) run here, inline, in
+// the order the plugin's hooks run them — admit, the request body, forward, the answer —
+// because a Fastify hook costs its runner on every request even when it has nothing to do:
+// three of them were ~5 µs of the ~70 a request costs.
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { admit } from '../exchange/admit.js'
+import { answered, needsAnswer } from '../exchange/answer.js'
+import { needsBody, readRequestBody } from '../exchange/body.js'
+import { CONTINUE, REPLIED, type Next } from '../exchange/exchange.js'
+import type { Runtime } from '../runtime.js'
+import type { Answer, Forwarder } from './forward.js'
+
+/** The methods forwarded (as @fastify/http-proxy did); any other gets Fastify's 404. */
+export const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+
+export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwarder: Forwarder): void {
+  // Bodies pass through as streams, whatever their type: the upstream parses them, not sluice
+  // (readRequestBody reads the ones a route counts records in, and puts them back).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+
+  const afterAdmit = (request: FastifyRequest, reply: FastifyReply): void => {
+    const ex = request.sluiceExchange
+    if (!ex || !needsBody(ex)) return forwarder.forward(request, reply)
+    readRequestBody(runtime, request, reply, ex).then(
+      () => reply.sent || forwarder.forward(request, reply),
+      (err: Error) => reply.send(err),
+    )
+  }
+
+  app.route({
+    method: FORWARDED_METHODS,
+    url: '/*',
+    handler(request, reply) {
+      let next: Next | Promise<Next>
+      try {
+        next = admit(runtime, request, reply)
+      } catch (err) {
+        return reply.send(err)
+      }
+      if (next === CONTINUE) afterAdmit(request, reply)
+      else if (next !== REPLIED)
+        next.then(
+          (n) => n === CONTINUE && afterAdmit(request, reply),
+          (err: Error) => reply.send(err),
+        )
+      return reply
+    },
+  })
+}
+
+/** Pass the upstream's answer on — through the answer step when the exchange needs it. */
+export function sendAnswer(runtime: Runtime, request: FastifyRequest, reply: FastifyReply, answer: Answer): void {
+  const ex = request.sluiceExchange
+  if (!ex || !needsAnswer(ex)) return passOn(reply, answer)
+  void reply.code(answer.status).headers(answer.headers)
+  answered(runtime, request, reply, answer.body, ex).then(
+    (payload) => {
+      // A body read whole goes out as it came: Fastify would label bytes without a
+      // content-type application/octet-stream (a legacy page would turn into a download).
+      if (Buffer.isBuffer(payload) && !reply.hasHeader('content-type')) payload = Readable.from([payload])
+      reply.send(payload)
+    },
+    (err: Error) => {
+      answer.body.destroy()
+      reply.send(err)
+    },
+  )
+}
+
+/**
+ * Straight through: the upstream's body piped into Node's response. Fastify's stream send
+ * costs two end-of-stream watchers and a header-by-header copy a request, for the same pipe.
+ * Headers sluice set on the reply before forwarding (a challenge pass, `connection: close`)
+ * go out too; a cookie of both is sent twice, as Fastify's reply.header appends them.
+ */
+function passOn(reply: FastifyReply, answer: Answer): void {
+  const headers = answer.headers
+  const own = reply.getHeaders()
+  for (const name in own) {
+    const mine = own[name]
+    if (mine === undefined) continue
+    const theirs = headers[name]
+    if (name === 'set-cookie' && theirs !== undefined) headers[name] = [theirs, mine].flat().map(String)
+    else if (theirs === undefined || name === 'connection') headers[name] = mine as string | string[]
+  }
+  const res = reply.raw
+  try {
+    res.writeHead(answer.status, headers)
+  } catch (err) {
+    // A header Node will not write: nothing went out; forget what was set, let the caller answer 502.
+    for (const name of res.getHeaderNames()) res.removeHeader(name)
+    throw err
+  }
+  reply.hijack()
+  const body = answer.body
+  body.once('error', (err) => {
+    reply.log.warn({ event: 'sluice.upstream_error', err: err.message }, 'upstream answer broke off')
+    res.destroy()
+  })
+  res.once('close', () => body.destroy())
+  body.pipe(res)
+}
