@@ -1,16 +1,18 @@
 // `sluice replay` throughput: a generated, gzipped NCSA combined log of an office in front of an
 // address book (honest clerks re-reading their working sets, a few enumerators, pages and assets
 // no route counts) replayed through a config with path, query and request-only routes and a
-// per-network limit, by the built CLI in a child process, single-threaded and with workers.
+// per-network limit with --network), by the built CLI in a child process, single-threaded and with workers.
 // Prints lines/s per run and the median of each mode; the two modes' reports must be identical.
 //   node bench/replay.js [--lines N] [--runs R] [--threads 1,2] [--node PATH] [--log FILE] [--keep]
-// --threads lists the modes run (`default`: no --threads flag); --log FILE reuses (or writes) the log there.
+// --threads lists the modes run (`default`: no --threads flag); --log FILE reuses (or writes) the log there;
+// --network adds a per-network limit (every request then also counts in its network's windows).
 // (after npm run build; not part of npm run bench). The log (~1.5 M lines, ~25 MB gzipped) is
 // written to os.tmpdir() and removed afterwards unless --keep or --log is given.
 import { spawn } from 'node:child_process'
 import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
@@ -24,6 +26,7 @@ const { values: args } = parseArgs({
     node: { type: 'string', default: process.execPath },
     log: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    network: { type: 'boolean', default: false },
   },
 })
 const LINES = Number(args.lines)
@@ -44,8 +47,7 @@ routes:
     limits:
       - { window: 1m, distinctRecords: 20, action: throttle }
       - { window: 1m, requests: 40, action: disable }
-      - { window: 1d, distinctRecords: 300, action: challenge }
-      - { per: network, window: 1h, distinctRecords: 3000, action: log }
+      - { window: 1d, distinctRecords: 300, action: challenge }${args.network ? '\n      - { per: network, window: 1h, distinctRecords: 3000, action: log }' : ''}
   - name: contact-list
     methods: [GET]
     path: /api/contacts
@@ -203,12 +205,20 @@ function* batches(max) {
 
 // ─── the runs ────────────────────────────────────────────────────────────────────────────
 
-function replay(log, config, threads) {
+/**
+ * The CLI in a child; a preloaded module reports the child's CPU time (all its threads) at exit:
+ * on a shared machine, lines per CPU second moves less than lines per second.
+ */
+function replay(log, config, threads, probe) {
   return new Promise((resolve, reject) => {
     const flag = threads === 'default' ? [] : ['--threads', threads]
-    const child = spawn(args.node, [BIN, 'replay', '--config', config, '--json', ...flag, log], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      args.node,
+      ['--import', pathToFileURL(probe).href, BIN, 'replay', '--config', config, '--json', ...flag, log],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     let out = ''
     let err = ''
     child.stdout.on('data', (c) => (out += c))
@@ -219,7 +229,8 @@ function replay(log, config, threads) {
       const json = JSON.parse(out)
       const elapsedMs = json.elapsedMs
       delete json.elapsedMs
-      resolve({ lines: json.lines, elapsedMs, report: JSON.stringify(json) })
+      const cpu = /cpu=(\d+)/.exec(err)
+      resolve({ lines: json.lines, elapsedMs, cpuMs: cpu ? Number(cpu[1]) / 1000 : NaN, report: JSON.stringify(json) })
     })
   })
 }
@@ -234,6 +245,11 @@ const dir = mkdtempSync(join(tmpdir(), 'sluice-replay-bench-'))
 try {
   const config = join(dir, 'sluice.yaml')
   writeFileSync(config, CONFIG)
+  const probe = join(dir, 'cpu-probe.mjs')
+  writeFileSync(
+    probe,
+    "process.on('exit', () => { const u = process.cpuUsage(); process.stderr.write(`cpu=${u.user + u.system}\\n`) })\n",
+  )
   let log = args.log
   if (!log || !existsSync(log)) {
     log ??= join(dir, 'access.log.gz')
@@ -245,6 +261,7 @@ try {
   }
   const modes = args.threads.split(',')
   const rates = new Map(modes.map((t) => [t, []]))
+  const cpuRates = new Map(modes.map((t) => [t, []]))
   const reports = new Map()
   for (let r = 0; r < RUNS; r++) {
     for (const t of modes) {
@@ -266,6 +283,9 @@ try {
       lines: JSON.parse(first).lines,
       runs: RUNS,
       medianLinesPerSecond: Object.fromEntries(modes.map((t) => [`threads=${t}`, Math.round(median(rates.get(t)))])),
+      medianLinesPerCpuSecond: Object.fromEntries(
+        modes.map((t) => [`threads=${t}`, Math.round(median(cpuRates.get(t)))]),
+      ),
       identicalReports: identical,
     }),
   )

@@ -22,6 +22,7 @@ interface InputOptions {
   fields?: Partial<Record<keyof JsonFields, string>>
   maxAccounts?: number
   measureCap?: number
+  threads: number | 'auto'
   json?: boolean
   report?: string
   top: number
@@ -102,6 +103,12 @@ function withInputOptions(cmd: Command): Command {
       "highest per-window count measured exactly (default: max(1000, 10 × the route's largest limit))",
       count,
     )
+    .option(
+      '--threads <n>',
+      'threads that read the logs: auto (2 for logs over 32 MB, gzip counted ×6, on a machine with 2 cores or more), 1 (this one only), or N (N - 1 workers parse and classify lines while one runs the limits in log order: the same result)',
+      threads,
+      'auto' as const,
+    )
 }
 
 async function runReplay(
@@ -144,6 +151,7 @@ async function runReplay(
       ...(opts.fields ? { fields: opts.fields } : {}),
       ...(opts.maxAccounts !== undefined ? { maxAccounts: opts.maxAccounts } : {}),
       ...(opts.measureCap !== undefined ? { measureCap: opts.measureCap } : {}),
+      threads: opts.threads,
       top: opts.top,
       onProgress: progress.update,
       ...replayOptions,
@@ -200,6 +208,14 @@ function count(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 0)
     throw new CommanderError(2, 'sluice.number', `error: "${value}" is not a whole number`)
+  return n
+}
+
+function threads(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto'
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new CommanderError(2, 'sluice.number', `error: "${value}" is not auto or a number of threads (1 to 64)`)
   return n
 }
 

@@ -68,7 +68,8 @@ export function combinedParser(account: AccountField = 'user'): LineParser {
   const extraIndex = /^\d+$/.test(account) ? COMBINED_FIELDS - 1 + Number(account) : -1
   const extraName = extraIndex < 0 && account !== 'user' && account !== 'none' ? `${account}=` : null
   const fields: string[] = []
-  let lastTimeText = ''
+  // No time read yet: undefined, so that an empty [] is a bad time, not the previous line's.
+  let lastTimeText: string | undefined
   let lastTime = 0
   return (line) => {
     if (!splitFields(line, fields)) return 'unbalanced quotes or brackets'
@@ -99,6 +100,249 @@ export function combinedParser(account: AccountField = 'user'): LineParser {
     }
     return { time, method: request.method, target: request.target, account: present(who), client: present(client) }
   }
+}
+
+/** A combined-log parser reading a line where it lies in a larger text (lines.ts), not sliced out. */
+export type CombinedScanner = (text: string, start: number, end: number) => ParseResult
+
+/**
+ * combinedParser's answers, fast: the line is read in place, its fields located by position, and
+ * only the few values a replay needs are sliced out; the time of the previous line is reused
+ * when its text is the same. Only a plain line is read this way (no backslash or tab, balanced,
+ * seven fields or more, a valid time and request line); any other goes to combinedParser
+ * itself, which gives it the answer (the reason a line is bad, above all) it always has.
+ */
+export function combinedScanner(account: AccountField = 'user'): CombinedScanner {
+  const general = combinedParser(account)
+  const extraIndex = /^\d+$/.test(account) ? COMBINED_FIELDS - 1 + Number(account) : -1
+  const extraName = extraIndex < 0 && account !== 'user' && account !== 'none' ? `${account}=` : null
+  let starts = new Int32Array(32)
+  let ends = new Int32Array(32)
+  // Positions of the next character of each kind at or after `from` in `text`; a search is
+  // repeated only once the scan has passed what it found, so the scan of a text stays linear.
+  let text = ''
+  const found = new Int32Array(5)
+  const from = new Int32Array(5)
+  const CHARS = ['\\', '\t', '"', ' ', ']']
+  const next = (k: number, i: number): number => {
+    if ((from[k] as number) <= i && (found[k] as number) >= i) return found[k] as number
+    const at = text.indexOf(CHARS[k] as string, i)
+    from[k] = i
+    found[k] = at < 0 ? text.length : at
+    return found[k] as number
+  }
+  let lastTimeText: string | undefined
+  let lastTime = 0
+  const clfTime = new ClfTimes()
+  // Request methods as written → as returned (upper case), for the few a log holds.
+  const rawMethods: string[] = []
+  const methods: string[] = []
+
+  const value = (s: number, e: number): string | undefined => {
+    if (s === e) return undefined
+    const c = text.charCodeAt(s)
+    const d = text.charCodeAt(e - 1)
+    if (c > 32 && c < 127 && d > 32 && d < 127) return e - s === 1 && c === 45 /* - */ ? undefined : text.slice(s, e)
+    return present(text.slice(s, e))
+  }
+
+  return (t, a, e) => {
+    if (t !== text) {
+      text = t
+      from.fill(0x7fffffff)
+    }
+    if (next(0, a) < e || next(1, a) < e) return general(t.slice(a, e))
+    let n = 0
+    let i = a
+    while (i < e) {
+      const c = t.charCodeAt(i)
+      if (c === 32) {
+        i++
+        continue
+      }
+      let fs: number
+      let fe: number
+      if (c === 34) {
+        fs = i + 1
+        fe = next(2, fs)
+        if (fe >= e) return general(t.slice(a, e))
+        i = fe + 1
+      } else if (c === 91) {
+        fs = i + 1
+        fe = next(4, fs)
+        if (fe >= e) return general(t.slice(a, e))
+        i = fe + 1
+      } else {
+        fs = i
+        let j = i
+        for (;;) {
+          const sp = Math.min(next(3, j), e)
+          const q = next(2, j)
+          if (q >= sp) {
+            j = sp
+            break
+          }
+          // name="value with spaces"
+          const close = next(2, q + 1)
+          if (close >= e) return general(t.slice(a, e))
+          j = close + 1
+        }
+        fe = j
+        i = j
+      }
+      if (n === starts.length) {
+        const s2 = new Int32Array(2 * n)
+        const e2 = new Int32Array(2 * n)
+        s2.set(starts)
+        e2.set(ends)
+        starts = s2
+        ends = e2
+      }
+      starts[n] = fs
+      ends[n++] = fe
+    }
+    if (n < 7) return general(t.slice(a, e))
+
+    const ts = starts[3] as number
+    const te = ends[3] as number
+    let time: number
+    if (lastTimeText !== undefined && te - ts === lastTimeText.length && t.startsWith(lastTimeText, ts)) time = lastTime
+    else {
+      const timeText = t.slice(ts, te)
+      const parsed = clfTime.parse(timeText) ?? parseClfTime(timeText)
+      if (parsed === undefined) return general(t.slice(a, e))
+      time = lastTime = parsed
+      lastTimeText = timeText
+    }
+
+    // The request line: METHOD target [HTTP/x.y], the target one non-empty word.
+    const rs = starts[4] as number
+    const re = ends[4] as number
+    const sp = next(3, rs)
+    if (sp >= re) return general(t.slice(a, e))
+    let method: string | undefined
+    for (let m = 0; m < rawMethods.length; m++) {
+      const raw = rawMethods[m] as string
+      if (raw.length === sp - rs && t.startsWith(raw, rs)) {
+        method = methods[m]
+        break
+      }
+    }
+    if (method === undefined) {
+      const raw = t.slice(rs, sp)
+      if (!METHOD.test(raw)) return general(t.slice(a, e))
+      method = raw.toUpperCase()
+      if (rawMethods.length < 16) {
+        rawMethods.push(raw)
+        methods.push(method)
+      }
+    }
+    const targetStart = sp + 1
+    let targetEnd = re
+    const last = t.lastIndexOf(' ', re - 1)
+    if (last >= targetStart) {
+      if (!httpVersion(t, last + 1, re)) return general(t.slice(a, e))
+      targetEnd = last
+      if (next(3, targetStart) < targetEnd) return general(t.slice(a, e))
+    }
+    if (targetEnd === targetStart) return general(t.slice(a, e))
+
+    let who: string | undefined
+    if (account === 'user') who = value(starts[2] as number, ends[2] as number)
+    else if (extraIndex >= 0)
+      who = extraIndex < n ? value(starts[extraIndex] as number, ends[extraIndex] as number) : undefined
+    else if (extraName !== null) {
+      for (let f = COMBINED_FIELDS; f < n; f++) {
+        const s = starts[f] as number
+        const fe = ends[f] as number
+        if (fe - s >= extraName.length && t.startsWith(extraName, s)) {
+          // unquote (no backslash: nothing to unescape)
+          let vs = s + extraName.length
+          let ve = fe
+          if (ve - vs >= 2 && t.charCodeAt(vs) === 34 && t.charCodeAt(ve - 1) === 34) {
+            vs++
+            ve--
+          }
+          who = value(vs, ve)
+          break
+        }
+      }
+    }
+    return {
+      time,
+      method,
+      target: t.slice(targetStart, targetEnd),
+      account: who,
+      client: value(starts[0] as number, ends[0] as number),
+    }
+  }
+}
+
+/**
+ * parseClfTime's answer for its common form, `dd/Mon/yyyy:hh:mm:ss ±zzzz`, read by position with
+ * the day's start (Date.UTC of its date) remembered; undefined for any other text (parseClfTime
+ * answers it). The same number: Date.UTC is the day's milliseconds plus the time's, exactly.
+ */
+export class ClfTimes {
+  private dayText = ''
+  private dayMs = 0
+
+  parse(t: string): number | undefined {
+    if (t.length !== 26) return undefined
+    if (
+      t.charCodeAt(2) !== 47 ||
+      t.charCodeAt(6) !== 47 ||
+      t.charCodeAt(11) !== 58 ||
+      t.charCodeAt(14) !== 58 ||
+      t.charCodeAt(17) !== 58 ||
+      t.charCodeAt(20) !== 32
+    )
+      return undefined
+    const sign = t.charCodeAt(21)
+    if (sign !== 43 && sign !== 45) return undefined
+    const h = digits(t, 12, 2)
+    const m = digits(t, 15, 2)
+    const sec = digits(t, 18, 2)
+    const zh = digits(t, 22, 2)
+    const zm = digits(t, 24, 2)
+    if (h < 0 || m < 0 || sec < 0 || zh < 0 || zm < 0) return undefined
+    if (!t.startsWith(this.dayText) || this.dayText === '') {
+      const day = digits(t, 0, 2)
+      const year = digits(t, 7, 4)
+      const c = t.charCodeAt(3)
+      const monthName = t.slice(3, 6)
+      const month = Object.hasOwn(MONTHS, monthName) ? MONTHS[monthName] : undefined
+      // [A-Z][a-z]{2}, as the pattern asks (every month's name is).
+      if (day < 0 || year < 0 || month === undefined || c < 65 || c > 90) return undefined
+      this.dayText = t.slice(0, 11)
+      this.dayMs = Date.UTC(year, month, day)
+    }
+    const utc = this.dayMs + h * 3_600_000 + m * 60_000 + sec * 1000
+    const offset = (zh * 60 + zm) * 60_000
+    return sign === 43 ? utc - offset : utc + offset
+  }
+}
+
+/** The number written with `n` decimal digits at t[at], or -1. */
+function digits(t: string, at: number, n: number): number {
+  let v = 0
+  for (let i = at; i < at + n; i++) {
+    const d = t.charCodeAt(i) - 48
+    if (d < 0 || d > 9) return -1
+    v = v * 10 + d
+  }
+  return v
+}
+
+/** `HTTP/d` or `HTTP/d.d` at text[s, e) (what /^HTTP\/\d(\.\d)?$/ accepts). */
+function httpVersion(t: string, s: number, e: number): boolean {
+  if (e - s !== 6 && e - s !== 8) return false
+  if (!t.startsWith('HTTP/', s)) return false
+  const d = t.charCodeAt(s + 5)
+  if (d < 48 || d > 57) return false
+  if (e - s === 6) return true
+  const f = t.charCodeAt(s + 7)
+  return t.charCodeAt(s + 6) === 46 && f >= 48 && f <= 57
 }
 
 /**

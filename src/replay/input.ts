@@ -1,13 +1,14 @@
-// Log files as a stream of lines: gzip detected by its magic bytes (not the file name, so
-// `access.log.1` compressed by hand or a `.gz` that is not are both read right), read in
-// chunks through node:readline so memory does not grow with the file.
+// Log files as a stream of byte chunks: gzip detected by its magic bytes (not the file name, so
+// `access.log.1` compressed by hand or a `.gz` that is not are both read right), read in large
+// chunks so memory does not grow with the file (lines.ts cuts them into lines).
 import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
-import { createInterface } from 'node:readline'
-import { Readable, pipeline, PassThrough } from 'node:stream'
+import { open, stat } from 'node:fs/promises'
+import { PassThrough, pipeline, Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 
 const GZIP_MAGIC = [0x1f, 0x8b] as const
+/** Bytes read from the file, and inflated from gzip, at a time. */
+const CHUNK = 1 << 18
 
 export interface LogInput {
   /** As given; `-` is stdin. */
@@ -17,41 +18,54 @@ export interface LogInput {
   /** Bytes consumed so far from the file (compressed), for progress. */
   bytesRead(): number
   gzip(): boolean
-  lines(): AsyncIterable<string>
+  /** The (inflated) bytes, in order; an error (a truncated or corrupt gzip) ends it. */
+  chunks(): AsyncIterable<Buffer>
 }
 
 export async function openLog(name: string): Promise<LogInput> {
   const size = name === '-' ? undefined : (await stat(name)).size
-  const raw: Readable = name === '-' ? process.stdin : createReadStream(name, { highWaterMark: 1 << 20 })
+  const raw: Readable = name === '-' ? process.stdin : createReadStream(name, { highWaterMark: CHUNK })
   let consumed = 0
   let gzip = false
-  // Peek at the first chunk, then hand the whole stream on (gunzipped if it starts 1f 8b).
-  const counted = (async function* () {
-    for await (const chunk of raw) {
-      consumed += (chunk as Buffer).length
-      yield chunk as Buffer
-    }
-  })()
-  const first = await counted.next()
+  const source = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  // Peek at the first chunk: gzip if it starts 1f 8b.
+  const first = await source.next()
   const head: Buffer | undefined = first.done ? undefined : first.value
+  if (head) consumed += head.length
   gzip = head !== undefined && head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]
-  const body = Readable.from(
-    (async function* () {
-      if (head) yield head
-      yield* counted
-    })(),
-    { objectMode: false },
-  )
-  let text: Readable = body
-  if (gzip) {
-    // pipeline forwards an error (truncated or corrupt gzip) to the reader of the last stream.
-    text = pipeline(body, createGunzip(), new PassThrough(), () => undefined)
+  async function* file(): AsyncGenerator<Buffer> {
+    if (head) yield head
+    for (let next = await source.next(); !next.done; next = await source.next()) {
+      consumed += next.value.length
+      yield next.value
+    }
+  }
+  async function* chunks(): AsyncGenerator<Buffer> {
+    if (!gzip) return yield* file()
+    // pipeline forwards an error (truncated or corrupt gzip, an unreadable file) to the reader of the last stream.
+    const text = pipeline(Readable.from(file()), createGunzip({ chunkSize: CHUNK }), new PassThrough(), () => undefined)
+    yield* text as AsyncIterable<Buffer>
   }
   return {
     name,
     size,
     bytesRead: () => consumed,
     gzip: () => gzip,
-    lines: () => createInterface({ input: text, crlfDelay: Infinity }),
+    chunks,
+  }
+}
+
+/** Whether a file starts with gzip's magic bytes (false for one that cannot be read). */
+export async function isGzip(name: string): Promise<boolean> {
+  let handle
+  try {
+    handle = await open(name, 'r')
+    const b = Buffer.alloc(2)
+    const { bytesRead } = await handle.read(b, 0, 2, 0)
+    return bytesRead === 2 && b[0] === GZIP_MAGIC[0] && b[1] === GZIP_MAGIC[1]
+  } catch {
+    return false
+  } finally {
+    await handle?.close()
   }
 }

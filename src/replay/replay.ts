@@ -12,27 +12,21 @@
 //
 // Access logs carry no bodies: on a route whose records come from the request or response
 // body, replay counts requests only, and says so (RouteStats.requestsOnly, a warning).
+import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
 import type { CompiledConfig, CompiledRoute } from '../config/compile.js'
 import { Engine, type Decision, type DecisionKind, type ObserveStep } from '../engine/engine.js'
-import { buildPolicy, formatMs, type Limit, type Per, type RoutePolicy } from '../engine/policy.js'
-import { canonicalOptions, classify, type ClassifyContext } from '../exchange/classify.js'
-import { ipAccount, networkOf } from '../identity/ip.js'
+import { buildPolicy, formatMs, type Limit, type RoutePolicy } from '../engine/policy.js'
+import { canonicalOptions, type ClassifyContext } from '../exchange/classify.js'
 import { MemoryStore } from '../store/memory.js'
-import {
-  combinedParser,
-  DEFAULT_JSON_FIELDS,
-  detectFormat,
-  IGNORED,
-  jsonParser,
-  sluiceParser,
-  type FormatName,
-  type JsonFields,
-  type LineParser,
-  type LogEntry,
-} from './formats.js'
-import { openLog, type LogInput } from './input.js'
+import type { FormatName, JsonFields, LogEntry } from './formats.js'
+import { isGzip, openLog, type LogInput } from './input.js'
+import { ByteLines, eachLineOf } from './lines.js'
+import { LineCounter, LineReader, Networks, Sniffer, type ReadOptions, type Sink } from './read.js'
+import type { Batch } from './batch.js'
+import { replayThreaded, type WorkerPool } from './threads.js'
 
-export interface ReplayOptions {
+export interface ReplayOptions extends ReadOptions {
   format?: FormatName | 'auto'
   /** See AccountField in formats.ts. Default: `user` for combined, the JSON defaults for json. */
   account?: string
@@ -51,6 +45,12 @@ export interface ReplayOptions {
    * largest limit). Windows are scanned per request, so this bounds the cost of an enumerator.
    */
   measureCap?: number
+  /**
+   * Threads that read the logs: 1 reads them here; N > 1 parses and classifies lines in N - 1
+   * workers while this thread runs the engine in log order (the result is the same). `auto`
+   * (the default): 2 when the logs are large (THREADS_FROM_BYTES) and the machine has 2 cores.
+   */
+  threads?: number | 'auto'
   onDecision?: (event: ReplayedRequest) => void
   onProgress?: (progress: Progress) => void
 }
@@ -171,12 +171,6 @@ export interface ReplayResult {
   elapsedMs: number
 }
 
-/** JSON lines looked at before deciding a file is not sluice's log. */
-const SNIFF_LINES = 50
-
-/** Access logs carry no request headers (so no method override either). */
-const NO_HEADERS: Readonly<Record<string, string>> = {}
-
 const KINDS: DecisionKind[] = ['allow', 'log', 'throttle', 'challenge', 'disable', 'disabled', 'unavailable']
 
 export async function replayLogs(
@@ -185,121 +179,217 @@ export async function replayLogs(
   options: ReplayOptions = {},
 ): Promise<ReplayResult> {
   const started = performance.now()
-  const maxAccounts = options.maxAccounts ?? config.store.maxAccounts
-  const keepBlocked = options.keepBlocked ?? 50
-  const keepBad = options.keepBad ?? 5
-  const top = options.top ?? 20
-  // Enforce regardless of config.mode and of per-route shadow: replay answers "what would have happened".
-  const enforce = new Engine(new MemoryStore({ maxAccounts }), {
-    disableForMs: config.actions.disableForMs,
-    shadow: false,
-  })
-  const measure = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: 0, shadow: false })
-  const classifyContext: ClassifyContext = {
-    routes: config.routes,
-    sessions: config.sessions,
-    canonical: canonicalOptions(config.paths.stripMatrixParams),
-  }
+  const replay = new Replay(config, options)
+  const workers = (await threadsFor(options.threads, files)) - 1
+  if (workers > 0) await replayThreaded(replay, config, files, options, workers)
+  else for (const name of files) await readFile(replay, name, options, undefined)
+  const result = replay.result
+  result.warnings.push(...shortLogWarnings(result))
+  result.elapsedMs = performance.now() - started
+  return result
+}
 
-  const enforcePolicies = new Map<CompiledRoute, RoutePolicy>()
-  const measurePolicies = new Map<CompiledRoute, RoutePolicy>()
-  const stats = new Map<CompiledRoute, RouteStats>()
-  for (const route of config.routes) {
-    const p = route.policy
-    enforcePolicies.set(route, p.shadow ? { ...p, shadow: false } : p)
-    const largest = Math.max(0, ...p.limits.map((l) => l.max))
-    const cap = options.measureCap ?? Math.max(1000, 10 * largest)
-    measurePolicies.set(
-      route,
-      buildPolicy(
-        p.name,
-        p.limits.map((l) => ({ kind: l.kind, per: l.per, windowMs: l.windowMs, max: cap, action: 'log' as const })),
-        false,
-      ),
-    )
-    stats.set(route, {
-      route,
-      requests: 0,
-      blocked: 0,
-      decisions: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<DecisionKind, number>,
-      limits: p.limits.map((limit) => ({ limit, accounts: 0, decided: 0, crossings: [] })),
-      measureCap: cap,
-      accounts: new Map(),
-      owners: new Map(),
-      requestsOnly: route.inspect?.from ?? null,
-    })
-  }
+/**
+ * Files from a total of this many bytes up (gzip counted as 6× its size) are read by workers
+ * when `threads` is auto: below it, starting them costs more than it saves.
+ */
+export const THREADS_FROM_BYTES = 32 << 20
 
-  const result: ReplayResult = {
-    config: {
-      mode: 'enforce',
-      configuredMode: config.shadow ? 'shadow' : 'enforce',
+/** Threads a replay uses: `auto` is 2 for large files on a machine with two cores or more. */
+export async function threadsFor(threads: ReplayOptions['threads'], files: readonly string[]): Promise<number> {
+  if (threads !== undefined && threads !== 'auto') return Math.max(1, Math.floor(threads))
+  if (availableParallelism() < 2) return 1
+  let bytes = 0
+  for (const name of files) {
+    if (name === '-') continue
+    try {
+      const s = await stat(name)
+      bytes += (await isGzip(name)) ? 6 * s.size : s.size
+    } catch {
+      // reported when the file is read
+    }
+  }
+  return bytes >= THREADS_FROM_BYTES ? 2 : 1
+}
+
+/**
+ * The second half of a replay: requests in log order through the engine (enforce and measure),
+ * counted per route and account. Lines arrive one by one (Sink, single-threaded) or as batches
+ * from workers (mergeBatch), with the same result.
+ */
+export class Replay implements Sink {
+  readonly result: ReplayResult
+  readonly classifyContext: ClassifyContext
+  /** The file being read and where its lines start (batches number lines from their own start). */
+  file: FileSummary = { name: '', format: 'combined', gzip: false, lines: 0 }
+  lineBase = 0
+  private readonly enforce: Engine
+  private readonly measure: Engine
+  private readonly enforcePolicies: RoutePolicy[] = []
+  private readonly measurePolicies: RoutePolicy[] = []
+  private readonly stats: RouteStats[] = []
+  private readonly routes: readonly CompiledRoute[]
+  private readonly keepBlocked: number
+  private readonly keepBad: number
+  private readonly top: number
+  private readonly onDecision: ReplayOptions['onDecision']
+  private readonly netUsed: boolean
+  private readonly networks: Networks
+  private readonly anyNetworks = new Networks()
+  /** The observation's step, reused: `client` is the current request's, for overflowKey. */
+  private readonly step: ObserveStep
+  private client: string | undefined
+
+  constructor(config: CompiledConfig, options: ReplayOptions) {
+    const maxAccounts = options.maxAccounts ?? config.store.maxAccounts
+    this.keepBlocked = options.keepBlocked ?? 50
+    this.keepBad = options.keepBad ?? 5
+    this.top = options.top ?? 20
+    this.onDecision = options.onDecision
+    this.routes = config.routes
+    // Enforce regardless of config.mode and of per-route shadow: replay answers "what would have happened".
+    this.enforce = new Engine(new MemoryStore({ maxAccounts }), {
       disableForMs: config.actions.disableForMs,
-      maxAccounts,
-    },
-    files: [],
-    lines: 0,
-    requests: 0,
-    ignored: 0,
-    bad: { count: 0, first: [] },
-    rejected: { count: 0, reasons: {} },
-    passedThrough: 0,
-    from: null,
-    to: null,
-    routes: [...stats.values()],
-    blocked: { count: 0, first: [] },
-    warnings: [],
-    elapsedMs: 0,
-  }
-  for (const s of result.routes) {
-    if (s.requestsOnly)
-      result.warnings.push(
-        `route ${s.route.name}: records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}, which access logs do not carry; only its requests are counted, its distinctRecords limits are not replayed`,
-      )
-  }
-
-  const net = config.network
-  const observe = async (entry: LogEntry, at: LineRef) => {
-    result.requests++
-    if (result.from === null || entry.time < result.from) result.from = entry.time
-    if (result.to === null || entry.time > result.to) result.to = entry.time
-
-    // The proxy's own classification: canonical path, route, clamped query, records.
-    const c = classify({ method: entry.method, url: entry.target, headers: NO_HEADERS }, classifyContext)
-    if (c.kind === 'rejected') {
-      result.rejected.count++
-      result.rejected.reasons[c.reason] = (result.rejected.reasons[c.reason] ?? 0) + 1
-      return
+      shadow: false,
+    })
+    this.measure = new Engine(new MemoryStore({ maxAccounts }), { disableForMs: 0, shadow: false })
+    this.classifyContext = {
+      routes: config.routes,
+      sessions: config.sessions,
+      canonical: canonicalOptions(config.paths.stripMatrixParams),
     }
-    if (c.kind === 'unrouted') {
-      result.passedThrough++
-      return
-    }
-    // A log's user name stays as the log spells it (what an operator searches the log for);
-    // the proxy names the same account with its extractor's namespace (header:alice).
-    const account = entry.account ?? (entry.client !== undefined ? ipAccount(entry.client) : undefined)
-    if (account === undefined) {
-      result.requests--
-      return bad(at.file, at.line, 'neither an account nor a client address')
-    }
-    const route = c.route
-    // Body records are not in an access log: the request is counted without them.
-    const records = c.records ?? []
+    const net = config.network
+    this.netUsed = net.used
+    this.networks = new Networks(net.ipv4, net.ipv6)
     // As the proxy does when its store is full: newcomers counted under their client network.
-    const network = entry.client !== undefined && net.used ? networkOf(entry.client, net.ipv4, net.ipv6) : undefined
-    const step: ObserveStep = { overflowKey: () => (entry.client !== undefined ? networkOf(entry.client) : '*') }
+    this.step = { overflowKey: () => (this.client !== undefined ? this.anyNetworks.of(this.client) : '*') }
+
+    for (const route of config.routes) {
+      const p = route.policy
+      this.enforcePolicies.push(p.shadow ? { ...p, shadow: false } : p)
+      const largest = Math.max(0, ...p.limits.map((l) => l.max))
+      const cap = options.measureCap ?? Math.max(1000, 10 * largest)
+      this.measurePolicies.push(
+        buildPolicy(
+          p.name,
+          p.limits.map((l) => ({ kind: l.kind, per: l.per, windowMs: l.windowMs, max: cap, action: 'log' as const })),
+          false,
+        ),
+      )
+      this.stats.push({
+        route,
+        requests: 0,
+        blocked: 0,
+        decisions: Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<DecisionKind, number>,
+        limits: p.limits.map((limit) => ({ limit, accounts: 0, decided: 0, crossings: [] })),
+        measureCap: cap,
+        accounts: new Map(),
+        owners: new Map(),
+        requestsOnly: route.inspect?.from ?? null,
+      })
+    }
+
+    this.result = {
+      config: {
+        mode: 'enforce',
+        configuredMode: config.shadow ? 'shadow' : 'enforce',
+        disableForMs: config.actions.disableForMs,
+        maxAccounts,
+      },
+      files: [],
+      lines: 0,
+      requests: 0,
+      ignored: 0,
+      bad: { count: 0, first: [] },
+      rejected: { count: 0, reasons: {} },
+      passedThrough: 0,
+      from: null,
+      to: null,
+      routes: this.stats,
+      blocked: { count: 0, first: [] },
+      warnings: [],
+      elapsedMs: 0,
+    }
+    for (const s of this.result.routes) {
+      if (s.requestsOnly)
+        this.result.warnings.push(
+          `route ${s.route.name}: records come from the ${s.requestsOnly === 'body' ? 'request body' : 'response body'}, which access logs do not carry; only its requests are counted, its distinctRecords limits are not replayed`,
+        )
+    }
+  }
+
+  /** A file starts: its summary, where its lines are counted. */
+  startFile(name: string): FileSummary {
+    this.file = { name, format: 'combined', gzip: false, lines: 0 }
+    this.result.files.push(this.file)
+    this.lineBase = 0
+    return this.file
+  }
+
+  ignored(): void {
+    this.result.ignored++
+  }
+
+  bad(line: number, reason: string): void {
+    const bad = this.result.bad
+    bad.count++
+    if (bad.first.length < this.keepBad) bad.first.push({ file: this.file.name, line: this.lineBase + line, reason })
+  }
+
+  request(time: number): void {
+    const r = this.result
+    r.requests++
+    if (r.from === null || time < r.from) r.from = time
+    if (r.to === null || time > r.to) r.to = time
+  }
+
+  rejected(reason: string): void {
+    const r = this.result.rejected
+    r.count++
+    r.reasons[reason] = (r.reasons[reason] ?? 0) + 1
+  }
+
+  unrouted(): void {
+    this.result.passedThrough++
+  }
+
+  unaccounted(line: number): void {
+    this.result.requests--
+    this.bad(line, 'neither an account nor a client address')
+  }
+
+  routed(line: number, entry: LogEntry, account: string, routeIndex: number, records: readonly string[]): void {
+    const route = this.routes[routeIndex] as CompiledRoute
+    const client = entry.client
+    const step = this.step
+    this.client = client
     // A line without a client address counts its per-network limits under net:unknown.
-    if (net.used) step.network = network ?? 'unknown'
-    const observed = enforce.observe(account, enforcePolicies.get(route) as RoutePolicy, records, entry.time, step)
-    const decision = observed instanceof Promise ? await observed : observed
-    const measured = measure.observe(account, measurePolicies.get(route) as RoutePolicy, records, entry.time, step)
-    const unconstrained = (measured instanceof Promise ? await measured : measured).counts
-    count(stats.get(route) as RouteStats, account, step.network, entry, decision, unconstrained, at, top)
+    if (this.netUsed) step.network = client !== undefined ? this.networks.of(client) : 'unknown'
+    const decision = this.enforce.observe(
+      account,
+      this.enforcePolicies[routeIndex] as RoutePolicy,
+      records,
+      entry.time,
+      step,
+    )
+    const measured = this.measure.observe(
+      account,
+      this.measurePolicies[routeIndex] as RoutePolicy,
+      records,
+      entry.time,
+      step,
+    )
+    // The memory store decides at once (only a remote store answers with a promise).
+    if (decision instanceof Promise || measured instanceof Promise) throw new Error('replay needs a synchronous store')
+    const at = this.lineBase + line
+    this.count(this.stats[routeIndex] as RouteStats, account, step.network, entry.time, decision, measured.counts, at)
     if (decision.block) {
-      result.blocked.count++
-      if (result.blocked.first.length < keepBlocked) {
-        result.blocked.first.push({
-          ...at,
+      const blocked = this.result.blocked
+      blocked.count++
+      if (blocked.first.length < this.keepBlocked) {
+        blocked.first.push({
+          file: this.file.name,
+          line: at,
           time: entry.time,
           account,
           route: route.name,
@@ -311,84 +401,180 @@ export async function replayLogs(
         })
       }
     }
-    options.onDecision?.({ at, entry, account, route, records, decision })
+    this.onDecision?.({ at: { file: this.file.name, line: at }, entry, account, route, records, decision })
   }
 
-  const bad = (file: string, line: number, reason: string) => {
-    result.bad.count++
-    if (result.bad.first.length < keepBad) result.bad.first.push({ file, line, reason })
+  /** A batch of lines read by a worker, numbered from `lineBase` + 1. */
+  mergeBatch(b: Batch): void {
+    const r = this.result
+    r.ignored += b.ignored
+    r.requests += b.requests
+    r.passedThrough += b.passedThrough
+    if (b.from !== null && (r.from === null || b.from < r.from)) r.from = b.from
+    if (b.to !== null && (r.to === null || b.to > r.to)) r.to = b.to
+    r.rejected.count += b.rejectedCount
+    for (const [reason, n] of b.rejected) r.rejected.reasons[reason] = (r.rejected.reasons[reason] ?? 0) + n
+    r.bad.count += b.badCount - b.bad.length
+    for (const [line, reason] of b.bad) this.bad(line, reason)
+    const strings = b.strings
+    const ev = b.routed
+    for (let i = 0; i < b.routedLength;) {
+      const line = ev[i] as number
+      const accountIx = ev[i + 3] as number
+      const clientIx = ev[i + 4] as number
+      const entry: LogEntry = {
+        time: ev[i + 1] as number,
+        method: strings[ev[i + 6] as number] as string,
+        target: strings[ev[i + 7] as number] as string,
+        account: accountIx < 0 ? undefined : strings[accountIx],
+        client: clientIx < 0 ? undefined : strings[clientIx],
+      }
+      const n = ev[i + 8] as number
+      const records: string[] = new Array<string>(n)
+      for (let k = 0; k < n; k++) records[k] = strings[ev[i + 9 + k] as number] as string
+      this.routed(line, entry, strings[ev[i + 5] as number] as string, ev[i + 2] as number, records)
+      i += 9 + n
+    }
   }
 
-  for (const name of files) {
-    let parser: LineParser | undefined
-    const summary: FileSummary = { name, format: 'combined', gzip: false, lines: 0 }
-    result.files.push(summary)
-    let input: LogInput
-    try {
-      input = await openLog(name)
-    } catch (err) {
-      summary.error = describeFileError(err)
-      continue
+  private count(
+    s: RouteStats,
+    account: string,
+    network: string | undefined,
+    time: number,
+    d: Decision,
+    unconstrained: readonly number[],
+    line: number,
+  ): void {
+    s.requests++
+    s.decisions[d.kind]++
+    let a = s.accounts.get(account)
+    if (!a) s.accounts.set(account, (a = newRow(account, time, s.limits.length)))
+    a.requests++
+    if (time < a.first) a.first = time
+    if (time > a.last) a.last = time
+    if (d.block) {
+      a.blocked++
+      s.blocked++
     }
-    let lineNo = 0
-    // Auto-detection: a JSON file is sluice's log if any of its first lines is a sluice event
-    // (its first line is usually Fastify's "Server listening"); until that is known, lines wait.
-    const fixed = options.format && options.format !== 'auto' ? options.format : undefined
-    let pending: { line: string; lineNo: number }[] | null = null
-    const decide = (format: FormatName) => {
-      summary.format = format
-      parser = makeParser(format, options)
-    }
-    const handle = async (line: string, n: number) => {
-      const parsed = (parser as LineParser)(line)
-      if (parsed === IGNORED) {
-        result.ignored++
-        return
+    // A network's and the route's own rows, for their limits (`net:…`, `route:…`).
+    const policy = s.route.policy
+    const netRow = network !== undefined && policy.perNetwork ? owner(s, `net:${network}`, time, d) : undefined
+    const routeRow = policy.perRoute ? owner(s, `route:${s.route.name}`, time, d) : undefined
+    const limits = s.limits
+    for (let i = 0; i < limits.length; i++) {
+      const ls = limits[i] as LimitStats
+      const per = ls.limit.per
+      const row = per === 'account' ? a : per === 'network' ? netRow : routeRow
+      if (row === undefined) continue
+      const u = unconstrained[i] as number
+      if (u > (row.max[i] as number)) row.max[i] = u
+      if (d.limit === ls.limit) ls.decided++
+      if ((row.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
+        row.crossedAt[i] = time
+        ls.accounts++
+        if (ls.crossings.length < this.top)
+          ls.crossings.push({
+            account: row.account,
+            time,
+            at: { file: this.file.name, line },
+            counts: [...d.counts],
+            decision: d.kind,
+          })
       }
-      if (typeof parsed === 'string') return bad(name, n, parsed)
-      await observe(parsed, { file: name, line: n })
     }
-    try {
-      for await (const line of input.lines()) {
-        lineNo++
-        result.lines++
-        if (options.onProgress && (lineNo & 0x3fff) === 0)
-          options.onProgress({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
-        if (line.trim() === '') {
-          result.ignored++
-          continue
-        }
-        if (!parser) {
-          if (fixed) decide(fixed)
-          else {
-            ;(pending ??= []).push({ line, lineNo })
-            const sniffed = detectFormat(line)
-            if (pending.length === 1 && sniffed === 'combined') decide('combined')
-            else if (sniffed === 'sluice') decide('sluice')
-            else if (pending.length >= SNIFF_LINES) decide('json')
-            else continue
-            for (const p of pending) await handle(p.line, p.lineNo)
-            pending = null
-            continue
-          }
-        }
-        await handle(line, lineNo)
-      }
-      if (pending) {
-        decide('json')
-        for (const p of pending) await handle(p.line, p.lineNo)
-      }
-    } catch (err) {
-      // A truncated gzip (a log being rotated) ends this file, not the replay.
-      summary.error = describeFileError(err)
-    }
-    summary.lines = lineNo
-    summary.gzip = input.gzip()
+  }
+}
+
+function owner(s: RouteStats, key: string, time: number, d: Decision): AccountStats {
+  let o = s.owners.get(key)
+  if (!o) s.owners.set(key, (o = newRow(key, time, s.limits.length)))
+  o.requests++
+  o.last = Math.max(o.last, time)
+  if (d.block) o.blocked++
+  return o
+}
+
+/**
+ * One file through the first half here (`pool` undefined) or in workers, in pieces of whole lines.
+ * The format is known from the file's first lines before any line is read (Sniffer).
+ */
+export async function readFile(
+  replay: Replay,
+  name: string,
+  options: ReplayOptions,
+  pool: WorkerPool | undefined,
+): Promise<void> {
+  const summary = replay.startFile(name)
+  const result = replay.result
+  let input: LogInput
+  try {
+    input = await openLog(name)
+  } catch (err) {
+    summary.error = describeFileError(err)
+    return
+  }
+  const sniffer = new Sniffer(options.format && options.format !== 'auto' ? options.format : undefined)
+  const reader = pool ? undefined : new LineReader(replay.classifyContext, options, replay)
+  const splitter = new ByteLines()
+  // Whole lines read before the format is known ([bytes, the file's unended last line]).
+  let held: [Buffer, boolean][] | undefined = []
+  const progress = () =>
     options.onProgress?.({ file: name, lines: result.lines, bytesRead: input.bytesRead(), bytesTotal: input.size })
+  const read = async (bytes: Buffer, last: boolean) => {
+    if (pool) await pool.read(bytes, last)
+    else {
+      replay.lineBase = summary.lines
+      ;(reader as LineReader).lineNo = 0
+      const n = eachLineOf(bytes, last, reader as LineReader)
+      summary.lines += n
+      result.lines += n
+    }
+    progress()
   }
-  result.warnings.push(...shortLogWarnings(result))
-  result.elapsedMs = performance.now() - started
-  return result
+  const decided = async (format: FormatName) => {
+    summary.format = format
+    if (pool) pool.start(format)
+    else (reader as LineReader).start(format)
+    const h = held as [Buffer, boolean][]
+    held = undefined
+    for (const [bytes, last] of h) await read(bytes, last)
+  }
+  try {
+    for await (const chunk of input.chunks()) {
+      const bytes = splitter.push(chunk)
+      if (bytes === undefined) continue
+      if (held === undefined) await read(bytes, false)
+      else {
+        held.push([bytes, false])
+        sniffer.feed(bytes, false)
+        if (sniffer.format !== undefined) await decided(sniffer.format)
+      }
+    }
+    const tail = splitter.end()
+    if (held !== undefined) {
+      if (tail) {
+        held.push([tail, true])
+        sniffer.feed(tail, true)
+      }
+      await decided(sniffer.end())
+    } else if (tail) await read(tail, true)
+    if (pool) await pool.drain()
+  } catch (err) {
+    // A truncated gzip (a log being rotated) ends this file, not the replay.
+    if (pool) await pool.drain()
+    summary.error = describeFileError(err)
+    if (held !== undefined) {
+      // Cut short before its format was known: its lines are counted, none is read.
+      const counter = new LineCounter()
+      for (const [bytes, last] of held) eachLineOf(bytes, last, counter)
+      summary.lines += counter.lines
+      result.lines += counter.lines
+      result.ignored += counter.blank
+    }
+  }
+  summary.gzip = input.gzip()
+  progress()
 }
 
 /** How long the log covers, first to last request (0 when it has fewer than two). */
@@ -447,70 +633,6 @@ export function describeFileError(err: unknown): string {
       return 'unexpected end of file: the gzip data is cut short (a file still being written, or copied incompletely)'
     default:
       return e.message ?? String(err)
-  }
-}
-
-function makeParser(format: FormatName, options: ReplayOptions): LineParser {
-  switch (format) {
-    case 'combined':
-      return combinedParser(options.account ?? 'user')
-    case 'sluice':
-      return sluiceParser()
-    case 'json': {
-      const fields: JsonFields = { ...DEFAULT_JSON_FIELDS }
-      for (const [k, v] of Object.entries(options.fields ?? {})) if (v) fields[k as keyof JsonFields] = [v]
-      if (options.account !== undefined) fields.account = options.account === 'none' ? [] : [options.account]
-      return jsonParser(fields)
-    }
-  }
-}
-
-function count(
-  s: RouteStats,
-  account: string,
-  network: string | undefined,
-  entry: LogEntry,
-  d: Decision,
-  unconstrained: readonly number[],
-  at: LineRef,
-  top: number,
-): void {
-  s.requests++
-  s.decisions[d.kind]++
-  let a = s.accounts.get(account)
-  if (!a) s.accounts.set(account, (a = newRow(account, entry.time, s.limits.length)))
-  a.requests++
-  if (entry.time < a.first) a.first = entry.time
-  if (entry.time > a.last) a.last = entry.time
-  if (d.block) {
-    a.blocked++
-    s.blocked++
-  }
-  // A network's and the route's own rows, for their limits (`net:…`, `route:…`).
-  const owner = (key: string): AccountStats => {
-    let o = s.owners.get(key)
-    if (!o) s.owners.set(key, (o = newRow(key, entry.time, s.limits.length)))
-    o.requests++
-    o.last = Math.max(o.last, entry.time)
-    if (d.block) o.blocked++
-    return o
-  }
-  const rows: Partial<Record<Per, AccountStats>> = { account: a }
-  if (network !== undefined && s.route.policy.perNetwork) rows.network = owner(`net:${network}`)
-  if (s.route.policy.perRoute) rows.route = owner(`route:${s.route.name}`)
-  for (let i = 0; i < s.limits.length; i++) {
-    const ls = s.limits[i] as LimitStats
-    const row = rows[ls.limit.per]
-    if (row === undefined) continue
-    const u = unconstrained[i] as number
-    if (u > (row.max[i] as number)) row.max[i] = u
-    if (d.limit === ls.limit) ls.decided++
-    if ((row.crossedAt[i] as number) < 0 && (d.counts[i] as number) > ls.limit.max) {
-      row.crossedAt[i] = entry.time
-      ls.accounts++
-      if (ls.crossings.length < top)
-        ls.crossings.push({ account: row.account, time: entry.time, at, counts: [...d.counts], decision: d.kind })
-    }
   }
 }
 
