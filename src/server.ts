@@ -58,10 +58,8 @@ export async function buildProxy(config: CompiledConfig, options: ProxyOptions =
 
   const forwarder = new Forwarder(config.upstream, {
     config: () => runtime.live.config,
-    answered: (request, reply, answer, ms) => {
-      metrics.upstreamLatencyFor(routeOf(request), answer.status).observe(ms / 1000)
-      sendAnswer(runtime, request, reply, answer)
-    },
+    answered: (request, status, ms) => metrics.upstreamLatencyFor(routeOf(request), status).observe(ms / 1000),
+    send: (request, reply, answer) => sendAnswer(runtime, request, reply, answer),
     failed: (reply, error) => upstreamFailed(reply, error, metrics),
   })
   app.addHook('onClose', () => forwarder.close())

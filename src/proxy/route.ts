@@ -20,11 +20,18 @@ export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwa
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
 
+  // An answer sluice reads goes through the answer step as a stream; any other is written
+  // straight into the response.
+  const forward = (request: FastifyRequest, reply: FastifyReply): void => {
+    const ex = request.sluiceExchange
+    if (ex && needsAnswer(ex)) forwarder.forward(request, reply)
+    else forwarder.pass(request, reply)
+  }
   const afterAdmit = (request: FastifyRequest, reply: FastifyReply): void => {
     const ex = request.sluiceExchange
-    if (!ex || !needsBody(ex)) return forwarder.forward(request, reply)
+    if (!ex || !needsBody(ex)) return forward(request, reply)
     readRequestBody(runtime, request, reply, ex).then(
-      () => reply.sent || forwarder.forward(request, reply),
+      () => reply.sent || forward(request, reply),
       (err: Error) => reply.send(err),
     )
   }
@@ -50,11 +57,11 @@ export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwa
   })
 }
 
-/** Pass the upstream's answer on — through the answer step when the exchange needs it. */
+/** Pass the upstream's answer on through the answer step (forward() answers, see above). */
 export function sendAnswer(runtime: Runtime, request: FastifyRequest, reply: FastifyReply, answer: Answer): void {
-  const ex = request.sluiceExchange
-  if (!ex || !needsAnswer(ex)) return passOn(reply, answer)
   void reply.code(answer.status).headers(answer.headers)
+  const ex = request.sluiceExchange
+  if (!ex || !needsAnswer(ex)) return void reply.send(answer.body)
   answered(runtime, request, reply, answer.body, ex).then(
     (payload) => {
       // A body read whole goes out as it came: Fastify would label bytes without a
@@ -67,38 +74,4 @@ export function sendAnswer(runtime: Runtime, request: FastifyRequest, reply: Fas
       reply.send(err)
     },
   )
-}
-
-/**
- * Straight through: the upstream's body piped into Node's response. Fastify's stream send
- * costs two end-of-stream watchers and a header-by-header copy a request, for the same pipe.
- * Headers sluice set on the reply before forwarding (a challenge pass, `connection: close`)
- * go out too; a cookie of both is sent twice, as Fastify's reply.header appends them.
- */
-function passOn(reply: FastifyReply, answer: Answer): void {
-  const headers = answer.headers
-  const own = reply.getHeaders()
-  for (const name in own) {
-    const mine = own[name]
-    if (mine === undefined) continue
-    const theirs = headers[name]
-    if (name === 'set-cookie' && theirs !== undefined) headers[name] = [theirs, mine].flat().map(String)
-    else if (theirs === undefined || name === 'connection') headers[name] = mine as string | string[]
-  }
-  const res = reply.raw
-  try {
-    res.writeHead(answer.status, headers)
-  } catch (err) {
-    // A header Node will not write: nothing went out; forget what was set, let the caller answer 502.
-    for (const name of res.getHeaderNames()) res.removeHeader(name)
-    throw err
-  }
-  reply.hijack()
-  const body = answer.body
-  body.once('error', (err) => {
-    reply.log.warn({ event: 'sluice.upstream_error', err: err.message }, 'upstream answer broke off')
-    res.destroy()
-  })
-  res.once('close', () => body.destroy())
-  body.pipe(res)
 }
