@@ -54,7 +54,7 @@ export class Forwarder {
     })
   }
 
-  /** Send the request on (its body, if any, is the stream `request.body` holds) and hand the answer, as a stream, to hooks.send. */
+  /** Send the request on (with the body stream `request.body` holds) and hand the answer, a stream, to hooks.send. */
   forward(request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw
     const hooks = this.#hooks
