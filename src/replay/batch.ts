@@ -27,10 +27,16 @@ export interface Batch {
   strings: string[]
   /**
    * Per routed request: line, time, route index, the log's account (string index or -1), client
-   * (or -1), the account counted, method, target, n records, then the records' string indexes.
+   * (or -1), the account counted, method, the target's offset and length in `targets`, n records,
+   * then the records' string indexes.
    */
   routed: Float64Array
   routedLength: number
+  /**
+   * The targets, end to end: one string to copy instead of one per request (most are needed only
+   * while the request is replayed; one that is kept is copied out, see Replay).
+   */
+  targets: string
 }
 
 /** Message to a worker: whole lines (the file's unended last line if `last`), to read as `format`. */
@@ -54,6 +60,8 @@ export class BatchSink implements Sink {
   private batch!: Batch
   private readonly index = new Map<string, number>()
   private readonly reasons = new Map<string, number>()
+  private targets: string[] = []
+  private targetsLength = 0
 
   constructor(private readonly keepBad: number) {
     this.reset(0)
@@ -75,7 +83,10 @@ export class BatchSink implements Sink {
       strings: [],
       routed: new Float64Array(1 << 12),
       routedLength: 0,
+      targets: '',
     }
+    this.targets = []
+    this.targetsLength = 0
     this.index.clear()
     this.reasons.clear()
   }
@@ -85,6 +96,7 @@ export class BatchSink implements Sink {
     const b = this.batch
     b.lines = lines
     b.rejected = [...this.reasons]
+    b.targets = this.targets.join('')
     return b
   }
 
@@ -121,7 +133,7 @@ export class BatchSink implements Sink {
 
   routed(line: number, entry: LogEntry, account: string, route: number, records: readonly string[]): void {
     const b = this.batch
-    const need = b.routedLength + 9 + records.length
+    const need = b.routedLength + 10 + records.length
     if (need > b.routed.length) {
       const grown = new Float64Array(Math.max(need, 2 * b.routed.length))
       grown.set(b.routed.subarray(0, b.routedLength))
@@ -136,7 +148,10 @@ export class BatchSink implements Sink {
     ev[i++] = entry.client === undefined ? -1 : this.string(entry.client)
     ev[i++] = this.string(account)
     ev[i++] = this.string(entry.method)
-    ev[i++] = this.string(entry.target)
+    ev[i++] = this.targetsLength
+    ev[i++] = entry.target.length
+    this.targets.push(entry.target)
+    this.targetsLength += entry.target.length
     ev[i++] = records.length
     for (const r of records) ev[i++] = this.string(r)
     b.routedLength = i

@@ -394,7 +394,8 @@ export class Replay implements Sink {
           account,
           route: route.name,
           method: entry.method,
-          target: entry.target,
+          // Its own copy: a target sliced from a worker's batch would keep the whole batch.
+          target: JSON.parse(JSON.stringify(entry.target)) as string,
           kind: decision.kind,
           limit: decision.limit?.label ?? null,
           counts: decision.counts,
@@ -418,22 +419,24 @@ export class Replay implements Sink {
     for (const [line, reason] of b.bad) this.bad(line, reason)
     const strings = b.strings
     const ev = b.routed
+    const targets = b.targets
     for (let i = 0; i < b.routedLength;) {
       const line = ev[i] as number
       const accountIx = ev[i + 3] as number
       const clientIx = ev[i + 4] as number
+      const target = ev[i + 7] as number
       const entry: LogEntry = {
         time: ev[i + 1] as number,
         method: strings[ev[i + 6] as number] as string,
-        target: strings[ev[i + 7] as number] as string,
+        target: targets.slice(target, target + (ev[i + 8] as number)),
         account: accountIx < 0 ? undefined : strings[accountIx],
         client: clientIx < 0 ? undefined : strings[clientIx],
       }
-      const n = ev[i + 8] as number
+      const n = ev[i + 9] as number
       const records: string[] = new Array<string>(n)
-      for (let k = 0; k < n; k++) records[k] = strings[ev[i + 9 + k] as number] as string
+      for (let k = 0; k < n; k++) records[k] = strings[ev[i + 10 + k] as number] as string
       this.routed(line, entry, strings[ev[i + 5] as number] as string, ev[i + 2] as number, records)
-      i += 9 + n
+      i += 10 + n
     }
   }
 

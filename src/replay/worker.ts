@@ -9,9 +9,6 @@ import { eachLineOf } from './lines.js'
 import { LineReader } from './read.js'
 import { BatchSink, type Piece, type WorkerSetup } from './batch.js'
 
-/** Decoded text per piece: strings go to the main thread as copies, so any size will do. */
-const WORKER_PIECE_BYTES = 1 << 20
-
 const setup = workerData as WorkerSetup
 const config = compileConfig(setup.source)
 const names = config.routes.map((r) => r.name)
@@ -35,6 +32,6 @@ port.on('message', (piece: Piece) => {
   reader.lineNo = 0
   sink.reset(piece.seq)
   const bytes = Buffer.from(piece.bytes.buffer, piece.bytes.byteOffset, piece.bytes.byteLength)
-  const batch = sink.take(eachLineOf(bytes, piece.last, reader, WORKER_PIECE_BYTES))
+  const batch = sink.take(eachLineOf(bytes, piece.last, reader))
   port.postMessage(batch, [batch.routed.buffer as ArrayBuffer])
 })
