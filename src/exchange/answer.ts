@@ -1,11 +1,13 @@
 // onSend: the answer of a `records: { response }` route is read before a byte leaves, its ids
 // counted, and it is withheld whole if it would cross a limit; a login's or logout's answer
-// binds or is logged.
+// binds or is logged. The answer is held once, as the upstream sent it (compressed or not),
+// while its chunks stream through decompression and the route's extractor as they arrive: when
+// the last byte is in, its ids are (nearly) all counted already.
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, renderProblem, uninspectable, type Rendered } from '../actions/respond.js'
-import type { AnswerExtractor } from '../records/answer/index.js'
-import { decodeContent, readCapped, UninspectableError } from '../records/body.js'
+import type { AnswerExtractor, AnswerIds, AnswerReader } from '../records/answer/index.js'
+import { BrokenBody, contentDecoder, readCapped, UninspectableError, type ContentDecoder } from '../records/body.js'
 import { holder, synthetic } from './body.js'
 import { isSluiceCookie } from './credentials.js'
 import { blockAnswer, countProvisional, observe, report } from './decide.js'
@@ -48,20 +50,38 @@ async function inspectAnswer(
   const { route } = ex
   const inspect = route.inspect
   if (!inspect) return payload
-  let body: Buffer | null = null
   let forward: unknown = payload
   let problem: string | null = null
+  let found: AnswerIds | null = null
+  // Decoded chunk by chunk into the extractor (an unsupported coding or charset: uninspectable at once).
+  let reader: AnswerReader | null = null
+  let decoder: ContentDecoder | null = null
   try {
-    if (payload instanceof Readable) {
+    reader = (inspect.answer as AnswerExtractor).begin(headerText(reply.getHeader('content-type')))
+    const r = reader
+    decoder = contentDecoder(headerText(reply.getHeader('content-encoding')), inspect.maxBytes, (c) => r.write(c))
+  } catch (err) {
+    if (!(err instanceof UninspectableError)) throw err
+    problem = err.message
+  }
+  try {
+    if (problem) {
+      // Nothing to read it for: it streams on as it comes, if the policy lets it out at all.
+    } else if (payload instanceof Readable) {
       const length = Number(reply.getHeader('content-length'))
+      const feed = (decoder as ContentDecoder).write
       const read = await readCapped(
         payload,
         inspect.maxBytes,
         Number.isSafeInteger(length) && length >= 0 ? length : undefined,
         holder(pipe, ex, reply),
+        feed,
       )
-      if (read.complete) forward = body = read.body
-      else if (read.busy) {
+      if (read.complete) {
+        forward = read.body
+        found = await idsOf(decoder as ContentDecoder, reader as AnswerReader)
+      } else if (read.busy) {
+        decoder?.destroy()
         payload.destroy()
         pipe.metrics.inspectionBusy.inc()
         request.log.warn(
@@ -70,48 +90,52 @@ async function inspectAnswer(
         )
         return replaceResponse(reply, renderProblem(request.headers.accept, busy()))
       } else {
-        problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+        decoder?.destroy()
+        problem = read.problem ?? `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
         forward = read.rest() // sent on only if the decision allows it (shadow, or counted within limits)
       }
     } else if (typeof payload === 'string' || Buffer.isBuffer(payload)) {
-      body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+      const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
       if (body.length > inspect.maxBytes) problem = `response larger than maxInspectBytes (${inspect.maxBytes} bytes)`
+      else {
+        ;(decoder as ContentDecoder).write(body)
+        found = await idsOf(decoder as ContentDecoder, reader as AnswerReader)
+      }
     } else {
       problem = 'response body is not a byte stream'
     }
   } catch (err) {
-    // The upstream broke off mid-body: nothing complete can be sent anyway.
-    request.log.error(
-      { event: 'sluice.upstream_error', route: route.name, err: (err as Error).message },
-      'upstream response failed while being inspected',
-    )
-    const broken = {
-      kind: 'upstream-unavailable',
-      status: 502,
-      title: 'Bad Gateway',
-      detail: "The application's answer broke off.",
-    } as const
-    return replaceResponse(reply, renderProblem(request.headers.accept, broken))
+    if (err instanceof UninspectableError) {
+      problem = err.message
+      found = null
+    } else if (err instanceof BrokenBody) {
+      // The upstream broke off mid-body: nothing complete can be sent anyway.
+      decoder?.destroy()
+      request.log.error(
+        { event: 'sluice.upstream_error', route: route.name, err: err.message },
+        'upstream response failed while being inspected',
+      )
+      const broken = {
+        kind: 'upstream-unavailable',
+        status: 502,
+        title: 'Bad Gateway',
+        detail: "The application's answer broke off.",
+      } as const
+      return replaceResponse(reply, renderProblem(request.headers.accept, broken))
+    } else throw err
   }
 
   let records: string[] = []
-  if (body && !problem) {
-    try {
-      const decoded = await decodeContent(body, headerText(reply.getHeader('content-encoding')), inspect.maxBytes)
-      const found = (inspect.answer as AnswerExtractor).extract(decoded, headerText(reply.getHeader('content-type')))
-      records = found.ids
-      if (found.skipped)
-        request.log.warn(
-          { event: 'sluice.ragged', route: route.name, account: ex.account, rows: found.skipped },
-          `${found.skipped} row${found.skipped === 1 ? '' : 's'} of the answer had no id column: not counted`,
-        )
-      if (records.length > inspect.maxIds) {
-        problem = `more than ${inspect.maxIds} record ids (records.maxIds)`
-        records = []
-      }
-    } catch (err) {
-      if (!(err instanceof UninspectableError)) throw err
-      problem = err.message
+  if (found && !problem) {
+    records = found.ids
+    if (found.skipped)
+      request.log.warn(
+        { event: 'sluice.ragged', route: route.name, account: ex.account, rows: found.skipped },
+        `${found.skipped} row${found.skipped === 1 ? '' : 's'} of the answer had no id column: not counted`,
+      )
+    if (records.length > inspect.maxIds) {
+      problem = `more than ${inspect.maxIds} record ids (records.maxIds)`
+      records = []
     }
   }
   if (problem) {
@@ -197,6 +221,12 @@ function closeIfSlow(reply: FastifyReply, ms: number): void {
   }, ms)
   timer.unref()
   res.once('close', () => clearTimeout(timer))
+}
+
+/** The last decoded bytes through the extractor, and its ids. */
+async function idsOf(decoder: ContentDecoder, reader: AnswerReader): Promise<AnswerIds> {
+  await decoder.end()
+  return reader.end()
 }
 
 function headerText(v: unknown): string | undefined {

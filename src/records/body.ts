@@ -1,6 +1,7 @@
 // Bodies sluice must read before it decides: request bodies of `records: { body }` routes and
 // login forms, and upstream responses of `records: { response }` routes. Read once into one
-// buffer (preallocated when Content-Length is known), capped; decoded and parsed only to find ids.
+// buffer (preallocated when Content-Length is known), capped; decoded and parsed only to find ids
+// (an answer's chunk by chunk as it arrives: `feed`, contentDecoder).
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
@@ -12,20 +13,23 @@ import { selectWith, type Selector } from './selector.js'
 export type ReadResult =
   | { complete: true; body: Buffer }
   /**
-   * Past the cap (or, `busy`, past the memory `take` allows): what was read so far; `rest()`
-   * streams all of it (read and unread) on.
+   * Past the cap (or, `busy`, past the memory `take` allows; or, `problem`, `feed` refused a
+   * chunk): what was read so far; `rest()` streams all of it (read and unread) on.
    */
-  | { complete: false; busy?: true; head: Buffer[]; rest: () => Readable }
+  | { complete: false; busy?: true; problem?: string; head: Buffer[]; rest: () => Readable }
 
 /**
  * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
- * other chunk as it arrives; false stops reading, `busy`.
+ * other chunk as it arrives; false stops reading, `busy`. `feed` sees each chunk as it is
+ * held; an UninspectableError from it stops reading (`problem`). An error of the stream itself
+ * is thrown as BrokenBody.
  */
 export async function readCapped(
   stream: Readable,
   cap: number,
   expectedLength?: number,
   take?: (bytes: number) => boolean,
+  feed?: (chunk: Buffer) => void,
 ): Promise<ReadResult> {
   // Known length within the cap: one buffer, filled in place (one copy of the body). A body
   // that turns out longer than declared goes on in `chunks`.
@@ -38,7 +42,13 @@ export async function readCapped(
   const chunks: Buffer[] = []
   let size = 0
   for (;;) {
-    const { value, done } = (await iterator.next()) as IteratorResult<Buffer | string>
+    let next: IteratorResult<Buffer | string>
+    try {
+      next = (await iterator.next()) as IteratorResult<Buffer | string>
+    } catch (err) {
+      throw new BrokenBody(err)
+    }
+    const { value, done } = next
     if (done) break
     const chunk = typeof value === 'string' ? Buffer.from(value) : value
     const inPlace = prealloc !== null && chunks.length === 0 && filled + chunk.length <= prealloc.length
@@ -55,6 +65,15 @@ export async function readCapped(
       chunks.push(chunk)
     }
     size += chunk.length
+    if (feed) {
+      try {
+        feed(chunk)
+      } catch (err) {
+        if (!(err instanceof UninspectableError)) throw err
+        const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks]
+        return { complete: false, problem: err.message, head, rest: () => Readable.from(resume(head, iterator)) }
+      }
+    }
   }
   if (prealloc && filled === prealloc.length && chunks.length === 0) return { complete: true, body: prealloc }
   const parts = prealloc && filled > 0 ? [prealloc.subarray(0, filled), ...chunks] : chunks
@@ -67,6 +86,13 @@ async function* resume(head: Buffer[], iterator: AsyncIterator<Buffer | string>)
     const { value, done } = (await iterator.next()) as IteratorResult<Buffer | string>
     if (done) return
     yield typeof value === 'string' ? Buffer.from(value) : value
+  }
+}
+
+/** The body stream failed (the upstream broke off): nothing complete can be sent. */
+export class BrokenBody extends Error {
+  constructor(cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause })
   }
 }
 
@@ -89,6 +115,82 @@ export async function decodeContent(body: Buffer, encoding: string | undefined, 
     throw new UninspectableError(`cannot decode ${coding} body: ${(err as Error).message}`)
   }
   throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
+}
+
+export interface ContentDecoder {
+  /** A chunk as the upstream sent it; throws UninspectableError once decoding has failed. */
+  write(chunk: Buffer): void
+  /** All written: resolves when every decoded byte has gone to `out` (or rejects, UninspectableError). */
+  end(): Promise<void>
+  /** Stop (the answer is not read to its end). */
+  destroy(): void
+}
+
+/**
+ * Content-Encoding undone as the chunks come, each decoded piece passed to `out` (which may
+ * throw UninspectableError to stop); the decoded size is capped (no zip bombs): past `cap`,
+ * UninspectableError. Identity is passed through as it is; gzip, deflate and br stream
+ * through zlib. An unsupported coding throws UninspectableError at once.
+ */
+export function contentDecoder(
+  encoding: string | undefined,
+  cap: number,
+  out: (chunk: Buffer) => void,
+): ContentDecoder {
+  const coding = (encoding ?? '').trim().toLowerCase()
+  let size = 0
+  const counted = (chunk: Buffer) => {
+    size += chunk.length
+    if (size > cap) throw new UninspectableError(`response larger than maxInspectBytes (${cap} bytes) once decoded`)
+    out(chunk)
+  }
+  if (coding === '' || coding === 'identity')
+    return { write: counted, end: () => Promise.resolve(), destroy: () => undefined }
+  const z =
+    coding === 'gzip' || coding === 'x-gzip'
+      ? zlib.createGunzip()
+      : coding === 'deflate'
+        ? zlib.createInflate()
+        : coding === 'br'
+          ? zlib.createBrotliDecompress()
+          : null
+  if (!z) throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
+  let failure: Error | null = null
+  let settle: (err: Error | null) => void = () => undefined
+  const finished = new Promise<void>((resolve, reject) => {
+    settle = (err) => (err ? reject(err) : resolve())
+  })
+  finished.catch(() => undefined) // seen by end(), or by write() as `failure`
+  const stop = (err: Error) => {
+    if (failure) return
+    failure = err
+    z.destroy()
+    settle(err)
+  }
+  z.on('data', (chunk: Buffer) => {
+    if (failure) return
+    try {
+      counted(chunk)
+    } catch (err) {
+      stop(err as Error)
+    }
+  })
+  z.on('error', (err) => stop(new UninspectableError(`cannot decode ${coding} body: ${err.message}`)))
+  z.on('end', () => settle(null))
+  return {
+    write(chunk) {
+      if (failure) throw failure
+      z.write(chunk)
+    },
+    end() {
+      if (failure) return Promise.reject(failure)
+      z.end()
+      return finished
+    },
+    destroy: () => {
+      if (!failure) stop(new UninspectableError('not read to its end'))
+    },
+  }
 }
 
 /**

@@ -4,22 +4,85 @@
 // the first 1024 bytes, and for XML the encoding of its declaration; UTF-8 otherwise. Labels
 // map as browsers map them: `iso-8859-1` and `us-ascii` are windows-1252, where 0x80–0x9F are
 // printable characters (€, „, …), not C1 controls; `big5` is Big5-HKSCS.
+//
+// Streamed: the first bytes are held only until the charset is known (3 bytes for a BOM when
+// the Content-Type names a charset; for HTML without one, 1024 bytes, where a browser's
+// prescan looks; for XML, its declaration), then each chunk is decoded as it comes
+// (TextDecoder with `stream: true` keeps a character split across chunks; windows-1252 is a
+// per-byte table).
 import { UninspectableError } from '../../errors.js'
 
 export type MarkupKind = 'html' | 'xml' | 'text'
 
 export function decodeText(body: Buffer, contentType: string | undefined, kind: MarkupKind): string {
-  const bom = fromBom(body)
-  const label = bom?.label ?? charsetParam(contentType) ?? sniff(body, kind) ?? 'utf-8'
+  const parts: string[] = []
+  const s = textStream(contentType, kind, (t) => parts.push(t))
+  s.write(body)
+  s.end()
+  return parts.length === 1 ? (parts[0] as string) : parts.join('')
+}
+
+export interface TextStream {
+  write(chunk: Buffer): void
+  end(): void
+}
+
+/** Bytes in, text out (to `out`) as soon as the charset is known. Unknown charset: UninspectableError. */
+export function textStream(contentType: string | undefined, kind: MarkupKind, out: (text: string) => void): TextStream {
+  const declared = charsetParam(contentType)
+  let decode: ((chunk: Buffer, last: boolean) => string) | null = null
+  let head: Buffer | null = null
+  const decide = (last: boolean) => {
+    const body = head ?? EMPTY
+    head = null
+    const bom = fromBom(body)
+    const label = bom?.label ?? declared ?? sniff(body, kind) ?? 'utf-8'
+    decode = decoderFor(label)
+    const text = decode(bom ? body.subarray(bom.length) : body, last)
+    if (text !== '') out(text)
+  }
+  return {
+    write(chunk) {
+      if (decode) {
+        const text = decode(chunk, false)
+        if (text !== '') out(text)
+        return
+      }
+      head = head ? Buffer.concat([head, chunk]) : chunk
+      if (decidable(head, kind, declared !== undefined)) decide(false)
+    },
+    end() {
+      if (!decode) return decide(true)
+      const text = decode(EMPTY, true)
+      if (text !== '') out(text)
+    },
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** Enough bytes to know the charset: a BOM's 3, then what the markup may declare. */
+function decidable(head: Buffer, kind: MarkupKind, declared: boolean): boolean {
+  if (head.length < 3) return false
+  if (declared || kind === 'text' || fromBom(head)) return true
+  if (head.length >= 1024) return true
+  if (kind === 'html') return false
+  // XML: a declaration, if any, is the very first thing.
+  if (head.length >= 5 && head.toString('latin1', 0, 5) !== '<?xml') return true
+  return head.includes('?>')
+}
+
+function decoderFor(label: string): (chunk: Buffer, last: boolean) => string {
   // Node (20 at least) decodes these labels as ISO-8859-1, C1 controls and all; browsers as windows-1252.
-  if (WINDOWS_1252.has(label)) return windows1252(body)
+  if (WINDOWS_1252.has(label)) return windows1252
   let decoder: TextDecoder
   try {
     decoder = new TextDecoder(label)
   } catch {
     throw new UninspectableError(`unknown charset "${label}"`)
   }
-  return decoder.decode(bom ? body.subarray(bom.length) : body)
+  const streaming = { stream: true }
+  return (chunk, last) => (last ? decoder.decode(chunk) : decoder.decode(chunk, streaming))
 }
 
 function fromBom(b: Buffer): { label: string; length: number } | null {
@@ -71,6 +134,7 @@ const WINDOWS_1252 = new Set([
 const HIGH = '€\u0081‚ƒ„…†‡ˆ‰Š‹Œ\u008dŽ\u008f\u0090‘’“”•–—˜™š›œ\u009džŸ'
 
 function windows1252(body: Buffer): string {
+  if (body.length === 0) return ''
   const text = body.toString('latin1')
   return /[\u0080-\u009f]/.test(text)
     ? text.replace(/[\u0080-\u009f]/g, (c) => HIGH[c.charCodeAt(0) - 0x80] as string)

@@ -128,9 +128,25 @@ function matchesChain(chain: Chain, k: number, stack: readonly Element[], at: nu
  * no attribute is named.
  */
 export function htmlValues(html: string, chains: readonly Chain[], attr: string | undefined): string[] {
+  const r = htmlReader(chains, attr)
+  r.write(html)
+  return r.end()
+}
+
+/** The same, over text that comes in pieces (split anywhere: in a tag, an entity, a comment). */
+export function htmlReader(
+  chains: readonly Chain[],
+  attr: string | undefined,
+): { write(text: string): void; end(): string[] } {
   const out: string[] = []
-  scan(html, chains, attr === undefined ? undefined : attr.toLowerCase(), [], 0, out)
-  return out
+  const parser = scanner(chains, attr === undefined ? undefined : attr.toLowerCase(), [], 0, out)
+  return {
+    write: (text) => parser.write(text),
+    end: () => {
+      parser.end()
+      return out
+    },
+  }
 }
 
 function scan(
@@ -141,6 +157,16 @@ function scan(
   depth: number,
   out: string[],
 ): void {
+  scanner(chains, attr, outer, depth, out).end(html)
+}
+
+function scanner(
+  chains: readonly Chain[],
+  attr: string | undefined,
+  outer: readonly Element[],
+  depth: number,
+  out: string[],
+): Parser {
   const stack: Element[] = [...outer]
   // Elements whose text is being collected (no attr): where in `texts` each one's text starts.
   const capturing: { depth: number; text: string[] }[] = []
@@ -180,6 +206,5 @@ function scan(
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   )
-  parser.write(html)
-  parser.end()
+  return parser
 }

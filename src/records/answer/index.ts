@@ -1,14 +1,16 @@
 // What a `records: { response }` route counts in the upstream's answer: ids selected from
 // JSON (the default), HTML (a CSS selector), XML (an XPath subset) or CSV (a column), each
 // optionally narrowed by a regular expression on the selected value. Compiled once at config
-// load; run on the decoded answer (content-encoding undone, charset decoded as browsers do).
+// load; fed the decoded answer (content-encoding undone) chunk by chunk as it arrives, charset
+// decoded as browsers do: HTML, XML and CSV are read as they stream in, JSON (whose reader
+// needs the whole text) when it is complete.
 import { SelectorError } from '../../errors.js'
 import { selectJsonBody } from '../body.js'
 import { compileSelector } from '../selector.js'
-import { decodeText } from './charset.js'
-import { csvValues, type CsvColumn } from './csv.js'
-import { compileCss, htmlValues } from './html.js'
-import { compileXPath, xmlValues } from './xml.js'
+import { textStream, type MarkupKind } from './charset.js'
+import { csvReader, type CsvColumn } from './csv.js'
+import { compileCss, htmlReader } from './html.js'
+import { compileXPath, xmlReader } from './xml.js'
 
 export type AnswerSpec =
   | string
@@ -30,7 +32,50 @@ export interface AnswerExtractor {
   kind: 'json' | 'html' | 'xml' | 'csv'
   /** What `sluice check` prints: `html "table.results tr[data-id]" @data-id ~ /[?&]id=(\d+)/`. */
   describe: string
+  /** Read an answer as it comes: its decoded bytes in any pieces, then its ids. */
+  begin(contentType: string | undefined): AnswerReader
+  /** The ids of a whole answer (begin, one write, end). */
   extract(body: Buffer, contentType: string | undefined): AnswerIds
+}
+
+/** One answer being read. Either call may throw UninspectableError (the route's policy decides). */
+export interface AnswerReader {
+  write(chunk: Buffer): void
+  end(): AnswerIds
+}
+
+function extractor(
+  kind: AnswerExtractor['kind'],
+  describe: string,
+  begin: (contentType: string | undefined) => AnswerReader,
+): AnswerExtractor {
+  return {
+    kind,
+    describe,
+    begin,
+    extract(body, contentType) {
+      const r = begin(contentType)
+      r.write(body)
+      return r.end()
+    },
+  }
+}
+
+/** A text format's reader behind the charset decoder. */
+function textReader(
+  contentType: string | undefined,
+  kind: MarkupKind,
+  reader: { write(text: string): void },
+  end: () => AnswerIds,
+): AnswerReader {
+  const text = textStream(contentType, kind, (t) => reader.write(t))
+  return {
+    write: (chunk) => text.write(chunk),
+    end: () => {
+      text.end()
+      return end()
+    },
+  }
 }
 
 /** Throws SelectorError (with what is wrong) for a bad selector, XPath or regular expression. */
@@ -38,39 +83,43 @@ export function compileAnswer(spec: AnswerSpec): AnswerExtractor {
   if (typeof spec === 'string' || 'json' in spec) {
     const text = typeof spec === 'string' ? spec : spec.json
     const selector = compileSelector(text)
-    return {
-      kind: 'json',
-      describe: `json ${text}`,
-      extract: (body, type) => ({ ids: selectJsonBody(body, type, selector) }),
-    }
+    // The source-text reader needs the whole text: the pieces are kept (not copied) until the end.
+    return extractor('json', `json ${text}`, (type) => {
+      const parts: Buffer[] = []
+      return {
+        write: (chunk) => void parts.push(chunk),
+        end: () => ({
+          ids: selectJsonBody(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), type, selector),
+        }),
+      }
+    })
   }
   const match = narrow(spec.match)
   const suffix = spec.match === undefined ? '' : ` ~ /${spec.match}/`
   if ('html' in spec) {
     const chains = compileCss(spec.html)
-    return {
-      kind: 'html',
-      describe: `html "${spec.html}"${spec.attr !== undefined ? ` @${spec.attr}` : ' text'}${suffix}`,
-      extract: (body, type) => ({ ids: match(htmlValues(decodeText(body, type, 'html'), chains, spec.attr)) }),
-    }
+    const describe = `html "${spec.html}"${spec.attr !== undefined ? ` @${spec.attr}` : ' text'}${suffix}`
+    return extractor('html', describe, (type) => {
+      const html = htmlReader(chains, spec.attr)
+      return textReader(type, 'html', html, () => ({ ids: match(html.end()) }))
+    })
   }
   if ('xml' in spec) {
     const path = compileXPath(spec.xml)
-    return {
-      kind: 'xml',
-      describe: `xml ${spec.xml}${suffix}`,
-      extract: (body, type) => ({ ids: match(xmlValues(decodeText(body, type, 'xml'), path)) }),
-    }
+    return extractor('xml', `xml ${spec.xml}${suffix}`, (type) => {
+      const xml = xmlReader(path)
+      return textReader(type, 'xml', xml, () => ({ ids: match(xml.end()) }))
+    })
   }
   const column: CsvColumn = { ...spec.csv, header: spec.csv.header ?? true }
-  return {
-    kind: 'csv',
-    describe: `csv column ${typeof column.column === 'number' ? column.column : `"${column.column}"`}${suffix}`,
-    extract: (body, type) => {
-      const { values, skipped } = csvValues(decodeText(body, type, 'text'), column)
+  const describe = `csv column ${typeof column.column === 'number' ? column.column : `"${column.column}"`}${suffix}`
+  return extractor('csv', describe, (type) => {
+    const csv = csvReader(column)
+    return textReader(type, 'text', csv, () => {
+      const { values, skipped } = csv.end()
       return { ids: match(values), skipped }
-    },
-  }
+    })
+  })
 }
 
 /** The ids in selected values: each match of the expression (group 1, else all of it), or the values as they are. */

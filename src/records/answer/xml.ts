@@ -74,6 +74,13 @@ function matches(steps: readonly Step[], k: number, stack: readonly string[], at
 }
 
 export function xmlValues(xml: string, path: XPath): string[] {
+  const r = xmlReader(path)
+  r.write(xml)
+  return r.end()
+}
+
+/** The same over text in pieces: saxes reads it as it comes. Not well-formed: UninspectableError, as soon as seen. */
+export function xmlReader(path: XPath): { write(text: string): void; end(): string[] } {
   const out: string[] = []
   const stack: string[] = []
   const capturing: { depth: number; text: string[] }[] = []
@@ -99,11 +106,19 @@ export function xmlValues(xml: string, path: XPath): string[] {
   parser.on('error', (err) => {
     throw new UninspectableError(`not well-formed XML: ${err.message}`)
   })
-  try {
-    parser.write(xml).close()
-  } catch (err) {
-    if (err instanceof UninspectableError) throw err
-    throw new UninspectableError(`not well-formed XML: ${(err as Error).message}`)
+  const guard = (f: () => void) => {
+    try {
+      f()
+    } catch (err) {
+      if (err instanceof UninspectableError) throw err
+      throw new UninspectableError(`not well-formed XML: ${(err as Error).message}`)
+    }
   }
-  return out
+  return {
+    write: (text) => guard(() => parser.write(text)),
+    end: () => {
+      guard(() => parser.close())
+      return out
+    },
+  }
 }
