@@ -1,7 +1,7 @@
 // HTML, CSV and XML answers through the proxy, in front of a legacy-looking upstream: the ids
 // are counted before a byte reaches the client, the page that would cross a limit is withheld
 // whole, re-reads are free, compressed answers are counted and sent as the upstream sent them.
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, gzipSync } from 'node:zlib'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
@@ -46,6 +46,26 @@ beforeEach(async () => {
   upstream = await startUpstream((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     req.resume()
+    if (url.pathname === '/addressbook/list.do' && (url.searchParams.has('trickle') || url.searchParams.has('bomb'))) {
+      // In small pieces, a turn of the event loop apart: compressed (br, gzip) or not; broken off
+      // halfway; or a gzip body small on the wire and past maxInspectBytes (64kb) once decoded.
+      const n = Number(url.searchParams.get('page') ?? 0)
+      const how = url.searchParams.get('trickle') ?? 'gzip'
+      let body = Buffer.from(page(n), 'latin1')
+      if (url.searchParams.has('bomb')) body = Buffer.concat([Buffer.from(`<!-- ${'x'.repeat(100_000)} -->`), body])
+      if (how === 'br') body = brotliCompressSync(body)
+      if (how === 'gzip') body = gzipSync(body)
+      const coding = how === 'br' || how === 'gzip' ? { 'content-encoding': how } : {}
+      res.writeHead(200, { 'content-type': 'text/html', ...coding })
+      let at = 0
+      const next = () => {
+        if (how === 'broken' && at > body.length / 2) return void res.destroy()
+        if (at >= body.length) return void res.end()
+        res.write(body.subarray(at, (at += 97)))
+        setImmediate(next)
+      }
+      return next()
+    }
     if (url.pathname === '/addressbook/list.do') {
       const body = Buffer.from(page(Number(url.searchParams.get('page') ?? 0)), 'latin1')
       const gz = url.searchParams.has('gz')
@@ -107,5 +127,33 @@ describe('legacy answers', () => {
     expect((await post(5)).status).toBe(200)
     const third = await post(9)
     expect(third.status).toBe(429) // 12 > 10
+  })
+
+  it('an answer trickling in (plain, br, gzip) is counted as it comes and sent as the upstream sent it; past maxInspectBytes once decoded, or broken off, it is withheld', async () => {
+    proxy = await startProxy(CONFIG, { upstream: upstream.url })
+    const plain = await get('/addressbook/list.do?page=0&trickle=plain', 'streamy')
+    expect(plain.status).toBe(200)
+    expect(plain.body).toContain('data-id="20"')
+    const br = await get('/addressbook/list.do?page=1&trickle=br', 'streamy')
+    expect(br.status).toBe(200)
+    expect(br.headers['content-encoding']).toBe('br')
+    expect((await get('/addressbook/list.do?page=2&trickle=gzip', 'streamy')).status).toBe(429) // 60 > 50
+    expect((await get('/addressbook/list.do?page=1&trickle=gzip', 'streamy')).status).toBe(200) // re-read: free
+
+    const bomb = await get('/addressbook/list.do?page=5&bomb', 'bomber')
+    expect(bomb.status).toBe(502)
+    expect(bomb.body).not.toContain('data-id')
+    expect(proxy.logs).toContainEqual(
+      expect.objectContaining({
+        event: 'sluice.uninspectable',
+        reason: expect.stringMatching(/larger than maxInspectBytes .* once decoded/),
+      }),
+    )
+
+    const broken = await get('/addressbook/list.do?page=6&trickle=broken', 'breaker')
+    expect(broken.status).toBe(502)
+    expect(broken.body).not.toContain('data-id')
+    expect(proxy.logs).toContainEqual(expect.objectContaining({ event: 'sluice.upstream_error', route: 'list' }))
+    expect((await get('/addressbook/list.do?page=3&trickle=plain', 'breaker')).status).toBe(200) // and it carries on
   })
 })

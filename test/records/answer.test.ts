@@ -1,4 +1,5 @@
 // Record ids in HTML, XML and CSV answers, as legacy portals serve them.
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { compileConfigText } from '../../src/config/index.js'
 import { compileAnswer } from '../../src/records/answer/index.js'
@@ -141,5 +142,95 @@ routes:
       { env: {} },
     )
     expect(config.routes[0]?.recordSource).toBe('response html "table.results tr[data-id]" @data-id ~ /(\\d+)/')
+  })
+})
+
+describe('streamed: the same ids whatever the pieces the answer comes in', () => {
+  const pieces = (spec: Parameters<typeof compileAnswer>[0], body: Buffer, type: string, cuts: number[]) => {
+    const r = compileAnswer(spec).begin(type)
+    let from = 0
+    for (const cut of [...cuts].sort((a, b) => a - b)) {
+      r.write(body.subarray(from, cut))
+      from = cut
+    }
+    r.write(body.subarray(from))
+    return r.end()
+  }
+  const UTF8_PAGE = Buffer.from(
+    ADDRESS_BOOK.replace('Chan Tai Man', '陳大文 €').replace('Lee &amp; Sons', 'Lee &amp; Söhne &#x1F600;'),
+  )
+  const BIG5_PAGE = Buffer.concat([
+    Buffer.from('<html><head><meta http-equiv="Content-Type" content="text/html; charset=big5"></head><table>'),
+    ...[0, 1, 2].map((i) =>
+      Buffer.concat([
+        Buffer.from(`<tr><td class="n">${i}`),
+        Buffer.from([0xb3, 0xaf, 0xa4, 0x6a]),
+        Buffer.from('</td>'),
+      ]),
+    ),
+    Buffer.from('</table>'),
+  ])
+  const CSV = Buffer.from(
+    '\ufeffid;name;address\r\n1;"Chan; Tai ""Man""";"Flat 3\r\n12 Nathan Rd"\r\n2;陳;x\r\n\r\n3\r\n4;Wong;y\r5;Lee;z',
+  )
+  const XML = Buffer.from(SOAP.replace('<ns2:name>A</ns2:name>', '<ns2:name>Ä &amp; Ö</ns2:name>'))
+  const CASES: [Parameters<typeof compileAnswer>[0], Buffer, string][] = [
+    [{ html: 'table.results tr[data-id]', attr: 'data-id' }, UTF8_PAGE, 'text/html; charset=utf-8'],
+    [{ html: 'tr.row > td > a' }, UTF8_PAGE, 'text/html'],
+    [{ html: 'table.results a[href]', attr: 'href', match: '[?&]id=(\\d+)' }, UTF8_PAGE, 'text/html'],
+    [{ html: 'td.n' }, BIG5_PAGE, 'text/html'],
+    [{ csv: { column: 'id' } }, CSV, 'text/csv'],
+    [{ csv: { column: 2 } }, CSV, 'text/csv; charset=utf-8'],
+    [{ xml: '//entry/name/text()' }, XML, 'text/xml'],
+    [{ xml: '//entry/@id' }, XML, 'application/soap+xml'],
+    ['$.items[*].id', Buffer.from('{"items":[{"id":"陳1"},{"id":12345678901234567890}]}'), 'application/json'],
+  ]
+
+  it('split in two at every byte offset (in tags, entities, comments, scripts, quoted fields, multi-byte characters)', () => {
+    for (const [spec, body, type] of CASES) {
+      const whole = compileAnswer(spec).extract(body, type)
+      expect(whole.ids.length, JSON.stringify(spec)).toBeGreaterThan(0)
+      for (let cut = 0; cut <= body.length; cut++) expect(pieces(spec, body, type, [cut]), `${cut}`).toEqual(whole)
+    }
+    expect(compileAnswer({ html: 'td.n' }).extract(BIG5_PAGE, 'text/html').ids).toEqual(['0陳大', '1陳大', '2陳大'])
+  })
+
+  it('split anywhere into many pieces (fast-check)', () => {
+    for (const [spec, body, type] of CASES) {
+      const whole = compileAnswer(spec).extract(body, type)
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: 0, max: body.length }), { maxLength: 40 }), (cuts) => {
+          expect(pieces(spec, body, type, cuts)).toEqual(whole)
+        }),
+        { numRuns: 200 },
+      )
+    }
+  })
+
+  it('a <meta charset> in the second piece (within 1024 bytes) still decides the charset; a byte at a time too', () => {
+    const page = Buffer.concat([
+      Buffer.from(`<html><head><!-- ${'x'.repeat(600)} --><meta charset="windows-1252"></head><td class="n">`),
+      Buffer.from([0x80, 0x93, 0x31, 0x94]),
+      Buffer.from('</td>'),
+    ])
+    const spec = { html: 'td.n' }
+    expect(pieces(spec, page, 'text/html', [300])).toEqual({ ids: ['€“1”'] })
+    expect(
+      pieces(
+        spec,
+        page,
+        'text/html',
+        Array.from({ length: page.length }, (_, i) => i),
+      ),
+    ).toEqual({ ids: ['€“1”'] })
+    // Past the first 1024 bytes a browser no longer looks: UTF-8 (each stray byte a U+FFFD).
+    const late = Buffer.concat([Buffer.from(' '.repeat(1100)), page])
+    expect(pieces(spec, late, 'text/html', [1030])).toEqual({ ids: ['\ufffd\ufffd1\ufffd'] })
+  })
+
+  it('an XML document found not well-formed part way stops with UninspectableError at that piece', () => {
+    const r = compileAnswer({ xml: '//entry/@id' }).begin('text/xml')
+    r.write(Buffer.from('<a><entry id="1"/>'))
+    expect(() => r.write(Buffer.from('</b>'))).toThrow(/not well-formed/)
   })
 })
