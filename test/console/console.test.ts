@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readAs } from '../admin/helpers.js'
 import { send } from '../helpers/http.js'
-import { signIn, startConsole, type RunningConsole } from './helpers.js'
+import { signIn, startConsole, TOKEN, type RunningConsole } from './helpers.js'
 
 let sluice: RunningConsole
 
@@ -38,6 +38,47 @@ describe('console: CSRF', () => {
     expect(done.status).toBe(303)
     expect(done.headers.get('location')).toBe('/console/accounts/header%3Amallory?done=unlock')
     expect((await readAs(sluice.proxy.url, 'mallory', 'contacts', [1]))[0]).toBe(200)
+  })
+})
+
+// Before the sign-in tests: their wrong tokens throttle this address.
+describe('console: what the overview costs', () => {
+  it('polls the chart alone; lists the accounts once for every session until 15 s pass or an operator acts', async () => {
+    const { cookie, csrf } = await signIn(sluice.url, TOKEN, 'a')
+    const json = async <T>(path: string, c = cookie) =>
+      (await fetch(`${sluice.url}${path}`, { headers: { cookie: c } })).json() as Promise<T>
+    type Tables = { listed: string; nextMs: number; accounts: { text: string }[][] }
+    const names = (t: Tables) => t.accounts.map((row) => row[0]?.text)
+    const act = (account: string) =>
+      post(
+        `/console/accounts/${encodeURIComponent(account)}/act`,
+        { do: 'unlock', csrf },
+        { cookie, origin: sluice.url },
+      )
+
+    // The 3-second poll: the last hour's minutes, no account.
+    expect(Object.keys(await json('/console/live.json')).sort()).toEqual(['at', 'chart'])
+
+    // An action through the console drops the shared listing: the next page lists again.
+    await readAs(sluice.proxy.url, 'seed', 'contacts', [1])
+    expect((await act('header:seed')).status).toBe(303)
+    const first = await json<Tables>('/console/overview.json')
+    expect(names(first)).toContain('header:seed')
+    expect(first.nextMs).toBeGreaterThan(10_000)
+    expect(first.nextMs).toBeLessThanOrEqual(15_000)
+
+    // A new account waits for the next listing, for every session alike.
+    await readAs(sluice.proxy.url, 'newcomer', 'contacts', [1, 2])
+    const other = await signIn(sluice.url, TOKEN, 'b')
+    const again = await json<Tables>('/console/overview.json', other.cookie)
+    expect(again.listed).toBe(first.listed)
+    expect(names(again)).not.toContain('header:newcomer')
+    expect(await (await fetch(`${sluice.url}/console/accounts`, { headers: { cookie } })).text()).not.toContain(
+      'header:newcomer',
+    )
+
+    expect((await act('header:newcomer')).status).toBe(303)
+    expect(names(await json<Tables>('/console/overview.json', other.cookie))).toContain('header:newcomer')
   })
 })
 

@@ -3,6 +3,7 @@
 import type { AccountJson, AccountsFoundJson, AccountListJson, DisabledJson } from '../accounts.js'
 import { html, type Html } from './html.js'
 import { BASE, accountHref, meter, referenceHref, rowsHtml, when, type Cell } from './layout.js'
+import { LIST_EVERY_MS } from './pressure.js'
 
 export type Control = 'unlock' | 'reset' | 'disable'
 export const CONTROLS: readonly Control[] = ['unlock', 'reset', 'disable']
@@ -157,7 +158,11 @@ export function confirmBody(account: string, control: Control, csrf: string, err
 }
 
 /** /console/accounts: the accounts under the most pressure, or those whose id contains some text. */
-export function accountsBody(list: AccountListJson | undefined, found: AccountsFoundJson | undefined): Html {
+export function accountsBody(
+  list: AccountListJson | undefined,
+  found: AccountsFoundJson | undefined,
+  listedAt?: number,
+): Html {
   const rows: Cell[][] = found
     ? found.accounts.map((a) => [{ text: a, href: accountHref(a) }])
     : (list?.accounts ?? []).map((a) => [
@@ -184,7 +189,11 @@ export function accountsBody(list: AccountListJson | undefined, found: AccountsF
             </table>`
         : html`<p>
               The ${list?.limit ?? 0} accounts nearest a distinct-records limit, of ${list?.scanned ?? 0} with
-              counts${list?.truncated ? ' (the store stopped listing at its bound)' : ''}.
+              counts${list?.truncated ? ' (the store stopped listing at its bound)' : ''}${
+                listedAt !== undefined
+                  ? `, listed ${when(new Date(listedAt).toISOString())} (at most every ${LIST_EVERY_MS / 1000} s, for every operator)`
+                  : ''
+              }.
             </p>
             <table>
               <thead>

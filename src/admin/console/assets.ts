@@ -1,13 +1,18 @@
 // The console's one stylesheet and one script, served from the admin listener itself: an
 // operator network is often closed, and the Content-Security-Policy allows nothing else.
-// The script only refreshes the overview: it polls /console/overview.json, sets the chart's
-// points and rebuilds the tables with textContent (values from traffic never become markup).
+// The script only refreshes the overview: it polls /console/live.json every 3 s and sets the
+// chart's points and markers, and /console/overview.json when the shared listing of accounts may
+// be renewed (at most every 15 s: the answer's nextMs), and rebuilds the tables with textContent
+// (values from traffic never become markup).
 
 export const CONSOLE_JS = String.raw`'use strict';
 (function () {
   var root = document.getElementById('overview');
   if (!root) return;
-  var EVERY_MS = 3000;
+  var LIVE_MS = 3000;
+  // The tables: when the server says the listing may be renewed; never more often than every 2 s.
+  var TABLES_MIN_MS = 2000;
+  var TABLES_MAX_MS = 15000;
   function byId(id) { return document.getElementById(id); }
   function cell(c) {
     var td = document.createElement('td');
@@ -53,32 +58,50 @@ export const CONSOLE_JS = String.raw`'use strict';
     }
     body.replaceChildren(out);
   }
-  function update(d) {
+  function live(d) {
     d.chart.lines.forEach(function (l) {
       var line = byId('line-' + l.action);
       if (line) line.setAttribute('points', l.points);
+      var marks = byId('marks-' + l.action);
+      if (marks) marks.setAttribute('d', l.marks);
     });
     d.chart.ticks.forEach(function (t, i) { byId('tick-' + i).textContent = t; });
     byId('chart-summary').textContent = d.chart.summary;
+    byId('updated').textContent = d.at;
+  }
+  // Just after the shared listing may be renewed: every tab sees it then, none makes it sooner.
+  function after(nextMs) {
+    var ms = Number(nextMs);
+    return isFinite(ms) ? Math.min(TABLES_MAX_MS, Math.max(TABLES_MIN_MS, ms + 250)) : TABLES_MAX_MS;
+  }
+  var tablesIn = TABLES_MAX_MS;
+  function tables(d) {
     fill('accounts-rows', d.accounts);
     fill('incidents-rows', d.incidents);
     fill('health-rows', d.health);
-    byId('updated').textContent = d.at;
-    root.classList.remove('stale');
+    byId('listed').textContent = d.listed;
+    tablesIn = after(d.nextMs);
   }
-  function poll() {
-    fetch('/console/overview.json', { credentials: 'same-origin', headers: { accept: 'application/json' } })
+  function get(url, then) {
+    return fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } })
       .then(function (res) {
         // Signed out or expired: to the sign-in form, back here after.
         if (res.status === 401) { location.assign('/console/login'); return null; }
         if (!res.ok) throw new Error('status ' + res.status);
         return res.json();
       })
-      .then(function (d) { if (d) update(d); })
-      .catch(function () { root.classList.add('stale'); })
-      .then(function () { setTimeout(poll, EVERY_MS); });
+      .then(function (d) { if (d) { then(d); root.classList.remove('stale'); } })
+      .catch(function () { root.classList.add('stale'); });
   }
-  setTimeout(poll, EVERY_MS);
+  function pollLive() {
+    get('/console/live.json', live).then(function () { setTimeout(pollLive, LIVE_MS); });
+  }
+  function pollTables() {
+    tablesIn = TABLES_MAX_MS;
+    get('/console/overview.json', tables).then(function () { setTimeout(pollTables, tablesIn); });
+  }
+  setTimeout(pollLive, LIVE_MS);
+  setTimeout(pollTables, after(root.getAttribute('data-next-ms')));
 })();
 `
 

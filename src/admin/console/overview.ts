@@ -1,17 +1,28 @@
 // The overview: decisions per minute (live), the accounts under the most pressure, the latest
 // grouped incidents, and the health /readyz reports. The same data feeds the first render and
-// the script's polls (GET /console/overview.json).
-import type { AccountListJson } from '../accounts.js'
+// the script's two polls: the chart every 3 s (GET /console/live.json: the last hour's minutes
+// only, never the accounts), the tables when the shared listing may be renewed, at most every
+// 15 s (GET /console/overview.json: pressure.ts).
 import type { IncidentsJson, Readiness } from '../server.js'
 import type { AdminCall } from './api.js'
 import { chartModel, chartSvg, type ChartModel } from './chart.js'
 import { html, type Html } from './html.js'
 import { accountHref, referenceHref, rowsHtml, when, type Cell } from './layout.js'
+import { LIST_EVERY_MS, type PressureCache } from './pressure.js'
 import type { DecisionRate } from './rate.js'
 
-export interface OverviewData {
+/** GET /console/live.json, every 3 s: O(minutes), whatever the store holds. */
+export interface LiveData {
   at: string
   chart: ChartModel
+}
+
+/** GET /console/overview.json: the tables. */
+export interface TablesData {
+  /** When the accounts were listed (shared by every session). */
+  listed: string
+  /** Milliseconds until a new listing may be made: the script asks again then. */
+  nextMs: number
   accounts: Cell[][]
   incidents: Cell[][]
   health: Cell[][]
@@ -19,23 +30,31 @@ export interface OverviewData {
   status: string
 }
 
+export type OverviewData = LiveData & TablesData
+
 const TOP_ACCOUNTS = 10
 const LATEST_INCIDENTS = 10
+const LIST_EVERY_S = LIST_EVERY_MS / 1000
 
-export async function overviewData(call: AdminCall, rate: DecisionRate, now: number): Promise<OverviewData> {
+export async function liveData(rate: DecisionRate, now: number): Promise<LiveData> {
   await rate.sample()
-  const [accounts, incidents, ready] = await Promise.all([
-    call<AccountListJson>('GET', `/accounts?limit=${TOP_ACCOUNTS}`),
+  return { at: when(new Date(now).toISOString()), chart: chartModel(rate.lastHour()) }
+}
+
+export async function tablesData(call: AdminCall, pressure: PressureCache): Promise<TablesData> {
+  const [listing, incidents, ready] = await Promise.all([
+    pressure.get(call),
     call<IncidentsJson>('GET', `/incidents?limit=${LATEST_INCIDENTS}`),
     call<Readiness>('GET', '/readyz'),
   ])
+  const accounts = listing.answer
   return {
-    at: when(new Date(now).toISOString()),
-    chart: chartModel(rate.lastHour()),
+    listed: when(new Date(listing.at).toISOString()),
+    nextMs: pressure.nextIn(listing),
     accounts:
       accounts.problem !== undefined
         ? [[{ text: `The store did not answer: ${accounts.problem}` }]]
-        : accounts.body.accounts.map((a) => [
+        : accounts.body.accounts.slice(0, TOP_ACCOUNTS).map((a) => [
             { text: a.account, href: accountHref(a.account) },
             { text: `${Math.round(a.pressure * 100)} %`, meter: a.pressure },
             {
@@ -56,6 +75,16 @@ export async function overviewData(call: AdminCall, rate: DecisionRate, now: num
   }
 }
 
+export async function overviewData(
+  call: AdminCall,
+  rate: DecisionRate,
+  pressure: PressureCache,
+  now: number,
+): Promise<OverviewData> {
+  const [live, tables] = await Promise.all([liveData(rate, now), tablesData(call, pressure)])
+  return { ...live, ...tables }
+}
+
 function healthRows(r: Readiness): Cell[][] {
   const store = `${r.store.type}: ${r.store.state}${r.store.policy !== undefined ? ` (${r.store.policy})` : ''}`
   const audit = r.audit ? `${r.audit.state}, ${r.audit.backlog} waiting` : 'not configured'
@@ -71,7 +100,7 @@ function healthRows(r: Readiness): Cell[][] {
 }
 
 export function overviewBody(d: OverviewData): Html {
-  return html`<div id="overview" class="overview">
+  return html`<div id="overview" class="overview" data-next-ms="${String(d.nextMs)}">
     <h1>
       Overview <small class="live" aria-live="polite">updated <span id="updated">${d.at}</span></small>
     </h1>
@@ -81,7 +110,10 @@ export function overviewBody(d: OverviewData): Html {
     </section>
     <div class="columns">
       <section aria-labelledby="h-accounts">
-        <h2 id="h-accounts">Accounts under the most pressure</h2>
+        <h2 id="h-accounts">
+          Accounts under the most pressure
+          <small>listed <span id="listed">${d.listed}</span>, at most every ${LIST_EVERY_S} s</small>
+        </h2>
         <table>
           <thead>
             <tr>

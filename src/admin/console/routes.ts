@@ -4,7 +4,7 @@
 // shows and does exactly what `sluice accounts …` does, audited the same way.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CompiledConfig } from '../../config/compile.js'
-import type { AccountJson, AccountListJson, AccountsFoundJson, AdminAction } from '../accounts.js'
+import type { AccountJson, AccountsFoundJson, AdminAction } from '../accounts.js'
 import type { DecisionJson } from '../decisions.js'
 import type { Metrics } from '../metrics.js'
 import type { IncidentsJson, TokenMatcher } from '../server.js'
@@ -16,7 +16,8 @@ import { clearedCookie, csrfMatches, fromThisOrigin, secureHeaders, sessionCooki
 import { html, type Html } from './html.js'
 import { incidentsBody, SINCE } from './incidents.js'
 import { BASE, accountHref, layout, type Section } from './layout.js'
-import { overviewBody, overviewData } from './overview.js'
+import { liveData, overviewBody, overviewData, tablesData } from './overview.js'
+import { PressureCache } from './pressure.js'
 import { DecisionRate } from './rate.js'
 import { referenceBody } from './reference.js'
 import { ConsoleSessions, SignInThrottle, type ConsoleSession } from './sessions.js'
@@ -60,6 +61,8 @@ export async function registerConsole(app: FastifyInstance, ctx: ConsoleContext)
   const sessions = new ConsoleSessions(ctx.sessionTtlMs, ctx.clock)
   const throttle = new SignInThrottle(ctx.clock)
   const rate = new DecisionRate(ctx.metrics, ctx.clock)
+  // One listing of the accounts for every session, at most every 15 s (pressure.ts).
+  const pressure = new PressureCache(ctx.clock)
   await rate.sample()
   const sampler = setInterval(() => void rate.sample(), SAMPLE_EVERY_MS).unref()
   app.addHook('onClose', async () => clearInterval(sampler))
@@ -194,13 +197,19 @@ export async function registerConsole(app: FastifyInstance, ctx: ConsoleContext)
   page(BASE, async (_request, _s, call) => ({
     title: 'Overview',
     section: 'overview',
-    body: overviewBody(await overviewData(call, rate, ctx.clock())),
+    body: overviewBody(await overviewData(call, rate, pressure, ctx.clock())),
   }))
 
+  // The overview's polls: the chart every 3 s (cheap: the last hour's minutes), the tables when
+  // the shared listing may be renewed (the answer's nextMs).
+  app.get(`${BASE}/live.json`, OPEN, async (request, reply) => {
+    if (!signedIn(request)) return reply.code(401).header('cache-control', 'no-store').send({ error: 'sign in again' })
+    return reply.header('cache-control', 'no-store').send(await liveData(rate, ctx.clock()))
+  })
   app.get(`${BASE}/overview.json`, OPEN, async (request, reply) => {
     const s = signedIn(request)
     if (!s) return reply.code(401).header('cache-control', 'no-store').send({ error: 'sign in again' })
-    const data = await overviewData(adminCall(app, request, s.session), rate, ctx.clock())
+    const data = await tablesData(adminCall(app, request, s.session), pressure)
     return reply.header('cache-control', 'no-store').send(data)
   })
 
@@ -213,8 +222,8 @@ export async function registerConsole(app: FastifyInstance, ctx: ConsoleContext)
         return accountPage(call, find, undefined)
       return { title: 'Accounts', section: 'accounts', ...problemOr(found, (f) => accountsBody(undefined, f)) }
     }
-    const list = await call<AccountListJson>('GET', '/accounts?limit=50')
-    return { title: 'Accounts', section: 'accounts', ...problemOr(list, (l) => accountsBody(l, undefined)) }
+    const { answer, at } = await pressure.get(call)
+    return { title: 'Accounts', section: 'accounts', ...problemOr(answer, (l) => accountsBody(l, undefined, at)) }
   })
 
   const accountPage = async (call: AdminCall, account: string, done: Control | undefined): Promise<Rendered> => {
@@ -263,6 +272,8 @@ export async function registerConsole(app: FastifyInstance, ctx: ConsoleContext)
     }
     const answer = await adminCall(app, request, s.session)('POST', url, reason)
     if (answer.problem !== undefined) return again(answer.status, answer.problem)
+    // The operator sees their action on the next overview or accounts page, not 15 s later.
+    pressure.drop()
     return reply.redirect(`${accountHref(account)}?done=${control}`, 303)
   })
 
