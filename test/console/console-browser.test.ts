@@ -9,7 +9,10 @@ import type { Browser, Page } from 'playwright-core'
 import { readAs } from '../admin/helpers.js'
 import { hasChromium, launchChromium } from '../helpers/browser.js'
 import { send } from '../helpers/http.js'
+import { CONSOLE_CSS } from '../../src/admin/console/assets.js'
+import { chartModel, chartSvg } from '../../src/admin/console/chart.js'
 import { LIST_EVERY_MS } from '../../src/admin/console/pressure.js'
+import { ACTIONS, MINUTES, type ChartAction, type MinuteCounts } from '../../src/admin/console/rate.js'
 import { startConsole, TOKEN, type RunningConsole } from './helpers.js'
 
 const SHOTS = join(process.env.SLUICE_ARTIFACTS ?? 'test-artifacts', 'console')
@@ -155,4 +158,41 @@ describe.skipIf(!hasChromium)('the console in headless Chromium', () => {
     expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined()
     expect(problems).toEqual([])
   }, 60_000)
+
+  it('draws two actions with the same counts so that both stay visible: dash patterns, marker shapes', async () => {
+    // throttle and challenge the same every minute, disable and disabled too, log alone.
+    const start = Date.now() - MINUTES * 60_000
+    const minutes: MinuteCounts[] = Array.from({ length: MINUTES }, (_, i) => {
+      const n = i < 30 ? 0 : Math.round(8 + 6 * Math.sin(i / 3))
+      const actions = Object.fromEntries(ACTIONS.map((a) => [a, 0])) as Record<ChartAction, number>
+      Object.assign(actions, { throttle: n, challenge: n, disable: i % 5 === 0 ? 3 : 0, log: i > 45 ? 2 : 0 })
+      actions.disabled = actions.disable
+      return { start: start + i * 60_000, actions, requests: 100 }
+    })
+    const model = chartModel(minutes)
+    const { page, problems } = await watchedPage()
+    await page.setContent(`<!doctype html><style>${CONSOLE_CSS}</style><main>${chartSvg(model).text}</main>`)
+    const styles = await page.$$eval('#chart .series', (series) =>
+      series.map((g) => {
+        const line = g.querySelector('.line') as SVGPolylineElement
+        const marks = g.querySelector('.marks') as SVGPathElement
+        return {
+          dash: getComputedStyle(line).strokeDasharray,
+          color: getComputedStyle(line).stroke,
+          marks: marks.getAttribute('d') ?? '',
+        }
+      }),
+    )
+    expect(styles).toHaveLength(ACTIONS.length)
+    expect(new Set(styles.map((s) => s.dash)).size).toBe(ACTIONS.length)
+    expect(new Set(styles.map((s) => s.color)).size).toBe(ACTIONS.length)
+    // The same points, different markers.
+    const [throttle, challenge] = model.lines
+    expect(throttle?.points).toBe(challenge?.points)
+    expect(throttle?.marks).not.toBe(challenge?.marks)
+    expect(styles[0]?.marks).not.toBe('')
+    expect(await page.locator('.legend li').count()).toBe(ACTIONS.length)
+    await shot(page, '11-chart-overlap.png')
+    expect(problems).toEqual([])
+  })
 })

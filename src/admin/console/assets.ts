@@ -168,15 +168,24 @@ ul.plain { margin: 0; padding-left: 1.1em; }
 .chart .axis text { font-size: 11px; fill: var(--muted); text-anchor: end; }
 .chart .axis text.x { text-anchor: start; }
 .chart .axis text.x.end { text-anchor: end; }
-.chart .line { fill: none; stroke-width: 2; }
-.legend { display: flex; flex-wrap: wrap; gap: 14px; list-style: none; padding: 0; margin: 6px 0; }
-.swatch { display: inline-block; width: 14px; height: 4px; margin-right: 6px; vertical-align: middle; }
-.a-throttle { stroke: #b35c00; background: #b35c00; }
-.a-challenge { stroke: #6f42c1; background: #6f42c1; }
-.a-disable { stroke: #cf222e; background: #cf222e; }
-.a-disabled { stroke: #7d1a1a; background: #7d1a1a; }
-.a-log { stroke: #0969da; background: #0969da; }
-.a-unavailable { stroke: #57606a; background: #57606a; }
+.series { stroke: currentColor; fill: none; }
+.series .line { stroke-width: 2; stroke-linejoin: round; }
+.series .marks { stroke-width: 1.5; }
+.legend { display: flex; flex-wrap: wrap; gap: 6px 16px; list-style: none; padding: 0; margin: 6px 0; }
+.legend li { display: inline-flex; align-items: center; gap: 6px; }
+.key { width: 44px; height: 12px; overflow: visible; }
+.a-throttle { color: #b35c00; }
+.a-throttle .line { stroke-width: 4; }
+.a-challenge { color: #6f42c1; }
+.a-challenge .line { stroke-width: 2.2; stroke-dasharray: 9 4; }
+.a-disable { color: #cf222e; }
+.a-disable .line { stroke-width: 3.4; stroke-dasharray: 3 3; }
+.a-disabled { color: #7d1a1a; }
+.a-disabled .line { stroke-width: 1.8; stroke-dasharray: 10 3 2 3; }
+.a-log { color: #0969da; }
+.a-log .line { stroke-width: 2.6; stroke-dasharray: 5 4; }
+.a-unavailable { color: #57606a; }
+.a-unavailable .line { stroke-width: 1.5; stroke-dasharray: 10 3 2 3 2 3; }
 .live { margin-left: 8px; }
 .stale .live::after { content: " (not updating: the admin listener does not answer)"; color: var(--danger); }
 `

@@ -1,11 +1,17 @@
-// The overview's chart as a model — polyline points, axis labels, a sentence for screen
-// readers — computed here only: the page renders it as inline SVG, and the script redraws it
-// from the same model in the JSON it polls (it sets attributes, it never builds markup).
+// The overview's chart as a model — polyline points, marker paths, axis labels, a sentence for
+// screen readers — computed here only: the page renders it as inline SVG, and the script redraws
+// it from the same model in the JSON it polls (it sets attributes, it never builds markup).
+// Two actions often have the same count (a disable, then disabled): each line has its own dash
+// pattern and width (the stylesheet's .a-<action>: throttle, drawn first, widest, so it shows
+// around a line drawn over it; disable wider than disabled, drawn over it) and its own hollow
+// marker shape at every minute it is above zero (a circle around a square, a diamond around a
+// triangle, a cross beside a plus), so both stay visible, in colour or not.
 import { html, type Html } from './html.js'
 import { ACTIONS, MINUTES, type ChartAction, type MinuteCounts } from './rate.js'
 
 export interface ChartModel {
-  lines: { action: ChartAction; points: string }[]
+  /** points: the polyline's; marks: one path of the action's marker shape at each minute above zero. */
+  lines: { action: ChartAction; points: string; marks: string }[]
   /** The y axis: 0, half, top. */
   ticks: string[]
   /** What the chart shows, in words (its accessible description and the line under it). */
@@ -28,6 +34,7 @@ export function chartModel(minutes: readonly MinuteCounts[]): ChartModel {
   const lines = ACTIONS.map((action) => ({
     action,
     points: minutes.map((m, i) => `${x(i).toFixed(1)},${y(m.actions[action]).toFixed(1)}`).join(' '),
+    marks: minutes.map((m, i) => (m.actions[action] > 0 ? MARKS[action](x(i), y(m.actions[action])) : '')).join(''),
   }))
   const hour = Object.fromEntries(ACTIONS.map((a) => [a, minutes.reduce((n, m) => n + m.actions[a], 0)]))
   const last = minutes[minutes.length - 1]
@@ -59,15 +66,45 @@ export function chartSvg(model: ChartModel): Html {
         <text class="x" x="${(LEFT + WIDTH - RIGHT) / 2}" y="${HEIGHT - 6}">30 min ago</text>
         <text class="x end" x="${WIDTH - RIGHT}" y="${HEIGHT - 6}">now</text>
       </g>
-      ${model.lines.map((l) => html`<polyline id="line-${l.action}" class="line a-${l.action}" points="${l.points}" />`)}
+      ${model.lines.map(
+        (l) =>
+          html`<g class="series a-${l.action}">
+            <title>${l.action}</title>
+            <polyline id="line-${l.action}" class="line" points="${l.points}" />
+            <path id="marks-${l.action}" class="marks" d="${l.marks}" />
+          </g>`,
+      )}
     </svg>
     <figcaption>
       <ul class="legend">
-        ${ACTIONS.map((a) => html`<li><span class="swatch a-${a}"></span>${a}</li>`)}
+        ${ACTIONS.map(
+          (a) =>
+            html`<li>
+              <svg class="key series a-${a}" viewBox="0 0 44 12" aria-hidden="true">
+                <line class="line" x1="1" x2="43" y1="6" y2="6" />
+                <path class="marks" d="${MARKS[a](22, 6)}" />
+              </svg>
+              ${a}
+            </li>`,
+        )}
       </ul>
       <p id="chart-summary">${model.summary}</p>
     </figcaption>
   </figure>`
+}
+
+/** Each action's marker, centred on (x, y): a path segment, drawn hollow. */
+const MARKS: Record<ChartAction, (x: number, y: number) => string> = {
+  throttle: (x, y) => `M${f(x - 4.5)} ${f(y)}a4.5 4.5 0 1 0 9 0a4.5 4.5 0 1 0 -9 0`,
+  challenge: (x, y) => `M${f(x - 3)} ${f(y - 3)}h6v6h-6z`,
+  disable: (x, y) => `M${f(x)} ${f(y - 4.5)}l4 7h-8z`,
+  disabled: (x, y) => `M${f(x)} ${f(y - 4.5)}l4.5 4.5l-4.5 4.5l-4.5 -4.5z`,
+  log: (x, y) => `M${f(x - 3.5)} ${f(y - 3.5)}l7 7m0 -7l-7 7`,
+  unavailable: (x, y) => `M${f(x - 4.5)} ${f(y)}h9m-4.5 -4.5v9`,
+}
+
+function f(n: number): string {
+  return n.toFixed(1)
 }
 
 /** 2, 4, 10, 20, 40, 100, … at or above the peak: the middle tick stays a whole number. */
