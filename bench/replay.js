@@ -265,11 +265,13 @@ try {
   const reports = new Map()
   for (let r = 0; r < RUNS; r++) {
     for (const t of modes) {
-      const run = await replay(log, config, t)
+      const run = await replay(log, config, t, probe)
       const rate = run.lines / (run.elapsedMs / 1000)
       rates.get(t).push(rate)
+      cpuRates.get(t).push(run.lines / (run.cpuMs / 1000))
       console.error(
-        `run ${r + 1} threads=${t}: ${fmt(run.lines)} lines in ${(run.elapsedMs / 1000).toFixed(2)} s = ${fmt(rate)} lines/s`,
+        `run ${r + 1} threads=${t}: ${fmt(run.lines)} lines in ${(run.elapsedMs / 1000).toFixed(2)} s = ${fmt(rate)} lines/s ` +
+          `(${(run.cpuMs / 1000).toFixed(2)} s CPU with startup)`,
       )
       if (!reports.has(t)) reports.set(t, run.report)
       else if (reports.get(t) !== run.report) throw new Error(`threads=${t}: two runs reported differently`)
