@@ -174,7 +174,7 @@ describe.skipIf(!hasChromium)('the console in headless Chromium', () => {
     await page.setContent(`<!doctype html><style>${CONSOLE_CSS}</style><main>${chartSvg(model).text}</main>`)
     const styles = await page.$$eval('#chart .series', (series) =>
       series.map((g) => {
-        const line = g.querySelector('.line') as SVGPolylineElement
+        const line = g.querySelector('.line') as SVGPathElement
         const marks = g.querySelector('.marks') as SVGPathElement
         return {
           dash: getComputedStyle(line).strokeDasharray,
@@ -186,9 +186,9 @@ describe.skipIf(!hasChromium)('the console in headless Chromium', () => {
     expect(styles).toHaveLength(ACTIONS.length)
     expect(new Set(styles.map((s) => s.dash)).size).toBe(ACTIONS.length)
     expect(new Set(styles.map((s) => s.color)).size).toBe(ACTIONS.length)
-    // The same points, different markers.
+    // The same line, different markers.
     const [throttle, challenge] = model.lines
-    expect(throttle?.points).toBe(challenge?.points)
+    expect(throttle?.line).toBe(challenge?.line)
     expect(throttle?.marks).not.toBe(challenge?.marks)
     expect(styles[0]?.marks).not.toBe('')
     expect(await page.locator('.legend li').count()).toBe(ACTIONS.length)

@@ -1,7 +1,7 @@
 // The console's one stylesheet and one script, served from the admin listener itself: an
 // operator network is often closed, and the Content-Security-Policy allows nothing else.
 // The script only refreshes the overview: it polls /console/live.json every 3 s and sets the
-// chart's points and markers, and /console/overview.json when the shared listing of accounts may
+// chart's lines and markers, and /console/overview.json when the shared listing of accounts may
 // be renewed (at most every 15 s: the answer's nextMs), and rebuilds the tables with textContent
 // (values from traffic never become markup).
 
@@ -61,7 +61,7 @@ export const CONSOLE_JS = String.raw`'use strict';
   function live(d) {
     d.chart.lines.forEach(function (l) {
       var line = byId('line-' + l.action);
-      if (line) line.setAttribute('points', l.points);
+      if (line) line.setAttribute('d', l.line);
       var marks = byId('marks-' + l.action);
       if (marks) marks.setAttribute('d', l.marks);
     });

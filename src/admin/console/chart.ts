@@ -1,4 +1,4 @@
-// The overview's chart as a model — polyline points, marker paths, axis labels, a sentence for
+// The overview's chart as a model — line and marker paths, axis labels, a sentence for
 // screen readers — computed here only: the page renders it as inline SVG, and the script redraws
 // it from the same model in the JSON it polls (it sets attributes, it never builds markup).
 // Two actions often have the same count (a disable, then disabled): each line has its own dash
@@ -10,8 +10,12 @@ import { html, type Html } from './html.js'
 import { ACTIONS, MINUTES, type ChartAction, type MinuteCounts } from './rate.js'
 
 export interface ChartModel {
-  /** points: the polyline's; marks: one path of the action's marker shape at each minute above zero. */
-  lines: { action: ChartAction; points: string; marks: string }[]
+  /**
+   * line: the path of the minutes above zero and the steps to and from them (a minute at zero
+   * between two others at zero is left to the axis, where every action would be drawn over the
+   * others); marks: the action's marker shape at each minute above zero.
+   */
+  lines: { action: ChartAction; line: string; marks: string }[]
   /** The y axis: 0, half, top. */
   ticks: string[]
   /** What the chart shows, in words (its accessible description and the line under it). */
@@ -33,7 +37,11 @@ export function chartModel(minutes: readonly MinuteCounts[]): ChartModel {
   const y = (v: number) => HEIGHT - BOTTOM - (v / top) * (HEIGHT - TOP - BOTTOM)
   const lines = ACTIONS.map((action) => ({
     action,
-    points: minutes.map((m, i) => `${x(i).toFixed(1)},${y(m.actions[action]).toFixed(1)}`).join(' '),
+    line: linePath(
+      minutes.map((m) => m.actions[action]),
+      x,
+      y,
+    ),
     marks: minutes.map((m, i) => (m.actions[action] > 0 ? MARKS[action](x(i), y(m.actions[action])) : '')).join(''),
   }))
   const hour = Object.fromEntries(ACTIONS.map((a) => [a, minutes.reduce((n, m) => n + m.actions[a], 0)]))
@@ -70,7 +78,7 @@ export function chartSvg(model: ChartModel): Html {
         (l) =>
           html`<g class="series a-${l.action}">
             <title>${l.action}</title>
-            <polyline id="line-${l.action}" class="line" points="${l.points}" />
+            <path id="line-${l.action}" class="line" d="${l.line}" />
             <path id="marks-${l.action}" class="marks" d="${l.marks}" />
           </g>`,
       )}
@@ -91,6 +99,23 @@ export function chartSvg(model: ChartModel): Html {
       <p id="chart-summary">${model.summary}</p>
     </figcaption>
   </figure>`
+}
+
+function linePath(values: readonly number[], x: (i: number) => number, y: (v: number) => number): string {
+  let d = ''
+  let drawing = false
+  for (let i = 1; i < values.length; i++) {
+    const before = values[i - 1] as number
+    const now = values[i] as number
+    if (before === 0 && now === 0) {
+      drawing = false
+      continue
+    }
+    if (!drawing) d += `M${f(x(i - 1))} ${f(y(before))}`
+    d += `L${f(x(i))} ${f(y(now))}`
+    drawing = true
+  }
+  return d
 }
 
 /** Each action's marker, centred on (x, y): a path segment, drawn hollow. */
