@@ -1,7 +1,8 @@
 // Micro-benchmark of the answer extractors alone: each format's extractor run on the bench's
 // own pages (fetched from `node bench/targets.js upstream`: the 10 KB JSON list, the ~10 KB
 // HTML list page, the ~7 KB CSV export; an XML page of the same 50 records made here), whole
-// and in 1 KB chunks, with the selectors of bench/configs.js. Prints µs per page.
+// and in 1 KB chunks, with the selectors of bench/configs.js. Prints CPU µs per page (steadier
+// than wall time on a shared machine).
 //   node bench/extract.js [--dist dist/index.js-dir] [--n 20000]
 // --dist: the compiled sluice to load (default: this checkout's dist/); build with `npm run build`.
 import { spawn } from 'node:child_process'
@@ -69,7 +70,7 @@ function time(fn) {
 }
 
 console.log(`node ${process.version}, ${N} runs each, dist ${dist}`)
-console.log('| format | page | ids | whole µs/page | 1 KB chunks µs/page |')
+console.log('| format | page | ids | whole: CPU µs/page | in 1 KB chunks: CPU µs/page |')
 console.log('|---|---|---|---|---|')
 for (const [name, spec, type, page = name] of cases) {
   const x = compileAnswer(spec)
@@ -86,6 +87,6 @@ for (const [name, spec, type, page = name] of cases) {
     })
   }
   console.log(
-    `| ${name} | ${(body.length / 1024).toFixed(1)} KB | ${ids} | ${whole.wall.toFixed(1)} | ${streamed ? streamed.wall.toFixed(1) : '–'} |`,
+    `| ${name} | ${(body.length / 1024).toFixed(1)} KB | ${ids} | ${whole.cpu.toFixed(1)} | ${streamed ? streamed.cpu.toFixed(1) : '–'} |`,
   )
 }

@@ -81,8 +81,35 @@ function decoderFor(label: string): (chunk: Buffer, last: boolean) => string {
   } catch {
     throw new UninspectableError(`unknown charset "${label}"`)
   }
+  if (decoder.encoding === 'utf-8') return utf8(decoder)
   const streaming = { stream: true }
   return (chunk, last) => (last ? decoder.decode(chunk) : decoder.decode(chunk, streaming))
+}
+
+/**
+ * UTF-8 in pieces, each decoded whole up to the start of a character it cuts (that start and
+ * what follows wait for the next piece): exact, as a decoder is between characters before any
+ * lead byte, and several times cheaper than `stream: true`.
+ */
+function utf8(decoder: TextDecoder): (chunk: Buffer, last: boolean) => string {
+  let carry: Buffer | null = null
+  return (chunk, last) => {
+    const bytes: Buffer = carry ? Buffer.concat([carry, chunk]) : chunk
+    carry = null
+    if (last) return decoder.decode(bytes)
+    const n = bytes.length
+    let cut = n
+    for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
+      const b = bytes[i] as number
+      if (b < 0x80) break
+      if (b >= 0xc0) {
+        if (n - i < (b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2)) cut = i
+        break
+      }
+    }
+    if (cut < n) carry = Buffer.from(bytes.subarray(cut))
+    return cut === 0 ? '' : decoder.decode(cut === n ? bytes : bytes.subarray(0, cut))
+  }
 }
 
 function fromBom(b: Buffer): { label: string; length: number } | null {

@@ -1,5 +1,10 @@
-// Record ids in an HTML page, found by a CSS selector while htmlparser2 tokenizes it once
-// (no DOM is built): each element is matched as it opens against the stack of its ancestors.
+// Record ids in an HTML page, found by a CSS selector while htmlparser2's Tokenizer reads it
+// once, chunk by chunk as it arrives (no DOM is built): each element is matched as it opens
+// against the stack of its ancestors. The tree rules are htmlparser2's Parser's (implied end
+// tags, void elements, svg/math self-closing, a nested <form> ignored), in a lean layer of its
+// own: names and attribute values are sliced only when a selector may need them, entities
+// decoded only in values that hold a `&` and in text someone collects (the Parser decodes and
+// slices all of them; on the bench's 10 KB page this layer costs a third of the Parser).
 //
 // The selector subset (parsed by css-what; anything else is a config error that says what):
 //   type `tr`, universal `*`, `.class`, `#id`, `[attr]`, `[attr=v]`, `[attr~=v]`, `[attr^=v]`,
@@ -14,10 +19,11 @@
 // are elements like any other. Broken markup is read as htmlparser2 reads it (unclosed tags
 // closed by their parents, a stray `<` as text): never an error.
 import { parse as parseCss, type Selector as CssToken } from 'css-what'
-import { Parser } from 'htmlparser2'
+import { decodeHTML, decodeHTMLAttribute } from 'entities'
+import { Tokenizer } from 'htmlparser2'
 import { SelectorError } from '../../errors.js'
 
-interface Compound {
+export interface Compound {
   tag: string | null
   attrs: { name: string; test: (value: string | undefined) => boolean }[]
   /** How this compound relates to the next one to its right: null for the subject. */
@@ -25,11 +31,12 @@ interface Compound {
 }
 
 /** One alternative of a selector list, left to right; the last compound is the subject. */
-type Chain = Compound[]
+export type Chain = Compound[]
 
 interface Element {
   name: string
-  attribs: Record<string, string>
+  /** Only the attributes some selector names (or null: none of them). */
+  attribs: Record<string, string> | null
 }
 
 /** Raw-text elements whose content may hold markup a scraper reads. */
@@ -109,7 +116,7 @@ function attributeTest(action: string, value: string, ignoreCase: boolean): (v: 
 
 function matchesCompound(c: Compound, e: Element): boolean {
   if (c.tag !== null && c.tag !== e.name) return false
-  for (const a of c.attrs) if (!a.test(e.attribs[a.name])) return false
+  for (const a of c.attrs) if (!a.test(e.attribs === null ? undefined : e.attribs[a.name])) return false
   return true
 }
 
@@ -139,72 +146,415 @@ export function htmlReader(
   attr: string | undefined,
 ): { write(text: string): void; end(): string[] } {
   const out: string[] = []
-  const parser = scanner(chains, attr === undefined ? undefined : attr.toLowerCase(), [], 0, out)
+  const scan = new Scan(plan(chains, attr === undefined ? undefined : attr.toLowerCase()), [], 0, out)
   return {
-    write: (text) => parser.write(text),
+    write: (text) => scan.write(text),
     end: () => {
-      parser.end()
+      scan.end()
       return out
     },
   }
 }
 
-function scan(
-  html: string,
-  chains: readonly Chain[],
-  attr: string | undefined,
-  outer: readonly Element[],
-  depth: number,
-  out: string[],
-): void {
-  scanner(chains, attr, outer, depth, out).end(html)
+interface Plan {
+  chains: readonly Chain[]
+  attr: string | undefined
+  /** The attributes any compound tests, and `attr`: no other value is sliced. */
+  wanted: Set<string>
+  /** The tags a subject can have (null: any). */
+  subjects: Set<string> | null
 }
 
-function scanner(
-  chains: readonly Chain[],
-  attr: string | undefined,
-  outer: readonly Element[],
-  depth: number,
-  out: string[],
-): Parser {
-  const stack: Element[] = [...outer]
-  // Elements whose text is being collected (no attr): where in `texts` each one's text starts.
-  const capturing: { depth: number; text: string[] }[] = []
-  let raw: string[] | null = null
-  const parser = new Parser(
-    {
-      onopentag(name, attribs) {
-        const e = { name, attribs }
-        stack.push(e)
-        if (REPARSED.has(name)) raw = []
-        const top = stack.length - 1
-        if (!chains.some((chain) => matchesChain(chain, chain.length - 1, stack, top))) return
-        if (attr !== undefined) {
-          const v = attribs[attr]
-          if (v !== undefined) out.push(v)
-        } else capturing.push({ depth: stack.length, text: [] })
-      },
-      ontext(text) {
-        if (raw !== null) raw.push(text)
-        for (const c of capturing) c.text.push(text)
-      },
-      onclosetag(name) {
-        if (raw !== null && REPARSED.has(name) && depth < MAX_DEPTH) {
-          // A script's strings, a textarea's content: markup a scraper reads all the same.
-          const text = raw.join('')
-          if (text.includes('<')) scan(text, chains, attr, stack.slice(0, -1), depth + 1, out)
-        }
-        if (REPARSED.has(name)) raw = null
-        while (capturing.length > 0 && (capturing[capturing.length - 1] as { depth: number }).depth >= stack.length) {
-          out.push((capturing.pop() as { text: string[] }).text.join('').trim())
-        }
-        stack.pop()
-      },
-      oncomment(data) {
-        if (depth < MAX_DEPTH && data.includes('<')) scan(data, chains, attr, stack, depth + 1, out)
-      },
-    },
-    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
-  )
-  return parser
+function plan(chains: readonly Chain[], attr: string | undefined): Plan {
+  const wanted = new Set<string>()
+  if (attr !== undefined) wanted.add(attr)
+  let subjects: Set<string> | null = new Set()
+  for (const chain of chains) {
+    for (const c of chain) for (const a of c.attrs) wanted.add(a.name)
+    const tag = (chain[chain.length - 1] as Compound).tag
+    if (tag === null) subjects = null
+    else subjects?.add(tag)
+  }
+  return { chains, attr, wanted, subjects }
+}
+
+// The tree rules of htmlparser2's Parser (12.x), which this layer replaces.
+const P = new Set(['p'])
+const HEADINGS = new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'p'])
+const FORM_TAGS = new Set(['input', 'option', 'optgroup', 'select', 'button', 'datalist', 'textarea'])
+const SECTIONS = new Set(['thead', 'tbody'])
+const DDT = new Set(['dd', 'dt'])
+const RTP = new Set(['rt', 'rp'])
+const IMPLIES_CLOSE = new Map<string, Set<string>>([
+  ['tr', new Set(['tr', 'th', 'td'])],
+  ['th', new Set(['th'])],
+  ['td', new Set(['thead', 'th', 'td'])],
+  ['body', new Set(['head', 'link', 'script'])],
+  ['a', new Set(['a'])],
+  ['li', new Set(['li'])],
+  ['p', P],
+  ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((h) => [h, HEADINGS] as [string, Set<string>]),
+  ...['select', 'input', 'output', 'button', 'datalist', 'textarea'].map(
+    (t) => [t, FORM_TAGS] as [string, Set<string>],
+  ),
+  ['option', new Set(['option'])],
+  ['optgroup', new Set(['optgroup', 'option'])],
+  ['dd', DDT],
+  ['dt', DDT],
+  ...[
+    'address',
+    'article',
+    'aside',
+    'blockquote',
+    'details',
+    'div',
+    'dl',
+    'fieldset',
+    'figcaption',
+    'figure',
+    'footer',
+    'form',
+    'header',
+    'hr',
+    'main',
+    'nav',
+    'ol',
+    'pre',
+    'section',
+    'table',
+    'ul',
+  ].map((t) => [t, P] as [string, Set<string>]),
+  ['rt', RTP],
+  ['rp', RTP],
+  ['tbody', SECTIONS],
+  ['tfoot', SECTIONS],
+])
+const VOID = new Set([
+  'area',
+  'base',
+  'basefont',
+  'br',
+  'col',
+  'command',
+  'embed',
+  'frame',
+  'hr',
+  'img',
+  'input',
+  'isindex',
+  'keygen',
+  'link',
+  'meta',
+  'param',
+  'source',
+  'track',
+  'wbr',
+])
+const HTML = 0
+const SVG = 1
+const MATHML = 2
+const INTEGRATION = new Set(['mi', 'mo', 'mn', 'ms', 'mtext', 'annotation-xml', 'foreignObject', 'desc', 'title'])
+const SVG_NAMES = new Map(
+  [
+    'altGlyph',
+    'altGlyphDef',
+    'altGlyphItem',
+    'animateColor',
+    'animateMotion',
+    'animateTransform',
+    'clipPath',
+    'feBlend',
+    'feColorMatrix',
+    'feComponentTransfer',
+    'feComposite',
+    'feConvolveMatrix',
+    'feDiffuseLighting',
+    'feDisplacementMap',
+    'feDistantLight',
+    'feDropShadow',
+    'feFlood',
+    'feFuncA',
+    'feFuncB',
+    'feFuncG',
+    'feFuncR',
+    'feGaussianBlur',
+    'feImage',
+    'feMerge',
+    'feMergeNode',
+    'feMorphology',
+    'feOffset',
+    'fePointLight',
+    'feSpecularLighting',
+    'feSpotLight',
+    'feTile',
+    'feTurbulence',
+    'foreignObject',
+    'glyphRef',
+    'linearGradient',
+    'radialGradient',
+    'textPath',
+  ].map((n) => [n.toLowerCase(), n]),
+)
+/** Raw text the tokenizer does not decode entities in (it does in title and textarea). */
+const RAW_TEXT = new Set(['script', 'style', 'xmp', 'iframe', 'noembed', 'noframes', 'plaintext'])
+
+/** One reading of a page (or of markup found in a comment or a script): Tokenizer callbacks. */
+class Scan {
+  private readonly tokenizer: Tokenizer
+  private readonly buffers: string[] = []
+  private bufferOffset = 0
+  private readonly stack: Element[]
+  /** Elements below this index are the outer page's (markup in a comment or script): never closed here. */
+  private readonly base: number
+  private readonly foreign: number[] = [HTML]
+  /** The tag being opened ('' when ignored: a form in a form), and its element. */
+  private tagname = ''
+  private current: Element | null = null
+  private attribname = ''
+  private attribvalue = ''
+  private attribWanted = false
+  /** Text of the current run, as written (decoded when the run ends). */
+  private pending = ''
+  private readonly capturing: { depth: number; text: string[] }[] = []
+  private raw: string[] | null = null
+
+  constructor(
+    private readonly plan: Plan,
+    outer: readonly Element[],
+    private readonly depth: number,
+    private readonly out: string[],
+  ) {
+    this.stack = [...outer]
+    this.base = outer.length
+    this.tokenizer = new Tokenizer({ decodeEntities: false }, this)
+  }
+
+  write(text: string): void {
+    this.buffers.push(text)
+    this.tokenizer.write(text)
+  }
+
+  end(): void {
+    this.tokenizer.end()
+  }
+
+  private slice(start: number, end: number): string {
+    if (start === end) return ''
+    while (start - this.bufferOffset >= (this.buffers[0] as string).length) this.shift()
+    let s = (this.buffers[0] as string).slice(start - this.bufferOffset, end - this.bufferOffset)
+    while (end - this.bufferOffset > (this.buffers[0] as string).length) {
+      this.shift()
+      s += (this.buffers[0] as string).slice(0, end - this.bufferOffset)
+    }
+    return s
+  }
+
+  private shift(): void {
+    this.bufferOffset += (this.buffers[0] as string).length
+    this.buffers.shift()
+  }
+
+  isInForeignContext(): boolean {
+    return this.foreign[this.foreign.length - 1] !== HTML
+  }
+
+  private readTagName(start: number, end: number): string {
+    const name = this.slice(start, end).toLowerCase()
+    const context = this.foreign[this.foreign.length - 1]
+    if (context === SVG) return SVG_NAMES.get(name) ?? name
+    if (context === HTML) return name === 'image' ? 'img' : name
+    return name
+  }
+
+  /** The text run has ended: decoded (outside raw text), to whoever collects it. */
+  private flush(): void {
+    if (this.pending === '') return
+    let text = this.pending
+    this.pending = ''
+    const top = this.stack.length > this.base ? (this.stack[this.stack.length - 1] as Element).name : ''
+    if (text.includes('&') && !(RAW_TEXT.has(top) && !this.isInForeignContext())) text = decodeHTML(text)
+    this.text(text)
+  }
+
+  private text(text: string): void {
+    if (this.raw !== null) this.raw.push(text)
+    for (const c of this.capturing) c.text.push(text)
+  }
+
+  ontext(start: number, end: number): void {
+    if (this.raw !== null || this.capturing.length > 0) this.pending += this.slice(start, end)
+  }
+
+  ontextentity(): void {
+    // (decodeEntities is off)
+  }
+
+  onattribentity(): void {
+    // (decodeEntities is off)
+  }
+
+  onopentagname(start: number, end: number): void {
+    this.flush()
+    this.emitOpenTag(this.readTagName(start, end))
+  }
+
+  private emitOpenTag(name: string): void {
+    if (name === 'form' && this.opened('form') >= 0) {
+      this.tagname = ''
+      this.current = null
+      return
+    }
+    const closes = IMPLIES_CLOSE.get(name)
+    if (closes)
+      while (this.stack.length > this.base && closes.has((this.stack[this.stack.length - 1] as Element).name))
+        this.popElement()
+    this.tagname = name
+    this.current = { name, attribs: null }
+    if (!VOID.has(name)) {
+      this.stack.push(this.current)
+      if (name === 'svg') this.foreign.push(SVG)
+      else if (name === 'math') this.foreign.push(MATHML)
+      else if (INTEGRATION.has(name)) this.foreign.push(HTML)
+    }
+  }
+
+  /** Where the innermost open element of this name is (-1: none). */
+  private opened(name: string): number {
+    for (let i = this.stack.length - 1; i >= this.base; i--) if ((this.stack[i] as Element).name === name) return i
+    return -1
+  }
+
+  onattribname(start: number, end: number): void {
+    // (Sliced once: a slice reaching into the next piece drops the pieces before it.)
+    const name = this.current === null ? '' : this.slice(start, end).toLowerCase()
+    this.attribWanted = this.current !== null && this.plan.wanted.has(name)
+    this.attribname = name
+    this.attribvalue = ''
+  }
+
+  onattribdata(start: number, end: number): void {
+    if (this.attribWanted) this.attribvalue += this.slice(start, end)
+  }
+
+  onattribend(): void {
+    if (!this.attribWanted || this.current === null) return
+    this.attribWanted = false
+    const attribs = (this.current.attribs ??= {})
+    if (Object.hasOwn(attribs, this.attribname)) return
+    const v = this.attribvalue
+    attribs[this.attribname] = v.includes('&') ? decodeHTMLAttribute(v) : v
+  }
+
+  onopentagend(): void {
+    this.endOpenTag()
+  }
+
+  private endOpenTag(): void {
+    const e = this.current
+    this.current = null
+    if (this.tagname === '' || e === null) return
+    const name = this.tagname
+    this.tagname = ''
+    const isVoid = VOID.has(name)
+    if (isVoid) this.stack.push(e) // matched among its ancestors, closed at once
+    this.opens(e)
+    if (isVoid) this.closes(this.stack.pop() as Element)
+  }
+
+  /** An element opened (on top of the stack): raw text to re-read, a match. */
+  private opens(e: Element): void {
+    if (REPARSED.has(e.name)) this.raw = []
+    const { subjects, chains, attr } = this.plan
+    if (subjects !== null && !subjects.has(e.name)) return
+    const top = this.stack.length - 1
+    if (!chains.some((chain) => matchesChain(chain, chain.length - 1, this.stack, top))) return
+    if (attr !== undefined) {
+      const v = e.attribs === null ? undefined : e.attribs[attr]
+      if (v !== undefined) this.out.push(v)
+    } else this.capturing.push({ depth: this.stack.length, text: [] })
+  }
+
+  /** An element closed (already off the stack). */
+  private closes(e: Element): void {
+    const name = e.name
+    if (this.raw !== null && REPARSED.has(name) && this.depth < MAX_DEPTH) {
+      // A script's strings, a textarea's content: markup a scraper reads all the same.
+      const text = this.raw.join('')
+      if (text.includes('<')) this.nested(text)
+    }
+    if (REPARSED.has(name)) this.raw = null
+    const c = this.capturing
+    while (c.length > 0 && (c[c.length - 1] as { depth: number }).depth > this.stack.length)
+      this.out.push((c.pop() as { text: string[] }).text.join('').trim())
+  }
+
+  private nested(markup: string): void {
+    const scan = new Scan(this.plan, this.stack, this.depth + 1, this.out)
+    scan.write(markup)
+    scan.end()
+  }
+
+  private popElement(): void {
+    const e = this.stack.pop() as Element
+    if (e.name === 'svg' || e.name === 'math' || INTEGRATION.has(e.name)) this.foreign.pop()
+    this.closes(e)
+  }
+
+  onselfclosingtag(): void {
+    if (!this.isInForeignContext()) return this.endOpenTag()
+    const name = this.tagname
+    this.endOpenTag()
+    if (this.stack.length > this.base && (this.stack[this.stack.length - 1] as Element).name === name) this.popElement()
+  }
+
+  onclosetag(start: number, end: number): void {
+    this.flush()
+    const name = this.readTagName(start, end)
+    if (!VOID.has(name)) {
+      const at = this.opened(name)
+      if (at >= 0) while (this.stack.length > at) this.popElement()
+      else if (name === 'p') {
+        this.emitOpenTag('p')
+        this.onselfclosingtagImplied('p')
+      }
+    } else if (name === 'br') {
+      this.tagname = 'br'
+      this.current = { name: 'br', attribs: null }
+      this.endOpenTag()
+    }
+  }
+
+  /** `</p>` without a `<p>`: an empty p, opened and closed. */
+  private onselfclosingtagImplied(name: string): void {
+    this.endOpenTag()
+    if (this.stack.length > this.base && (this.stack[this.stack.length - 1] as Element).name === name) this.popElement()
+  }
+
+  oncomment(start: number, end: number, offset: number): void {
+    this.flush()
+    if (this.depth >= MAX_DEPTH) return
+    const data = this.slice(start, end - offset)
+    if (data.includes('<')) this.nested(data)
+  }
+
+  oncdata(start: number, end: number, offset: number): void {
+    this.flush()
+    const value = this.slice(start, end - offset)
+    if (this.isInForeignContext()) {
+      if (this.raw !== null || this.capturing.length > 0) this.text(value)
+    } else if (this.depth < MAX_DEPTH && value.includes('<')) this.nested(`[CDATA[${value}]]`)
+  }
+
+  ondeclaration(): void {
+    this.flush()
+  }
+
+  onprocessinginstruction(): void {
+    this.flush()
+  }
+
+  onend(): void {
+    this.flush()
+    while (this.stack.length > this.base) this.popElement()
+  }
 }

@@ -1,0 +1,136 @@
+// The lean tokenizer layer of html.ts against the htmlparser2 Parser-based reader it replaced
+// (html-reference.ts): the same ids, in the same order, on generated and mangled pages, whole
+// and in pieces.
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { compileCss, htmlReader, htmlValues } from '../../src/records/answer/html.js'
+import { referenceHtmlValues } from './html-reference.js'
+
+const FRAGMENTS = [
+  '<table class="results">',
+  '<table>',
+  '</table>',
+  '<tbody>',
+  '<thead>',
+  '<tr data-id="1">',
+  '<tr data-id=2 class=row>',
+  "<tr class='row odd' data-id='3'>",
+  '<TR DATA-ID="4" data-id="dup">',
+  '<tr>',
+  '</tr>',
+  '<td>',
+  '</td>',
+  '<th>',
+  '<a href="/v.do?id=5&amp;x=1">',
+  '<a href="/v.do?x=1&id=6">',
+  '</a>',
+  '<p>',
+  '</p>',
+  '<li>',
+  '<ul>',
+  '</ul>',
+  '<div>',
+  '</div>',
+  '<form>',
+  '</form>',
+  '<select><option data-id="7">',
+  '<option>',
+  '<br>',
+  '</br>',
+  '<img data-id="8">',
+  '<input data-id="9"/>',
+  '<svg>',
+  '</svg>',
+  '<math>',
+  '<foreignObject>',
+  '<clipPath data-id="10"/>',
+  '<image data-id="11">',
+  '<script>',
+  '</script>',
+  '<textarea>',
+  '</textarea>',
+  '<title>',
+  '</title>',
+  '<style>',
+  '</style>',
+  '<noscript>',
+  '</noscript>',
+  '<template>',
+  '</template>',
+  '<xmp>',
+  '</xmp>',
+  '<!-- <tr data-id="12"><td>c</td></tr> -->',
+  '<!-- plain -->',
+  '<!--',
+  '-->',
+  '<![CDATA[<tr data-id="13">]]>',
+  '<!DOCTYPE html>',
+  '<?php echo 1 ?>',
+  '&lt;tr data-id=&quot;14&quot;&gt;',
+  'Chan &amp; Sons',
+  '&eacute;t&eacute; &#x1F600; &copy',
+  '陳大文',
+  ' text ',
+  '<',
+  '< b',
+  '>',
+  '"',
+  "'",
+  '&',
+  '=',
+  '\n',
+  '<b class="n">A-1</b>',
+  '<span class="no">X&amp;Y</span>',
+  '<plaintext>',
+]
+
+const SELECTORS: [string, string | undefined][] = [
+  ['table.results tr[data-id]', 'data-id'],
+  ['tr[data-id]', 'data-id'],
+  ['tr', 'data-id'],
+  ['a[href]', 'href'],
+  ['*[data-id]', 'data-id'],
+  ['table > tr, tbody > tr', 'data-id'],
+  ['td > a', undefined],
+  ['tr', undefined],
+  ['.n, span.no', undefined],
+  ['table td', undefined],
+  ['p, li, option', undefined],
+  ['svg *', 'data-id'],
+]
+
+const page = fc.array(fc.constantFrom(...FRAGMENTS), { maxLength: 60 }).map((parts) => parts.join(''))
+
+describe('html: the lean layer reads as htmlparser2 Parser did', () => {
+  it('the same ids on generated and mangled pages, for every selector', () => {
+    fc.assert(
+      fc.property(page, fc.constantFrom(...SELECTORS), (html, [css, attr]) => {
+        const chains = compileCss(css)
+        expect(htmlValues(html, chains, attr)).toEqual(referenceHtmlValues(html, chains, attr))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('the same ids when the page comes in pieces', () => {
+    fc.assert(
+      fc.property(
+        page,
+        fc.constantFrom(...SELECTORS),
+        fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 8 }),
+        (html, [css, attr], cuts) => {
+          const chains = compileCss(css)
+          const r = htmlReader(chains, attr)
+          let from = 0
+          for (const cut of cuts.map((c) => c % (html.length + 1)).sort((a, b) => a - b)) {
+            r.write(html.slice(from, cut))
+            from = cut
+          }
+          r.write(html.slice(from))
+          expect(r.end()).toEqual(referenceHtmlValues(html, chains, attr))
+        },
+      ),
+      { numRuns: 1000 },
+    )
+  })
+})
