@@ -4,7 +4,7 @@
 // embedding sluice is `createRuntime` + the plugin, not a copy of cli/main.ts.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { Challenges } from './actions/challenge.js'
+import { Challenges, loadAltcha } from './actions/challenge.js'
 import { DecisionLog } from './admin/decisions.js'
 import { IncidentLog } from './admin/incidents.js'
 import { Metrics } from './admin/metrics.js'
@@ -252,7 +252,10 @@ export class Runtime {
   }
 
   private prepare(config: CompiledConfig): Live {
-    if (config.routes.some((r) => r.policy.challengeable) && config.actions.challenge.secret === undefined) {
+    const challengeable = config.routes.some((r) => r.policy.challengeable)
+    // Loaded now, settled before the first challenge (which awaits it if not).
+    if (challengeable) void loadAltcha()
+    if (challengeable && config.actions.challenge.secret === undefined) {
       // One instance with its own memory store: a per-process key is fine, but passes do not survive a restart.
       this.log[this.store.health().type === 'memory' ? 'info' : 'warn'](
         { event: 'sluice.challenge' },

@@ -15,8 +15,7 @@
 //      `timeout`, and carry a tag of the account they were made for: another account's
 //      solution or pass is refused.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { createChallenge, randomInt, verifySolution, type Challenge } from 'altcha-lib'
-import { deriveKey } from 'altcha-lib/algorithms/sha'
+import type { Challenge } from 'altcha-lib'
 import type { ChallengeConfig } from '../config/compile.js'
 import type { Limit, RoutePolicy } from '../engine/policy.js'
 import type { TokenStore } from '../engine/store.js'
@@ -45,6 +44,29 @@ export interface HeldPass {
   index: number
   id: string
   kind: Limit['kind']
+}
+
+// altcha-lib loads when a config has a `challenge` limit (Runtime prepares it with the config),
+// not with every process.
+interface Altcha {
+  createChallenge: (typeof import('altcha-lib'))['createChallenge']
+  randomInt: (typeof import('altcha-lib'))['randomInt']
+  verifySolution: (typeof import('altcha-lib'))['verifySolution']
+  deriveKey: (typeof import('altcha-lib/algorithms/sha'))['deriveKey']
+}
+let altcha: Altcha | undefined
+let loading: Promise<Altcha> | undefined
+/** Start loading altcha-lib (at startup or reload, for a config that can challenge). */
+export function loadAltcha(): Promise<Altcha> {
+  return (loading ??= Promise.all([import('altcha-lib'), import('altcha-lib/algorithms/sha')]).then(
+    ([lib, sha]) =>
+      (altcha = {
+        createChallenge: lib.createChallenge,
+        randomInt: lib.randomInt,
+        verifySolution: lib.verifySolution,
+        deriveKey: sha.deriveKey,
+      }),
+  ))
 }
 
 /** The hardest challenge sluice asks (the schema's maximum difficulty). */
@@ -83,6 +105,7 @@ export class Challenges {
       // The store is down: the base difficulty (its failure policy governs the rest).
     }
     const max = Math.min(MAX_DIFFICULTY, this.config.difficulty * 2 ** Math.min(solves, 16))
+    const { createChallenge, randomInt, deriveKey } = altcha ?? (await loadAltcha())
     return createChallenge({
       algorithm: 'SHA-256',
       cost: 1,
@@ -114,6 +137,7 @@ export class Challenges {
     ) {
       return { ok: false, reason: 'malformed' }
     }
+    const { verifySolution, deriveKey } = altcha ?? (await loadAltcha())
     let result
     try {
       result = await verifySolution({

@@ -7,7 +7,6 @@
 // more still names its subject — it is correctly signed, and dropping it would hand its bearer
 // a fresh identity (the client address) the upstream does not see.
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { errors as joseErrors, jwtVerify } from 'jose'
 import { boundedLru } from '../store/lru.js'
 
 export interface JwtOptions {
@@ -40,7 +39,18 @@ export function jwtKey(options: Pick<JwtOptions, 'secret' | 'publicKey'>): Uint8
   return new TextEncoder().encode(options.secret ?? '')
 }
 
+// jose loads when a config has a jwt extractor (its compile), not with every process.
+type Jose = typeof import('jose')
+let jose: Jose | undefined
+let loading: Promise<Jose> | undefined
+function loadJose(): Promise<Jose> {
+  return (loading ??= import('jose').then((m) => (jose = m)))
+}
+
 export function createJwtVerifier(options: JwtOptions): JwtVerifier {
+  // Started when the config is compiled; settled long before a request arrives (the first
+  // token awaits it if not).
+  void loadJose()
   const key = jwtKey(options)
   // Verified tokens are cached until they expire (a signature check costs tens of µs and
   // the same token arrives on every request); garbage is cached briefly so it cannot be
@@ -61,6 +71,7 @@ export function createJwtVerifier(options: JwtOptions): JwtVerifier {
     if (token.length > MAX_TOKEN_LENGTH) return undefined
     const hit = cache.get(token)
     if (hit && hit.until > now) return hit.account
+    const { jwtVerify, errors: joseErrors } = jose ?? (await loadJose())
     try {
       const { payload } = await jwtVerify(token, key, { ...verifyOptions, currentDate: new Date(now) })
       const subject = accountOf(payload)

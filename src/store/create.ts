@@ -3,7 +3,6 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { CompiledConfig } from '../config/compile.js'
 import type { Metrics } from '../admin/metrics.js'
 import { MemoryStore } from './memory.js'
-import { RedisStore } from './redis.js'
 import { StateKeeper } from './state.js'
 import type { Store } from '../engine/store.js'
 
@@ -60,6 +59,9 @@ export async function createStore(
     })
     return store
   }
+  // ioredis (and the Redis store) load only for a config that uses Redis: a memory store's
+  // process never holds them.
+  const { RedisStore } = await import('./redis.js')
   const up = metrics.storeUp.labels('redis', config.onError)
   const errors = metrics.storeErrors.labels('redis')
   up.set(0)
