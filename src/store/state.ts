@@ -19,7 +19,7 @@
 //             then session bindings, one-time-token claims, counters; ≤ 5,000 a section
 //     WIND    one pool's blocks: u32 JSON length, JSON { pool, accounts } (least recently used
 //             first), padding, a u32 length per block, then the blocks' words after word 0
-//     WIDE    JSON { key, name, state }: a network's or route's log (wide.ts), ≤ 20,000 records a
+//     WIDE    JSON { key, name, state }: a network's or route's log (wide.ts: records as hashes), ≤ 20,000 records a
 //             section (a large one continues in the next)
 //     END.    JSON { sections, accounts }: a file without it is incomplete
 //
@@ -442,11 +442,13 @@ function asWide(v: unknown): Wide | null {
   if (typeof w !== 'object' || w === null || typeof w.key !== 'string' || typeof w.name !== 'string') return null
   if (typeof st !== 'object' || st === null || typeof st.newest !== 'number') return null
   if (!Array.isArray(st.requests) || !st.requests.every((t) => typeof t === 'number')) return null
-  if (
-    !Array.isArray(st.records) ||
-    !st.records.every((r) => Array.isArray(r) && typeof r[0] === 'string' && typeof r[1] === 'number')
-  )
-    return null
+  // [hash high, hash low, time], or [id, time] as files before hashed wide logs had them.
+  const entry = (r: unknown): boolean =>
+    Array.isArray(r) &&
+    (r.length === 3
+      ? r.every((x) => Number.isInteger(x) && x >= 0) && (r[0] as number) < 2 ** 32 && (r[1] as number) < 2 ** 32
+      : r.length === 2 && typeof r[0] === 'string' && typeof r[1] === 'number')
+  if (!Array.isArray(st.records) || !st.records.every(entry)) return null
   return w as Wide
 }
 

@@ -4,8 +4,8 @@
 // whole per observation — and at 20,000 entries a scan per request would cost more than the
 // proxy itself. So these keys keep each log in structures that make every step O(1) amortized:
 //
-//   records   a Map of record id -> last touch, and a queue of touches in time order (stale
-//             ones skipped lazily, compacted when they outnumber the live ones)
+//   records   a hash table of record -> last touch, and a queue of touches in time order
+//             (stale ones skipped lazily, compacted when they outnumber the live ones)
 //   windows   per limit, a cursor into that queue and the count of records touched after its
 //             cutoff: as time moves on the cursor passes touches that left the window
 //   requests  the newest `requestCapacity` request times, counted per window by binary search
@@ -13,15 +13,24 @@
 // The decisions are the arena's exactly (the same property tests check both against the naive
 // reference): a record re-read is free, the least recently touched is evicted past the
 // capacity, a blocked observation counts no records.
+//
+// A record is its 64-bit seeded hash, as in the arena (windows.ts hashRecord), and both the
+// table and the queue are typed arrays: a route's log of 200,000 records is then a few MB the
+// garbage collector never walks. As JS Maps and arrays of the ids' strings it cost a request
+// ~5 µs of collection alone (every new id a young string referenced from an old Map).
 import { moreSevere, passed } from '../engine/evaluate.js'
 import type { Limit, RoutePolicy } from '../engine/policy.js'
+import { hashRecord } from '../engine/windows.js'
 
 /** A wide log in a state file (src/store/state.ts). */
 export interface WideState {
   newest: number
   requests: number[]
-  /** Record, last touch; in touch order. */
-  records: [string, number][]
+  /**
+   * Records with their last touch, in touch order: [hash high, hash low, time]. A file written
+   * before hashes has [id, time] (hashed on reading: the seed is restored first).
+   */
+  records: ([number, number, number] | [string, number])[]
 }
 
 /** One limit's window over the records: where its cutoff is in the queue, and how many records it holds. */
@@ -31,18 +40,35 @@ interface Cursor {
   count: number
 }
 
+/** A free slot of the table (touch times are never negative). */
+const FREE = -Infinity
+
+function freeTimes(capacity: number): Float64Array {
+  return new Float64Array(capacity).fill(FREE)
+}
+
 export class WideLog {
-  /** Record -> the time it was last touched. */
-  private readonly last = new Map<string, number>()
-  /** Touches in time order; a touch is stale once its record was touched again (or dropped). */
-  private ids: string[] = []
-  private times: number[] = []
+  // Record → last touch: open addressing with linear probing over (hi, lo) keys, at most half
+  // full; a free slot's time is FREE.
+  private hi = new Uint32Array(16)
+  private lo = new Uint32Array(16)
+  private at = freeTimes(16)
+  private size = 0
+  // Touches in time order; a touch is stale once its record was touched again (or dropped).
+  private qhi = new Uint32Array(16)
+  private qlo = new Uint32Array(16)
+  private qt = new Float64Array(16)
+  private qn = 0
   /** Where the least recently touched live record is: every touch before it is stale. */
   private lru = 0
   private cursors: Cursor[] = []
   private requests: number[] = []
   /** Newest time seen: the clock never runs backwards per key. */
   private newest = 0
+  /** The records of the last decide() and their hashes (pending[0 .. 2n)): what commit() touches. */
+  private pendingOf: readonly string[] | null = null
+  private pending = new Uint32Array(2)
+  private pendingN = 0
   policy: RoutePolicy
 
   constructor(policy: RoutePolicy, saved?: WideState) {
@@ -53,21 +79,24 @@ export class WideLog {
     }
     // Restored from a state file before any config is at hand: cursors are built by the first
     // adopt() with the running policy (logOf does it on first use).
-    this.newest = saved.newest
-    this.requests = [...saved.requests]
-    for (const [id, t] of saved.records) {
-      this.last.set(id, t)
-      this.ids.push(id)
-      this.times.push(t)
-    }
+    this.restoreMore(saved)
   }
 
   /** More of a saved log (a state file splits a large one into sections, in order). */
   restoreMore(saved: WideState): void {
-    for (const [id, t] of saved.records) {
-      this.last.set(id, t)
-      this.ids.push(id)
-      this.times.push(t)
+    const h = new Uint32Array(2)
+    for (const entry of saved.records) {
+      let t: number
+      if (typeof entry[0] === 'string') {
+        hashRecord(entry[0], h, 0)
+        t = entry[1]
+      } else {
+        h[0] = entry[0]
+        h[1] = entry[1]
+        t = entry[2] as number
+      }
+      this.put(h[0] as number, h[1] as number, t)
+      this.enqueue(h[0] as number, h[1] as number, t)
     }
     if (saved.requests.length > 0) this.requests = [...saved.requests]
     this.newest = Math.max(this.newest, saved.newest)
@@ -75,25 +104,25 @@ export class WideLog {
 
   /** What a state file keeps: live touches only, least recently touched first. */
   save(): WideState {
-    const records: [string, number][] = []
-    for (let i = this.lru; i < this.ids.length; i++)
-      if (this.live(i)) records.push([this.ids[i] as string, this.times[i] as number])
+    const records: [number, number, number][] = []
+    for (let i = this.lru; i < this.qn; i++)
+      if (this.live(i)) records.push([this.qhi[i] as number, this.qlo[i] as number, this.qt[i] as number])
     return { newest: this.newest, requests: [...this.requests], records }
   }
 
   /** Serve `policy` (a reload may change its limits): cursors are rebuilt from the queue, the history kept. */
   adopt(policy: RoutePolicy): void {
     this.policy = policy
-    this.cursors = policy.distinctLimits.map((limit) => ({ limit, at: this.lru, count: this.last.size }))
+    this.cursors = policy.distinctLimits.map((limit) => ({ limit, at: this.lru, count: this.size }))
     this.advance(this.newest)
     const cap = policy.distinctCapacity
-    while (this.last.size > cap) this.evict()
+    while (this.size > cap) this.evict()
     if (this.requests.length > policy.requestCapacity)
       this.requests.splice(0, this.requests.length - policy.requestCapacity)
   }
 
   get records(): number {
-    return this.last.size
+    return this.size
   }
 
   /** The newest time this key counted: idle past its longest window, it holds nothing. */
@@ -128,13 +157,14 @@ export class WideLog {
     }
     if (this.cursors.length === 0) return worst
     this.advance(now)
-    const unique = records.length > 1 ? [...new Set(records)] : records
+    const n = this.hashPending(records)
+    const h = this.pending
     for (const c of this.cursors) {
       const cutoff = now - c.limit.windowMs
       let fresh = 0
-      for (const r of unique) {
-        const t = this.last.get(r)
-        if (t === undefined || t <= cutoff) fresh++
+      for (let k = 0; k < 2 * n; k += 2) {
+        const slot = this.find(h[k] as number, h[k + 1] as number)
+        if (slot < 0 || (this.at[slot] as number) <= cutoff) fresh++
       }
       const count = c.count + fresh
       counts[c.limit.index] = Math.min(count, p.distinctCapacity)
@@ -147,17 +177,22 @@ export class WideLog {
   commit(records: readonly string[]): void {
     const now = this.newest
     if (this.cursors.length === 0 || records.length === 0) return
+    const n = records === this.pendingOf ? this.pendingN : this.hashPending(records)
+    const h = this.pending
     const cap = this.policy.distinctCapacity
-    for (const r of records.length > 1 ? new Set(records) : records) {
-      const t = this.last.get(r)
+    for (let k = 0; k < 2 * n; k += 2) {
+      const hi = h[k] as number
+      const lo = h[k + 1] as number
+      const slot = this.find(hi, lo)
+      const t = slot < 0 ? undefined : (this.at[slot] as number)
       if (t === now) continue
       for (const c of this.cursors) if (t === undefined || t <= now - c.limit.windowMs) c.count++
-      this.last.set(r, now)
-      this.ids.push(r)
-      this.times.push(now)
-      if (this.last.size > cap) this.evict()
+      if (slot < 0) this.put(hi, lo, now)
+      else this.at[slot] = now
+      this.enqueue(hi, lo, now)
+      if (this.size > cap) this.evict()
     }
-    if (this.ids.length - this.lru > 2 * this.last.size + 64) this.compact()
+    if (this.qn - this.lru > 2 * this.size + 64) this.compact()
   }
 
   /** Counts per limit at `now`, read-only (the admin views). */
@@ -166,34 +201,43 @@ export class WideLog {
     for (const limit of this.policy.requestLimits) counts[limit.index] = this.requestsAfter(at - limit.windowMs)
     for (const c of this.cursors) {
       let n = c.count
-      for (let i = c.at; i < this.ids.length && (this.times[i] as number) <= at - c.limit.windowMs; i++)
-        if (this.live(i)) n--
+      for (let i = c.at; i < this.qn && (this.qt[i] as number) <= at - c.limit.windowMs; i++) if (this.live(i)) n--
       counts[c.limit.index] = n
     }
+  }
+
+  /** Hash `records` (each distinct id once) into `pending`; returns how many. */
+  private hashPending(records: readonly string[]): number {
+    const unique = records.length > 1 ? [...new Set(records)] : records
+    if (this.pending.length < 2 * unique.length) this.pending = new Uint32Array(2 * unique.length)
+    for (let k = 0; k < unique.length; k++) hashRecord(unique[k] as string, this.pending, 2 * k)
+    this.pendingOf = records
+    this.pendingN = unique.length
+    return unique.length
   }
 
   /** Move every cursor past the touches that left its window at `now`. */
   private advance(now: number): void {
     for (const c of this.cursors) {
       const cutoff = now - c.limit.windowMs
-      while (c.at < this.ids.length && (this.times[c.at] as number) <= cutoff) {
+      while (c.at < this.qn && (this.qt[c.at] as number) <= cutoff) {
         if (this.live(c.at)) c.count--
         c.at++
       }
     }
     // What is outside the longest window is outside every window: drop it.
     const cutoff = now - this.policy.longestDistinctWindowMs
-    while (this.lru < this.ids.length && (this.times[this.lru] as number) <= cutoff) {
-      if (this.live(this.lru)) this.last.delete(this.ids[this.lru] as string)
+    while (this.lru < this.qn && (this.qt[this.lru] as number) <= cutoff) {
+      if (this.live(this.lru)) this.remove(this.find(this.qhi[this.lru] as number, this.qlo[this.lru] as number))
       this.lru++
     }
-    if (this.lru > 1024 && this.lru > this.ids.length / 2) this.compact()
+    if (this.lru > 1024 && this.lru > this.qn / 2) this.compact()
   }
 
   /** Drop the least recently touched record. */
   private evict(): void {
     while (!this.live(this.lru)) this.lru++
-    this.last.delete(this.ids[this.lru] as string)
+    this.remove(this.find(this.qhi[this.lru] as number, this.qlo[this.lru] as number))
     // Touches from a cursor on are inside its window.
     for (const c of this.cursors) if (this.lru >= c.at) c.count--
     this.lru++
@@ -201,26 +245,102 @@ export class WideLog {
 
   /** The touch at i is its record's latest (and the record is still held). */
   private live(i: number): boolean {
-    return this.last.get(this.ids[i] as string) === this.times[i]
+    const slot = this.find(this.qhi[i] as number, this.qlo[i] as number)
+    return slot >= 0 && this.at[slot] === this.qt[i]
   }
 
   /** Rebuild the queue from the live touches only (amortized: it at least halves the queue). */
   private compact(): void {
-    const ids: string[] = []
-    const times: number[] = []
+    const live = this.qn - this.lru
+    const qhi = new Uint32Array(Math.max(16, live))
+    const qlo = new Uint32Array(qhi.length)
+    const qt = new Float64Array(qhi.length)
+    let n = 0
     const moved = this.cursors.map(() => -1)
-    for (let i = this.lru; i < this.ids.length; i++) {
-      this.cursors.forEach((c, k) => {
-        if (moved[k] === -1 && i >= c.at) moved[k] = ids.length
-      })
+    for (let i = this.lru; i < this.qn; i++) {
+      for (let k = 0; k < moved.length; k++) if (moved[k] === -1 && i >= (this.cursors[k] as Cursor).at) moved[k] = n
       if (!this.live(i)) continue
-      ids.push(this.ids[i] as string)
-      times.push(this.times[i] as number)
+      qhi[n] = this.qhi[i] as number
+      qlo[n] = this.qlo[i] as number
+      qt[n] = this.qt[i] as number
+      n++
     }
-    this.cursors.forEach((c, k) => (c.at = moved[k] === -1 ? ids.length : (moved[k] as number)))
-    this.ids = ids
-    this.times = times
+    this.cursors.forEach((c, k) => (c.at = moved[k] === -1 ? n : (moved[k] as number)))
+    this.qhi = qhi
+    this.qlo = qlo
+    this.qt = qt
+    this.qn = n
     this.lru = 0
+  }
+
+  private enqueue(hi: number, lo: number, t: number): void {
+    if (this.qn === this.qt.length) {
+      const grow = <A extends Uint32Array | Float64Array>(a: A, b: A): A => (b.set(a), b)
+      const size = 2 * this.qt.length
+      this.qhi = grow(this.qhi, new Uint32Array(size))
+      this.qlo = grow(this.qlo, new Uint32Array(size))
+      this.qt = grow(this.qt, new Float64Array(size))
+    }
+    this.qhi[this.qn] = hi
+    this.qlo[this.qn] = lo
+    this.qt[this.qn] = t
+    this.qn++
+  }
+
+  // ─── the table ─────────────────────────────────────────────────────────────────────────
+
+  /** The slot holding (hi, lo), or -1. */
+  private find(hi: number, lo: number): number {
+    const mask = this.at.length - 1
+    for (let i = lo & mask; ; i = (i + 1) & mask) {
+      if (this.at[i] === FREE) return -1
+      if (this.lo[i] === lo && this.hi[i] === hi) return i
+    }
+  }
+
+  /** Hold (hi, lo), last touched at t. */
+  private put(hi: number, lo: number, t: number): void {
+    if (2 * (this.size + 1) > this.at.length) this.rehash(2 * this.at.length)
+    const mask = this.at.length - 1
+    let i = lo & mask
+    while (this.at[i] !== FREE) {
+      if (this.lo[i] === lo && this.hi[i] === hi) {
+        this.at[i] = t
+        return
+      }
+      i = (i + 1) & mask
+    }
+    this.hi[i] = hi
+    this.lo[i] = lo
+    this.at[i] = t
+    this.size++
+  }
+
+  /** Free a slot, moving later entries of its probe run back (no tombstones). */
+  private remove(slot: number): void {
+    if (slot < 0) return
+    const mask = this.at.length - 1
+    let free = slot
+    for (let i = (slot + 1) & mask; this.at[i] !== FREE; i = (i + 1) & mask) {
+      const home = (this.lo[i] as number) & mask
+      // The entry at i may move to `free` unless its home lies cyclically in (free, i].
+      if (free <= i ? home > free && home <= i : home > free || home <= i) continue
+      this.hi[free] = this.hi[i] as number
+      this.lo[free] = this.lo[i] as number
+      this.at[free] = this.at[i] as number
+      free = i
+    }
+    this.at[free] = FREE
+    this.size--
+  }
+
+  private rehash(capacity: number): void {
+    const { hi, lo, at } = this
+    this.hi = new Uint32Array(capacity)
+    this.lo = new Uint32Array(capacity)
+    this.at = freeTimes(capacity)
+    this.size = 0
+    for (let i = 0; i < at.length; i++) if (at[i] !== FREE) this.put(hi[i] as number, lo[i] as number, at[i] as number)
   }
 
   private requestsAfter(cutoff: number): number {

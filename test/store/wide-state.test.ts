@@ -8,6 +8,7 @@ import { Engine, type Decision } from '../../src/engine/engine.js'
 import { buildPolicy } from '../../src/engine/policy.js'
 import { MemoryStore } from '../../src/store/memory.js'
 import { readState, writeState } from '../../src/store/state.js'
+import { WideLog } from '../../src/store/wide.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-wide-state-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -49,5 +50,28 @@ describe('state file: network and route windows', () => {
         counts: want.counts,
       })
     }
+  })
+})
+
+describe('a wide log saved before records were hashed', () => {
+  it('reads [id, time] entries as the records they name', () => {
+    const policy = buildPolicy(
+      'contact',
+      [{ per: 'route', windowMs: 3_600_000, kind: 'distinctRecords', max: 3, action: 'throttle' }],
+      false,
+    )
+    const route = policy.parts?.find((p) => p.per === 'route')?.policy ?? policy
+    const t = Date.now() - 1000
+    const old = new WideLog(route, { newest: t, requests: [], records: [['r1', t], ['r2', t], ['r3', t]] })
+    old.adopt(route)
+    const counts = new Array<number>(route.slots).fill(0)
+    // The three are held: re-reading one is free, a fourth crosses the limit.
+    expect(old.decide(['r2'], t + 10, true, undefined, counts, null)).toBeNull()
+    expect(old.decide(['r4'], t + 10, true, undefined, counts, null)?.max).toBe(3)
+    // Saved again, they come back as hashes, and read the same.
+    const again = new WideLog(route, old.save())
+    again.adopt(route)
+    expect(again.save().records).toEqual(old.save().records)
+    expect(again.decide(['r1', 'r3'], t + 20, true, undefined, counts, null)).toBeNull()
   })
 })
