@@ -62,7 +62,15 @@ describe('a wide log saved before records were hashed', () => {
     )
     const route = policy.parts?.find((p) => p.per === 'route')?.policy ?? policy
     const t = Date.now() - 1000
-    const old = new WideLog(route, { newest: t, requests: [], records: [['r1', t], ['r2', t], ['r3', t]] })
+    const old = new WideLog(route, {
+      newest: t,
+      requests: [],
+      records: [
+        ['r1', t],
+        ['r2', t],
+        ['r3', t],
+      ],
+    })
     old.adopt(route)
     const counts = new Array<number>(route.slots).fill(0)
     // The three are held: re-reading one is free, a fourth crosses the limit.
