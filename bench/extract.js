@@ -18,6 +18,7 @@ const opt = (name, dflt) => {
 const dist = resolve(opt('dist', new URL('../dist', import.meta.url).pathname))
 const N = Number(opt('n', 20000))
 const { compileAnswer } = await import(pathToFileURL(`${dist}/records/answer/index.js`).href)
+const { htmlFallbacks: fallbacks = { count: 0 } } = await import(pathToFileURL(`${dist}/records/answer/html.js`).href)
 
 // The pages, exactly as the bench's upstream serves them.
 const target = spawn(process.execPath, [new URL('./targets.js', import.meta.url).pathname, 'upstream'], {
@@ -86,6 +87,8 @@ for (const [name, spec, type, page = name] of cases) {
       return r.end()
     })
   }
+  if (name.startsWith('html') && fallbacks.count > 0)
+    console.log(`(${name}: read by the Tokenizer, not the fast scanner)`)
   console.log(
     `| ${name} | ${(body.length / 1024).toFixed(1)} KB | ${ids} | ${whole.cpu.toFixed(1)} | ${streamed ? streamed.cpu.toFixed(1) : '–'} |`,
   )

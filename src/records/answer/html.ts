@@ -35,6 +35,8 @@ export type Chain = Compound[]
 
 interface Element {
   name: string
+  /** What the tree rules know of its name (F_*), looked up once. */
+  flags: number
   /** Only the attributes some selector names (or null: none of them). */
   attribs: Record<string, string> | null
 }
@@ -140,17 +142,40 @@ export function htmlValues(html: string, chains: readonly Chain[], attr: string 
   return r.end()
 }
 
-/** The same, over text that comes in pieces (split anywhere: in a tag, an entity, a comment). */
+/**
+ * The same, over text that comes in pieces (split anywhere: in a tag, an entity, a comment).
+ * A page is read by FastScan; one with markup it leaves to htmlparser2's Tokenizer is read
+ * again from its start by the Tokenizer (the pieces so far are kept for that).
+ */
+/** Pages FastScan left to the Tokenizer (tests and benchmarks look at it). */
+export const htmlFallbacks = { count: 0 }
+
 export function htmlReader(
   chains: readonly Chain[],
   attr: string | undefined,
 ): { write(text: string): void; end(): string[] } {
   const out: string[] = []
-  const scan = new Scan(plan(chains, attr === undefined ? undefined : attr.toLowerCase()), [], 0, out)
+  const p = plan(chains, attr === undefined ? undefined : attr.toLowerCase())
+  let fast: FastScan | null = new FastScan(new Scan(p, [], 0, out))
+  let seen: string[] = []
+  let slow: Scan | null = null
+  const fallback = () => {
+    htmlFallbacks.count++
+    out.length = 0
+    slow = new Scan(p, [], 0, out)
+    for (const piece of seen) slow.write(piece)
+    fast = null
+    seen = []
+  }
   return {
-    write: (text) => scan.write(text),
+    write: (text) => {
+      if (slow) return slow.write(text)
+      seen.push(text)
+      if (!(fast as FastScan).write(text)) fallback()
+    },
     end: () => {
-      scan.end()
+      if (!slow && !(fast as FastScan).end()) fallback()
+      if (slow) (slow as Scan).end()
       return out
     },
   }
@@ -298,10 +323,28 @@ const SVG_NAMES = new Map(
 /** Raw text the tokenizer does not decode entities in (it does in title and textarea). */
 const RAW_TEXT = new Set(['script', 'style', 'xmp', 'iframe', 'noembed', 'noframes', 'plaintext'])
 
+const F_VOID = 1
+const F_REPARSED = 2
+/** Opens or closes a foreign context: svg, math, or an HTML integration point. */
+const F_CONTEXT = 4
+interface NameInfo {
+  flags: number
+  closes: Set<string> | undefined
+}
+const INFO = new Map<string, NameInfo>()
+for (const name of new Set([...IMPLIES_CLOSE.keys(), ...VOID, ...REPARSED, ...INTEGRATION, 'svg', 'math']))
+  INFO.set(name, {
+    flags:
+      (VOID.has(name) ? F_VOID : 0) |
+      (REPARSED.has(name) ? F_REPARSED : 0) |
+      (INTEGRATION.has(name) || name === 'svg' || name === 'math' ? F_CONTEXT : 0),
+    closes: IMPLIES_CLOSE.get(name),
+  })
+
 /** One reading of a page (or of markup found in a comment or a script): Tokenizer callbacks. */
 class Scan {
-  private readonly tokenizer: Tokenizer
-  private readonly buffers: string[] = []
+  private tokenizer: Tokenizer | null = null
+  private buffers: string[] = []
   private bufferOffset = 0
   private readonly stack: Element[]
   /** Elements below this index are the outer page's (markup in a comment or script): never closed here. */
@@ -326,16 +369,21 @@ class Scan {
   ) {
     this.stack = [...outer]
     this.base = outer.length
-    this.tokenizer = new Tokenizer({ decodeEntities: false }, this)
   }
 
   write(text: string): void {
     this.buffers.push(text)
-    this.tokenizer.write(text)
+    ;(this.tokenizer ??= new Tokenizer({ decodeEntities: false }, this)).write(text)
   }
 
   end(): void {
-    this.tokenizer.end()
+    ;(this.tokenizer ??= new Tokenizer({ decodeEntities: false }, this)).end()
+  }
+
+  /** FastScan: the text its indices point into, and where it starts in the page. */
+  view(text: string, offset: number): void {
+    this.buffers = [text]
+    this.bufferOffset = offset
   }
 
   private slice(start: number, end: number): string {
@@ -404,17 +452,17 @@ class Scan {
       this.current = null
       return
     }
-    const closes = IMPLIES_CLOSE.get(name)
+    const info = INFO.get(name)
+    const flags = info === undefined ? 0 : info.flags
+    const closes = info?.closes
     if (closes)
       while (this.stack.length > this.base && closes.has((this.stack[this.stack.length - 1] as Element).name))
         this.popElement()
     this.tagname = name
-    this.current = { name, attribs: null }
-    if (!VOID.has(name)) {
+    this.current = { name, flags, attribs: null }
+    if ((flags & F_VOID) === 0) {
       this.stack.push(this.current)
-      if (name === 'svg') this.foreign.push(SVG)
-      else if (name === 'math') this.foreign.push(MATHML)
-      else if (INTEGRATION.has(name)) this.foreign.push(HTML)
+      if (flags & F_CONTEXT) this.foreign.push(name === 'svg' ? SVG : name === 'math' ? MATHML : HTML)
     }
   }
 
@@ -453,9 +501,8 @@ class Scan {
     const e = this.current
     this.current = null
     if (this.tagname === '' || e === null) return
-    const name = this.tagname
     this.tagname = ''
-    const isVoid = VOID.has(name)
+    const isVoid = (e.flags & F_VOID) !== 0
     if (isVoid) this.stack.push(e) // matched among its ancestors, closed at once
     this.opens(e)
     if (isVoid) this.closes(this.stack.pop() as Element)
@@ -463,7 +510,7 @@ class Scan {
 
   /** An element opened (on top of the stack): raw text to re-read, a match. */
   private opens(e: Element): void {
-    if (REPARSED.has(e.name)) this.raw = []
+    if (e.flags & F_REPARSED) this.raw = []
     const { subjects, chains, attr } = this.plan
     if (subjects !== null && !subjects.has(e.name)) return
     const top = this.stack.length - 1
@@ -476,13 +523,13 @@ class Scan {
 
   /** An element closed (already off the stack). */
   private closes(e: Element): void {
-    const name = e.name
-    if (this.raw !== null && REPARSED.has(name) && this.depth < MAX_DEPTH) {
+    const reparsed = (e.flags & F_REPARSED) !== 0
+    if (this.raw !== null && reparsed && this.depth < MAX_DEPTH) {
       // A script's strings, a textarea's content: markup a scraper reads all the same.
       const text = this.raw.join('')
       if (text.includes('<')) this.nested(text)
     }
-    if (REPARSED.has(name)) this.raw = null
+    if (reparsed) this.raw = null
     const c = this.capturing
     while (c.length > 0 && (c[c.length - 1] as { depth: number }).depth > this.stack.length)
       this.out.push((c.pop() as { text: string[] }).text.join('').trim())
@@ -496,7 +543,7 @@ class Scan {
 
   private popElement(): void {
     const e = this.stack.pop() as Element
-    if (e.name === 'svg' || e.name === 'math' || INTEGRATION.has(e.name)) this.foreign.pop()
+    if (e.flags & F_CONTEXT) this.foreign.pop()
     this.closes(e)
   }
 
@@ -519,7 +566,7 @@ class Scan {
       }
     } else if (name === 'br') {
       this.tagname = 'br'
-      this.current = { name: 'br', attribs: null }
+      this.current = { name: 'br', flags: F_VOID, attribs: null }
       this.endOpenTag()
     }
   }
@@ -556,5 +603,274 @@ class Scan {
   onend(): void {
     this.flush()
     while (this.stack.length > this.base) this.popElement()
+  }
+}
+
+const LT = 0x3c
+const GT = 0x3e
+const SLASH = 0x2f
+const BANG = 0x21
+const QUESTION = 0x3f
+const EQ = 0x3d
+const DQ = 0x22
+const SQ = 0x27
+const isWhitespace = (c: number) => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0c || c === 0x0d
+const isAlpha = (c: number) => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a
+const isEndOfTag = (c: number) => isWhitespace(c) || c === SLASH || c === GT
+/** Elements whose content the Tokenizer reads as text up to their end tag (outside svg and math). */
+const TEXT_ONLY = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes'])
+
+/**
+ * The Tokenizer's reading of ordinary markup, jumping from `<` to `<` with indexOf and calling
+ * the same callbacks with the same indices: text, start tags with their attributes (quoted,
+ * unquoted, bare), end tags, `<!-- comments -->`, `<!doctype>`, `<?…>` (a comment to HTML),
+ * a `<` that starts no tag (text), and the text-only elements up to their end tag. Anything
+ * else (`</` not followed by a letter, other `<!` markup, comments the standard treats
+ * specially, `<plaintext>`, markup left open at the end) makes write or end return false: the
+ * page is then read by the Tokenizer. A construct cut by the end of a piece waits for the next.
+ */
+class FastScan {
+  private buf = ''
+  private offset = 0
+  /** The text-only element being read (its content is text up to `</name`). */
+  private textOnly: string | null = null
+
+  constructor(private readonly scan: Scan) {}
+
+  write(text: string): boolean {
+    this.buf = this.buf === '' ? text : this.buf + text
+    return this.run(false)
+  }
+
+  end(): boolean {
+    if (!this.run(true) || this.buf !== '') return false
+    this.scan.onend()
+    return true
+  }
+
+  private run(final: boolean): boolean {
+    const s = this.buf
+    const n = s.length
+    const o = this.offset
+    const scan = this.scan
+    scan.view(s, o)
+    let i = 0
+    while (i < n) {
+      if (this.textOnly !== null) {
+        const name = this.textOnly
+        const len = name.length
+        let j = i
+        let found = -1
+        for (;;) {
+          j = s.indexOf('</', j)
+          if (j < 0 || j + 2 + len >= n) break
+          if (s.slice(j + 2, j + 2 + len).toLowerCase() === name && isEndOfTag(s.charCodeAt(j + 2 + len))) {
+            found = j
+            break
+          }
+          j += 2
+        }
+        if (found < 0) {
+          if (final) return false
+          const safe = j >= 0 ? j : s.charCodeAt(n - 1) === LT ? n - 1 : n
+          if (safe > i) scan.ontext(o + i, o + safe)
+          i = safe
+          break
+        }
+        if (found > i) scan.ontext(o + i, o + found)
+        i = found
+        const gt = s.indexOf('>', found + 2 + len)
+        if (gt < 0) {
+          if (final) return false
+          break
+        }
+        this.textOnly = null
+        scan.onclosetag(o + found + 2, o + found + 2 + len)
+        i = gt + 1
+        continue
+      }
+      const lt = s.indexOf('<', i)
+      if (lt < 0) {
+        scan.ontext(o + i, o + n)
+        i = n
+        break
+      }
+      if (lt > i) scan.ontext(o + i, o + lt)
+      i = lt
+      if (lt + 1 >= n) {
+        if (final) return false
+        break
+      }
+      const c = s.charCodeAt(lt + 1)
+      if (isAlpha(c)) {
+        const end = this.startTag(s, lt, final)
+        if (end === -2) return false
+        if (end === -1) break
+        i = end
+      } else if (c === SLASH) {
+        if (lt + 2 >= n) {
+          if (final) return false
+          break
+        }
+        if (!isAlpha(s.charCodeAt(lt + 2))) return false
+        let k = lt + 3
+        while (k < n && !isEndOfTag(s.charCodeAt(k))) k++
+        const gt = k < n ? s.indexOf('>', k) : -1
+        if (gt < 0) {
+          if (final) return false
+          break
+        }
+        scan.onclosetag(o + lt + 2, o + k)
+        i = gt + 1
+      } else if (c === BANG) {
+        if (s.startsWith('<!--', lt)) {
+          const k = s.indexOf('-->', lt + 4)
+          if (k < 0) {
+            if (final) return false
+            break
+          }
+          const first = s.charCodeAt(lt + 4)
+          const bang = s.indexOf('--!>', lt + 4)
+          if (first === GT || first === 0x2d || (bang >= 0 && bang < k) || (k > lt + 4 && s.charCodeAt(k - 1) === 0x2d))
+            return false
+          scan.oncomment(o + lt + 4, o + k + 2, 2)
+          i = k + 3
+        } else if (n - lt < 9) {
+          if (final) return false
+          break
+        } else if (s.slice(lt + 2, lt + 9).toLowerCase() === 'doctype') {
+          const gt = s.indexOf('>', lt + 9)
+          if (gt < 0) {
+            if (final) return false
+            break
+          }
+          scan.ondeclaration()
+          i = gt + 1
+        } else return false
+      } else if (c === QUESTION) {
+        const gt = s.indexOf('>', lt + 1)
+        if (gt < 0) {
+          if (final) return false
+          break
+        }
+        scan.oncomment(o + lt + 1, o + gt, 0)
+        i = gt + 1
+      } else {
+        // A `<` that starts nothing is text.
+        scan.ontext(o + lt, o + lt + 1)
+        i = lt + 1
+      }
+    }
+    this.buf = i >= n ? '' : s.slice(i)
+    this.offset = o + i
+    return true
+  }
+
+  /** A start tag's attributes: per attribute name start, name end, value start, value end (-1: none). */
+  private marks = new Int32Array(64)
+  private count = 0
+
+  private mark(a: number, b: number, c: number, d: number): void {
+    if (this.count + 4 > this.marks.length) {
+      const grown = new Int32Array(this.marks.length * 2)
+      grown.set(this.marks)
+      this.marks = grown
+    }
+    const m = this.marks
+    m[this.count] = a
+    m[this.count + 1] = b
+    m[this.count + 2] = c
+    m[this.count + 3] = d
+    this.count += 4
+  }
+
+  /**
+   * A start tag at `lt`: read to its end first (positions only), then its callbacks; the
+   * index after its `>`, -1 when it goes on in the next piece (nothing called), -2 for what
+   * the Tokenizer has to read.
+   */
+  private startTag(s: string, lt: number, final: boolean): number {
+    this.count = 0
+    const n = s.length
+    let k = lt + 1
+    while (k < n && !isEndOfTag(s.charCodeAt(k))) k++
+    if (k >= n) return final ? -2 : -1
+    const nameEnd = k
+    let selfClosing = false
+    for (;;) {
+      // Before an attribute name.
+      if (k >= n) return final ? -2 : -1
+      let c = s.charCodeAt(k)
+      if (c === GT) break
+      if (c === SLASH) {
+        // Self-closing: `/` then `>` (whitespace between), else the `/` is ignored.
+        k++
+        while (k < n && isWhitespace(s.charCodeAt(k))) k++
+        if (k >= n) return final ? -2 : -1
+        if (s.charCodeAt(k) === GT) {
+          selfClosing = true
+          break
+        }
+        continue
+      }
+      if (isWhitespace(c)) {
+        k++
+        continue
+      }
+      // An attribute name, up to `=` or the end of the tag section.
+      const a = k
+      k++
+      while (k < n && !((c = s.charCodeAt(k)) === EQ || isEndOfTag(c))) k++
+      if (k >= n) return final ? -2 : -1
+      const e = k
+      // After the name: whitespace, then `=` or the next thing.
+      while (k < n && isWhitespace(s.charCodeAt(k))) k++
+      if (k >= n) return final ? -2 : -1
+      if (s.charCodeAt(k) !== EQ) {
+        this.mark(a, e, -1, -1)
+        continue
+      }
+      k++
+      while (k < n && isWhitespace(s.charCodeAt(k))) k++
+      if (k >= n) return final ? -2 : -1
+      c = s.charCodeAt(k)
+      if (c === DQ || c === SQ) {
+        const q = s.indexOf(c === DQ ? '"' : "'", k + 1)
+        if (q < 0) return final ? -2 : -1
+        this.mark(a, e, k + 1, q)
+        k = q + 1
+      } else {
+        const v = k
+        while (k < n && !(isWhitespace((c = s.charCodeAt(k))) || c === GT)) k++
+        if (k >= n) return final ? -2 : -1
+        this.mark(a, e, v, k)
+      }
+    }
+    // Complete: now what the Tokenizer would have called.
+    const o = this.offset
+    const scan = this.scan
+    let special: string | null = null
+    const first = s.charCodeAt(lt + 1) | 0x20
+    // s, t, x, i, n, p: the first letters of the text-only elements and plaintext.
+    if (
+      (first === 0x73 || first === 0x74 || first === 0x78 || first === 0x69 || first === 0x6e || first === 0x70) &&
+      !scan.isInForeignContext()
+    ) {
+      const name = s.slice(lt + 1, nameEnd).toLowerCase()
+      if (name === 'plaintext') return -2
+      if (TEXT_ONLY.has(name)) special = name
+    }
+    scan.onopentagname(o + lt + 1, o + nameEnd)
+    const marks = this.marks
+    for (let m = 0; m < this.count; m += 4) {
+      scan.onattribname(o + (marks[m] as number), o + (marks[m + 1] as number))
+      const v = marks[m + 2] as number
+      if (v >= 0) scan.onattribdata(o + v, o + (marks[m + 3] as number))
+      scan.onattribend()
+    }
+    if (selfClosing) scan.onselfclosingtag()
+    else scan.onopentagend()
+    this.textOnly = special
+    return k + 1
   }
 }
