@@ -580,12 +580,18 @@ export class MemoryStore implements Store {
     const policies = policiesOf(query)
     const top = new TopAccounts<null>(query.limit)
     const wide = (query.per ?? 'account') !== 'account'
-    const names = wide
-      ? [...this.wide.keys(), ...this.routeLogs.keys()].filter((k) => listed(k, query.per))
-      : [...this.tracked.keys(), ...this.overflow.keys()].filter((k) => listed(k, query.per))
+    // The names first, in one pass (the caches must not change under a walk), then their
+    // counts in slices of at most ~4 ms, so that requests are served in between.
+    const names: string[] = []
+    for (const keys of wide ? [this.wide.keys(), this.routeLogs.keys()] : [this.tracked.keys(), this.overflow.keys()])
+      for (const k of keys) if (listed(k, query.per)) names.push(k)
     let scanned = 0
+    let slice = performance.now()
     for (let i = 0; i < names.length; i++) {
-      if (i > 0 && i % 2000 === 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      if ((i & 255) === 255 && performance.now() - slice > 4) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        slice = performance.now()
+      }
       const account = names[i] as string
       // Peeked again after every pause: meanwhile the account may have moved blocks or left.
       const logs = wide ? this.wideLogs(account) : undefined
