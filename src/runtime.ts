@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { Challenges, loadAltcha } from './actions/challenge.js'
 import { DecisionLog } from './admin/decisions.js'
 import { IncidentLog } from './admin/incidents.js'
+import type { Observer } from './admin/fast-histogram.js'
 import { Metrics } from './admin/metrics.js'
 import { UpstreamProbe } from './admin/readiness.js'
 import { buildAdmin } from './admin/server.js'
@@ -68,7 +69,7 @@ export class Runtime {
   readonly clock: () => number
   readonly forwarding: boolean
   /** Observations timed for the latency histogram: only a store across the network (null: memory). */
-  readonly storeLatency: ReturnType<Metrics['storeLatency']['labels']> | null
+  readonly storeLatency: Observer | null
   private current: Live
   /** When the config in force was loaded or reloaded (ms). */
   private loadedAt: number

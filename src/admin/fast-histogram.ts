@@ -23,6 +23,7 @@ export class FastHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   private readonly series: Series[] = []
+  private readonly observers = new Map<string, Observer>()
 
   constructor(
     readonly name: string,
@@ -34,14 +35,17 @@ export class FastHistogram {
     for (const r of registers) r.registerMetric(this as never)
   }
 
-  /** The observer of one label set (resolve it once, keep it). */
+  /** The observer of one label set (resolve it once, keep it; the same set gives the same observer). */
   labels(...values: string[]): Observer {
+    const key = values.join('\0')
+    const known = this.observers.get(key)
+    if (known) return known
     const labels: Record<string, string> = {}
     this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''))
     const s: Series = { labels, counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }
     this.series.push(s)
     const buckets = this.buckets
-    return {
+    const observer: Observer = {
       observe(value: number): void {
         let i = 0
         while (i < buckets.length && value > (buckets[i] as number)) i++
@@ -50,6 +54,8 @@ export class FastHistogram {
         s.count++
       },
     }
+    this.observers.set(key, observer)
+    return observer
   }
 
   get(): {
