@@ -67,7 +67,8 @@ export async function readCapped(
     size += chunk.length
     if (feed) {
       try {
-        feed(chunk)
+        // The held bytes themselves: whatever keeps them (a JSON reader) keeps no second copy.
+        feed(inPlace ? prealloc.subarray(filled - chunk.length, filled) : chunk)
       } catch (err) {
         if (!(err instanceof UninspectableError)) throw err
         const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks]

@@ -57,6 +57,24 @@ describe('selector', () => {
 describe('reading bodies', () => {
   const chunks = (...parts: string[]) => Readable.from(parts.map((p) => Buffer.from(p)))
 
+  it('feeds each chunk as it is held (the held bytes themselves when the length is known); a feed that refuses stops reading', async () => {
+    const fed: Buffer[] = []
+    const r = await readCapped(chunks('hello', ' ', 'world'), 100, 11, undefined, (c) => void fed.push(c))
+    expect(r.complete).toBe(true)
+    if (!r.complete) return
+    expect(fed.map(String)).toEqual(['hello', ' ', 'world'])
+    for (const c of fed) expect(c.buffer).toBe(r.body.buffer)
+    const stopped = await readCapped(chunks('ab', 'cd', 'ef'), 100, undefined, undefined, (c) => {
+      if (String(c) === 'cd') throw new UninspectableError('no')
+    })
+    expect(stopped.complete).toBe(false)
+    if (stopped.complete) return
+    expect(stopped.problem).toBe('no')
+    const rest: string[] = []
+    for await (const c of stopped.rest()) rest.push(String(c))
+    expect(rest.join('')).toBe('abcdef')
+  })
+
   it('reads a body within the cap, with or without a known length', async () => {
     for (const expected of [undefined, 11]) {
       const r = await readCapped(chunks('hello', ' ', 'world'), 100, expected)

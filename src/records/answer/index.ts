@@ -88,9 +88,7 @@ export function compileAnswer(spec: AnswerSpec): AnswerExtractor {
       const parts: Buffer[] = []
       return {
         write: (chunk) => void parts.push(chunk),
-        end: () => ({
-          ids: selectJsonBody(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), type, selector),
-        }),
+        end: () => ({ ids: selectJsonBody(joined(parts), type, selector) }),
       }
     })
   }
@@ -120,6 +118,21 @@ export function compileAnswer(spec: AnswerSpec): AnswerExtractor {
       return { ids: match(values), skipped }
     })
   })
+}
+
+/** Pieces as one buffer: a view when they lie end to end in one (the held body), else a copy. */
+function joined(parts: Buffer[]): Buffer {
+  if (parts.length === 1) return parts[0] as Buffer
+  let end = -1
+  let size = 0
+  const first = parts[0]
+  for (const p of parts) {
+    if (first === undefined || p.buffer !== first.buffer || (end >= 0 && p.byteOffset !== end))
+      return Buffer.concat(parts)
+    end = p.byteOffset + p.length
+    size += p.length
+  }
+  return first === undefined ? Buffer.alloc(0) : Buffer.from(first.buffer, first.byteOffset, size)
 }
 
 /** The ids in selected values: each match of the expression (group 1, else all of it), or the values as they are. */
