@@ -105,7 +105,7 @@ function withInputOptions(cmd: Command): Command {
     )
     .option(
       '--threads <n>',
-      'threads that read the logs: auto (2 for logs over 32 MB, gzip counted ×6, on a machine with 2 cores or more), 1 (this one only), or N (N - 1 workers parse and classify lines while one runs the limits in log order: the same result)',
+      'threads that read the logs: auto (1, measured fastest: the limits, run in log order, are the bottleneck), 1, or N (N - 1 workers parse and classify lines while one runs the limits in log order: the same result)',
       threads,
       'auto' as const,
     )

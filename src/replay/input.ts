@@ -2,7 +2,7 @@
 // `access.log.1` compressed by hand or a `.gz` that is not are both read right), read in large
 // chunks so memory does not grow with the file (lines.ts cuts them into lines).
 import { createReadStream } from 'node:fs'
-import { open, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { PassThrough, pipeline, Readable } from 'node:stream'
 import { createGunzip } from 'node:zlib'
 
@@ -52,20 +52,5 @@ export async function openLog(name: string): Promise<LogInput> {
     bytesRead: () => consumed,
     gzip: () => gzip,
     chunks,
-  }
-}
-
-/** Whether a file starts with gzip's magic bytes (false for one that cannot be read). */
-export async function isGzip(name: string): Promise<boolean> {
-  let handle
-  try {
-    handle = await open(name, 'r')
-    const b = Buffer.alloc(2)
-    const { bytesRead } = await handle.read(b, 0, 2, 0)
-    return bytesRead === 2 && b[0] === GZIP_MAGIC[0] && b[1] === GZIP_MAGIC[1]
-  } catch {
-    return false
-  } finally {
-    await handle?.close()
   }
 }
