@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   SLUICE_ERR_RECORDS_JSON: 'a body that is not one JSON value, or nested too deep',
   SLUICE_ERR_RECORDS_UNINSPECTABLE:
     "a body that cannot be read for record ids (the route's uninspectable policy answers)",
+  SLUICE_ERR_RECORDS_BROKEN: "the upstream's answer broke off while it was read (answered 502)",
 } as const
 
 export type SluiceErrorCode = keyof typeof ERROR_CODES
@@ -175,6 +176,15 @@ export class UninspectableError extends SluiceError {
   constructor(message: string) {
     super('SLUICE_ERR_RECORDS_UNINSPECTABLE', message)
     this.name = 'UninspectableError'
+  }
+}
+
+/** The body stream failed while it was read (the upstream broke off): nothing complete can be sent. */
+export class BrokenBodyError extends SluiceError {
+  constructor(cause: unknown) {
+    super('SLUICE_ERR_RECORDS_BROKEN', (cause as Error)?.message ?? String(cause))
+    this.name = 'BrokenBodyError'
+    this.cause = cause
   }
 }
 

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, renderProblem, uninspectable, type Rendered } from '../actions/respond.js'
 import type { AnswerExtractor, AnswerIds, AnswerReader } from '../records/answer/index.js'
-import { BrokenBody, contentDecoder, readCapped, UninspectableError, type ContentDecoder } from '../records/body.js'
+import { BrokenBodyError } from '../errors.js'
+import { contentDecoder, readCapped, UninspectableError, type ContentDecoder } from '../records/body.js'
 import { holder, synthetic } from './body.js'
 import { isSluiceCookie } from './credentials.js'
 import { blockAnswer, countProvisional, observe, report } from './decide.js'
@@ -108,7 +109,7 @@ async function inspectAnswer(
     if (err instanceof UninspectableError) {
       problem = err.message
       found = null
-    } else if (err instanceof BrokenBody) {
+    } else if (err instanceof BrokenBodyError) {
       // The upstream broke off mid-body: nothing complete can be sent anyway.
       decoder?.destroy()
       request.log.error(

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
-import { JsonTextError, UninspectableError } from '../errors.js'
+import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
 import { selectJsonText } from './json-text.js'
 import { formReadings } from './keys.js'
 import { selectWith, type Selector } from './selector.js'
@@ -22,7 +22,7 @@ export type ReadResult =
  * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
  * other chunk as it arrives; false stops reading, `busy`. `feed` sees each chunk as it is
  * held; an UninspectableError from it stops reading (`problem`). An error of the stream itself
- * is thrown as BrokenBody.
+ * is thrown as BrokenBodyError.
  */
 export async function readCapped(
   stream: Readable,
@@ -46,7 +46,7 @@ export async function readCapped(
     try {
       next = (await iterator.next()) as IteratorResult<Buffer | string>
     } catch (err) {
-      throw new BrokenBody(err)
+      throw new BrokenBodyError(err)
     }
     const { value, done } = next
     if (done) break
@@ -87,13 +87,6 @@ async function* resume(head: Buffer[], iterator: AsyncIterator<Buffer | string>)
     const { value, done } = (await iterator.next()) as IteratorResult<Buffer | string>
     if (done) return
     yield typeof value === 'string' ? Buffer.from(value) : value
-  }
-}
-
-/** The body stream failed (the upstream broke off): nothing complete can be sent. */
-export class BrokenBody extends Error {
-  constructor(cause: unknown) {
-    super((cause as Error)?.message ?? String(cause), { cause })
   }
 }
 
