@@ -155,6 +155,8 @@ export class MemoryStore implements Store {
   private readonly wide: LRUCache<string, Map<string, WideLog>>
   private readonly routeLogs = new Map<string, Map<string, WideLog>>()
   private readonly maxNetworks: number
+  private lastNetwork = ''
+  private lastNetworkKey = ''
   /** The longest window of any policy seen: an account idle for longer has nothing left to count. */
   private longestWindowMs = 0
   private readonly onEvict: ((account: string) => void) | undefined
@@ -250,8 +252,11 @@ export class MemoryStore implements Store {
     const logs: (WideLog | null)[] = []
     let wideKey = ''
     let wideLogs: Map<string, WideLog> | null = null
+    // The same string objects request after request: the comparisons and lookups below then
+    // meet a string whose hash is known (a template literal per part made and hashed a new one).
+    const netKey = network === undefined ? undefined : this.networkKey(network)
     for (const p of parts) {
-      const key = partKey(p.per, account, network, policy.name)
+      const key = p.per === 'account' ? account : p.per === 'network' ? (netKey ?? 'net:?') : routeKey(policy)
       if (p.per === 'account') {
         logs.push(null)
         keys.push(this.blockOf(key, input).key)
@@ -269,13 +274,15 @@ export class MemoryStore implements Store {
     const countedAs = keys[parts.findIndex((p) => p.per === 'account')] ?? account
     // A disable of any key the request counts under (the account, its network, the route) holds.
     let disabled: { until: number; key: string } | null = null
-    for (const key of this.disableKeys(input, countedAs)) {
-      const until = this.disabledUntil(key, input.shadow, wall)
-      if (until !== null) {
-        disabled = { until, key }
-        break
+    // (Most of the time nobody is disabled: then there is nothing to look up.)
+    if (this.disabledEnforce.size > 0 || this.disabledShadow.size > 0)
+      for (const key of this.disableKeys(input, countedAs)) {
+        const until = this.disabledUntil(key, input.shadow, wall)
+        if (until !== null) {
+          disabled = { until, key }
+          break
+        }
       }
-    }
     const none: readonly string[] = []
     const self = disabled === null && step.countRequest ? [account] : none
     const records = disabled === null ? input.records : none
@@ -292,7 +299,7 @@ export class MemoryStore implements Store {
         acting = log.decide(part.accounts ? self : records, wall, step.countRequest, step.passes, counts, worst)
         times.push(0)
       } else {
-        const h = this.poolOf(key).peek(key) as number
+        const h = this.handleOf(key) as number
         const { now, base } = this.clock(h, input.now)
         times.push(now - base)
         const e = evaluate(
@@ -322,7 +329,7 @@ export class MemoryStore implements Store {
           continue
         }
         const key = keys[i] as string
-        const h = this.poolOf(key).peek(key) as number
+        const h = this.handleOf(key) as number
         commit(this.sectionFor(key, h, part.policy), part.policy, part.accounts ? self : records, times[i] as number)
       }
     }
@@ -388,9 +395,18 @@ export class MemoryStore implements Store {
   private disableKeys(input: HitInput, countedAs: string): string[] {
     const keys = [input.account]
     if (countedAs !== input.account) keys.push(countedAs)
-    if (input.network !== undefined) keys.push(`net:${input.network}`)
-    if (input.policy.perRoute) keys.push(`route:${input.policy.name}`)
+    if (input.network !== undefined) keys.push(this.networkKey(input.network))
+    if (input.policy.perRoute) keys.push(routeKey(input.policy))
     return keys
+  }
+
+  /** `net:<network>`, the same string while requests come from the same network (most do, in runs). */
+  private networkKey(network: string): string {
+    if (network !== this.lastNetwork) {
+      this.lastNetwork = network
+      this.lastNetworkKey = partKey('network', '', network, '')
+    }
+    return this.lastNetworkKey
   }
 
   /** The longest window of any policy seen decides when an account is idle. */
@@ -1031,6 +1047,11 @@ export class MemoryStore implements Store {
     return -1
   }
 
+  /** The block of a key held in either pool (peeked: the LRU order stays). */
+  private handleOf(key: string): number | undefined {
+    return this.tracked.peek(key) ?? this.overflow.peek(key)
+  }
+
   private poolOf(account: string): LRUCache<string, number> {
     return this.tracked.has(account) || !this.overflow.has(account) ? this.tracked : this.overflow
   }
@@ -1185,6 +1206,15 @@ function newestKey<V extends number | true>(lru: LRUCache<string, V>): string | 
 const UNSET = buildPolicy('', [], false)
 
 /** A part's wide log in its key's logs, made or brought to the current policy (a reload). */
+const routeKeys = new WeakMap<RoutePolicy, string>()
+
+/** `route:<name>` of a policy, made once. */
+function routeKey(policy: RoutePolicy): string {
+  let key = routeKeys.get(policy)
+  if (key === undefined) routeKeys.set(policy, (key = partKey('route', '', undefined, policy.name)))
+  return key
+}
+
 function logOf(logs: Map<string, WideLog>, policy: RoutePolicy): WideLog {
   let log = logs.get(policy.name)
   if (log === undefined) logs.set(policy.name, (log = new WideLog(policy)))
