@@ -125,6 +125,9 @@ export class Forwarder {
           if (res.destroyed) abortRequest()
         },
         onHeaders(status, rawHeaders, resume) {
+          // An informational answer (102, 103 Early Hints) before the real one: not passed on
+          // (the final answer's headers are what the client acts on), as undici's request() does.
+          if (status < 200) return true
           hooks.answered(request, status, performance.now() - sent)
           if (res.destroyed) {
             abort?.()

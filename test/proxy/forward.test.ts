@@ -176,6 +176,18 @@ describe('answers', () => {
     expect(head.endsWith('\r\n\r\n')).toBe(true)
   })
 
+  it('answers an informational 103 Early Hints with the final answer only', async () => {
+    upstream = await startUpstream((_req, res) => {
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' })
+      setTimeout(() => res.end('final'), 20)
+    })
+    proxy = await startProxy(CONFIG, { upstream: upstream.url })
+    const res = await send(proxy.url, '/page')
+    expect(res.status).toBe(200)
+    expect(res.body).toBe('final')
+    expect((await send(proxy.url, '/page')).status).toBe(200)
+  })
+
   it('keeps the upstream status and content type as sent (no content type is added)', async () => {
     upstream = await startUpstream((_req, res) => {
       res.writeHead(418)
