@@ -79,13 +79,18 @@ export class WorkerPool {
   async read(bytes: Buffer, last: boolean): Promise<void> {
     while (this.sent - this.merged >= IN_FLIGHT * this.workers.length && !this.failure) await this.waitForMerge()
     if (this.failure) throw this.failure
-    // Transferred, so it must own its memory (not a slice of Buffer's shared pool).
-    const own =
-      bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : Buffer.from(Uint8Array.from(bytes))
+    // Transferred, so it must own its memory: never a slice of Buffer's shared pool, which
+    // Node 22+ refuses to transfer (Buffer.from of a small buffer takes from that pool).
+    let own = bytes
+    if (bytes.byteOffset !== 0 || bytes.buffer.byteLength !== bytes.length) {
+      own = Buffer.allocUnsafeSlow(bytes.length)
+      bytes.copy(own)
+    }
     const piece: Piece = { seq: this.sent, format: this.format, bytes: own, last }
     const w = this.workers[this.sent % this.workers.length] as Worker
-    this.sent++
     w.postMessage(piece, [own.buffer as ArrayBuffer])
+    // Counted once sent: drain() waits for every piece counted.
+    this.sent++
   }
 
   /** Waits until every piece sent is merged. */
