@@ -3,7 +3,7 @@
 // and in pieces.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { compileCss, htmlFallbacks, htmlReader, htmlValues } from '../../src/records/answer/html.js'
+import { compileCss, htmlFallbacks, htmlReader, htmlRereads, htmlValues } from '../../src/records/answer/html.js'
 import { referenceHtmlValues } from './html-reference.js'
 
 const FRAGMENTS = [
@@ -167,4 +167,24 @@ describe('html: the lean layer reads as htmlparser2 Parser did', () => {
     // Only an unclosed tag or text-only element at the very end leaves a page to the Tokenizer.
     expect(htmlFallbacks.count - before).toBeLessThan(pages * 2 * 0.35)
   })
+})
+
+describe('a construct cut across many pieces', () => {
+  // A 2 MB attribute value, comment or script string arriving in 1 KB pieces: each piece used
+  // to make the scanner read the construct again from its start (2,000 pieces × up to 2 MB).
+  // It now reads again only once the held text has doubled: linear in the page.
+  const big = 'x'.repeat(2 * 1024 * 1024)
+  const pages = {
+    attribute: `<table class="results"><tr data-id="1" title="${big}"><td>a</td></tr><tr data-id="2"><td>b</td></tr></table>`,
+    comment: `<table class="results"><!-- ${big} --><tr data-id="1"><td>a</td></tr><tr data-id="2"><td>b</td></tr></table>`,
+    script: `<table class="results"><tr data-id="1"><td><script>var s = "${big}"</script></td></tr><tr data-id="2"></tr></table>`,
+  }
+  for (const [what, page] of Object.entries(pages))
+    it(`reads a 2 MB ${what} in 1 KB pieces in linear work, with the right ids`, () => {
+      const r = htmlReader(compileCss('table.results tr[data-id]'), 'data-id')
+      const before = htmlRereads.chars
+      for (let i = 0; i < page.length; i += 1024) r.write(page.slice(i, i + 1024))
+      expect(r.end()).toEqual(['1', '2'])
+      expect(htmlRereads.chars - before).toBeLessThan(3 * page.length)
+    })
 })

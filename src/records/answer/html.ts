@@ -98,11 +98,7 @@ function attributeTest(action: string, value: string, ignoreCase: boolean): (v: 
     case 'equals':
       return (v) => v !== undefined && norm(v) === want
     case 'element':
-      return (v) =>
-        v !== undefined &&
-        norm(v)
-          .split(/[\t\n\f\r ]+/)
-          .includes(want)
+      return (v) => v !== undefined && hasWord(norm(v), want)
     case 'start':
       return (v) => v !== undefined && want !== '' && norm(v).startsWith(want)
     case 'end':
@@ -114,6 +110,20 @@ function attributeTest(action: string, value: string, ignoreCase: boolean): (v: 
     default:
       throw new SelectorError(`attribute test [${action}] is not supported`)
   }
+}
+
+/** Is `word` one of the whitespace-separated words of `list` (`[class~=word]`, `.word`)? */
+function hasWord(list: string, word: string): boolean {
+  if (word === '') return false
+  for (let at = list.indexOf(word); at >= 0; at = list.indexOf(word, at + 1)) {
+    const end = at + word.length
+    if (
+      (at === 0 || isWhitespace(list.charCodeAt(at - 1))) &&
+      (end === list.length || isWhitespace(list.charCodeAt(end)))
+    )
+      return true
+  }
+  return false
 }
 
 function matchesCompound(c: Compound, e: Element): boolean {
@@ -149,14 +159,16 @@ export function htmlValues(html: string, chains: readonly Chain[], attr: string 
  */
 /** Pages FastScan left to the Tokenizer (tests and benchmarks look at it). */
 export const htmlFallbacks = { count: 0 }
+/** Characters FastScan read again, from the start of a construct cut by a piece's end (tests look). */
+export const htmlRereads = { chars: 0 }
 
 export function htmlReader(
   chains: readonly Chain[],
   attr: string | undefined,
 ): { write(text: string): void; end(): string[] } {
   const out: string[] = []
-  const p = plan(chains, attr === undefined ? undefined : attr.toLowerCase())
-  let fast: FastScan | null = new FastScan(new Scan(p, [], 0, out))
+  const p = planOf(chains, attr === undefined ? undefined : attr.toLowerCase())
+  let fast: FastScan | null = new FastScan(new Scan(p, [], 0, out), p)
   let seen: string[] = []
   let slow: Scan | null = null
   const fallback = () => {
@@ -186,6 +198,8 @@ interface Plan {
   attr: string | undefined
   /** The attributes any compound tests, and `attr`: no other value is sliced. */
   wanted: Set<string>
+  /** The same as a list, when all of them are ASCII (FastScan compares them in place). */
+  wantedAscii: string[] | null
   /** The tags a subject can have (null: any). */
   subjects: Set<string> | null
 }
@@ -200,7 +214,24 @@ function plan(chains: readonly Chain[], attr: string | undefined): Plan {
     if (tag === null) subjects = null
     else subjects?.add(tag)
   }
-  return { chains, attr, wanted, subjects }
+  const list = [...wanted]
+  const wantedAscii = list.every(isAscii) ? list : null
+  return { chains, attr, wanted, wantedAscii, subjects }
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false
+  return true
+}
+
+/** A route's plan, made on its first answer (a route's chains live as long as its config). */
+const PLANS = new WeakMap<readonly Chain[], Map<string | undefined, Plan>>()
+function planOf(chains: readonly Chain[], attr: string | undefined): Plan {
+  let byAttr = PLANS.get(chains)
+  if (byAttr === undefined) PLANS.set(chains, (byAttr = new Map()))
+  let p = byAttr.get(attr)
+  if (p === undefined) byAttr.set(attr, (p = plan(chains, attr)))
+  return p
 }
 
 // The tree rules of htmlparser2's Parser (12.x), which this layer replaces.
@@ -327,19 +358,50 @@ const F_VOID = 1
 const F_REPARSED = 2
 /** Opens or closes a foreign context: svg, math, or an HTML integration point. */
 const F_CONTEXT = 4
-interface NameInfo {
+/** Its content is text up to its end tag (outside svg and math), as the Tokenizer reads it. */
+const F_TEXT_ONLY = 8
+/** Everything after it is text: FastScan leaves the page to the Tokenizer. */
+const F_PLAINTEXT = 16
+/** `image`, which the tree calls `img` in HTML. */
+const F_IMAGE = 32
+/** Elements whose content the Tokenizer reads as text up to their end tag (outside svg and math). */
+const TEXT_ONLY = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes'])
+
+/** A lower-cased tag name with what the tree rules know of it, looked up once. */
+interface Tag {
+  name: string
   flags: number
+  /** The open elements a start tag of this name closes first (implied end tags). */
   closes: Set<string> | undefined
 }
-const INFO = new Map<string, NameInfo>()
-for (const name of new Set([...IMPLIES_CLOSE.keys(), ...VOID, ...REPARSED, ...INTEGRATION, 'svg', 'math']))
-  INFO.set(name, {
+const KNOWN = new Map<string, Tag>()
+for (const name of new Set([
+  ...IMPLIES_CLOSE.keys(),
+  ...VOID,
+  ...REPARSED,
+  ...INTEGRATION,
+  ...TEXT_ONLY,
+  'svg',
+  'math',
+  'plaintext',
+  'image',
+]))
+  KNOWN.set(name, {
+    name,
     flags:
       (VOID.has(name) ? F_VOID : 0) |
       (REPARSED.has(name) ? F_REPARSED : 0) |
-      (INTEGRATION.has(name) || name === 'svg' || name === 'math' ? F_CONTEXT : 0),
+      (INTEGRATION.has(name) || name === 'svg' || name === 'math' ? F_CONTEXT : 0) |
+      (TEXT_ONLY.has(name) ? F_TEXT_ONLY : 0) |
+      (name === 'plaintext' ? F_PLAINTEXT : 0) |
+      (name === 'image' ? F_IMAGE : 0),
     closes: IMPLIES_CLOSE.get(name),
   })
+
+function tagOf(name: string): Tag {
+  return KNOWN.get(name) ?? { name, flags: 0, closes: undefined }
+}
+const P_TAG = tagOf('p')
 
 /** One reading of a page (or of markup found in a comment or a script): Tokenizer callbacks. */
 class Scan {
@@ -350,6 +412,8 @@ class Scan {
   /** Elements below this index are the outer page's (markup in a comment or script): never closed here. */
   private readonly base: number
   private readonly foreign: number[] = [HTML]
+  /** The top of `foreign` is HTML (asked at every tag). */
+  private inHtml = true
   /** The tag being opened ('' when ignored: a form in a form), and its element. */
   private tagname = ''
   private current: Element | null = null
@@ -403,11 +467,11 @@ class Scan {
   }
 
   isInForeignContext(): boolean {
-    return this.foreign[this.foreign.length - 1] !== HTML
+    return !this.inHtml
   }
 
-  private readTagName(start: number, end: number): string {
-    const name = this.slice(start, end).toLowerCase()
+  /** A tag's name as the tree knows it: lower-cased by the caller, then svg's camelCase, `image`. */
+  private tagName(name: string): string {
     const context = this.foreign[this.foreign.length - 1]
     if (context === SVG) return SVG_NAMES.get(name) ?? name
     if (context === HTML) return name === 'image' ? 'img' : name
@@ -443,18 +507,29 @@ class Scan {
 
   onopentagname(start: number, end: number): void {
     this.flush()
-    this.emitOpenTag(this.readTagName(start, end))
+    this.emitOpenTag(tagOf(this.tagName(this.slice(start, end).toLowerCase())))
   }
 
-  private emitOpenTag(name: string): void {
+  /** FastScan: a start tag, its name lower-cased. */
+  openTag(tag: Tag): void {
+    this.flush()
+    this.emitOpenTag(this.asNamed(tag))
+  }
+
+  /** `tag` as the tree knows it here (see tagName): itself but in svg and math, and for `image`. */
+  private asNamed(tag: Tag): Tag {
+    if (this.inHtml && (tag.flags & F_IMAGE) === 0) return tag
+    const name = this.tagName(tag.name)
+    return name === tag.name ? tag : tagOf(name)
+  }
+
+  private emitOpenTag(tag: Tag): void {
+    const { name, flags, closes } = tag
     if (name === 'form' && this.opened('form') >= 0) {
       this.tagname = ''
       this.current = null
       return
     }
-    const info = INFO.get(name)
-    const flags = info === undefined ? 0 : info.flags
-    const closes = info?.closes
     if (closes)
       while (this.stack.length > this.base && closes.has((this.stack[this.stack.length - 1] as Element).name))
         this.popElement()
@@ -462,7 +537,10 @@ class Scan {
     this.current = { name, flags, attribs: null }
     if ((flags & F_VOID) === 0) {
       this.stack.push(this.current)
-      if (flags & F_CONTEXT) this.foreign.push(name === 'svg' ? SVG : name === 'math' ? MATHML : HTML)
+      if (flags & F_CONTEXT) {
+        this.foreign.push(name === 'svg' ? SVG : name === 'math' ? MATHML : HTML)
+        this.inHtml = name !== 'svg' && name !== 'math'
+      }
     }
   }
 
@@ -485,12 +563,17 @@ class Scan {
   }
 
   onattribend(): void {
-    if (!this.attribWanted || this.current === null) return
+    if (!this.attribWanted) return
     this.attribWanted = false
+    this.attribute(this.attribname, this.attribvalue)
+  }
+
+  /** An attribute of the tag being opened that the plan wants (FastScan reads no other). */
+  attribute(name: string, raw: string): void {
+    if (this.current === null) return
     const attribs = (this.current.attribs ??= {})
-    if (Object.hasOwn(attribs, this.attribname)) return
-    const v = this.attribvalue
-    attribs[this.attribname] = v.includes('&') ? decodeHTMLAttribute(v) : v
+    if (Object.hasOwn(attribs, name)) return
+    attribs[name] = raw.includes('&') ? decodeHTMLAttribute(raw) : raw
   }
 
   onopentagend(): void {
@@ -543,7 +626,10 @@ class Scan {
 
   private popElement(): void {
     const e = this.stack.pop() as Element
-    if (e.flags & F_CONTEXT) this.foreign.pop()
+    if (e.flags & F_CONTEXT) {
+      this.foreign.pop()
+      this.inHtml = this.foreign[this.foreign.length - 1] === HTML
+    }
     this.closes(e)
   }
 
@@ -555,13 +641,18 @@ class Scan {
   }
 
   onclosetag(start: number, end: number): void {
+    this.closeTag(tagOf(this.slice(start, end).toLowerCase()))
+  }
+
+  /** FastScan: an end tag, its name lower-cased. */
+  closeTag(lower: Tag): void {
     this.flush()
-    const name = this.readTagName(start, end)
-    if (!VOID.has(name)) {
+    const { name, flags } = this.asNamed(lower)
+    if ((flags & F_VOID) === 0) {
       const at = this.opened(name)
       if (at >= 0) while (this.stack.length > at) this.popElement()
       else if (name === 'p') {
-        this.emitOpenTag('p')
+        this.emitOpenTag(P_TAG)
         this.onselfclosingtagImplied('p')
       }
     } else if (name === 'br') {
@@ -617,8 +708,58 @@ const SQ = 0x27
 const isWhitespace = (c: number) => c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0c || c === 0x0d
 const isAlpha = (c: number) => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a
 const isEndOfTag = (c: number) => isWhitespace(c) || c === SLASH || c === GT
-/** Elements whose content the Tokenizer reads as text up to their end tag (outside svg and math). */
-const TEXT_ONLY = new Set(['script', 'style', 'title', 'textarea', 'xmp', 'iframe', 'noembed', 'noframes'])
+/**
+ * A start tag's attributes while FastScan reads it: per attribute name start, name end, value
+ * start, value end (-1: none). One for all readers: a tag is read in one synchronous call.
+ */
+let MARKS = new Int32Array(64)
+
+/**
+ * Tags by name, the same object each time a name comes again (a page repeats a few dozen
+ * names): no slice and no lookup per tag. A direct-mapped cache of a fixed size (a page of
+ * invented names only evicts); ASCII names only (others are lower-cased by toLowerCase, as the
+ * Tokenizer's reader does).
+ */
+const TAGS: (Tag | undefined)[] = new Array<Tag | undefined>(1024).fill(undefined)
+
+function tagAt(s: string, start: number, end: number): Tag {
+  let h = end - start
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x80) return tagOf(s.slice(start, end).toLowerCase())
+    h = (Math.imul(h, 31) + (c >= 0x41 && c <= 0x5a ? c + 32 : c)) | 0
+  }
+  const slot = (h ^ (h >>> 10)) & 1023
+  const known = TAGS[slot]
+  if (known !== undefined && sameLower(s, start, end, known.name)) return known
+  const tag = tagOf(s.slice(start, end).toLowerCase())
+  TAGS[slot] = tag
+  return tag
+}
+
+/** Is s[start, end) `lower` but for ASCII case? */
+function sameLower(s: string, start: number, end: number, lower: string): boolean {
+  if (lower.length !== end - start) return false
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i)
+    if ((c >= 0x41 && c <= 0x5a ? c + 32 : c) !== lower.charCodeAt(i - start)) return false
+  }
+  return true
+}
+
+/**
+ * Which of the plan's (ASCII) attribute names s[start, end) is, if any; a name with other
+ * characters is lower-cased as the Tokenizer's reader does (`\u212A`, the Kelvin sign, is `k`).
+ */
+function wantedName(s: string, start: number, end: number, plan: Plan): string | null {
+  for (const name of plan.wantedAscii as string[]) if (sameLower(s, start, end, name)) return name
+  for (let i = start; i < end; i++)
+    if (s.charCodeAt(i) >= 0x80) {
+      const name = s.slice(start, end).toLowerCase()
+      return plan.wanted.has(name) ? name : null
+    }
+  return null
+}
 
 /**
  * The Tokenizer's reading of ordinary markup, jumping from `<` to `<` with indexOf and calling
@@ -633,13 +774,27 @@ class FastScan {
   private buf = ''
   private offset = 0
   /** The text-only element being read (its content is text up to `</name`). */
-  private textOnly: string | null = null
+  private textOnly: Tag | null = null
+  /**
+   * A construct cut by the end of a piece is read again from its start: not before the text
+   * held has doubled, so that one cut across a thousand pieces (a long attribute value or
+   * comment) costs a few readings, not a thousand.
+   */
+  private waitFor = 0
 
-  constructor(private readonly scan: Scan) {}
+  constructor(
+    private readonly scan: Scan,
+    private readonly plan: Plan,
+  ) {}
 
   write(text: string): boolean {
-    this.buf = this.buf === '' ? text : this.buf + text
-    return this.run(false)
+    const held = this.buf.length
+    this.buf = held === 0 ? text : this.buf + text
+    if (this.buf.length < this.waitFor) return true
+    htmlRereads.chars += held
+    const ok = this.run(false)
+    this.waitFor = this.buf.length * 2
+    return ok
   }
 
   end(): boolean {
@@ -657,7 +812,7 @@ class FastScan {
     let i = 0
     while (i < n) {
       if (this.textOnly !== null) {
-        const name = this.textOnly
+        const name = this.textOnly.name
         const len = name.length
         let j = i
         let found = -1
@@ -684,12 +839,13 @@ class FastScan {
           if (final) return false
           break
         }
+        scan.closeTag(this.textOnly)
         this.textOnly = null
-        scan.onclosetag(o + found + 2, o + found + 2 + len)
         i = gt + 1
         continue
       }
-      const lt = s.indexOf('<', i)
+      // (Tags often follow each other: look at the next character before searching.)
+      const lt = i < n && s.charCodeAt(i) === LT ? i : s.indexOf('<', i)
       if (lt < 0) {
         scan.ontext(o + i, o + n)
         i = n
@@ -715,12 +871,12 @@ class FastScan {
         if (!isAlpha(s.charCodeAt(lt + 2))) return false
         let k = lt + 3
         while (k < n && !isEndOfTag(s.charCodeAt(k))) k++
-        const gt = k < n ? s.indexOf('>', k) : -1
+        const gt = k >= n ? -1 : s.charCodeAt(k) === GT ? k : s.indexOf('>', k)
         if (gt < 0) {
           if (final) return false
           break
         }
-        scan.onclosetag(o + lt + 2, o + k)
+        scan.closeTag(tagAt(s, lt + 2, k))
         i = gt + 1
       } else if (c === BANG) {
         if (s.startsWith('<!--', lt)) {
@@ -766,17 +922,16 @@ class FastScan {
     return true
   }
 
-  /** A start tag's attributes: per attribute name start, name end, value start, value end (-1: none). */
-  private marks = new Int32Array(64)
+  /** How many of MARKS the start tag being read uses. */
   private count = 0
 
   private mark(a: number, b: number, c: number, d: number): void {
-    if (this.count + 4 > this.marks.length) {
-      const grown = new Int32Array(this.marks.length * 2)
-      grown.set(this.marks)
-      this.marks = grown
+    if (this.count + 4 > MARKS.length) {
+      const grown = new Int32Array(MARKS.length * 2)
+      grown.set(MARKS)
+      MARKS = grown
     }
-    const m = this.marks
+    const m = MARKS
     m[this.count] = a
     m[this.count + 1] = b
     m[this.count + 2] = c
@@ -849,22 +1004,24 @@ class FastScan {
     // Complete: now what the Tokenizer would have called.
     const o = this.offset
     const scan = this.scan
-    let special: string | null = null
-    const first = s.charCodeAt(lt + 1) | 0x20
-    // s, t, x, i, n, p: the first letters of the text-only elements and plaintext.
-    if (
-      (first === 0x73 || first === 0x74 || first === 0x78 || first === 0x69 || first === 0x6e || first === 0x70) &&
-      !scan.isInForeignContext()
-    ) {
-      const name = s.slice(lt + 1, nameEnd).toLowerCase()
-      if (name === 'plaintext') return -2
-      if (TEXT_ONLY.has(name)) special = name
+    const tag = tagAt(s, lt + 1, nameEnd)
+    let special: Tag | null = null
+    if ((tag.flags & (F_TEXT_ONLY | F_PLAINTEXT)) !== 0 && !scan.isInForeignContext()) {
+      if (tag.flags & F_PLAINTEXT) return -2
+      special = tag
     }
-    scan.onopentagname(o + lt + 1, o + nameEnd)
-    const marks = this.marks
+    scan.openTag(tag)
+    const marks = MARKS
+    const inPlace = this.plan.wantedAscii !== null
     for (let m = 0; m < this.count; m += 4) {
-      scan.onattribname(o + (marks[m] as number), o + (marks[m + 1] as number))
       const v = marks[m + 2] as number
+      if (inPlace) {
+        // Only the attributes a selector names are read at all.
+        const w = wantedName(s, marks[m] as number, marks[m + 1] as number, this.plan)
+        if (w !== null) scan.attribute(w, v >= 0 ? s.slice(v, marks[m + 3]) : '')
+        continue
+      }
+      scan.onattribname(o + (marks[m] as number), o + (marks[m + 1] as number))
       if (v >= 0) scan.onattribdata(o + v, o + (marks[m + 3] as number))
       scan.onattribend()
     }
