@@ -1,12 +1,14 @@
 // One observation's cost grows linearly with the ids it carries and the log it meets: ten times
 // the work takes about ten times as long (a quadratic step would take a hundred). Only ratios
-// are asserted, never a time, and each is the best of a few runs: the machine may be busy.
+// are asserted, never a time, and each is the best of a few runs: the machine may be busy (a
+// loaded 2-core CI machine measured 42× once, garbage collection of the million ids included;
+// the bound sits halfway between linear and quadratic).
 import { describe, expect, it } from 'vitest'
 import { buildPolicy, type ActionName } from '../../src/engine/policy.js'
 import { MemoryStore } from '../../src/store/memory.js'
 
 const DAY = 86_400_000
-const BOUND = 30
+const BOUND = 50
 
 const policyOf = (max: number, action: ActionName = 'log') =>
   buildPolicy('bulk', [{ kind: 'distinctRecords', windowMs: DAY, max, action }], false)
@@ -19,7 +21,7 @@ const idsOf = (prefix: string, n: number, distinct = n) =>
  * Milliseconds of the fastest of `runs` observations of `records` against a fresh account,
  * after `before` (not timed) has filled its log; and that observation's result.
  */
-function time(policy: ReturnType<typeof policyOf>, records: string[], before: string[] = [], runs = 3) {
+function time(policy: ReturnType<typeof policyOf>, records: string[], before: string[] = [], runs = 5) {
   let best = Infinity
   let result
   for (let r = 0; r < runs; r++) {
