@@ -22,9 +22,13 @@ export type ReadResult =
  * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
  * other chunk as it arrives; false stops reading, `busy`. `feed` sees each chunk as it is
  * held; an UninspectableError from it stops reading (`problem`). An error of the stream itself
- * is thrown as BrokenBodyError.
+ * (or its end before the last byte) is thrown as BrokenBodyError.
+ *
+ * Read with 'data' listeners and one promise a body, not an async iterator: the iterator's
+ * generator, end-of-stream watcher and promise per chunk cost more than the rest of reading a
+ * small answer. A body left unread (past the cap) is paused, and `rest()` reads it on.
  */
-export async function readCapped(
+export function readCapped(
   stream: Readable,
   cap: number,
   expectedLength?: number,
@@ -34,51 +38,86 @@ export async function readCapped(
   // Known length within the cap: one buffer, filled in place (one copy of the body). A body
   // that turns out longer than declared goes on in `chunks`.
   const known = expectedLength !== undefined && expectedLength <= cap
-  const iterator = stream[Symbol.asyncIterator]()
   if (known && take && !take(expectedLength))
-    return { complete: false, busy: true, head: [], rest: () => Readable.from(resume([], iterator)) }
+    return Promise.resolve({ complete: false, busy: true, head: [], rest: () => continued([], stream) })
+  // (A body someone has read to its end already gives no more events: it is empty here.)
+  if (stream.readableEnded) return Promise.resolve({ complete: true, body: Buffer.alloc(0) })
+  if (stream.errored || stream.destroyed)
+    return Promise.reject(new BrokenBodyError(stream.errored ?? new Error('body stream destroyed before it was read')))
   const prealloc = known ? Buffer.allocUnsafe(expectedLength) : null
   let filled = 0
   const chunks: Buffer[] = []
   let size = 0
-  for (;;) {
-    let next: IteratorResult<Buffer | string>
-    try {
-      next = (await iterator.next()) as IteratorResult<Buffer | string>
-    } catch (err) {
-      throw new BrokenBodyError(err)
+  const held = () => [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks]
+  return new Promise<ReadResult>((resolve, reject) => {
+    const done = () => {
+      stream.off('data', onData)
+      stream.off('end', onEnd)
+      stream.off('error', onError)
+      stream.off('close', onClose)
     }
-    const { value, done } = next
-    if (done) break
-    const chunk = typeof value === 'string' ? Buffer.from(value) : value
-    const inPlace = prealloc !== null && chunks.length === 0 && filled + chunk.length <= prealloc.length
-    const busy = !inPlace && take !== undefined && size + chunk.length <= cap && !take(chunk.length)
-    if (busy || size + chunk.length > cap) {
-      // Stop pulling: the caller forwards the whole body (rest) or destroys the stream.
-      const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks, chunk]
-      return { complete: false, ...(busy ? { busy } : {}), head, rest: () => Readable.from(resume(head, iterator)) }
+    /** Stop pulling: the caller forwards the whole body (rest) or destroys the stream. */
+    const unread = (result: ReadResult) => {
+      done()
+      stream.pause()
+      resolve(result)
     }
-    if (inPlace) {
-      chunk.copy(prealloc, filled)
-      filled += chunk.length
-    } else {
-      chunks.push(chunk)
-    }
-    size += chunk.length
-    if (feed) {
+    const onData = (value: Buffer | string) => {
+      const chunk = typeof value === 'string' ? Buffer.from(value) : value
+      const inPlace = prealloc !== null && chunks.length === 0 && filled + chunk.length <= prealloc.length
+      const busy = !inPlace && take !== undefined && size + chunk.length <= cap && !take(chunk.length)
+      if (busy || size + chunk.length > cap) {
+        const head = [...held(), chunk]
+        return unread({ complete: false, ...(busy ? { busy } : {}), head, rest: () => continued(head, stream) })
+      }
+      if (inPlace) {
+        chunk.copy(prealloc, filled)
+        filled += chunk.length
+      } else {
+        chunks.push(chunk)
+      }
+      size += chunk.length
+      if (!feed) return
       try {
         // The held bytes themselves: whatever keeps them (a JSON reader) keeps no second copy.
         feed(inPlace ? prealloc.subarray(filled - chunk.length, filled) : chunk)
       } catch (err) {
-        if (!(err instanceof UninspectableError)) throw err
-        const head = [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks]
-        return { complete: false, problem: err.message, head, rest: () => Readable.from(resume(head, iterator)) }
+        if (!(err instanceof UninspectableError)) {
+          done()
+          stream.pause()
+          return reject(err)
+        }
+        const head = held()
+        unread({ complete: false, problem: err.message, head, rest: () => continued(head, stream) })
       }
     }
-  }
-  if (prealloc && filled === prealloc.length && chunks.length === 0) return { complete: true, body: prealloc }
-  const parts = prealloc && filled > 0 ? [prealloc.subarray(0, filled), ...chunks] : chunks
-  return { complete: true, body: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size) }
+    const onEnd = () => {
+      done()
+      if (prealloc && filled === prealloc.length && chunks.length === 0)
+        return resolve({ complete: true, body: prealloc })
+      const parts = held()
+      resolve({ complete: true, body: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size) })
+    }
+    const onError = (err: Error) => {
+      done()
+      reject(new BrokenBodyError(err))
+    }
+    // Destroyed (the connection went away) without an error: the body is not whole either.
+    const onClose = () => {
+      if (stream.readableEnded) return
+      done()
+      reject(new BrokenBodyError(stream.errored ?? new Error('body stream closed before its end')))
+    }
+    stream.on('data', onData)
+    stream.on('end', onEnd)
+    stream.on('error', onError)
+    stream.on('close', onClose)
+  })
+}
+
+/** What was held, then the rest of the (paused) stream, as one stream. */
+function continued(head: Buffer[], stream: Readable): Readable {
+  return Readable.from(resume(head, stream[Symbol.asyncIterator]()))
 }
 
 async function* resume(head: Buffer[], iterator: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {
