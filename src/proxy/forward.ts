@@ -58,42 +58,49 @@ export class Forwarder {
   forward(request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw
     const hooks = this.#hooks
+    const sent = performance.now()
+    this.#pool.request(this.#requestOf(request), (err, res) => {
+      if (err) {
+        if (!reply.sent) hooks.failed(reply, upstreamError(err))
+        return
+      }
+      hooks.answered(request, res.statusCode, performance.now() - sent)
+      // The client left while the upstream thought: drop the answer, free the connection.
+      if (reply.raw.destroyed) {
+        res.body.destroy()
+        return
+      }
+      // An HTTP/1 connection cannot be reused until the request body was read: the upstream
+      // answered early, so close ours after this answer.
+      if (!raw.complete) void reply.header('connection', 'close')
+      try {
+        hooks.send(request, reply, {
+          status: res.statusCode,
+          headers: copyWithout(res.headers, HOP_BY_HOP),
+          body: res.body,
+        })
+      } catch (error) {
+        // A status or header Node will not send (undici's parser lets through what HTTP
+        // allows, Node's writer is stricter): the answer cannot be passed on as it is.
+        res.body.destroy()
+        if (!reply.sent) hooks.failed(reply, upstreamError(error as Error))
+      }
+    })
+  }
+
+  /** The request as the upstream gets it (the path is canonical already: admit rewrote it). */
+  #requestOf(request: FastifyRequest): Dispatcher.DispatchOptions {
+    const raw = request.raw
     const method = request.method
     const body = request.body as Readable | undefined
-    const sent = performance.now()
-    this.#pool.request(
-      {
-        method: method as Dispatcher.HttpMethod,
-        path: raw.url ?? '/',
-        headers: forwardedFor(raw, requestHeaders(raw.headers, this.#host), hooks.config()),
-        // GET and HEAD bodies are not forwarded (Fastify does not read them either): what a
-        // server does with one differs, so the upstream never sees one.
-        body: body === undefined || method === 'GET' || method === 'HEAD' ? null : body,
-      },
-      (err, res) => {
-        if (err) {
-          if (!reply.sent) hooks.failed(reply, upstreamError(err))
-          return
-        }
-        hooks.answered(request, res.statusCode, performance.now() - sent)
-        // The client left while the upstream thought: drop the answer, free the connection.
-        if (reply.raw.destroyed) {
-          res.body.destroy()
-          return
-        }
-        // An HTTP/1 connection cannot be reused until the request body was read: the upstream
-        // answered early, so close ours after this answer.
-        if (!raw.complete) void reply.header('connection', 'close')
-        try {
-          hooks.send(request, reply, { status: res.statusCode, headers: withoutHopByHop(res.headers), body: res.body })
-        } catch (error) {
-          // A status or header Node will not send (undici's parser lets through what HTTP
-          // allows, Node's writer is stricter): the answer cannot be passed on as it is.
-          res.body.destroy()
-          if (!reply.sent) hooks.failed(reply, upstreamError(error as Error))
-        }
-      },
-    )
+    return {
+      method: method as Dispatcher.HttpMethod,
+      path: raw.url ?? '/',
+      headers: forwardedFor(raw, requestHeaders(raw.headers, this.#host), this.#hooks.config()),
+      // GET and HEAD bodies are not forwarded (Fastify does not read them either): what a
+      // server does with one differs, so the upstream never sees one.
+      body: body === undefined || method === 'GET' || method === 'HEAD' ? null : body,
+    }
   }
 
   /**
@@ -106,72 +113,62 @@ export class Forwarder {
     const raw = request.raw
     const res = reply.raw
     const hooks = this.#hooks
-    const method = request.method
-    const body = request.body as Readable | undefined
     const sent = performance.now()
     let abort: ((err?: Error) => void) | null = null
     let started = false
-    this.#pool.dispatch(
-      {
-        method: method as Dispatcher.HttpMethod,
-        path: raw.url ?? '/',
-        headers: forwardedFor(raw, requestHeaders(raw.headers, this.#host), hooks.config()),
-        body: body === undefined || method === 'GET' || method === 'HEAD' ? null : body,
+    this.#pool.dispatch(this.#requestOf(request), {
+      onConnect(abortRequest) {
+        abort = abortRequest
+        // The client left while the upstream thought: drop the answer, free the connection.
+        if (res.destroyed) abortRequest()
       },
-      {
-        onConnect(abortRequest) {
-          abort = abortRequest
-          // The client left while the upstream thought: drop the answer, free the connection.
-          if (res.destroyed) abortRequest()
-        },
-        onHeaders(status, rawHeaders, resume) {
-          // An informational answer (102, 103 Early Hints) before the real one: not passed on
-          // (the final answer's headers are what the client acts on), as undici's request() does.
-          if (status < 200) return true
-          hooks.answered(request, status, performance.now() - sent)
-          if (res.destroyed) {
-            abort?.()
-            return false
-          }
-          const headers = answerHeaders(rawHeaders, reply)
-          // An HTTP/1 connection cannot be reused until the request body was read: the
-          // upstream answered early, so close ours after this answer.
-          if (!raw.complete) headers.push('connection', 'close')
-          try {
-            res.writeHead(status, headers)
-          } catch (err) {
-            // A status or header Node will not write (undici's parser lets through what HTTP
-            // allows, Node's writer is stricter): nothing went out; answer 502 instead.
-            for (const name of res.getHeaderNames()) res.removeHeader(name)
-            abort?.()
-            hooks.failed(reply, upstreamError(err as Error))
-            return false
-          }
-          started = true
-          reply.hijack()
-          res.on('drain', () => resume())
-          res.once('close', () => {
-            if (!res.writableFinished) abort?.()
-          })
-          return true
-        },
-        onData(chunk) {
-          return res.write(chunk)
-        },
-        onComplete() {
-          res.end()
-        },
-        onError(err) {
-          if (!started) {
-            if (!reply.sent) hooks.failed(reply, upstreamError(err))
-            return
-          }
-          // The answer broke off mid-body: the client must not take a part for the whole.
-          reply.log.warn({ event: 'sluice.upstream_error', err: err.message }, 'upstream answer broke off')
-          res.destroy()
-        },
+      onHeaders(status, rawHeaders, resume) {
+        // An informational answer (102, 103 Early Hints) before the real one: not passed on
+        // (the final answer's headers are what the client acts on), as undici's request() does.
+        if (status < 200) return true
+        hooks.answered(request, status, performance.now() - sent)
+        if (res.destroyed) {
+          abort?.()
+          return false
+        }
+        const headers = answerHeaders(rawHeaders, reply)
+        // An HTTP/1 connection cannot be reused until the request body was read: the
+        // upstream answered early, so close ours after this answer.
+        if (!raw.complete) headers.push('connection', 'close')
+        try {
+          res.writeHead(status, headers)
+        } catch (err) {
+          // A status or header Node will not write (undici's parser lets through what HTTP
+          // allows, Node's writer is stricter): nothing went out; answer 502 instead.
+          for (const name of res.getHeaderNames()) res.removeHeader(name)
+          abort?.()
+          hooks.failed(reply, upstreamError(err as Error))
+          return false
+        }
+        started = true
+        reply.hijack()
+        res.on('drain', () => resume())
+        res.once('close', () => {
+          if (!res.writableFinished) abort?.()
+        })
+        return true
       },
-    )
+      onData(chunk) {
+        return res.write(chunk)
+      },
+      onComplete() {
+        res.end()
+      },
+      onError(err) {
+        if (!started) {
+          if (!reply.sent) hooks.failed(reply, upstreamError(err))
+          return
+        }
+        // The answer broke off mid-body: the client must not take a part for the whole.
+        reply.log.warn({ event: 'sluice.upstream_error', err: err.message }, 'upstream answer broke off')
+        res.destroy()
+      },
+    })
   }
 
   close(): Promise<void> {
@@ -211,11 +208,6 @@ function requestHeaders(headers: IncomingHttpHeaders, host: string): IncomingHtt
   return out
 }
 
-/** The upstream's headers as the client gets them. */
-export function withoutHopByHop(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  return copyWithout(headers, HOP_BY_HOP)
-}
-
 /**
  * The upstream's raw header lines as Node's writeHead takes them (a flat name, value list),
  * without hop-by-hop headers, with headers sluice set on the reply before forwarding (a
@@ -227,10 +219,7 @@ function answerHeaders(rawHeaders: Buffer[], reply: FastifyReply): string[] {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as Buffer).toString('latin1')
     const lower = name.toLowerCase()
-    if (lower === 'connection') {
-      const value = (rawHeaders[i + 1] as Buffer).toString('latin1').toLowerCase()
-      if (value !== 'keep-alive' && value !== 'close') named = value.split(',').map((h) => h.trim())
-    }
+    if (lower === 'connection') named = namedBy((rawHeaders[i + 1] as Buffer).toString('latin1'))
     if (HOP_BY_HOP.has(lower)) continue
     out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'))
   }
@@ -255,20 +244,23 @@ function answerHeaders(rawHeaders: Buffer[], reply: FastifyReply): string[] {
  */
 function copyWithout(headers: IncomingHttpHeaders, drop: ReadonlySet<string>): IncomingHttpHeaders {
   const connection = headers.connection
-  // `keep-alive` and `close`, by far the usual values, name nothing beyond the hop-by-hop set.
-  const named =
-    typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
-      ? connection
-          .toLowerCase()
-          .split(',')
-          .map((h) => h.trim())
-      : null
+  const named = typeof connection === 'string' ? namedBy(connection) : null
   const out: IncomingHttpHeaders = {}
   for (const name in headers) {
     if (drop.has(name) || (named !== null && named.includes(name))) continue
     out[name] = headers[name]
   }
   return out
+}
+
+/** The headers a Connection header names: they describe this hop only (RFC 9110 §7.6.1). */
+function namedBy(connection: string): string[] | null {
+  // `keep-alive` and `close`, by far the usual values, name nothing beyond the hop-by-hop set.
+  if (connection === 'keep-alive' || connection === 'close') return null
+  return connection
+    .toLowerCase()
+    .split(',')
+    .map((h) => h.trim())
 }
 
 /**

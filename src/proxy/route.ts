@@ -7,12 +7,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { admit } from '../exchange/admit.js'
 import { answered, needsAnswer } from '../exchange/answer.js'
 import { needsBody, readRequestBody } from '../exchange/body.js'
-import { CONTINUE, REPLIED, type Next } from '../exchange/exchange.js'
+import { CONTINUE, REPLIED, type Exchange, type Next } from '../exchange/exchange.js'
 import type { Runtime } from '../runtime.js'
 import type { Answer, Forwarder } from './forward.js'
 
 /** The methods forwarded (as @fastify/http-proxy did); any other gets Fastify's 404. */
-export const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
+const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
 export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwarder: Forwarder): void {
   // Bodies pass through as streams, whatever their type: the upstream parses them, not sluice
@@ -60,8 +60,8 @@ export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwa
 /** Pass the upstream's answer on through the answer step (forward() answers, see above). */
 export function sendAnswer(runtime: Runtime, request: FastifyRequest, reply: FastifyReply, answer: Answer): void {
   void reply.code(answer.status).headers(answer.headers)
-  const ex = request.sluiceExchange
-  if (!ex || !needsAnswer(ex)) return void reply.send(answer.body)
+  // (forward() is called only for exchanges that need their answer.)
+  const ex = request.sluiceExchange as Exchange
   answered(runtime, request, reply, answer.body, ex).then(
     (payload) => {
       // A body read whole goes out as it came: Fastify would label bytes without a

@@ -62,5 +62,5 @@ describe('shadow counts', () => {
     } finally {
       await admin.close()
     }
-  })
+  }, 60_000)
 })

@@ -76,8 +76,9 @@ async function start(file: string): Promise<{ url: string; out: () => string }> 
 
 const status = (url: string, path: string, user = 'mallory') =>
   fetch(url + path, { headers: basic(user) }).then(async (r) => (await r.arrayBuffer(), r.status))
+/** Up to 15 s: a process starting on a loaded machine may take several. */
 async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 600; i++) {
     if (check()) return
     await new Promise((r) => setTimeout(r, 25))
   }

@@ -407,7 +407,8 @@ describe('a snapshot under load', () => {
     const metrics = await metricsText()
     expect(result.errors).toBe(0)
     expect(result.non2xx).toBe(0)
-    expect(result.requests.total).toBeGreaterThan(500)
+    // A load during the snapshots, not a speed: the machine may be busy.
+    expect(result.requests.total).toBeGreaterThan(50)
     const snapshots = [...run.out().matchAll(/"outcome":"written".*?"longestSliceMs":([\d.]+)/g)].map((m) =>
       Number(m[1]),
     )
