@@ -2,7 +2,7 @@
 // its latest decisions; and the controls (unlock, reset, disable), each behind a confirmation.
 import type { AccountJson, AccountsFoundJson, AccountListJson, DisabledJson } from '../accounts.js'
 import { html, type Html } from './html.js'
-import { BASE, accountHref, meter, referenceHref, rowsHtml, when, type Cell } from './layout.js'
+import { accountHref, BASE, headHtml, meter, referenceHref, rowsHtml, when, type Cell } from './layout.js'
 import { LIST_EVERY_MS } from './pressure.js'
 
 export type Control = 'unlock' | 'reset' | 'disable'
@@ -43,14 +43,7 @@ export function accountBody(a: AccountJson, done: Control | undefined): Html {
               Route
               <code>${r.route}</code>
             </caption>
-            <thead>
-              <tr>
-                <th scope="col">Limit</th>
-                <th scope="col">Window</th>
-                <th scope="col">Count / threshold</th>
-                <th scope="col">Then</th>
-              </tr>
-            </thead>
+            ${headHtml(['Limit', 'Window', 'Count / threshold', 'Then'])}
             <tbody>
               ${r.limits.map(
                 (l) =>
@@ -68,16 +61,7 @@ export function accountBody(a: AccountJson, done: Control | undefined): Html {
     <section aria-labelledby="h-decisions">
       <h2 id="h-decisions">Latest decisions <small>this instance</small></h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Time</th>
-            <th scope="col">Route</th>
-            <th scope="col">Decision</th>
-            <th scope="col">Limit</th>
-            <th scope="col">Request</th>
-            <th scope="col">Reference</th>
-          </tr>
-        </thead>
+        ${headHtml(['Time', 'Route', 'Decision', 'Limit', 'Request', 'Reference'])}
         <tbody>
           ${rowsHtml(
             (a.decisions ?? []).map((d) => [
@@ -178,11 +162,7 @@ export function accountsBody(
               <q>${found.find}</q>${found.truncated ? ' (the first found; be more precise)' : ''}:
             </p>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Account</th>
-                </tr>
-              </thead>
+              ${headHtml(['Account'])}
               <tbody>
                 ${rowsHtml(rows, 1, 'None.')}
               </tbody>
@@ -196,13 +176,7 @@ export function accountsBody(
               }.
             </p>
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Account</th>
-                  <th scope="col">Nearest limit</th>
-                  <th scope="col">Disabled</th>
-                </tr>
-              </thead>
+              ${headHtml(['Account', 'Nearest limit', 'Disabled'])}
               <tbody>
                 ${rowsHtml(rows, 3, 'No account has counts.')}
               </tbody>

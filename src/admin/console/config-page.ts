@@ -3,7 +3,7 @@
 // Nothing else of the config is shown: it holds secrets (tokens, keys, Redis passwords).
 import type { CompiledConfig } from '../../config/compile.js'
 import { html, type Html } from './html.js'
-import { when } from './layout.js'
+import { headHtml, when } from './layout.js'
 
 export function configBody(config: CompiledConfig, loadedAt: number): Html {
   return html`<h1>Config</h1>
@@ -23,14 +23,7 @@ export function configBody(config: CompiledConfig, loadedAt: number): Html {
     <section aria-labelledby="h-routes">
       <h2 id="h-routes">Routes</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Route</th>
-            <th scope="col">Requests</th>
-            <th scope="col">Records from</th>
-            <th scope="col">Limits</th>
-          </tr>
-        </thead>
+        ${headHtml(['Route', 'Requests', 'Records from', 'Limits'])}
         <tbody>
           ${config.routes.map(
             (r) =>
@@ -54,13 +47,7 @@ export function configBody(config: CompiledConfig, loadedAt: number): Html {
         config.overrides.length === 0
           ? html`<p>None: every account has the routes' limits.</p>`
           : html`<table>
-              <thead>
-                <tr>
-                  <th scope="col">Override</th>
-                  <th scope="col">Effect</th>
-                  <th scope="col">Limits it makes</th>
-                </tr>
-              </thead>
+              ${headHtml(['Override', 'Effect', 'Limits it makes'])}
               <tbody>
                 ${config.overrides.map(
                   (o) =>

@@ -1,7 +1,7 @@
 // Grouped episodes (GET /incidents), filtered by route, decision and time.
 import type { IncidentsJson } from '../server.js'
 import { html, type Html } from './html.js'
-import { BASE, accountHref, referenceHref, rowsHtml, when } from './layout.js'
+import { accountHref, BASE, headHtml, referenceHref, rowsHtml, when } from './layout.js'
 
 export interface IncidentFilter {
   route?: string
@@ -42,18 +42,7 @@ export function incidentsBody(data: IncidentsJson, f: IncidentFilter, routes: re
       than 10 minutes apart are one row. This instance keeps the last ${data.capacity}; the audit trail keeps all.
     </p>
     <table>
-      <thead>
-        <tr>
-          <th scope="col">First</th>
-          <th scope="col">Last</th>
-          <th scope="col">Account</th>
-          <th scope="col">Route</th>
-          <th scope="col">Limit</th>
-          <th scope="col">Decision</th>
-          <th scope="col">Requests</th>
-          <th scope="col">Reference</th>
-        </tr>
-      </thead>
+      ${headHtml(['First', 'Last', 'Account', 'Route', 'Limit', 'Decision', 'Requests', 'Reference'])}
       <tbody>
         ${rowsHtml(
           shown.map((e) => [

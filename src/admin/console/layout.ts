@@ -74,6 +74,15 @@ export interface Cell {
   meter?: number
 }
 
+/** A table's head: one column header per name. */
+export function headHtml(columns: readonly string[]): Html {
+  return html`<thead>
+    <tr>
+      ${columns.map((c) => html`<th scope="col">${c}</th>`)}
+    </tr>
+  </thead>`
+}
+
 export function rowsHtml(rows: readonly (readonly Cell[])[], columns: number, empty: string): Html {
   if (rows.length === 0)
     return html`<tr>

@@ -7,7 +7,7 @@ import type { IncidentsJson, Readiness } from '../server.js'
 import type { AdminCall } from './api.js'
 import { chartModel, chartSvg, type ChartModel } from './chart.js'
 import { html, type Html } from './html.js'
-import { accountHref, referenceHref, rowsHtml, when, type Cell } from './layout.js'
+import { accountHref, headHtml, referenceHref, rowsHtml, when, type Cell } from './layout.js'
 import { LIST_EVERY_MS, type PressureCache } from './pressure.js'
 import type { DecisionRate } from './rate.js'
 
@@ -115,13 +115,7 @@ export function overviewBody(d: OverviewData): Html {
           <small>listed <span id="listed">${d.listed}</span>, at most every ${LIST_EVERY_S} s</small>
         </h2>
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Account</th>
-              <th scope="col">Nearest limit (distinct records)</th>
-              <th scope="col">Disabled</th>
-            </tr>
-          </thead>
+          ${headHtml(['Account', 'Nearest limit (distinct records)', 'Disabled'])}
           <tbody id="accounts-rows" data-empty="No account has counts.">
             ${rowsHtml(d.accounts, 3, 'No account has counts.')}
           </tbody>
@@ -139,17 +133,7 @@ export function overviewBody(d: OverviewData): Html {
     <section aria-labelledby="h-incidents">
       <h2 id="h-incidents">Latest incidents</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Last</th>
-            <th scope="col">Account</th>
-            <th scope="col">Route</th>
-            <th scope="col">Limit</th>
-            <th scope="col">Decision</th>
-            <th scope="col">Requests</th>
-            <th scope="col">Reference</th>
-          </tr>
-        </thead>
+        ${headHtml(['Last', 'Account', 'Route', 'Limit', 'Decision', 'Requests', 'Reference'])}
         <tbody id="incidents-rows" data-empty="No incident yet.">
           ${rowsHtml(d.incidents, 7, 'No incident yet.')}
         </tbody>

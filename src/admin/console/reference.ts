@@ -1,7 +1,7 @@
 // "Why was I blocked?": the reference a user read off a block page, explained.
 import type { DecisionJson } from '../decisions.js'
 import { html, type Html } from './html.js'
-import { BASE, accountHref, meter, when } from './layout.js'
+import { accountHref, BASE, headHtml, meter, when } from './layout.js'
 
 export function referenceBody(asked: string, decision: DecisionJson | undefined, problem: string | undefined): Html {
   return html`<h1>Reference lookup</h1>
@@ -47,13 +47,7 @@ function explanation(d: DecisionJson): Html {
       <caption>
         Every limit of the route at that moment (that request included)
       </caption>
-      <thead>
-        <tr>
-          <th scope="col">Limit</th>
-          <th scope="col">Window</th>
-          <th scope="col">Count / threshold</th>
-        </tr>
-      </thead>
+      ${headHtml(['Limit', 'Window', 'Count / threshold'])}
       <tbody>
         ${d.counts.map(
           (c) =>
