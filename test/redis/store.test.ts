@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { readiness } from '../../src/admin/server.js'
 import { Engine } from '../../src/engine/engine.js'
 import { buildPolicy } from '../../src/engine/policy.js'
-import { RedisStore, type FailurePolicy } from '../../src/store/redis.js'
+import { MAX_BATCH, RedisStore, type FailurePolicy } from '../../src/store/redis.js'
 import { basic, send } from '../helpers/http.js'
 import { startProxy, type RunningProxy } from '../helpers/proxy.js'
 import {
@@ -123,6 +123,37 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
     expect(m.filter((d) => d.kind === 'allow').length).toBe(30)
     // Answered in order, each its own.
     expect(m.map((d) => d.counts[0])).toEqual(Array.from({ length: 60 }, (_, i) => i + 1))
+    await store.close()
+  })
+
+  it('makes the observations of one event-loop turn in one script call (MAX_BATCH at most), each exactly', async () => {
+    const { store, engine } = await redisEngine(server.url, 'batch:')
+    const policy = buildPolicy(
+      'contact',
+      [
+        { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
+        { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
+      ],
+      false,
+    )
+    const probe = new Redis(server.url)
+    const calls = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await probe.info('commandstats'))?.[1] ?? 0)
+    await engine.observe('warm-up', policy, ['1']) // loads the script
+    await probe.config('RESETSTAT')
+    const n = MAX_BATCH + 60
+    const all = await Promise.all(Array.from({ length: n }, (_, i) => engine.observe('mallory', policy, [String(i)])))
+    expect(await calls()).toBe(2) // MAX_BATCH, then the other 60
+    expect(all.map((d) => d.counts[0])).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+    expect(all.filter((d) => d.kind === 'allow').length).toBe(30)
+    // An observation that fails (a key of the wrong type) gets the failure policy; the rest of
+    // its batch is answered.
+    await probe.set(store.keys('broken', 'contact')[0] as string, 'not a sorted set')
+    const [a, broken, b] = await Promise.all(
+      ['a', 'broken', 'b'].map((account) => engine.observe(account, policy, ['1'])),
+    )
+    expect(broken?.kind).toBe('unavailable')
+    expect([a?.kind, b?.kind, a?.counts[0], b?.counts[0]]).toEqual(['allow', 'allow', 1, 1])
+    probe.disconnect()
     await store.close()
   })
 
