@@ -47,6 +47,7 @@
 -- The observation being made: set by observe(), read by the helpers below.
 local now, serverClock, passes, worstSev, worstIdx
 local serverNow, specs = nil, {}
+local NEVER = -math.huge
 
 local function disabledUntil(key)
   local v = redis.call('GET', key)
@@ -150,27 +151,19 @@ local function observe(k, a, n)
     worstSev, worstIdx, earlier = tonumber(sev), tonumber(idx), true
   end
 
-  local parts = {}
-  local out = {}
-  local counts = {}
-  do
-    local at = 3
-    for p = 1, P do
-      local L = spec[at + 6]
-      parts[p] = at
-      at = at + 7 + 5 * L
-    end
-  end
+  -- The reply: its head is filled in at the end, each limit's count (out[7 + c + i]) as it is
+  -- counted. What the write step needs of each part is kept in st[4p - 3 .. 4p].
+  local out = { 0, 0, 0, 0, 0, 0, 0 }
+  local st = {}
 
   -- Requests are a sorted set of their times, so every window is one ZCOUNT (O(log n)) rather
   -- than reading the whole log into Lua: a busy log is as cheap as an idle one. A member is its
   -- time, with ":0001", ":0002"… for more requests in the same millisecond (fixed width, so the
   -- newest sorts last among equal scores). Every window counts at most reqCap (what the largest
   -- request limit needs): when the longest window holds more, the log keeps its newest reqCap.
-  local nows, distTops, longCounts, partRecords = {}, {}, {}, {}
   local c = 0
+  local at = 3
   for p = 1, P do
-    local at = parts[p]
     local owner, accounts, reqCap, distCap = spec[at], spec[at + 1] == 1, spec[at + 2], spec[at + 3]
     local longestDist, longestReq, L = spec[at + 4], spec[at + 5], spec[at + 6]
     local req, dist = KEYS[k + 2 * O + 2 * p - 1], KEYS[k + 2 * O + 2 * p]
@@ -182,7 +175,7 @@ local function observe(k, a, n)
     if stopped then rs = {}
     elseif accounts then rs = countRequest and { account } or {}
     else rs = records end
-    partRecords[p] = rs
+    st[4 * p] = rs
     -- A part's window clock never runs backwards.
     local t = now
     local reqTopScore, reqSeq, distTop
@@ -208,7 +201,7 @@ local function observe(k, a, n)
     end
     -- Numbers go to Redis as strings formatted here: cheaper than redis.call's own conversion.
     local ts = string.format('%d', t)
-    nows[p], distTops[p] = ts, distTop
+    st[4 * p - 3], st[4 * p - 2], st[4 * p - 1] = ts, distTop or false, false
     if hasReq then
       if countRequest then
         local member = ts
@@ -222,7 +215,7 @@ local function observe(k, a, n)
           local n = redis.call('ZCOUNT', req, string.format('(%d', t - spec[o + 1]), '+inf')
           if n > longest then longest = n end
           if n > reqCap then n = reqCap end
-          counts[c + i] = n
+          out[7 + c + i] = n
           if countRequest and n > spec[o + 2] and acts(spec[o + 3], spec[o + 4]) then
             worstSev, worstIdx, worstOwner = spec[o + 3], spec[o + 4], owner
           end
@@ -234,15 +227,17 @@ local function observe(k, a, n)
       end
     end
     if hasDist then
-      -- Each record's last touch, in one command (ZMSCORE: Redis 6.2+) however many there are.
-      local scores
-      if #rs == 1 then
-        scores = { redis.call('ZSCORE', dist, rs[1]) }
-      elseif #rs > 1 then
+      -- Each record's last touch (-inf: never), in one command (ZMSCORE: Redis 6.2+) however
+      -- many there are; one record (the common case) without a table.
+      local nr, one, scores = #rs, NEVER, nil
+      if nr == 1 then
+        local v = redis.call('ZSCORE', dist, rs[1])
+        one = v and tonumber(v) or NEVER
+      elseif nr > 1 then
         scores = {}
-        for first = 1, #rs, 1000 do
-          local got = redis.call('ZMSCORE', dist, unpack(rs, first, math.min(first + 999, #rs)))
-          for k = 1, #got do scores[first + k - 1] = got[k] end
+        for first = 1, nr, 1000 do
+          local got = redis.call('ZMSCORE', dist, unpack(rs, first, math.min(first + 999, nr)))
+          for k = 1, #got do scores[first + k - 1] = got[k] and tonumber(got[k]) or NEVER end
         end
       end
       local longest = 0
@@ -253,33 +248,37 @@ local function observe(k, a, n)
           local cutoff = t - window
           local inWindow = redis.call('ZCOUNT', dist, string.format('(%d', cutoff), '+inf')
           local fresh = 0
-          for k = 1, #rs do
-            local s = scores[k]
-            if not s or tonumber(s) <= cutoff then fresh = fresh + 1 end
+          if nr == 1 then
+            if one <= cutoff then fresh = 1 end
+          else
+            for k = 1, nr do
+              if scores[k] <= cutoff then fresh = fresh + 1 end
+            end
           end
           local count = inWindow + fresh
           if count > longest then longest = count end
           if owner == 1 and not accounts and window == longestDist then freshest = fresh end
-          counts[c + i] = math.min(count, distCap)
+          out[7 + c + i] = math.min(count, distCap)
           if fresh > 0 and count > spec[o + 2] and acts(spec[o + 3], spec[o + 4]) then
             worstSev, worstIdx, worstOwner = spec[o + 3], spec[o + 4], owner
           end
         end
       end
-      longCounts[p] = longest
+      st[4 * p - 1] = longest
     end
     c = c + L
+    at = at + 7 + 5 * L
   end
 
   local blocked = stopped or (worstSev ~= nil and worstSev > 0)
   if earlier and worstOwner == 0 then worstSev = nil end -- the earlier call's limit: it reported it
 
   if not blocked then
+    at = 3
     for p = 1, P do
-      local at = parts[p]
-      local rs = partRecords[p]
-      if longCounts[p] ~= nil and #rs > 0 then
-        local dist, ts, distCap = KEYS[k + 2 * O + 2 * p], nows[p], spec[at + 3]
+      local rs, longest = st[4 * p], st[4 * p - 1]
+      if longest and #rs > 0 then
+        local dist, ts, distCap = KEYS[k + 2 * O + 2 * p], st[4 * p - 3], spec[at + 3]
         -- One ZADD for many ids (a page of 50 is one command, not 50), in chunks Lua's stack holds.
         if #rs == 1 then redis.call('ZADD', dist, ts, rs[1]) end
         for first = 1, #rs > 1 and #rs or 0, 1000 do
@@ -292,9 +291,10 @@ local function observe(k, a, n)
         end
         -- Evict the least recently touched past the cap (see windows.ts for why this is exact):
         -- only needed when the longest window holds more than the cap.
-        if longCounts[p] > distCap then redis.call('ZREMRANGEBYRANK', dist, 0, -distCap - 1) end
-        housekeep(dist, tonumber(ts), distTops[p], spec[at + 4])
+        if longest > distCap then redis.call('ZREMRANGEBYRANK', dist, 0, -distCap - 1) end
+        housekeep(dist, tonumber(ts), st[4 * p - 2] or nil, spec[at + 4])
       end
+      at = at + 7 + 5 * spec[at + 6]
     end
   end
 
@@ -318,7 +318,6 @@ local function observe(k, a, n)
   if disabled == -3 then disabled = nil end -- the earlier call's disable: it reported it
   out[1], out[2], out[3], out[4], out[5], out[6], out[7] = now, worstSev and worstIdx or -1, blocked and 1 or 0,
     disabled or -1, disabledNow, disabled and disabledBy or worstOwner, freshest
-  for i = 1, c do out[7 + i] = counts[i] or 0 end
   return out
 end
 
