@@ -285,7 +285,9 @@ export class RedisStore implements Store {
   /**
    * Observations made in the same event-loop turn go to Redis as one hit.lua call, sent when
    * the turn's I/O callbacks have run (setImmediate), or at MAX_BATCH. The script makes them
-   * one after another, each exactly as a call of its own would, and answers each; what a call
+   * one after another, each exactly as a call of its own would, and answers each (an
+   * observation whose keys are of the wrong type fails alone; any other error fails the call,
+   * and every observation of it gets the failure policy); what a call
    * costs Redis whatever it carries (the command, starting the script, TIME, decoding the
    * route's spec) is paid once per batch. Standalone and Sentinel only: on Cluster a call's
    * keys must share a slot.
@@ -311,7 +313,13 @@ export class RedisStore implements Store {
       for (const k of own) keys.push(k)
       for (const a of more) args.push(a)
     }
-    this.client.sluiceHit(keys.length, keys, args).then(
+    let sent: Promise<(HitReply | Error)[]>
+    try {
+      sent = this.client.sluiceHit(keys.length, keys, args)
+    } catch (err) {
+      sent = Promise.reject(err as Error)
+    }
+    sent.then(
       (replies) => {
         let ok = false
         batch.forEach((p, i) => {

@@ -157,6 +157,26 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
     await store.close()
   })
 
+  it('fails the whole batch with the server error itself when Redis refuses writes (READONLY: Sentinel reconnects on it)', async () => {
+    // A replica of a primary that is not there: it answers, and refuses every write.
+    const replica = await startRedis(['--replicaof', '127.0.0.1', String(await freePort())])
+    try {
+      const { store, engine } = await redisEngine(replica.url, 'ro:')
+      const client = store.client as unknown as { sluiceHit: (...a: unknown[]) => Promise<unknown> }
+      const send = client.sluiceHit.bind(client)
+      const rejected: string[] = []
+      client.sluiceHit = (...a) => send(...a).catch((err: Error) => (rejected.push(err.message), Promise.reject(err)))
+      const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 10, action: 'throttle' }], false)
+      const both = await Promise.all(['a', 'b'].map((account) => engine.observe(account, policy, [])))
+      expect(both.map((d) => d.kind)).toEqual(['unavailable', 'unavailable'])
+      expect(rejected).toHaveLength(1) // one call for both, refused as a whole
+      expect(rejected[0]).toMatch(/^READONLY/) // its own code, not "ERR …"
+      await store.close()
+    } finally {
+      await replica.stop()
+    }
+  })
+
   it('counts an observation of thousands of ids (a big page) in one script call, exactly', async () => {
     const { store, engine } = await redisEngine(server.url, 'bulk:', 5000)
     const policy = buildPolicy(

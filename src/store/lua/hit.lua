@@ -11,8 +11,8 @@
 -- KEYS: every observation's keys, one after another.
 -- ARGV: 1 the number of observations B; then per observation: its number of keys, its number
 --       of arguments, then those arguments. Below, KEYS[i] and ARGV[i] are the observation's own.
--- Returns: B replies, each the observation's (below) or an error (that observation failed;
---          the others stand).
+-- Returns: B replies, each the observation's (below), or an error when that observation's keys
+--          are of the wrong type (the others stand). Any other error fails the whole call.
 --
 -- An observation updates one or more *parts*: sets of windows held under an *owner* (the
 -- account, its client network `net:<cidr>`, or the route `route:<name>`), counting requests
@@ -329,10 +329,18 @@ for b = 1, tonumber(ARGV[1]) do
   local ok, reply = pcall(observe, k, a + 1, n)
   if ok then
     out[b] = reply
-  elseif type(reply) == 'table' and reply.err then
-    out[b] = reply
   else
-    out[b] = { err = tostring(reply) }
+    -- (pcall gets the message of a failed redis.call: "WRONGTYPE …", "READONLY …".)
+    local message = type(reply) == 'table' and reply.err or tostring(reply)
+    -- This observation's keys: its own error.
+    if string.sub(message, 1, 9) == 'WRONGTYPE' then
+      out[b] = redis.error_reply(message)
+    else
+      -- The server's state (READONLY on a demoted primary, OOM, …): the whole call fails, as
+      -- each call would, with the error's own code (error() would make it "ERR …"), so that
+      -- the client sees it (a READONLY makes it reconnect: redis.ts).
+      return redis.error_reply(message)
+    end
   end
   k = k + nk
   a = a + 2 + n
