@@ -72,8 +72,18 @@ export interface RedisStoreOptions {
 
 type HitReply = number[]
 
+/** Observations one hit.lua call takes at most (a turn's batch beyond it goes in several calls). */
+export const MAX_BATCH = 100
+
+interface Pending {
+  input: HitInput
+  call: Call
+  resolve: (r: HitResult | Promise<HitResult>) => void
+}
+
 interface WithHit {
-  sluiceHit(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<HitReply>
+  /** hit.lua: a batch of observations, a reply (or an error) for each. */
+  sluiceHit(numberOfKeys: number, keys: string[], args: (string | number)[]): Promise<(HitReply | Error)[]>
   sluiceRead(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<(number | string)[]>
   sluiceCount(key: string, n: number, ttlMs: number): Promise<number>
 }
@@ -142,6 +152,8 @@ export class RedisStore implements Store {
   private failures = 0
   private openUntil = 0
   private corked = false
+  /** Observations of this event-loop turn, not yet sent: one hit.lua call at the turn's end. */
+  private batch: Pending[] = []
   private currentState: RedisState = 'connecting'
   /** Counters for metrics: observations answered by the failure policy, and Redis errors. */
   readonly stats = { errors: 0, fallbacks: 0 }
@@ -243,13 +255,23 @@ export class RedisStore implements Store {
 
   async hit(input: HitInput): Promise<HitResult> {
     if (!this.available()) return this.fallback(input)
+    const cluster = this.client instanceof Cluster
+    const calls = callsOf(input.policy, input.network !== undefined, cluster)
+    if (!cluster && calls.length === 1) {
+      const answer = this.enqueue(input, calls[0] as Call)
+      this.coalesceWrites() // after enqueue: the batch is sent before the socket is uncorked
+      return answer
+    }
     try {
-      this.coalesceWrites()
-      const calls = callsOf(input.policy, input.network !== undefined, this.client instanceof Cluster)
       let result: HitResult | null = null
       for (const call of calls) {
         const keys = this.hitKeys(input, call.owners)
-        const reply = await this.client.sluiceHit(keys.length, keys, this.args(input, call, before(result)))
+        const args: (string | number)[] = [1, keys.length, 0]
+        const own = this.args(input, call, before(result))
+        args[2] = own.length
+        for (const a of own) args.push(a)
+        const [reply] = await this.client.sluiceHit(keys.length, keys, args)
+        if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
         result = merge(result, this.parse(reply, input, call.owners))
       }
       this.succeeded()
@@ -258,6 +280,67 @@ export class RedisStore implements Store {
       this.failed(err as Error)
       return this.fallback(input)
     }
+  }
+
+  /**
+   * Observations made in the same event-loop turn go to Redis as one hit.lua call, sent when
+   * the turn's I/O callbacks have run (setImmediate), or at MAX_BATCH. The script makes them
+   * one after another, each exactly as a call of its own would, and answers each (an
+   * observation whose keys are of the wrong type fails alone; any other error fails the call,
+   * and every observation of it gets the failure policy); what a call
+   * costs Redis whatever it carries (the command, starting the script, TIME, decoding the
+   * route's spec) is paid once per batch. Standalone and Sentinel only: on Cluster a call's
+   * keys must share a slot.
+   */
+  private enqueue(input: HitInput, call: Call): Promise<HitResult> {
+    return new Promise<HitResult>((resolve) => {
+      this.batch.push({ input, call, resolve })
+      if (this.batch.length === 1) setImmediate(() => this.flush())
+      else if (this.batch.length >= MAX_BATCH) this.flush()
+    })
+  }
+
+  private flush(): void {
+    const batch = this.batch
+    if (batch.length === 0) return
+    this.batch = []
+    const keys: string[] = []
+    const args: (string | number)[] = [batch.length]
+    for (const { input, call } of batch) {
+      const own = this.hitKeys(input, call.owners)
+      const more = this.args(input, call)
+      args.push(own.length, more.length)
+      for (const k of own) keys.push(k)
+      for (const a of more) args.push(a)
+    }
+    let sent: Promise<(HitReply | Error)[]>
+    try {
+      sent = this.client.sluiceHit(keys.length, keys, args)
+    } catch (err) {
+      sent = Promise.reject(err as Error)
+    }
+    sent.then(
+      (replies) => {
+        let ok = false
+        batch.forEach((p, i) => {
+          const reply = replies[i]
+          if (Array.isArray(reply)) {
+            ok = true
+            p.resolve(this.parse(reply, p.input, p.call.owners))
+          } else {
+            this.failed(reply ?? new Error('hit.lua: no reply'))
+            p.resolve(this.fallback(p.input))
+          }
+        })
+        if (ok) this.succeeded()
+      },
+      (err: Error) => {
+        for (const p of batch) {
+          this.failed(err)
+          p.resolve(this.fallback(p.input))
+        }
+      },
+    )
   }
 
   /** hit.lua's KEYS for some owners of an observation: their disables, then their parts' windows. */
