@@ -304,17 +304,19 @@ export class RedisStore implements Store {
     const batch = this.batch
     if (batch.length === 0) return
     this.batch = []
-    const keys: string[] = []
-    const args: (string | number)[] = [batch.length]
-    for (const { input, call } of batch) {
-      const own = this.hitKeys(input, call.owners)
-      const more = this.args(input, call)
-      args.push(own.length, more.length)
-      for (const k of own) keys.push(k)
-      for (const a of more) args.push(a)
-    }
+    // Whatever goes wrong, every observation of the batch is answered (by the failure policy
+    // at worst), and nothing is thrown out of the setImmediate that called this.
     let sent: Promise<(HitReply | Error)[]>
     try {
+      const keys: string[] = []
+      const args: (string | number)[] = [batch.length]
+      for (const { input, call } of batch) {
+        const own = this.hitKeys(input, call.owners)
+        const more = this.args(input, call)
+        args.push(own.length, more.length)
+        for (const k of own) keys.push(k)
+        for (const a of more) args.push(a)
+      }
       sent = this.client.sluiceHit(keys.length, keys, args)
     } catch (err) {
       sent = Promise.reject(err as Error)
@@ -324,11 +326,12 @@ export class RedisStore implements Store {
         let ok = false
         batch.forEach((p, i) => {
           const reply = replies[i]
-          if (Array.isArray(reply)) {
-            ok = true
+          try {
+            if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
             p.resolve(this.parse(reply, p.input, p.call.owners))
-          } else {
-            this.failed(reply ?? new Error('hit.lua: no reply'))
+            ok = true
+          } catch (err) {
+            this.failed(err as Error)
             p.resolve(this.fallback(p.input))
           }
         })

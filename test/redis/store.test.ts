@@ -400,7 +400,9 @@ describe.skipIf(!hasRedis)('redis connection options and slowness', () => {
     const policy = buildPolicy('c', [{ kind: 'requests', windowMs: 60_000, max: 5, action: 'throttle' }], false)
     const started = performance.now()
     expect((await engine.observe('a', policy, [])).kind).toBe('unavailable')
-    expect(performance.now() - started).toBeLessThan(100)
+    // At once, not after the connect timeout (2 s); a loaded machine can take a few hundred ms
+    // for anything.
+    expect(performance.now() - started).toBeLessThan(1000)
     const server = await startRedis([], port)
     await store.ready(10_000)
     await new Promise((r) => setTimeout(r, 1100)) // let the breaker's cooldown pass
