@@ -250,18 +250,25 @@ export class MemoryStore implements Store {
     const { account, network, policy } = input
     const keys: string[] = []
     const logs: (WideLog | null)[] = []
+    // The account's parts all count in one block (under the key admission chose): its handle is
+    // followed through every step (a log that grows may move the block) instead of looked up again.
+    let accountKey = account
+    let h = -1
+    let arenaParts = 0
     let wideKey = ''
     let wideLogs: Map<string, WideLog> | null = null
     // The same string objects request after request: the comparisons and lookups below then
     // meet a string whose hash is known (a template literal per part made and hashed a new one).
     const netKey = network === undefined ? undefined : this.networkKey(network)
     for (const p of parts) {
-      const key = p.per === 'account' ? account : p.per === 'network' ? (netKey ?? 'net:?') : routeKey(policy)
       if (p.per === 'account') {
+        if (h < 0) ({ key: accountKey, h } = this.blockOf(account, input))
         logs.push(null)
-        keys.push(this.blockOf(key, input).key)
+        keys.push(accountKey)
+        arenaParts++
         continue
       }
+      const key = p.per === 'network' ? (netKey ?? 'net:?') : routeKey(policy)
       // A network's two parts (records, accounts) share its key: admitted once.
       if (key !== wideKey || wideLogs === null) {
         const admitted = this.wideOf(key, wall)
@@ -271,7 +278,7 @@ export class MemoryStore implements Store {
       logs.push(logOf(wideLogs, p.policy))
       keys.push(wideKey)
     }
-    const countedAs = keys[parts.findIndex((p) => p.per === 'account')] ?? account
+    const countedAs = accountKey
     // A disable of any key the request counts under (the account, its network, the route) holds.
     let disabled: { until: number; key: string } | null = null
     // (Most of the time nobody is disabled: then there is nothing to look up.)
@@ -289,7 +296,8 @@ export class MemoryStore implements Store {
     let worst: Limit | null = null
     let worstKey = countedAs
     let fresh = 0
-    const times: number[] = []
+    /** `now` in the account block's frame (the same for each of its parts). */
+    let blockNow = 0
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as Part
       const key = keys[i] as string
@@ -297,19 +305,18 @@ export class MemoryStore implements Store {
       let acting: Limit | null
       if (log) {
         acting = log.decide(part.accounts ? self : records, wall, step.countRequest, step.passes, counts, worst)
-        times.push(0)
       } else {
-        const h = this.handleOf(key) as number
         const { now, base } = this.clock(h, input.now)
-        times.push(now - base)
+        blockNow = now - base
         const e = evaluate(
           this.sectionFor(key, h, part.policy),
           part.policy,
           part.accounts ? self : records,
-          now - base,
+          blockNow,
           step,
           counts,
         )
+        h = this.cursor.handle
         if (part.per === 'account' && !part.accounts) fresh = e.fresh
         acting = e.limit !== null && moreSevere(e.limit, worst) ? e.limit : worst
       }
@@ -328,9 +335,16 @@ export class MemoryStore implements Store {
           log.commit(part.accounts ? self : records)
           continue
         }
-        const key = keys[i] as string
-        const h = this.handleOf(key) as number
-        commit(this.sectionFor(key, h, part.policy), part.policy, part.accounts ? self : records, times[i] as number)
+        // With one part in the arena, evaluate's lookup of its records is still at hand (the
+        // wide logs keep their own): commit need not look them up again.
+        commit(
+          this.sectionFor(accountKey, h, part.policy),
+          part.policy,
+          part.accounts ? self : records,
+          blockNow,
+          arenaParts === 1,
+        )
+        h = this.cursor.handle
       }
     }
     const result: HitResult = {
@@ -1047,11 +1061,7 @@ export class MemoryStore implements Store {
     return -1
   }
 
-  /** The block of a key held in either pool (peeked: the LRU order stays). */
-  private handleOf(key: string): number | undefined {
-    return this.tracked.peek(key) ?? this.overflow.peek(key)
-  }
-
+  /** The pool holding `account` (tracked when neither does). */
   private poolOf(account: string): LRUCache<string, number> {
     return this.tracked.has(account) || !this.overflow.has(account) ? this.tracked : this.overflow
   }
@@ -1264,6 +1274,11 @@ class Cursor implements Section {
     private readonly arena: Arena,
     private readonly resize: (account: string, h: number, pos: number, from: number, to: number) => number,
   ) {}
+
+  /** The block's handle, followed through moves. */
+  get handle(): number {
+    return this.h
+  }
 
   point(account: string, h: number, s: number): this {
     this.account = account
