@@ -157,6 +157,13 @@ export class MemoryStore implements Store {
   private readonly maxNetworks: number
   private lastNetwork = ''
   private lastNetworkKey = ''
+  /**
+   * The network key `wide` last got or set, and its logs: it is the LRU's most recent entry, so
+   * asking for it again needs no get (lru-cache's costs ~0.1 µs). Cleared by every other change
+   * of `wide` (forgetRecentNetwork).
+   */
+  private recentNetwork = ''
+  private recentNetworkLogs: Map<string, WideLog> | null = null
   /** The longest window of any policy seen: an account idle for longer has nothing left to count. */
   private longestWindowMs = 0
   private readonly onEvict: ((account: string) => void) | undefined
@@ -243,7 +250,9 @@ export class MemoryStore implements Store {
   private hitParts(input: HitInput, parts: readonly Part[]): HitResult {
     // A literal, not a spread of stepOf's: an object spread costs more than the whole step here.
     const step: EvaluateStep = { countRequest: input.countRequest ?? true, passes: input.passes, defer: true }
-    const counts = new Array<number>(input.policy.slots).fill(0)
+    // Pushed, not new Array(n).fill(0): a holey array filled costs ~0.1 µs more.
+    const counts: number[] = []
+    for (let i = 0; i < input.policy.slots; i++) counts.push(0)
     const wall = Math.floor(input.now)
     // Every part's windows first (admission may count a key under an overflow key instead):
     // an account's in the arena, a network's or the route's in a wide log (wide.ts).
@@ -378,6 +387,7 @@ export class MemoryStore implements Store {
       if (logs === undefined) this.routeLogs.set(key, (logs = new Map()))
       return { key, logs }
     }
+    if (key === this.recentNetwork && this.recentNetworkLogs !== null) return { key, logs: this.recentNetworkLogs }
     let logs = this.wide.get(key)
     if (logs === undefined && this.wide.size >= this.maxNetworks && !this.evictIdleWide(now)) {
       this.onOverflow?.(key, NETWORK_OVERFLOW)
@@ -385,7 +395,14 @@ export class MemoryStore implements Store {
       logs = this.wide.get(key)
     }
     if (logs === undefined) this.wide.set(key, (logs = new Map()))
+    this.recentNetwork = key
+    this.recentNetworkLogs = logs
     return { key, logs }
+  }
+
+  private forgetRecentNetwork(): void {
+    this.recentNetwork = ''
+    this.recentNetworkLogs = null
   }
 
   /** A network's or route's logs, for the admin views (never touching the LRU order). */
@@ -400,6 +417,7 @@ export class MemoryStore implements Store {
       const logs = this.wide.peek(key) as Map<string, WideLog>
       if ([...logs.values()].some((l) => l.lastTouch > now - this.longestWindowMs)) return false
       this.wide.delete(key)
+      this.forgetRecentNetwork()
       return true
     }
     return false
@@ -539,6 +557,7 @@ export class MemoryStore implements Store {
 
   reset(account: string, scope: ResetScope): boolean {
     if (perOf(account) !== 'account') {
+      this.forgetRecentNetwork()
       const logs = this.wideLogs(account)
       let cleared = false
       if (logs !== undefined && scope.route === undefined)
@@ -767,6 +786,7 @@ export class MemoryStore implements Store {
 
   /** A wide log read back from a state file (its cursors come with the first observation). */
   importWide(key: string, name: string, state: WideState): void {
+    this.forgetRecentNetwork()
     let logs = key.startsWith('route:') ? this.routeLogs.get(key) : this.wide.get(key)
     if (logs === undefined) {
       logs = new Map()
