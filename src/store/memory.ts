@@ -345,9 +345,10 @@ export class MemoryStore implements Store {
           continue
         }
         // With one part in the arena, evaluate's lookup of its records is still at hand (the
-        // wide logs keep their own): commit need not look them up again.
+        // wide logs keep their own), and the cursor still points at its section (nothing in
+        // the arena moved since): commit need not find either again.
         commit(
-          this.sectionFor(accountKey, h, part.policy),
+          arenaParts === 1 ? this.cursor : this.sectionFor(accountKey, h, part.policy),
           part.policy,
           part.accounts ? self : records,
           blockNow,
