@@ -195,7 +195,6 @@ export class WideLog {
       this.enqueue(hi, lo, now)
       if (this.size > cap) this.evict()
     }
-    if (this.qn - this.lru > 2 * this.size + 64) this.compact()
   }
 
   /** Counts per limit at `now`, read-only (the admin views). */
@@ -252,37 +251,44 @@ export class WideLog {
     return slot >= 0 && this.times[2 * slot + 1] === this.qt[i]
   }
 
-  /** Rebuild the queue from the live touches only (amortized: it at least halves the queue). */
+  /**
+   * Keep the live touches only, in place (every touch before `lru` is stale or gone). With few
+   * left the arrays shrink (a log that emptied gives its memory back).
+   */
   private compact(): void {
-    const live = this.qn - this.lru
-    const qhi = new Uint32Array(Math.max(16, live))
-    const qlo = new Uint32Array(qhi.length)
-    const qt = new Float64Array(qhi.length)
     let n = 0
     const moved = this.cursors.map(() => -1)
+    const { qhi, qlo, qt } = this
     for (let i = this.lru; i < this.qn; i++) {
       for (let k = 0; k < moved.length; k++) if (moved[k] === -1 && i >= (this.cursors[k] as Cursor).at) moved[k] = n
       if (!this.live(i)) continue
-      qhi[n] = this.qhi[i] as number
-      qlo[n] = this.qlo[i] as number
-      qt[n] = this.qt[i] as number
+      qhi[n] = qhi[i] as number
+      qlo[n] = qlo[i] as number
+      qt[n] = qt[i] as number
       n++
     }
     this.cursors.forEach((c, k) => (c.at = moved[k] === -1 ? n : (moved[k] as number)))
-    this.qhi = qhi
-    this.qlo = qlo
-    this.qt = qt
     this.qn = n
     this.lru = 0
+    if (qt.length > 1024 && n < qt.length / 8) this.resizeQueue(qt.length / 4)
+  }
+
+  private resizeQueue(size: number): void {
+    const n = this.qn
+    const copy = <A extends Uint32Array | Float64Array>(a: A, b: A): A => (b.set(a.subarray(0, n)), b)
+    this.qhi = copy(this.qhi, new Uint32Array(size))
+    this.qlo = copy(this.qlo, new Uint32Array(size))
+    this.qt = copy(this.qt, new Float64Array(size))
   }
 
   private enqueue(hi: number, lo: number, t: number): void {
+    // A full queue is compacted when that frees at least half of it (each touch then pays for
+    // at most two liveness probes), else it doubles: it stays within about four times the
+    // records held. (Compacting at a fixed count of stale touches instead reallocated the
+    // queue, and doubled it just before, on every round.)
     if (this.qn === this.qt.length) {
-      const grow = <A extends Uint32Array | Float64Array>(a: A, b: A): A => (b.set(a), b)
-      const size = 2 * this.qt.length
-      this.qhi = grow(this.qhi, new Uint32Array(size))
-      this.qlo = grow(this.qlo, new Uint32Array(size))
-      this.qt = grow(this.qt, new Float64Array(size))
+      if (this.qn - this.size >= this.qt.length / 2) this.compact()
+      else this.resizeQueue(2 * this.qt.length)
     }
     this.qhi[this.qn] = hi
     this.qlo[this.qn] = lo
