@@ -57,6 +57,13 @@ let held = new Int32Array(FIRST_IDS)
 let index = new Int32Array(tableSlots(FIRST_IDS))
 /** Scratch kept after a call, in ids (1.3 MB): a rare huge request (1,000,000 ids: 20 MB) must not pin its buffers. */
 const RETAINED_IDS = 1 << 16
+/**
+ * The records whose lookup the scratch holds after an evaluate with `defer` (null: none, or it
+ * was used), and how many distinct ones: what commit() may reuse. Kept until commit (a deferred
+ * evaluate does not shrink the scratch).
+ */
+let lookedUp: readonly string[] | null = null
+let lookedUpUnique = 0
 
 /**
  * A request of up to `few` ids, or of up to `ids` ids whose count × records held is at most
@@ -82,6 +89,7 @@ export function evaluate(
 ): Evaluation {
   let worst: Limit | null = null
   const passes = step.passes
+  lookedUp = null
 
   if (policy.requestLimits.length > 0 && step.countRequest) {
     // The response step reads the request counts for the logs; the request decided them.
@@ -107,6 +115,8 @@ export function evaluate(
     const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
     if (held.length < ids) grow(ids)
     unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
+    lookedUp = step.defer ? records : null
+    lookedUpUnique = unique
     for (let i = 0; i < limits.length; i++) {
       const limit = limits[i] as Limit
       const cutoff = now - limit.windowMs
@@ -125,27 +135,41 @@ export function evaluate(
 
   const blocked = worst !== null && worst.severity > 0
   if (unique > 0 && !blocked && !step.defer) touchAll(w, policy.distinctCapacity, unique, now)
-  if (held.length > RETAINED_IDS) grow(FIRST_IDS)
+  if (held.length > RETAINED_IDS && lookedUp === null) grow(FIRST_IDS)
   return { limit: worst, action: worst?.action ?? null, blocked, counts, fresh: freshest }
 }
 
 /**
  * Count the records of an observation evaluated with `defer` (several sets of windows decide
- * together: none is touched until all have decided). Looks them up again, as the scratch has
- * since served the other parts.
+ * together: none is touched until all have decided). Looks them up again, as the scratch may
+ * since have served other parts — unless `unchanged`: the caller vouches that this section was
+ * the last evaluated (with these records) and that nothing has evaluated, committed or changed
+ * its windows since; the scratch then still holds the lookup (checked: the same records array).
  */
-export function commit(w: Section, policy: RoutePolicy, records: readonly string[], now: number): void {
+export function commit(
+  w: Section,
+  policy: RoutePolicy,
+  records: readonly string[],
+  now: number,
+  unchanged = false,
+): void {
+  const reuse = unchanged && lookedUp === records
+  lookedUp = null
   if (policy.distinctLimits.length === 0 || records.length === 0) return
-  if (held.length < records.length) grow(records.length)
-  const ids = records.length
-  const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
-  const unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
+  let unique = lookedUpUnique
+  if (!reuse) {
+    if (held.length < records.length) grow(records.length)
+    const ids = records.length
+    const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
+    unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
+  }
   touchAll(w, policy.distinctCapacity, unique, now)
   if (held.length > RETAINED_IDS) grow(FIRST_IDS)
 }
 
 /** Scratch for `ids` ids, in powers of two. */
 function grow(ids: number): void {
+  lookedUp = null
   const size = 2 ** Math.ceil(Math.log2(ids))
   hashes = new Uint32Array(2 * size)
   held = new Int32Array(size)

@@ -74,7 +74,45 @@ export function validateTrustEntry(entry: string): string | null {
  */
 const DOTTED = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/
 
+/**
+ * networkOf's answers by prefix lengths, then by address: every request of a route with
+ * per-network limits asks, mostly for addresses it has seen (a client keeps its address, and
+ * the connection its socket). Bounded however many addresses come: a table is emptied when it
+ * holds NETWORKS_HELD of them, the tables when there are more than LENGTHS_HELD (prefix lengths
+ * only come from the config and the overflow default: two), and an address longer than any
+ * IP's text (an untrusted proxy's X-Forwarded-For can be anything) is never kept.
+ */
+const networks = new Map<number, Map<string, string>>()
+export const NETWORKS_HELD = 4096
+const LENGTHS_HELD = 4
+const LONGEST_ADDRESS = 64
+
 export function networkOf(address: string, ipv4 = 24, ipv6 = 48): string {
+  const lengths = ipv4 * 1024 + ipv6
+  let held = networks.get(lengths)
+  if (held === undefined) {
+    if (networks.size >= LENGTHS_HELD) networks.clear()
+    networks.set(lengths, (held = new Map()))
+  }
+  let network = held.get(address)
+  if (network === undefined) {
+    network = computeNetwork(address, ipv4, ipv6)
+    if (address.length <= LONGEST_ADDRESS) {
+      if (held.size >= NETWORKS_HELD) held.clear()
+      held.set(address, network)
+    }
+  }
+  return network
+}
+
+/** How many addresses networkOf holds answers for (tests: it stays bounded). */
+export function networksHeld(): number {
+  let n = 0
+  for (const held of networks.values()) n += held.size
+  return n
+}
+
+function computeNetwork(address: string, ipv4: number, ipv6: number): string {
   // The common case, a plain dotted IPv4 address in a /24, without parsing (every request of a
   // route with per-network limits asks).
   if (ipv4 === 24 && DOTTED.test(address)) return `${address.slice(0, address.lastIndexOf('.'))}.0/24`

@@ -43,16 +43,19 @@ interface Cursor {
 /** A free slot of the table (touch times are never negative). */
 const FREE = -Infinity
 
-function freeTimes(capacity: number): Float64Array {
-  return new Float64Array(capacity).fill(FREE)
+/** A table of `slots` free slots (see WideLog's keys). */
+function freeTable(slots: number): Uint32Array {
+  return new Uint32Array(new Float64Array(2 * slots).fill(FREE).buffer)
 }
 
 export class WideLog {
   // Record → last touch: open addressing with linear probing over (hi, lo) keys, at most half
-  // full; a free slot's time is FREE.
-  private hi = new Uint32Array(16)
-  private lo = new Uint32Array(16)
-  private at = freeTimes(16)
+  // full; a free slot's time is FREE. A slot is 16 bytes of one buffer, [hi, lo] as words 4i and
+  // 4i + 1 of `keys` and its time as double 2i + 1 of `times` (the same memory), so that a probe
+  // of a table larger than the cache misses once, not once per array.
+  private keys = freeTable(16)
+  private times = new Float64Array(this.keys.buffer)
+  private slots = 16
   private size = 0
   // Touches in time order; a touch is stale once its record was touched again (or dropped).
   private qhi = new Uint32Array(16)
@@ -164,7 +167,7 @@ export class WideLog {
       let fresh = 0
       for (let k = 0; k < 2 * n; k += 2) {
         const slot = this.find(h[k] as number, h[k + 1] as number)
-        if (slot < 0 || (this.at[slot] as number) <= cutoff) fresh++
+        if (slot < 0 || (this.times[2 * slot + 1] as number) <= cutoff) fresh++
       }
       const count = c.count + fresh
       counts[c.limit.index] = Math.min(count, p.distinctCapacity)
@@ -184,15 +187,14 @@ export class WideLog {
       const hi = h[k] as number
       const lo = h[k + 1] as number
       const slot = this.find(hi, lo)
-      const t = slot < 0 ? undefined : (this.at[slot] as number)
+      const t = slot < 0 ? undefined : (this.times[2 * slot + 1] as number)
       if (t === now) continue
       for (const c of this.cursors) if (t === undefined || t <= now - c.limit.windowMs) c.count++
       if (slot < 0) this.put(hi, lo, now)
-      else this.at[slot] = now
+      else this.times[2 * slot + 1] = now
       this.enqueue(hi, lo, now)
       if (this.size > cap) this.evict()
     }
-    if (this.qn - this.lru > 2 * this.size + 64) this.compact()
   }
 
   /** Counts per limit at `now`, read-only (the admin views). */
@@ -246,40 +248,47 @@ export class WideLog {
   /** The touch at i is its record's latest (and the record is still held). */
   private live(i: number): boolean {
     const slot = this.find(this.qhi[i] as number, this.qlo[i] as number)
-    return slot >= 0 && this.at[slot] === this.qt[i]
+    return slot >= 0 && this.times[2 * slot + 1] === this.qt[i]
   }
 
-  /** Rebuild the queue from the live touches only (amortized: it at least halves the queue). */
+  /**
+   * Keep the live touches only, in place (every touch before `lru` is stale or gone). With few
+   * left the arrays shrink (a log that emptied gives its memory back).
+   */
   private compact(): void {
-    const live = this.qn - this.lru
-    const qhi = new Uint32Array(Math.max(16, live))
-    const qlo = new Uint32Array(qhi.length)
-    const qt = new Float64Array(qhi.length)
     let n = 0
     const moved = this.cursors.map(() => -1)
+    const { qhi, qlo, qt } = this
     for (let i = this.lru; i < this.qn; i++) {
       for (let k = 0; k < moved.length; k++) if (moved[k] === -1 && i >= (this.cursors[k] as Cursor).at) moved[k] = n
       if (!this.live(i)) continue
-      qhi[n] = this.qhi[i] as number
-      qlo[n] = this.qlo[i] as number
-      qt[n] = this.qt[i] as number
+      qhi[n] = qhi[i] as number
+      qlo[n] = qlo[i] as number
+      qt[n] = qt[i] as number
       n++
     }
     this.cursors.forEach((c, k) => (c.at = moved[k] === -1 ? n : (moved[k] as number)))
-    this.qhi = qhi
-    this.qlo = qlo
-    this.qt = qt
     this.qn = n
     this.lru = 0
+    if (qt.length > 1024 && n < qt.length / 8) this.resizeQueue(qt.length / 4)
+  }
+
+  private resizeQueue(size: number): void {
+    const n = this.qn
+    const copy = <A extends Uint32Array | Float64Array>(a: A, b: A): A => (b.set(a.subarray(0, n)), b)
+    this.qhi = copy(this.qhi, new Uint32Array(size))
+    this.qlo = copy(this.qlo, new Uint32Array(size))
+    this.qt = copy(this.qt, new Float64Array(size))
   }
 
   private enqueue(hi: number, lo: number, t: number): void {
+    // A full queue is compacted when that frees at least half of it (each touch then pays for
+    // at most two liveness probes), else it doubles: it stays within about four times the
+    // records held. (Compacting at a fixed count of stale touches instead reallocated the
+    // queue, and doubled it just before, on every round.)
     if (this.qn === this.qt.length) {
-      const grow = <A extends Uint32Array | Float64Array>(a: A, b: A): A => (b.set(a), b)
-      const size = 2 * this.qt.length
-      this.qhi = grow(this.qhi, new Uint32Array(size))
-      this.qlo = grow(this.qlo, new Uint32Array(size))
-      this.qt = grow(this.qt, new Float64Array(size))
+      if (this.qn - this.size >= this.qt.length / 2) this.compact()
+      else this.resizeQueue(2 * this.qt.length)
     }
     this.qhi[this.qn] = hi
     this.qlo[this.qn] = lo
@@ -291,56 +300,66 @@ export class WideLog {
 
   /** The slot holding (hi, lo), or -1. */
   private find(hi: number, lo: number): number {
-    const mask = this.at.length - 1
+    const mask = this.slots - 1
+    const keys = this.keys
+    const times = this.times
     for (let i = lo & mask; ; i = (i + 1) & mask) {
-      if (this.at[i] === FREE) return -1
-      if (this.lo[i] === lo && this.hi[i] === hi) return i
+      if (times[2 * i + 1] === FREE) return -1
+      if (keys[4 * i + 1] === lo && keys[4 * i] === hi) return i
     }
   }
 
   /** Hold (hi, lo), last touched at t. */
   private put(hi: number, lo: number, t: number): void {
-    if (2 * (this.size + 1) > this.at.length) this.rehash(2 * this.at.length)
-    const mask = this.at.length - 1
+    if (2 * (this.size + 1) > this.slots) this.rehash(2 * this.slots)
+    const mask = this.slots - 1
+    const keys = this.keys
+    const times = this.times
     let i = lo & mask
-    while (this.at[i] !== FREE) {
-      if (this.lo[i] === lo && this.hi[i] === hi) {
-        this.at[i] = t
+    while (times[2 * i + 1] !== FREE) {
+      if (keys[4 * i + 1] === lo && keys[4 * i] === hi) {
+        times[2 * i + 1] = t
         return
       }
       i = (i + 1) & mask
     }
-    this.hi[i] = hi
-    this.lo[i] = lo
-    this.at[i] = t
+    keys[4 * i] = hi
+    keys[4 * i + 1] = lo
+    times[2 * i + 1] = t
     this.size++
   }
 
   /** Free a slot, moving later entries of its probe run back (no tombstones). */
   private remove(slot: number): void {
     if (slot < 0) return
-    const mask = this.at.length - 1
+    const mask = this.slots - 1
+    const keys = this.keys
+    const times = this.times
     let free = slot
-    for (let i = (slot + 1) & mask; this.at[i] !== FREE; i = (i + 1) & mask) {
-      const home = (this.lo[i] as number) & mask
+    for (let i = (slot + 1) & mask; times[2 * i + 1] !== FREE; i = (i + 1) & mask) {
+      const home = (keys[4 * i + 1] as number) & mask
       // The entry at i may move to `free` unless its home lies cyclically in (free, i].
       if (free <= i ? home > free && home <= i : home > free || home <= i) continue
-      this.hi[free] = this.hi[i] as number
-      this.lo[free] = this.lo[i] as number
-      this.at[free] = this.at[i] as number
+      keys[4 * free] = keys[4 * i] as number
+      keys[4 * free + 1] = keys[4 * i + 1] as number
+      times[2 * free + 1] = times[2 * i + 1] as number
       free = i
     }
-    this.at[free] = FREE
+    times[2 * free + 1] = FREE
     this.size--
   }
 
-  private rehash(capacity: number): void {
-    const { hi, lo, at } = this
-    this.hi = new Uint32Array(capacity)
-    this.lo = new Uint32Array(capacity)
-    this.at = freeTimes(capacity)
+  private rehash(slots: number): void {
+    const { keys, times } = this
+    const old = this.slots
+    this.keys = freeTable(slots)
+    this.times = new Float64Array(this.keys.buffer)
+    this.slots = slots
     this.size = 0
-    for (let i = 0; i < at.length; i++) if (at[i] !== FREE) this.put(hi[i] as number, lo[i] as number, at[i] as number)
+    for (let i = 0; i < old; i++) {
+      const t = times[2 * i + 1] as number
+      if (t !== FREE) this.put(keys[4 * i] as number, keys[4 * i + 1] as number, t)
+    }
   }
 
   private requestsAfter(cutoff: number): number {

@@ -123,6 +123,30 @@ describe('network keys under churn', () => {
   })
 })
 
+describe('the networks held', () => {
+  it('a network asked for again and again stays the most recently used: idle others make room first', () => {
+    const policy = buildPolicy(
+      'contact',
+      [{ per: 'network', windowMs: 60_000, kind: 'distinctRecords', max: 50, action: 'throttle' }],
+      false,
+    )
+    const store = new MemoryStore({ maxAccounts: 100 })
+    const e = new Engine(store, { disableForMs: 60_000 })
+    const at = (n: number) => ({ network: `10.${n >> 8}.${n & 255}.0/24` })
+    // 1,000 networks (the store's bound); the first is then asked for twice in a row.
+    for (let n = 0; n < 1000; n++) e.observe(`u${n}`, policy, [`r${n}`], 1000, at(n))
+    e.observe('u0', policy, ['again'], 2000, at(0))
+    e.observe('u0', policy, ['again2'], 2000, at(0))
+    // A minute later every one is idle: each newcomer evicts the least recently used, never net 0.
+    for (let n = 1000; n < 1500; n++) e.observe(`u${n}`, policy, [`r${n}`], 70_000, at(n))
+    expect(store.account('net:10.0.0.0/24', [policy], 70_000)).not.toBeNull()
+    expect(store.account('net:10.0.1.0/24', [policy], 70_000)).toBeNull()
+    // Its records are still counted.
+    const d = e.observe('u0', policy, ['again'], 80_000, at(0)) as Decision
+    expect(d.kind).toBe('allow')
+  })
+})
+
 describe('shadow', () => {
   it('a shadow route decides network limits exactly as enforce would, blocks nothing, and its network disable never blocks an enforced route', () => {
     const limits = [
