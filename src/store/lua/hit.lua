@@ -228,7 +228,8 @@ local function observe(k, a, n)
     end
     if hasDist then
       -- Each record's last touch (-inf: never), in one command (ZMSCORE: Redis 6.2+) however
-      -- many there are; one record (the common case) without a table.
+      -- many there are; one record (the common case) without a table. Before 6.2 (no ZMSCORE:
+      -- an error reply, not a failure, with pcall) one ZSCORE a record, as before.
       local nr, one, scores = #rs, NEVER, nil
       if nr == 1 then
         local v = redis.call('ZSCORE', dist, rs[1])
@@ -236,8 +237,16 @@ local function observe(k, a, n)
       elseif nr > 1 then
         scores = {}
         for first = 1, nr, 1000 do
-          local got = redis.call('ZMSCORE', dist, unpack(rs, first, math.min(first + 999, nr)))
-          for k = 1, #got do scores[first + k - 1] = got[k] and tonumber(got[k]) or NEVER end
+          local last = math.min(first + 999, nr)
+          local got = redis.pcall('ZMSCORE', dist, unpack(rs, first, last))
+          if got.err then
+            for k = first, last do
+              local v = redis.call('ZSCORE', dist, rs[k])
+              scores[k] = v and tonumber(v) or NEVER
+            end
+          else
+            for k = 1, #got do scores[first + k - 1] = got[k] and tonumber(got[k]) or NEVER end
+          end
         end
       end
       local longest = 0
