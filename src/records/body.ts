@@ -3,7 +3,6 @@
 // buffer (preallocated when Content-Length is known), capped; decoded and parsed only to find ids
 // (an answer's chunk by chunk as it arrives: `feed`, contentDecoder).
 import { Readable } from 'node:stream'
-import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
 import { selectJsonText } from './json-text.js'
@@ -129,26 +128,7 @@ async function* resume(head: Buffer[], iterator: AsyncIterator<Buffer | string>)
   }
 }
 
-const gunzip = promisify(zlib.gunzip)
-const inflate = promisify(zlib.inflate)
-const brotli = promisify(zlib.brotliDecompress)
-
 export { UninspectableError }
-
-/** The body as the application wrote it; the cap applies to the decoded size too (no zip bombs). */
-export async function decodeContent(body: Buffer, encoding: string | undefined, cap: number): Promise<Buffer> {
-  const coding = (encoding ?? '').trim().toLowerCase()
-  if (coding === '' || coding === 'identity') return body
-  const opts = { maxOutputLength: cap }
-  try {
-    if (coding === 'gzip' || coding === 'x-gzip') return await gunzip(body, opts)
-    if (coding === 'deflate') return await inflate(body, opts)
-    if (coding === 'br') return await brotli(body, opts)
-  } catch (err) {
-    throw new UninspectableError(`cannot decode ${coding} body: ${(err as Error).message}`)
-  }
-  throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
-}
 
 export interface ContentDecoder {
   /** A chunk as the upstream sent it; throws UninspectableError once decoding has failed. */

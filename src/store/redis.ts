@@ -265,11 +265,7 @@ export class RedisStore implements Store {
     try {
       let result: HitResult | null = null
       for (const call of calls) {
-        const keys = this.hitKeys(input, call.owners)
-        const args: (string | number)[] = [1, keys.length, 0]
-        const own = this.args(input, call, before(result))
-        args[2] = own.length
-        for (const a of own) args.push(a)
+        const { keys, args } = this.encode([{ input, call, earlier: before(result) }])
         const [reply] = await this.client.sluiceHit(keys.length, keys, args)
         if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
         result = merge(result, this.parse(reply, input, call.owners))
@@ -308,15 +304,7 @@ export class RedisStore implements Store {
     // at worst), and nothing is thrown out of the setImmediate that called this.
     let sent: Promise<(HitReply | Error)[]>
     try {
-      const keys: string[] = []
-      const args: (string | number)[] = [batch.length]
-      for (const { input, call } of batch) {
-        const own = this.hitKeys(input, call.owners)
-        const more = this.args(input, call)
-        args.push(own.length, more.length)
-        for (const k of own) keys.push(k)
-        for (const a of more) args.push(a)
-      }
+      const { keys, args } = this.encode(batch)
       sent = this.client.sluiceHit(keys.length, keys, args)
     } catch (err) {
       sent = Promise.reject(err as Error)
@@ -344,6 +332,26 @@ export class RedisStore implements Store {
         }
       },
     )
+  }
+
+  /**
+   * hit.lua's KEYS and ARGV for a batch of observations: their count, then per observation
+   * how many keys and arguments are its own, then those arguments; the keys end to end.
+   */
+  private encode(batch: readonly { input: HitInput; call: Call; earlier?: string }[]): {
+    keys: string[]
+    args: (string | number)[]
+  } {
+    const keys: string[] = []
+    const args: (string | number)[] = [batch.length]
+    for (const { input, call, earlier } of batch) {
+      const own = this.hitKeys(input, call.owners)
+      const more = this.args(input, call, earlier)
+      args.push(own.length, more.length)
+      for (const k of own) keys.push(k)
+      for (const a of more) args.push(a)
+    }
+    return { keys, args }
   }
 
   /** hit.lua's KEYS for some owners of an observation: their disables, then their parts' windows. */

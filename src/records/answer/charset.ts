@@ -14,14 +14,6 @@ import { UninspectableError } from '../../errors.js'
 
 export type MarkupKind = 'html' | 'xml' | 'text'
 
-export function decodeText(body: Buffer, contentType: string | undefined, kind: MarkupKind): string {
-  const parts: string[] = []
-  const s = textStream(contentType, kind, (t) => parts.push(t))
-  s.write(body)
-  s.end()
-  return parts.length === 1 ? (parts[0] as string) : parts.join('')
-}
-
 export interface TextStream {
   write(chunk: Buffer): void
   end(): void

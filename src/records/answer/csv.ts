@@ -26,12 +26,6 @@ export interface CsvValues {
 
 const CANDIDATES = [',', ';', '\t', '|']
 
-export function csvValues(text: string, spec: CsvColumn): CsvValues {
-  const r = csvReader(spec)
-  r.write(text)
-  return r.end()
-}
-
 /**
  * The same over text in pieces: rows are read as soon as their line break has come; the row
  * under way (and, for a guessed delimiter, the header line) waits for the next piece.

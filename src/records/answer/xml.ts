@@ -73,12 +73,6 @@ function matches(steps: readonly Step[], k: number, stack: readonly string[], at
   return false
 }
 
-export function xmlValues(xml: string, path: XPath): string[] {
-  const r = xmlReader(path)
-  r.write(xml)
-  return r.end()
-}
-
 /** The same over text in pieces: saxes reads it as it comes. Not well-formed: UninspectableError, as soon as seen. */
 export function xmlReader(path: XPath): { write(text: string): void; end(): string[] } {
   const out: string[] = []
