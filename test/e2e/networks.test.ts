@@ -89,7 +89,8 @@ describe('per-network limits', () => {
       headers: { ...basic('u1'), 'x-forwarded-for': '192.0.2.9', accept: 'application/json' },
     })
     expect(res.status).toBe(429)
-    expect(res.body).not.toMatch(/net:|192\.0\.2|100|network/)
+    // (\b: the challenge's random hex may hold the digits 100, as CI once drew.)
+    expect(res.body).not.toMatch(/net:|192\.0\.2|\b100\b|network/)
   })
 })
 
