@@ -7,6 +7,7 @@ import type { Metrics } from './admin/metrics.js'
 import type { CompiledConfig } from './config/compile.js'
 import { exposeRuntime } from './plugin.js'
 import { Forwarder, type UpstreamError } from './proxy/forward.js'
+import { disablePretenuring } from './proxy/pretenuring.js'
 import { registerProxyRoute, sendAnswer } from './proxy/route.js'
 import { Runtime } from './runtime.js'
 import type { Store } from './engine/store.js'
@@ -22,6 +23,7 @@ export interface ProxyOptions {
 }
 
 export async function buildProxy(config: CompiledConfig, options: ProxyOptions = {}): Promise<FastifyInstance> {
+  disablePretenuring()
   const logger = options.logger === undefined ? { level: config.logLevel } : options.logger
   const app = Fastify({
     logger,
