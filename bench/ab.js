@@ -1,11 +1,14 @@
 // A/B of sluice targets by CPU time per request: each target in its own process (targets.js),
 // loaded in turn for a few seconds over several rounds (interleaved, so that a neighbour's load
 // falls on all of them alike), CPU time (utime + stime from /proc/<pid>/stat) ÷ requests served.
-//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] label=scenario[@dist/index.js] ...
+//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] [--node-args "..."] label=scenario[@dist/index.js] ...
 // e.g. node bench/ab.js 4=memory 4b=scoped base4b=scoped@/tmp/base/dist/index.js
+// A scenario is one of targets.js's sluice scenarios, or `plain` (the plain @fastify/http-proxy).
+// --node-args: node flags for every target, e.g. "--trace-gc" (a target's stdout, which holds
+// its GC trace, is written to <label>.log in the --prof dir, or the working directory).
 // (after npm run build; Linux only; the targets run on this node binary).
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { createWriteStream, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -23,6 +26,7 @@ const ROUNDS = Number(opt('rounds', 6))
 const SECONDS = Number(opt('seconds', 4))
 const WARM = Number(opt('warm', 8))
 const PROF = opt('prof', null)
+const NODE_ARGS = (opt('node-args', '') ?? '').split(' ').filter(Boolean)
 const specs = argv.map((a) => {
   const [label, rest] = a.split('=')
   const [scenario, dist] = rest.split('@')
@@ -36,7 +40,7 @@ const stopAll = () => {
 process.on('exit', stopAll)
 process.on('SIGINT', () => process.exit(1))
 
-function start(args, env = {}, nodeArgs = []) {
+function start(args, env = {}, nodeArgs = [], logFile = null) {
   const child = spawn(process.execPath, [...nodeArgs, join(here, 'targets.js'), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
@@ -44,15 +48,18 @@ function start(args, env = {}, nodeArgs = []) {
   children.push(child)
   return new Promise((resolve, reject) => {
     let out = ''
+    if (logFile) child.stdout.pipe(createWriteStream(logFile))
     const timer = setTimeout(() => reject(new Error('did not start')), 30_000)
-    child.stdout.on('data', (c) => {
+    const ready = (c) => {
       out += c
       const m = /READY (\S+)/.exec(out)
       if (m) {
         clearTimeout(timer)
+        child.stdout.off('data', ready)
         resolve({ url: m[1], pid: child.pid, child })
       }
-    })
+    }
+    child.stdout.on('data', ready)
   })
 }
 
@@ -85,8 +92,11 @@ const upstream = await start(['upstream'])
 const targets = []
 for (const s of specs) {
   const env = s.dist ? { SLUICE_BENCH_DIST: s.dist } : {}
-  const nodeArgs = PROF ? ['--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `${s.label}.cpuprofile`] : []
-  targets.push({ ...s, ...(await start(['sluice', upstream.url, s.scenario], env, nodeArgs)), samples: [] })
+  const nodeArgs = [...NODE_ARGS]
+  if (PROF) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', PROF, '--cpu-prof-name', `${s.label}.cpuprofile`)
+  const args = s.scenario === 'plain' ? ['plain', upstream.url] : ['sluice', upstream.url, s.scenario]
+  const logFile = NODE_ARGS.length > 0 ? join(PROF ?? '.', `${s.label}.log`) : null
+  targets.push({ ...s, ...(await start(args, env, nodeArgs, logFile)), samples: [] })
 }
 for (const t of targets) await load(t.url, WARM)
 for (let r = 0; r < ROUNDS; r++) {
