@@ -16,7 +16,15 @@
 //   so the ids are the union of what any reader could see.
 //
 // One pass over the text, materialising only what the selector reaches; everything else is
-// validated (RFC 8259: what JSON.parse accepts, plus a leading byte order mark) and skipped.
+// validated (RFC 8259: what JSON.parse accepts, plus a leading byte order mark, plus raw
+// control characters inside strings) and skipped. The last is the union rule again: JSON.parse
+// refuses a string holding a raw tab or U+0001, but Python's `json.loads(strict=False)`,
+// Jackson's ALLOW_UNQUOTED_CONTROL_CHARS and lenient Gson read it as that character — and a
+// legacy app that builds its JSON by hand emits one whenever a user typed one. Refusing it
+// would make every page holding such a record uninspectable (blocked for everyone, or counted
+// as a guess), so one planted contact could open or shut a route; read, its ids count as the
+// lenient readers see them. Outside strings a control character other than white space is
+// still an error, as it is to every reader.
 // Recursion follows the selector's steps only (at most MAX_STEPS); skipping nested values is
 // iterative, and nesting is capped at MAX_DEPTH, so no body can overflow the stack. A `[-n]`
 // step reads its array once to find its length, then the chosen element again.
@@ -357,24 +365,20 @@ function collectNumber(text: string, i: number, out: string[]): number {
 
 // --- Scanning -------------------------------------------------------------------------------
 
-// Where the next backslash and the next control character (U+0000 to U+001F) are, at or
-// after where they were last looked for: most strings hold neither, and then the string ends
-// at the next quote, found with indexOf rather than char by char. Both are looked for again
-// only once reading has passed them, so each part of the text is searched at most once (reads
-// go forward; a re-read, for [-n], resets them first).
+// Where the next backslash is, at or after where it was last looked for: most strings hold
+// none, and then the string ends at the next quote, found with indexOf rather than char by
+// char. It is looked for again only once reading has passed it, so each part of the text is
+// searched at most once (reads go forward; a re-read, for [-n], resets it first).
 let backslashAt = -1
-let controlAt = -1
-// eslint-disable-next-line no-control-regex -- JSON forbids these in strings: finding them is the point
-const CONTROL = /[\x00-\x1f]/g
 
 function resetScan(): void {
   backslashAt = -1
-  controlAt = -1
 }
 
 /**
  * A string whose contents start at `i` (after the opening quote): the offset after the
- * closing quote, negated if the string holds escapes.
+ * closing quote, negated if the string holds escapes. Raw control characters are part of
+ * the string (see the top of this file).
  */
 function scanString(text: string, i: number): number {
   const q = text.indexOf('"', i)
@@ -383,11 +387,7 @@ function scanString(text: string, i: number): number {
       backslashAt = text.indexOf('\\', i)
       if (backslashAt < 0) backslashAt = text.length
     }
-    if (controlAt < i) {
-      CONTROL.lastIndex = i
-      controlAt = CONTROL.test(text) ? CONTROL.lastIndex - 1 : text.length
-    }
-    if (backslashAt > q && controlAt > q) return q + 1
+    if (backslashAt > q) return q + 1
   }
   return scanEscapedString(text, i)
 }
@@ -420,10 +420,9 @@ function scanEscapedString(text: string, i: number): number {
         if (i + 1 >= text.length) fail(text, i + 1)
         throw new JsonTextError(`bad escape "\\${text[i + 1]}"`, i)
       }
-    } else if (c < 32 || c !== c) {
-      // A control character, or NaN: the end of the text.
-      if (c !== c) throw new JsonTextError('unterminated string', text.length)
-      fail(text, i)
+    } else if (c !== c) {
+      // NaN: the end of the text.
+      throw new JsonTextError('unterminated string', text.length)
     } else {
       i++
     }
