@@ -1,7 +1,8 @@
 // A/B of sluice targets by CPU time per request: each target in its own process (targets.js),
 // loaded in turn for a few seconds over several rounds (interleaved, so that a neighbour's load
 // falls on all of them alike), CPU time (utime + stime from /proc/<pid>/stat) ÷ requests served.
-//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] [--node-args "..."] label=scenario[@dist/index.js] ...
+//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] [--node-args "..."]
+//     label=scenario[@dist/index.js] ...
 // e.g. node bench/ab.js 4=memory 4b=scoped base4b=scoped@/tmp/base/dist/index.js
 // A scenario is one of targets.js's sluice scenarios, or `plain` (the plain @fastify/http-proxy).
 // --node-args: node flags for every target, e.g. "--trace-gc" (a target's stdout, which holds
