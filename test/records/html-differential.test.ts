@@ -107,10 +107,26 @@ const TAME = FRAGMENTS.filter(
 )
 const tamePage = fc.array(fc.constantFrom(...TAME), { maxLength: 60 }).map((parts) => parts.join(''))
 
+/**
+ * Where the reference itself is not what a browser reads: in a textarea (raw text, re-read as
+ * markup) htmlparser2 leaves an entity right after a `<` undecoded, so the reference re-reads
+ * `<&lt;tr data-id="14">` as text; a browser's value is `<<tr data-id="14">` (Chromium's
+ * textarea.value), which html.ts re-reads as the tag it is (pinned below).
+ */
+const referenceReadsAsABrowser = (html: string) => !html.includes('<&')
+
 describe('html: the lean layer reads as htmlparser2 Parser did', () => {
+  it('an entity right after a `<` in a textarea is decoded, as browsers do (the reference does not)', () => {
+    const html = '<textarea><&lt;tr data-id=&quot;14&quot;&gt;</textarea><p><&lt;tr data-id=&quot;15&quot;&gt;'
+    const chains = compileCss('*[data-id]')
+    expect(htmlValues(html, chains, 'data-id')).toEqual(['14'])
+    expect(referenceHtmlValues(html, chains, 'data-id')).toEqual([])
+  })
+
   it('the same ids on generated and mangled pages, for every selector', () => {
     fc.assert(
       fc.property(page, fc.constantFrom(...SELECTORS), (html, [css, attr]) => {
+        fc.pre(referenceReadsAsABrowser(html))
         const chains = compileCss(css)
         expect(htmlValues(html, chains, attr)).toEqual(referenceHtmlValues(html, chains, attr))
       }),
@@ -125,6 +141,7 @@ describe('html: the lean layer reads as htmlparser2 Parser did', () => {
         fc.constantFrom(...SELECTORS),
         fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 8 }),
         (html, [css, attr], cuts) => {
+          fc.pre(referenceReadsAsABrowser(html))
           const chains = compileCss(css)
           const r = htmlReader(chains, attr)
           let from = 0
