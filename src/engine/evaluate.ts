@@ -111,10 +111,7 @@ export function evaluate(
   let unique = 0
   let freshest = 0
   if (limits.length > 0) {
-    const ids = records.length
-    const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
-    if (held.length < ids) grow(ids)
-    unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
+    unique = lookUpRecords(w, records)
     lookedUp = step.defer ? records : null
     lookedUpUnique = unique
     for (let i = 0; i < limits.length; i++) {
@@ -156,15 +153,20 @@ export function commit(
   const reuse = unchanged && lookedUp === records
   lookedUp = null
   if (policy.distinctLimits.length === 0 || records.length === 0) return
-  let unique = lookedUpUnique
-  if (!reuse) {
-    if (held.length < records.length) grow(records.length)
-    const ids = records.length
-    const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
-    unique = indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
-  }
+  const unique = reuse ? lookedUpUnique : lookUpRecords(w, records)
   touchAll(w, policy.distinctCapacity, unique, now)
   if (held.length > RETAINED_IDS) grow(FIRST_IDS)
+}
+
+/**
+ * Look `records` up in the section's windows, into the scratch (through a hash index when
+ * scanning the records held would cost more): how many distinct ones.
+ */
+function lookUpRecords(w: Section, records: readonly string[]): number {
+  const ids = records.length
+  if (held.length < ids) grow(ids)
+  const indexed = ids > scanLimits.few && (ids > scanLimits.ids || ids * recordsHeld(w.mem, w.at) > scanLimits.work)
+  return indexed ? lookUpIndexed(w.mem, w.at, records) : lookUp(w.mem, w.at, records)
 }
 
 /** Scratch for `ids` ids, in powers of two. */

@@ -17,10 +17,6 @@
 // feedback, so it holds from here on. The Fastify plugin leaves its host's process alone.
 import { setFlagsFromString } from 'node:v8'
 
-let done = false
-
 export function disablePretenuring(): void {
-  if (done) return
-  done = true
   setFlagsFromString('--no-allocation-site-pretenuring')
 }

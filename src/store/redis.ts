@@ -75,6 +75,12 @@ type HitReply = number[]
 /** Observations one hit.lua call takes at most (a turn's batch beyond it goes in several calls). */
 export const MAX_BATCH = 100
 
+/** One observation's reply of a hit.lua call, or what failed it (thrown). */
+function replyOf(reply: HitReply | Error | undefined): HitReply {
+  if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
+  return reply
+}
+
 interface Pending {
   input: HitInput
   call: Call
@@ -267,8 +273,7 @@ export class RedisStore implements Store {
       for (const call of calls) {
         const { keys, args } = this.encode([{ input, call, earlier: before(result) }])
         const [reply] = await this.client.sluiceHit(keys.length, keys, args)
-        if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
-        result = merge(result, this.parse(reply, input, call.owners))
+        result = merge(result, this.parse(replyOf(reply), input, call.owners))
       }
       this.succeeded()
       return result as HitResult
@@ -313,10 +318,8 @@ export class RedisStore implements Store {
       (replies) => {
         let ok = false
         batch.forEach((p, i) => {
-          const reply = replies[i]
           try {
-            if (!Array.isArray(reply)) throw reply ?? new Error('hit.lua: no reply')
-            p.resolve(this.parse(reply, p.input, p.call.owners))
+            p.resolve(this.parse(replyOf(replies[i]), p.input, p.call.owners))
             ok = true
           } catch (err) {
             this.failed(err as Error)

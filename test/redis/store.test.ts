@@ -72,6 +72,17 @@ async function attack(instances: RunningProxy[], user: string): Promise<number[]
   return results.map((r) => r.status)
 }
 
+/** The batching tests' route: 30 distinct records a minute, requests never limiting. */
+const batchPolicy = () =>
+  buildPolicy(
+    'contact',
+    [
+      { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
+      { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
+    ],
+    false,
+  )
+
 describe.skipIf(!hasRedis)('redis store, single node', () => {
   let server: RedisServer
   beforeAll(async () => {
@@ -99,14 +110,7 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
 
   it('observations issued in one event-loop turn leave in one write and each gets its own exact answer', async () => {
     const { store, engine } = await redisEngine(server.url, 'turn:')
-    const policy = buildPolicy(
-      'contact',
-      [
-        { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
-        { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
-      ],
-      false,
-    )
+    const policy = batchPolicy()
     const stream = (store.client as unknown as { stream: { writev?: unknown; _writev?: unknown } }).stream
     const writes: number[] = []
     const original = (stream as { _writev: (chunks: unknown[], cb: () => void) => void })._writev.bind(stream)
@@ -128,14 +132,7 @@ describe.skipIf(!hasRedis)('redis store, single node', () => {
 
   it('makes the observations of one event-loop turn in one script call (MAX_BATCH at most), each exactly', async () => {
     const { store, engine } = await redisEngine(server.url, 'batch:')
-    const policy = buildPolicy(
-      'contact',
-      [
-        { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
-        { kind: 'distinctRecords', windowMs: 60_000, max: 30, action: 'throttle' },
-      ],
-      false,
-    )
+    const policy = batchPolicy()
     const probe = new Redis(server.url)
     const calls = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await probe.info('commandstats'))?.[1] ?? 0)
     await engine.observe('warm-up', policy, ['1']) // loads the script
