@@ -1,4 +1,5 @@
 // Prometheus metrics (prom-client), one registry per sluice instance.
+import { FastCounter } from './fast-counter.js'
 import { FastHistogram, type Observer } from './fast-histogram.js'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AuditState } from '../audit/index.js'
@@ -15,7 +16,8 @@ export interface Sources {
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly decisions: Counter<'route' | 'decision' | 'shadow'>
+  /** Every request to a sensitive route, once: on the request path, so a FastCounter. */
+  readonly decisions: FastCounter<'route' | 'decision' | 'shadow'>
   readonly blocks: Counter<'action'>
   readonly rejected: Counter<'reason'>
   readonly storeLatency: FastHistogram
@@ -53,12 +55,12 @@ export class Metrics {
   constructor(options: { accounts?: () => number } = {}) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' })
-    this.decisions = new Counter({
-      name: 'sluice_requests_total',
-      help: 'Requests to sensitive routes, by route and decision (allow, log, throttle, challenge, disable, disabled, unavailable).',
-      labelNames: ['route', 'decision', 'shadow'],
+    this.decisions = new FastCounter(
+      'sluice_requests_total',
+      'Requests to sensitive routes, by route and decision (allow, log, throttle, challenge, disable, disabled, unavailable).',
+      ['route', 'decision', 'shadow'],
       registers,
-    })
+    )
     this.blocks = new Counter({
       name: 'sluice_blocks_total',
       help: 'Requests blocked (enforce mode), by action.',

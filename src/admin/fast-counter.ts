@@ -1,0 +1,74 @@
+// A counter for the request path, exposed to prom-client's registry as any other metric.
+//
+// prom-client's Counter re-hashes the label set on every inc, even through a child from
+// `labels()` (a key string built and looked up per call): ~0.2 µs in a tight loop, ~1.3 µs a
+// request in the proxy (measured by CPU profile), for sluice_requests_total alone. Here each
+// label set is resolved once to a plain record, and an inc is one addition. The exposition
+// (`get()`) is prom-client's counter format, so the registry, the console's rate chart and
+// cluster aggregation read it as they read a Counter.
+import type { Registry } from 'prom-client'
+
+interface Series {
+  labels: Record<string, string>
+  value: number
+}
+
+export interface Incrementer {
+  inc(by?: number): void
+}
+
+export class FastCounter<L extends string = string> {
+  readonly type = 'counter'
+  readonly aggregator = 'sum'
+  private readonly series: Series[] = []
+  private readonly children = new Map<string, Incrementer>()
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelNames: readonly L[],
+    registers: readonly Registry[],
+  ) {
+    for (const r of registers) r.registerMetric(this as never)
+  }
+
+  /** The incrementer of one label set, by label values in labelNames' order (resolve it once, keep it). */
+  labels(...values: string[]): Incrementer {
+    const key = values.join('\0')
+    const known = this.children.get(key)
+    if (known) return known
+    const labels: Record<string, string> = {}
+    this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''))
+    const s: Series = { labels, value: 0 }
+    this.series.push(s)
+    const child: Incrementer = {
+      inc(by = 1): void {
+        // As prom-client: a counter only goes up.
+        if (!(by >= 0) || !Number.isFinite(by)) throw new Error(`counter ${key}: cannot increment by ${by}`)
+        s.value += by
+      },
+    }
+    this.children.set(key, child)
+    return child
+  }
+
+  get(): {
+    name: string
+    help: string
+    type: string
+    aggregator: string
+    values: { labels: Record<string, string>; value: number }[]
+  } {
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values: this.series.map((s) => ({ labels: s.labels, value: s.value })),
+    }
+  }
+
+  reset(): void {
+    for (const s of this.series) s.value = 0
+  }
+}
