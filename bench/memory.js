@@ -24,7 +24,8 @@ console.log(
     rssMB: Math.round(used.rss / 2 ** 20),
     heapUsedMB: Math.round(used.heapUsed / 2 ** 20),
     // The young generation is most of the gap between heapTotal and heapUsed: V8 grows it to
-    // 2 × 16 MB (Node 20/22) or 2 × 32 MB (Node 24) under allocation; --max-semi-space-size caps it.
+    // 2 × 16 MB (Node 20/22) or, on Node 24, up to 2 × 64 MB (1/64 of the heap limit, which follows the
+    // machine's memory) under allocation; --max-semi-space-size caps it.
     heapTotalMB: Math.round(used.heapTotal / 2 ** 20),
     arenaMB: Math.round(store.stats().bytesReserved / 2 ** 20),
     baseRssMB: Math.round(base.rss / 2 ** 20),
