@@ -1,7 +1,7 @@
 // A/B of sluice targets by CPU time per request: each target in its own process (targets.js),
 // loaded in turn for a few seconds over several rounds (interleaved, so that a neighbour's load
 // falls on all of them alike), CPU time (utime + stime from /proc/<pid>/stat) ÷ requests served.
-//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] [--node-args "..."]
+//   node bench/ab.js [--rounds 6] [--seconds 4] [--warm 8] [--prof dir] [--node-args "..."] [--path list|html|csv]
 //     label=scenario[@dist/index.js] ...
 // e.g. node bench/ab.js 4=memory 4b=scoped base4b=scoped@/tmp/base/dist/index.js
 // A scenario is one of targets.js's sluice scenarios, or `plain` (the plain @fastify/http-proxy).
@@ -28,6 +28,13 @@ const SECONDS = Number(opt('seconds', 4))
 const WARM = Number(opt('warm', 8))
 const PROF = opt('prof', null)
 const NODE_ARGS = (opt('node-args', '') ?? '').split(' ').filter(Boolean)
+// --path: what the load asks for, as bench/run.js's scenarios do (default: a record by id).
+const PATH = opt('path', 'records')
+const PATHS = {
+  list: (n) => `/list?page=${n % 20}`,
+  html: (n) => `/list.html?page=${n % 20}`,
+  csv: (n) => `/export.csv?page=${n % 20}`,
+}
 const specs = argv.map((a) => {
   const [label, rest] = a.split('=')
   const [scenario, dist] = rest.split('@')
@@ -80,7 +87,7 @@ function load(url, duration) {
         method: 'GET',
         setupRequest(req) {
           n++
-          req.path = `/records/${(n * 7919) % 100_000}`
+          req.path = PATHS[PATH]?.(n) ?? `/records/${(n * 7919) % 100_000}`
           req.headers = { ...req.headers, 'x-account-id': `acct-${n % 10_000}` }
           return req
         },

@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, renderProblem, uninspectable, type Rendered } from '../actions/respond.js'
 import type { AnswerExtractor, AnswerIds, AnswerReader } from '../records/answer/index.js'
 import { BrokenBodyError } from '../errors.js'
-import { contentDecoder, readCapped, UninspectableError, type ContentDecoder } from '../records/body.js'
+import { contentDecoder, PushedBody, readCapped, UninspectableError, type ContentDecoder } from '../records/body.js'
 import { holder, synthetic } from './body.js'
 import { isSluiceCookie } from './credentials.js'
 import { blockAnswer, countProvisional, observe, report } from './decide.js'
@@ -68,16 +68,14 @@ async function inspectAnswer(
   try {
     if (problem) {
       // Nothing to read it for: it streams on as it comes, if the policy lets it out at all.
-    } else if (payload instanceof Readable) {
+    } else if (payload instanceof Readable || payload instanceof PushedBody) {
       const length = Number(reply.getHeader('content-length'))
+      const expected = Number.isSafeInteger(length) && length >= 0 ? length : undefined
       const feed = (decoder as ContentDecoder).write
-      const read = await readCapped(
-        payload,
-        inspect.maxBytes,
-        Number.isSafeInteger(length) && length >= 0 ? length : undefined,
-        holder(pipe, ex, reply),
-        feed,
-      )
+      const take = holder(pipe, ex, reply)
+      const read = await (payload instanceof PushedBody
+        ? payload.readCapped(inspect.maxBytes, expected, take, feed)
+        : readCapped(payload, inspect.maxBytes, expected, take, feed))
       if (read.complete) {
         forward = read.body
         found = await idsOf(decoder as ContentDecoder, reader as AnswerReader)
@@ -153,8 +151,8 @@ async function inspectAnswer(
     )
     if (inspect.uninspectable === 'block' && !ex.live.config.shadow && !route.policy.shadow) {
       // Ids that cannot be counted cannot be let out (shadow mode only logs it).
-      if (payload instanceof Readable) payload.destroy()
-      if (forward instanceof Readable && forward !== payload) forward.destroy()
+      destroyBody(payload)
+      if (forward !== payload) destroyBody(forward)
       pipe.metrics.withheld.labels(route.name).inc()
       return replaceResponse(
         reply,
@@ -178,7 +176,7 @@ async function inspectAnswer(
     if (ex.held > 0) closeIfSlow(reply, ex.live.config.inspection.sendTimeoutMs)
     return forward
   }
-  if (payload instanceof Readable) payload.destroy()
+  destroyBody(payload)
   pipe.metrics.withheld.labels(route.name).inc()
   return replaceResponse(reply, await blockAnswer(pipe, request, ex, decision, null))
 }
@@ -204,6 +202,11 @@ async function sessionAnswered(
       'logout seen (the session keeps counting against its account)',
     )
   }
+}
+
+/** An answer's body not sent on: a stream destroyed, an upstream answer aborted. */
+function destroyBody(body: unknown): void {
+  if (body instanceof Readable || body instanceof PushedBody) body.destroy()
 }
 
 /** A withheld response replaces the upstream's status and headers (nothing of it may leak). */

@@ -8,9 +8,10 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Pool, type Dispatcher } from 'undici'
+import { Pool, util, type Dispatcher } from 'undici'
 import type { CompiledConfig } from '../config/compile.js'
 import { trustedPeer } from '../identity/ip.js'
+import { UpstreamBody } from './upstream-body.js'
 
 export interface UpstreamError {
   /** No answer (or no connection) in time: 504, as nginx answers; anything else is a 502. */
@@ -23,7 +24,7 @@ export interface UpstreamError {
 export interface Answer {
   status: number
   headers: IncomingHttpHeaders
-  body: Readable
+  body: UpstreamBody
 }
 
 export interface ForwardHooks {
@@ -54,37 +55,61 @@ export class Forwarder {
     })
   }
 
-  /** Send the request on (with the body stream `request.body` holds) and hand the answer, a stream, to hooks.send. */
+  /**
+   * Send the request on (with the body stream `request.body` holds) and hand the answer to
+   * hooks.send as soon as its headers are in, its body an UpstreamBody that undici's chunks
+   * go into (no Readable unless it is sent on unread).
+   */
   forward(request: FastifyRequest, reply: FastifyReply): void {
     const raw = request.raw
     const hooks = this.#hooks
     const sent = performance.now()
-    this.#pool.request(this.#requestOf(request), (err, res) => {
-      if (err) {
-        if (!reply.sent) hooks.failed(reply, upstreamError(err))
-        return
-      }
-      hooks.answered(request, res.statusCode, performance.now() - sent)
-      // The client left while the upstream thought: drop the answer, free the connection.
-      if (reply.raw.destroyed) {
-        res.body.destroy()
-        return
-      }
-      // An HTTP/1 connection cannot be reused until the request body was read: the upstream
-      // answered early, so close ours after this answer.
-      if (!raw.complete) void reply.header('connection', 'close')
-      try {
-        hooks.send(request, reply, {
-          status: res.statusCode,
-          headers: copyWithout(res.headers, HOP_BY_HOP),
-          body: res.body,
-        })
-      } catch (error) {
-        // A status or header Node will not send (undici's parser lets through what HTTP
-        // allows, Node's writer is stricter): the answer cannot be passed on as it is.
-        res.body.destroy()
-        if (!reply.sent) hooks.failed(reply, upstreamError(error as Error))
-      }
+    const body = new UpstreamBody()
+    let started = false
+    this.#pool.dispatch(this.#requestOf(request), {
+      onConnect(abort) {
+        body.abortUpstream = () => abort()
+        // The client left while the upstream thought: drop the answer, free the connection.
+        if (reply.raw.destroyed) abort()
+      },
+      onHeaders(status, rawHeaders, resume) {
+        // An informational answer (102, 103 Early Hints): not passed on, as in pass().
+        if (status < 200) return true
+        hooks.answered(request, status, performance.now() - sent)
+        if (reply.raw.destroyed) {
+          body.destroy()
+          return false
+        }
+        body.resumeUpstream = resume
+        // An HTTP/1 connection cannot be reused until the request body was read: the upstream
+        // answered early, so close ours after this answer.
+        if (!raw.complete) void reply.header('connection', 'close')
+        started = true
+        try {
+          hooks.send(request, reply, {
+            status,
+            headers: copyWithout(util.parseHeaders(rawHeaders) as IncomingHttpHeaders, HOP_BY_HOP),
+            body,
+          })
+        } catch (error) {
+          // A status or header Node will not send (undici's parser lets through what HTTP
+          // allows, Node's writer is stricter): the answer cannot be passed on as it is.
+          body.destroy()
+          if (!reply.sent) hooks.failed(reply, upstreamError(error as Error))
+          return false
+        }
+        return true
+      },
+      onData(chunk) {
+        return body.push(chunk)
+      },
+      onComplete() {
+        body.end()
+      },
+      onError(err) {
+        if (started) body.fail(err)
+        else if (!reply.sent) hooks.failed(reply, upstreamError(err))
+      },
     })
   }
 

@@ -8,6 +8,7 @@ import { admit } from '../exchange/admit.js'
 import { answered, needsAnswer } from '../exchange/answer.js'
 import { needsBody, readRequestBody } from '../exchange/body.js'
 import { CONTINUE, REPLIED, type Exchange, type Next } from '../exchange/exchange.js'
+import { PushedBody } from '../records/body.js'
 import type { Runtime } from '../runtime.js'
 import type { Answer, Forwarder } from './forward.js'
 
@@ -20,8 +21,8 @@ export function registerProxyRoute(app: FastifyInstance, runtime: Runtime, forwa
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
 
-  // An answer sluice reads goes through the answer step as a stream; any other is written
-  // straight into the response.
+  // An answer sluice reads goes through the answer step (its body pushed by undici, see
+  // upstream-body.ts); any other is written straight into the response.
   const forward = (request: FastifyRequest, reply: FastifyReply): void => {
     const ex = request.sluiceExchange
     if (ex && needsAnswer(ex)) forwarder.forward(request, reply)
@@ -64,9 +65,11 @@ export function sendAnswer(runtime: Runtime, request: FastifyRequest, reply: Fas
   const ex = request.sluiceExchange as Exchange
   answered(runtime, request, reply, answer.body, ex).then(
     (payload) => {
+      // Not read (not a 2xx, nothing to inspect), or not whole: sent on as a stream.
+      if (payload instanceof PushedBody) payload = payload.stream()
       // A body read whole goes out as it came: Fastify would label bytes without a
       // content-type application/octet-stream (a legacy page would turn into a download).
-      if (Buffer.isBuffer(payload) && !reply.hasHeader('content-type')) payload = Readable.from([payload])
+      else if (Buffer.isBuffer(payload) && !reply.hasHeader('content-type')) payload = Readable.from([payload])
       reply.send(payload)
     },
     (err: Error) => {

@@ -18,6 +18,91 @@ export type ReadResult =
   | { complete: false; busy?: true; problem?: string; head: Buffer[]; rest: () => Readable }
 
 /**
+ * A body delivered without a stream (the standalone proxy's upstream answers,
+ * src/proxy/upstream-body.ts): read with readCapped's rules, or sent on as a stream.
+ */
+export abstract class PushedBody {
+  /** readCapped of this body. */
+  abstract readCapped(
+    cap: number,
+    expectedLength: number | undefined,
+    take?: (bytes: number) => boolean,
+    feed?: (chunk: Buffer) => void,
+  ): Promise<ReadResult>
+  /** The body (what is left of it) as a stream, to send on. */
+  abstract stream(): Readable
+  abstract destroy(): void
+}
+
+/**
+ * readCapped's rules for one body, whoever delivers its chunks (a stream's 'data' events,
+ * readCapped; or undici's onData, src/proxy/upstream-body.ts): the body is held in one buffer
+ * (preallocated when its length is known and within the cap) or in chunks, `take(n)` accounts
+ * for the memory held (InspectionBudget), `feed` sees each chunk as it is held.
+ */
+export class CappedRead {
+  /** Known length within the cap: one buffer, filled in place (one copy of the body). */
+  private readonly prealloc: Buffer | null = null
+  private filled = 0
+  /** A body that turns out longer than declared goes on in `chunks`. */
+  private readonly chunks: Buffer[] = []
+  private size = 0
+  /** The budget refused the declared length up front: nothing may be read. */
+  readonly busy: boolean = false
+
+  constructor(
+    private readonly cap: number,
+    expectedLength: number | undefined,
+    private readonly take?: (bytes: number) => boolean,
+    private readonly feed?: (chunk: Buffer) => void,
+  ) {
+    if (expectedLength === undefined || expectedLength > cap) return
+    if (take && !take(expectedLength)) this.busy = true
+    else this.prealloc = Buffer.allocUnsafe(expectedLength)
+  }
+
+  /**
+   * Hold a chunk: null to read on; else why reading stops, and what was held (this chunk
+   * included, unless `feed` refused it: it is held all the same). Throws what `feed` throws but
+   * an UninspectableError.
+   */
+  add(chunk: Buffer): { busy?: true; problem?: string; head: Buffer[] } | null {
+    const prealloc = this.prealloc
+    const inPlace = prealloc !== null && this.chunks.length === 0 && this.filled + chunk.length <= prealloc.length
+    const busy = !inPlace && this.take !== undefined && this.size + chunk.length <= this.cap && !this.take(chunk.length)
+    if (busy || this.size + chunk.length > this.cap) return { ...(busy ? { busy } : {}), head: [...this.held(), chunk] }
+    if (inPlace) {
+      chunk.copy(prealloc, this.filled)
+      this.filled += chunk.length
+    } else {
+      this.chunks.push(chunk)
+    }
+    this.size += chunk.length
+    if (!this.feed) return null
+    try {
+      // The held bytes themselves: whatever keeps them (a JSON reader) keeps no second copy.
+      this.feed(inPlace ? prealloc.subarray(this.filled - chunk.length, this.filled) : chunk)
+    } catch (err) {
+      if (!(err instanceof UninspectableError)) throw err
+      return { problem: err.message, head: this.held() }
+    }
+    return null
+  }
+
+  /** The whole body, once its last chunk was added. */
+  body(): Buffer {
+    const prealloc = this.prealloc
+    if (prealloc && this.filled === prealloc.length && this.chunks.length === 0) return prealloc
+    const parts = this.held()
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, this.size)
+  }
+
+  private held(): Buffer[] {
+    return [...(this.prealloc && this.filled > 0 ? [this.prealloc.subarray(0, this.filled)] : []), ...this.chunks]
+  }
+}
+
+/**
  * `take(n)` accounts for the memory held (InspectionBudget): a preallocated body up front, any
  * other chunk as it arrives; false stops reading, `busy`. `feed` sees each chunk as it is
  * held; an UninspectableError from it stops reading (`problem`). An error of the stream itself
@@ -34,20 +119,12 @@ export function readCapped(
   take?: (bytes: number) => boolean,
   feed?: (chunk: Buffer) => void,
 ): Promise<ReadResult> {
-  // Known length within the cap: one buffer, filled in place (one copy of the body). A body
-  // that turns out longer than declared goes on in `chunks`.
-  const known = expectedLength !== undefined && expectedLength <= cap
-  if (known && take && !take(expectedLength))
-    return Promise.resolve({ complete: false, busy: true, head: [], rest: () => continued([], stream) })
+  const read = new CappedRead(cap, expectedLength, take, feed)
+  if (read.busy) return Promise.resolve({ complete: false, busy: true, head: [], rest: () => continued([], stream) })
   // (A body someone has read to its end already gives no more events: it is empty here.)
   if (stream.readableEnded) return Promise.resolve({ complete: true, body: Buffer.alloc(0) })
   if (stream.errored || stream.destroyed)
     return Promise.reject(new BrokenBodyError(stream.errored ?? new Error('body stream destroyed before it was read')))
-  const prealloc = known ? Buffer.allocUnsafe(expectedLength) : null
-  let filled = 0
-  const chunks: Buffer[] = []
-  let size = 0
-  const held = () => [...(prealloc && filled > 0 ? [prealloc.subarray(0, filled)] : []), ...chunks]
   return new Promise<ReadResult>((resolve, reject) => {
     const done = () => {
       stream.off('data', onData)
@@ -55,47 +132,24 @@ export function readCapped(
       stream.off('error', onError)
       stream.off('close', onClose)
     }
-    /** Stop pulling: the caller forwards the whole body (rest) or destroys the stream. */
-    const unread = (result: ReadResult) => {
+    const onData = (value: Buffer | string) => {
+      let stop
+      try {
+        stop = read.add(typeof value === 'string' ? Buffer.from(value) : value)
+      } catch (err) {
+        done()
+        stream.pause()
+        return reject(err as Error)
+      }
+      if (stop === null) return
+      // Stop pulling: the caller forwards the whole body (rest) or destroys the stream.
       done()
       stream.pause()
-      resolve(result)
-    }
-    const onData = (value: Buffer | string) => {
-      const chunk = typeof value === 'string' ? Buffer.from(value) : value
-      const inPlace = prealloc !== null && chunks.length === 0 && filled + chunk.length <= prealloc.length
-      const busy = !inPlace && take !== undefined && size + chunk.length <= cap && !take(chunk.length)
-      if (busy || size + chunk.length > cap) {
-        const head = [...held(), chunk]
-        return unread({ complete: false, ...(busy ? { busy } : {}), head, rest: () => continued(head, stream) })
-      }
-      if (inPlace) {
-        chunk.copy(prealloc, filled)
-        filled += chunk.length
-      } else {
-        chunks.push(chunk)
-      }
-      size += chunk.length
-      if (!feed) return
-      try {
-        // The held bytes themselves: whatever keeps them (a JSON reader) keeps no second copy.
-        feed(inPlace ? prealloc.subarray(filled - chunk.length, filled) : chunk)
-      } catch (err) {
-        if (!(err instanceof UninspectableError)) {
-          done()
-          stream.pause()
-          return reject(err)
-        }
-        const head = held()
-        unread({ complete: false, problem: err.message, head, rest: () => continued(head, stream) })
-      }
+      resolve({ complete: false, ...stop, rest: () => continued(stop.head, stream) })
     }
     const onEnd = () => {
       done()
-      if (prealloc && filled === prealloc.length && chunks.length === 0)
-        return resolve({ complete: true, body: prealloc })
-      const parts = held()
-      resolve({ complete: true, body: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size) })
+      resolve({ complete: true, body: read.body() })
     }
     const onError = (err: Error) => {
       done()
