@@ -811,7 +811,7 @@ function markdown(tp, mem, attack, run) {
     })
   const m = run.machine
   const out = [
-    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${run.nodePath})${run.nodeSupported ? '' : `, **below engines (${run.engines})**`}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. sluice ${opts.cli ? 'started by its CLI: `sluice start -c <yaml>`' : 'built in-process by bench/targets.js (buildProxy, logger off)'}. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
+    `Code: ${run.code}. Machine: ${m.cpus} × ${m.cpu}, ${m.memGB} GB. Node ${run.node} (${nodeSource(run.nodePath)})${run.nodeSupported ? '' : `, **below engines (${run.engines})**`}. **${run.pinned ? 'Pinned (--pin): proxies on CPU 0, load generator, upstream and Redis on CPU 1' : 'Unpinned: every process on any CPU (the headline: users do not pin)'}**. sluice ${opts.cli ? 'started by its CLI: `sluice start -c <yaml>`' : 'built in-process by bench/targets.js (buildProxy, logger off)'}. ${ROUNDS} interleaved round(s) of ${DURATION} s, ${CONNECTIONS} connections, ${ACCOUNTS.toLocaleString('en-US')} accounts${run.nginx ? `; nginx ${run.nginx}` : ''}${ref ? `; compared with ${ref.ref} (${ref.short})` : ''}.`,
     '',
     '| scenario | req/s median (min–max) | ÷ plain proxy, req/s (median of rounds) | ÷ plain proxy, by CPU time | p50 ms | p99 ms | proxy CPU µs/req | non-2xx/errors |',
     '|---|---|---|---|---|---|---|---|',
@@ -977,4 +977,10 @@ try {
 } finally {
   stop()
   for (const f of cleanups.splice(0)) f()
+}
+
+/** Where a node binary came from, for the report (a machine's paths stay out of committed results). */
+function nodeSource(path) {
+  const npm = /node-linux-[^/]+/.exec(path)
+  return npm ? `npm's ${npm[0]}` : 'the system node'
 }
