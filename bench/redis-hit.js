@@ -7,6 +7,7 @@
 // requests/s do. Build each tree first (npm run build); copy a build elsewhere to keep it:
 //   node bench/redis-hit.js <observations per round> <rounds> <dist dir>...
 //   node bench/redis-hit.js 30000 5 /tmp/before/dist dist
+// $SCOPED=1 adds scenario 4b's per-network and per-route limits.
 // $STATS=1 prints INFO commandstats at the end; $PERF=<file> records `perf record -g` of
 // redis-server during the measured rounds.
 import { spawn, spawnSync } from 'node:child_process'
@@ -21,6 +22,8 @@ const N = Number(nArg || 30_000)
 const ROUNDS = Number(roundsArg || 3)
 const CONCURRENCY = Number(process.env.CONCURRENCY || 50)
 const ACCOUNTS = Number(process.env.ACCOUNTS || 10_000)
+const SCOPED = process.env.SCOPED === '1'
+const STEP = SCOPED ? { network: '127.0.0.0/24' } : undefined
 const TICK_US = 1e6 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100)
 const cpuUs = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
@@ -52,6 +55,14 @@ try {
         { kind: 'requests', windowMs: 60_000, max: 1000, action: 'throttle' },
         { kind: 'distinctRecords', windowMs: 600_000, max: 500, action: 'challenge' },
         { kind: 'distinctRecords', windowMs: 86_400_000, max: 5000, action: 'disable' },
+        // $SCOPED=1: bench scenario 4b's limits besides (the load from one network).
+        ...(SCOPED
+          ? [
+              { kind: 'distinctRecords', per: 'network', windowMs: 3_600_000, max: 200_000, action: 'challenge' },
+              { kind: 'distinctAccounts', per: 'network', windowMs: 3_600_000, max: 20_000, action: 'challenge' },
+              { kind: 'distinctRecords', per: 'route', windowMs: 3_600_000, max: 200_000, action: 'log' },
+            ]
+          : []),
       ],
       false,
     )
@@ -79,7 +90,13 @@ try {
       while (sent < N) {
         sent++
         const n = ++b.n
-        const d = await b.engine.observe(`acct-${n % ACCOUNTS}`, b.policy, [String((n * 7919) % 100_000)])
+        const d = await b.engine.observe(
+          `acct-${n % ACCOUNTS}`,
+          b.policy,
+          [String((n * 7919) % 100_000)],
+          Date.now(),
+          STEP,
+        )
         if (d.kind === 'unavailable') unavailable++
       }
     }
