@@ -13,6 +13,7 @@ import { createWriteStream, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
+import { pathOf } from './configs.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -30,11 +31,6 @@ const PROF = opt('prof', null)
 const NODE_ARGS = (opt('node-args', '') ?? '').split(' ').filter(Boolean)
 // --path: what the load asks for, as bench/run.js's scenarios do (default: a record by id).
 const PATH = opt('path', 'records')
-const PATHS = {
-  list: (n) => `/list?page=${n % 20}`,
-  html: (n) => `/list.html?page=${n % 20}`,
-  csv: (n) => `/export.csv?page=${n % 20}`,
-}
 const specs = argv.map((a) => {
   const [label, rest] = a.split('=')
   const [scenario, dist] = rest.split('@')
@@ -87,7 +83,7 @@ function load(url, duration) {
         method: 'GET',
         setupRequest(req) {
           n++
-          req.path = PATHS[PATH]?.(n) ?? `/records/${(n * 7919) % 100_000}`
+          req.path = pathOf(PATH, n)
           req.headers = { ...req.headers, 'x-account-id': `acct-${n % 10_000}` }
           return req
         },

@@ -71,3 +71,15 @@ actions:
   challenge: { secret: bench-challenge-secret-0123456789 }
 `
 }
+
+/**
+ * The path of the bench's n-th request for a load of `kind`: a record by id (many accounts
+ * rotating, each reading a few records), or a page of the list, the HTML page or the CSV export.
+ * bench/run.js and bench/ab.js load the same.
+ */
+export function pathOf(kind, n) {
+  if (kind === 'list') return `/list?page=${n % 20}`
+  if (kind === 'html') return `/list.html?page=${n % 20}`
+  if (kind === 'csv') return `/export.csv?page=${n % 20}`
+  return `/records/${(n * 7919) % 100_000}`
+}

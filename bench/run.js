@@ -64,7 +64,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { configFor } from './configs.js'
+import { configFor, pathOf } from './configs.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = resolve(here, '..')
@@ -410,14 +410,7 @@ function load(url, { path = 'records', duration = DURATION } = {}) {
           n++
           // Many accounts rotating, each reading a few records: honest-looking traffic that
           // exercises identity, windows and the store on every request.
-          req.path =
-            path === 'list'
-              ? `/list?page=${n % 20}`
-              : path === 'html'
-                ? `/list.html?page=${n % 20}`
-                : path === 'csv'
-                  ? `/export.csv?page=${n % 20}`
-                  : `/records/${(n * 7919) % 100_000}`
+          req.path = pathOf(path, n)
           req.headers = { ...req.headers, 'x-account-id': `acct-${n % ACCOUNTS}` }
           return req
         },

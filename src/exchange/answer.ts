@@ -72,10 +72,7 @@ async function inspectAnswer(
       const length = Number(reply.getHeader('content-length'))
       const expected = Number.isSafeInteger(length) && length >= 0 ? length : undefined
       const feed = (decoder as ContentDecoder).write
-      const take = holder(pipe, ex, reply)
-      const read = await (payload instanceof PushedBody
-        ? payload.readCapped(inspect.maxBytes, expected, take, feed)
-        : readCapped(payload, inspect.maxBytes, expected, take, feed))
+      const read = await readCapped(payload, inspect.maxBytes, expected, holder(pipe, ex, reply), feed)
       if (read.complete) {
         forward = read.body
         found = await idsOf(decoder as ContentDecoder, reader as AnswerReader)

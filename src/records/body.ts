@@ -108,17 +108,19 @@ export class CappedRead {
  * held; an UninspectableError from it stops reading (`problem`). An error of the stream itself
  * (or its end before the last byte) is thrown as BrokenBodyError.
  *
- * Read with 'data' listeners and one promise a body, not an async iterator: the iterator's
+ * A stream is read with 'data' listeners and one promise a body, not an async iterator: the iterator's
  * generator, end-of-stream watcher and promise per chunk cost more than the rest of reading a
  * small answer. A body left unread (past the cap) is paused, and `rest()` reads it on.
  */
 export function readCapped(
-  stream: Readable,
+  stream: Readable | PushedBody,
   cap: number,
   expectedLength?: number,
   take?: (bytes: number) => boolean,
   feed?: (chunk: Buffer) => void,
 ): Promise<ReadResult> {
+  // A pushed body reads itself by the same rules (CappedRead), without 'data' events.
+  if (stream instanceof PushedBody) return stream.readCapped(cap, expectedLength, take, feed)
   const read = new CappedRead(cap, expectedLength, take, feed)
   if (read.busy) return Promise.resolve({ complete: false, busy: true, head: [], rest: () => continued([], stream) })
   // (A body someone has read to its end already gives no more events: it is empty here.)
