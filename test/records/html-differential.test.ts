@@ -43,6 +43,14 @@ const FRAGMENTS = [
   '</svg>',
   '<math>',
   '<foreignObject>',
+  '</foreignObject>',
+  '</TR>',
+  '</Td >',
+  '</image>',
+  '<desc>',
+  '</desc>',
+  '<mi>',
+  '</mi>',
   '<clipPath data-id="10"/>',
   '<image data-id="11">',
   '<script>',
@@ -121,6 +129,26 @@ describe('html: the lean layer reads as htmlparser2 Parser did', () => {
     const chains = compileCss('*[data-id]')
     expect(htmlValues(html, chains, 'data-id')).toEqual(['14'])
     expect(referenceHtmlValues(html, chains, 'data-id')).toEqual([])
+  })
+
+  it('end tags: the top element (in any case), one below it, none open, in svg and at integration points', () => {
+    // FastScan closes an end tag that names the top element without looking its name up:
+    // every other end tag takes the full rules.
+    const cases: [string, string, string | undefined][] = [
+      ['<table><tr><td>x</a>y</td><td>z</TD ></tr></table>', 'table td', undefined],
+      ['<table><tr><td><b>x</td>y</b></tr><tr data-id="1"></table>', 'td tr', 'data-id'],
+      ['<table><tr data-id="1"><td>x</tr></td><tr data-id="2"></table>', 'table > tr', 'data-id'],
+      ['<div><span>x</div>y</span><p class="n">z</p>', '.n, div', undefined],
+      ['<svg><clipPath><image data-id="1"></image></clippath><rect data-id="2"></svg>', 'clipPath *', 'data-id'],
+      ['<svg><foreignObject><b>x</b></foreignObject><b data-id="3"></b></svg>', 'foreignObject b', 'data-id'],
+      ['<svg><desc><i>x</i></desc><i data-id="4"></i></svg>', 'desc i', 'data-id'],
+      ['<math><mi><b data-id="5"></mi><b data-id="6"></math>', 'mi b', 'data-id'],
+      ['<p>x</p></p><p>y</image><br></br></p>', 'p', undefined],
+    ]
+    for (const [html, css, attr] of cases) {
+      const chains = compileCss(css)
+      expect(htmlValues(html, chains, attr), html).toEqual(referenceHtmlValues(html, chains, attr))
+    }
   })
 
   it('the same ids on generated and mangled pages, for every selector', () => {

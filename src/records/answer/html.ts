@@ -644,6 +644,20 @@ class Scan {
     this.closeTag(tagOf(this.slice(start, end).toLowerCase()))
   }
 
+  /**
+   * FastScan: an end tag s[start, end) that names the element on top in HTML content (what
+   * closeTag would find first): closes it and says so; false for closeTag to decide.
+   */
+  closeTop(s: string, start: number, end: number): boolean {
+    if (!this.inHtml || this.stack.length <= this.base) return false
+    const top = this.stack[this.stack.length - 1] as Element
+    // (`image` is never on the stack in HTML content: it is opened as `img`, a void element.)
+    if (!sameLower(s, start, end, top.name)) return false
+    this.flush()
+    this.popElement()
+    return true
+  }
+
   /** FastScan: an end tag, its name lower-cased. */
   closeTag(lower: Tag): void {
     this.flush()
@@ -876,7 +890,8 @@ class FastScan {
           if (final) return false
           break
         }
-        scan.closeTag(tagAt(s, lt + 2, k))
+        // (Most end tags close the element on top: no lookup of their name then.)
+        if (!scan.closeTop(s, lt + 2, k)) scan.closeTag(tagAt(s, lt + 2, k))
         i = gt + 1
       } else if (c === BANG) {
         if (s.startsWith('<!--', lt)) {
