@@ -19,6 +19,7 @@ import type { Decision } from '../engine/engine.js'
 import { sessionAccount, type Identity } from '../identity/chain.js'
 import { AmbiguousIdentityError, cookieValues } from '../identity/credentials.js'
 import { ipAccount } from '../identity/ip.js'
+import { askForWholeAnswer } from '../http/whole-answer.js'
 import type { Live } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 import { METHOD_OVERRIDE_HEADERS } from '../routes/resolve.js'
@@ -241,7 +242,10 @@ function decided(
   if (decision.block) return block(pipe, request, reply, ex, decision, verdict).then(() => REPLIED)
   if (grant) setPass(reply, grant, ex.live.config)
   const inspect = ex.route.inspect
-  if (inspect?.from === 'response') ex.pending = { from: 'response', inspect }
+  if (inspect?.from === 'response') {
+    ex.pending = { from: 'response', inspect }
+    askForWholeAnswer(ex.raw.headers)
+  }
   return CONTINUE
 }
 

@@ -195,6 +195,9 @@ export interface ContentDecoder {
   destroy(): void
 }
 
+/** The content codings contentDecoder undoes (a request on an inspected route asks for no other). */
+export const DECODABLE_CODINGS: ReadonlySet<string> = new Set(['identity', 'gzip', 'x-gzip', 'deflate', 'br'])
+
 /**
  * Content-Encoding undone as the chunks come, each decoded piece passed to `out` (which may
  * throw UninspectableError to stop); the decoded size is capped (no zip bombs): past `cap`,
