@@ -6,7 +6,8 @@ import { Readable } from 'node:stream'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
 import { selectJsonText } from './json-text.js'
-import { formReadings } from './keys.js'
+import { otherCharsets } from './answer/charset.js'
+import { charsetPairs, formReadings } from './keys.js'
 import { selectWith, type Selector } from './selector.js'
 
 export type ReadResult =
@@ -283,6 +284,45 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
   const type = mediaType(contentType)
   const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
   const text = body.toString('utf8', bom)
+  // Read as UTF-8 (PHP, Express) and, when the body says it is in another charset, as the
+  // servers that honour it read it (servlet containers, ASP.NET, Spring's JSON): the ids of
+  // every reading that works; none works, the UTF-8 reading's error.
+  const others = otherCharsets(contentType, body)
+  if (others.length === 0) return selectText(text, [text], type, contentType, selector)
+  let first: unknown = null
+  const ids: string[] = []
+  const readings: [string, Form[]][] = [[text, [text]]]
+  for (const decode of others) {
+    // A form in a charset: decoded whole, then split and percent-decoded as UTF-8 (ASP.NET
+    // Core), or split at its bytes, percent-decoded, then decoded (servlet containers).
+    const decoded = decode(body)
+    readings.push([decoded, [decoded, charsetPairs(body.toString('latin1'), decode)]])
+  }
+  let read = 0
+  for (const [whole, forms] of readings) {
+    try {
+      ids.push(...selectText(whole, forms, type, contentType, selector))
+      read++
+    } catch (err) {
+      if (!(err instanceof UninspectableError)) throw err
+      first ??= err
+    }
+  }
+  if (read === 0) throw first as UninspectableError
+  return ids
+}
+
+/** A form's text, or its pairs read already. */
+type Form = string | [string, string][]
+
+/** One reading of a request body: its text, and the readings of it as a form. */
+function selectText(
+  text: string,
+  forms: Form[],
+  type: string,
+  contentType: string | undefined,
+  selector: Selector,
+): string[] {
   if (type === 'multipart/form-data') return selectForm(multipartFields(text, contentType ?? ''), selector)
   let ids: string[] | null = null
   let jsonError: JsonTextError | null = null
@@ -293,9 +333,9 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
     if (!(err instanceof JsonTextError)) throw err
     jsonError = err
   }
-  const form = type === FORM || jsonError !== null ? selectForm(text, selector) : []
+  const fields = type === FORM || jsonError !== null ? forms.flatMap((form) => selectForm(form, selector)) : []
   if (ids === null) {
-    if (form.length > 0 || type === FORM) return form
+    if (fields.length > 0 || type === FORM) return fields
     const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
     throw new UninspectableError(
       labelled
@@ -303,7 +343,7 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
         : `content-type "${type}" and the body is neither JSON nor a form with the selected field`,
     )
   }
-  return form.length === 0 ? ids : [...ids, ...form]
+  return fields.length === 0 ? ids : [...ids, ...fields]
 }
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -331,9 +371,9 @@ function mediaType(contentType: string | undefined): string {
 }
 
 /** The selector over both readings of a form (nested and flat), keys in any case. */
-function selectForm(text: string, selector: Selector): string[] {
+function selectForm(form: Form, selector: Selector): string[] {
   const first = selector.lowerSteps[0]
-  const { nested, flat } = formReadings(text, first?.kind === 'key' ? first.key : undefined)
+  const { nested, flat } = formReadings(form, first?.kind === 'key' ? first.key : undefined)
   return [...selectWith(nested, selector.lowerSteps), ...selectWith(flat, selector.lowerSteps)]
 }
 

@@ -70,18 +70,58 @@ export function pairs(text: string): [string, string][] {
 }
 
 /**
+ * The pairs of a form body sent in another charset, as servlet containers and ASP.NET read it:
+ * split at the bytes `&` (and `;`) and `=`, percent-decoded to bytes, then each name and value
+ * decoded with `decode` — so an ISO-2022-JP escape sequence inside a name (`i%1B(Bds`) is no
+ * character at all, and UTF-16 names are names. `bytes`: the body, a character per byte.
+ */
+export function charsetPairs(bytes: string, decode: (b: Buffer) => string): [string, string][] {
+  const out: [string, string][] = []
+  const read = (part: string) => {
+    if (part === '') return
+    const eq = part.indexOf('=')
+    out.push([
+      decode(percentBytes(eq < 0 ? part : part.slice(0, eq))),
+      decode(percentBytes(eq < 0 ? '' : part.slice(eq + 1))),
+    ])
+  }
+  for (const part of bytes.split('&')) {
+    read(part)
+    // (Servers that also split at `;`: both splittings, as pairs() reads them.)
+    if (part.includes(';')) for (const piece of part.split(';')) read(piece)
+  }
+  return out
+}
+
+/** `+` and `%XX` of a form's name or value undone, to bytes (a `%` that starts no escape stays). */
+function percentBytes(text: string): Buffer {
+  const plain = text.replace(/\+/g, ' ')
+  if (!plain.includes('%')) return Buffer.from(plain, 'latin1')
+  const out = Buffer.alloc(plain.length)
+  let n = 0
+  for (let i = 0; i < plain.length; i++) {
+    const c = plain.charCodeAt(i)
+    if (c === 0x25 && i + 2 < plain.length && /^[0-9a-f]{2}$/i.test(plain.slice(i + 1, i + 3))) {
+      out[n++] = parseInt(plain.slice(i + 1, i + 3), 16)
+      i += 2
+    } else out[n++] = c
+  }
+  return out.subarray(0, n)
+}
+
+/**
  * A form body as nested values (qs's reading, lower-cased keys): `a[b][]=1&a[b][]=2` is
  * `{ a: { b: ['1', '2'] } }`. Array indices only append (a huge index must not make a huge
  * sparse array). Beside it, the flat reading: every top-level name with all its values.
  * `only`: build just that top-level name (lower case).
  */
 export function formReadings(
-  text: string,
+  form: string | readonly [string, string][],
   only?: string,
 ): { nested: Record<string, unknown>; flat: Record<string, string[]> } {
   const nested: Record<string, unknown> = Object.create(null) as Record<string, unknown>
   const flat: Record<string, string[]> = Object.create(null) as Record<string, string[]>
-  for (const [k, v] of pairs(text)) {
+  for (const [k, v] of typeof form === 'string' ? pairs(form) : form) {
     for (const path of keyPaths(k)) {
       const top = path[0] as string
       // Only the field a selector starts with matters: the rest is not built at all.

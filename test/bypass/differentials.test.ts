@@ -65,10 +65,15 @@ async function get(path: string, headers: Record<string, string> = {}): Promise<
   await res.arrayBuffer()
   return res.status
 }
-async function post(path: string, body: string, type: string, headers: Record<string, string> = {}): Promise<number> {
+async function post(
+  path: string,
+  body: string | Buffer,
+  type: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   const res = await fetch(`${proxy.url}${path}`, {
     method: 'POST',
-    body,
+    body: typeof body === 'string' ? body : new Uint8Array(body),
     headers: { 'content-type': type, ...headers },
     redirect: 'manual',
   })
@@ -167,6 +172,38 @@ describe('bodies as the upstream may read them', () => {
       ),
     ).toBe(429)
     expect(servedTo(app, 'alice')).toBe(0)
+  })
+
+  it('a body in another charset counts as the servers that honour it read it; one no reader here knows is refused', async () => {
+    const who = basic('carol', USERS.carol as string)
+    let next = 300
+    const form = (key = 'ids') => Array.from({ length: 6 }, () => `${key}=${next++}`).join('&') // 6 new ids: over the limit of 5
+    const utf16be = (text: string) => Buffer.from(text, 'utf16le').swap16()
+    const FORM = 'application/x-www-form-urlencoded'
+    const attempts: [string, string | Buffer, string][] = [
+      [
+        'UTF-16LE with its byte-order mark, no charset',
+        Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(form(), 'utf16le')]),
+        FORM,
+      ],
+      ['UTF-16 big-endian, no mark (Java reads `UTF-16` so)', utf16be(form()), `${FORM}; charset=UTF-16`],
+      ['UTF-16LE', Buffer.from(form(), 'utf16le'), `${FORM}; charset="utf-16le"`],
+      ['ISO-2022-JP, an escape sequence inside the name', form('i%1B%28Bds'), `${FORM}; charset=ISO-2022-JP`],
+      ['ISO-2022-JP, a raw escape sequence', Buffer.from(form('i\x1b(Bds'), 'latin1'), `${FORM}; charset=iso-2022-jp`],
+      [
+        'JSON in ISO-2022-JP',
+        Buffer.from(`{"i\x1b(Bds":[${form().replace(/ids=/g, '').replace(/&/g, ',')}]}`, 'latin1'),
+        'application/json; charset=ISO-2022-JP',
+      ],
+      ["Java's name of Latin-1", form(), `${FORM}; charset=ISO8859_1`],
+    ]
+    for (const [what, body, type] of attempts)
+      expect(await post('/api/contacts/batch', body, type, who), what).toBe(429)
+    // UTF-32: Java reads it, no reader here does: refused as uninspectable, never passed uncounted.
+    const utf32 = Buffer.alloc(form().length * 4)
+    ;[...form()].forEach((c, i) => utf32.writeUInt32BE(c.charCodeAt(0), i * 4))
+    expect(await post('/api/contacts/batch', utf32, `${FORM}; charset=UTF-32`, who)).toBe(400)
+    expect(servedTo(app, 'carol')).toBe(0)
   })
 
   it('long ids and duplicate keys in an answer are counted from the text', async () => {

@@ -24,7 +24,12 @@ export interface LaxLegacy {
   close(): Promise<void>
 }
 
-export const USERS: Record<string, string> = { alice: 'alice-pw', mallory: 'mallory-pw', bob: 'bob-pw' }
+export const USERS: Record<string, string> = {
+  alice: 'alice-pw',
+  mallory: 'mallory-pw',
+  bob: 'bob-pw',
+  carol: 'carol-pw',
+}
 
 const fold = (name: string) => name.normalize('NFKC').trim().toUpperCase().toLowerCase()
 
@@ -52,6 +57,45 @@ export function laxPairs(text: string): { path: string[]; value: string }[] {
     out.push({ path: [base, ...segs], value })
   }
   return out
+}
+
+/**
+ * A body as a servlet container (or Spring's JSON reader) reads it in the charset its
+ * Content-Type names: a form split at its bytes, percent-decoded to bytes, then decoded; JSON
+ * decoded whole. Java's `UTF-16` without a byte-order mark is big-endian; it knows UTF-32.
+ * Null when no charset other than UTF-8 is named.
+ */
+function servletReading(bytes: Buffer, contentType: string): { form: string; json: string } | null {
+  let label = /charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1]?.toLowerCase()
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) label = 'utf-16be'
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) label = 'utf-16le'
+  if (label === undefined || label === 'utf-8') return null
+  const decode = (b: Buffer): string => {
+    if (label === 'utf-32' || label === 'utf-32be' || label === 'utf-32le') {
+      let out = ''
+      for (let i = 0; i + 3 < b.length; i += 4)
+        out += String.fromCodePoint(label === 'utf-32le' ? b.readUInt32LE(i) : b.readUInt32BE(i))
+      return out
+    }
+    return new TextDecoder(label === 'utf-16' ? 'utf-16be' : label).decode(b)
+  }
+  const percent = (t: string) =>
+    Buffer.from(
+      t.replace(/\+/g, ' ').replace(/%([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    )
+  const form = bytes
+    .toString('latin1')
+    .split(/[&;]/)
+    .filter((part) => part !== '')
+    .map((part) => {
+      const eq = part.indexOf('=')
+      const key = decode(percent(eq < 0 ? part : part.slice(0, eq)))
+      const value = decode(percent(eq < 0 ? '' : part.slice(eq + 1)))
+      return `${encodeURIComponent(key)}=${encodeURIComponent(value)}`
+    })
+    .join('&')
+  return { form, json: decode(bytes) }
 }
 
 const valuesOf = (text: string, name: string) =>
@@ -88,7 +132,10 @@ export async function startLaxLegacy(
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8')
+      const bytes = Buffer.concat(chunks)
+      const body = bytes.toString('utf8')
+      // Tomcat, ASP.NET and Spring honour the charset a body declares; PHP and Express do not.
+      const servlet = servletReading(bytes, String(req.headers['content-type'] ?? ''))
       const rawUrl = req.url ?? '/'
       const q = rawUrl.indexOf('?')
       const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q)
@@ -168,12 +215,18 @@ export async function startLaxLegacy(
         return json(200, { items: items.map((id) => ({ id })) })
       }
       if (path === '/api/contacts/batch' && req.method === 'POST') {
-        // JSON whatever the type, else a form with bracket keys.
-        const ids = body.trim().startsWith('{')
-          ? jsonIds(body, 'ids')
-          : laxPairs(body)
-              .filter((p) => p.path[0] === 'ids')
-              .map((p) => p.value)
+        // JSON whatever the type, else a form with bracket keys; as UTF-8 and in the body's charset.
+        const idsIn = (json: string, form: string) =>
+          json.trim().startsWith('{')
+            ? jsonIds(json, 'ids')
+            : laxPairs(form)
+                .filter((p) => p.path[0] === 'ids')
+                .map((p) => p.value)
+        // (Servlets split a form at its bytes before decoding; ASP.NET Core decodes it whole first.)
+        const ids = [
+          ...idsIn(body, body),
+          ...(servlet ? [...idsIn(servlet.json, servlet.form), ...idsIn(servlet.json, servlet.json)] : []),
+        ]
         serve(who, ids)
         return json(200, { items: ids.map((id) => ({ id })) })
       }

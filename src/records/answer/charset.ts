@@ -104,6 +104,38 @@ function utf8(decoder: TextDecoder): (chunk: Buffer, last: boolean) => string {
   }
 }
 
+/**
+ * How to read a request body (whole) in the charset it declares (or its UTF-16 byte-order mark
+ * says), beside UTF-8: none when that is UTF-8 or nothing is declared; both byte orders for a
+ * bare `utf-16` (browsers read it little-endian, Java big-endian). A charset no reader here
+ * knows (UTF-32, EBCDIC): UninspectableError, as the upstream may well know it.
+ */
+export function otherCharsets(contentType: string | undefined, body: Buffer): ((bytes: Buffer) => string)[] {
+  const bom = fromBom(body)
+  const declared = bom !== null && bom.label !== 'utf-8' ? bom.label : charsetParam(contentType)
+  if (declared === undefined) return []
+  // (Java's own names spell `-` as `_`: ISO8859_1, UTF_16LE.)
+  const label = encodingOf(declared) !== null ? declared : declared.replace(/_/g, '-')
+  const encoding = encodingOf(label)
+  if (encoding === null) throw new UninspectableError(`unknown charset "${declared}"`)
+  if (encoding === 'utf-8') return []
+  const labels = encoding === 'utf-16le' && bom === null && label !== 'utf-16le' ? [label, 'utf-16be'] : [label]
+  return labels.map((l) => {
+    const decode = decoderFor(l)
+    return (bytes: Buffer) => decode(bytes, true)
+  })
+}
+
+/** The WHATWG encoding a label names (null: none). */
+function encodingOf(label: string): string | null {
+  if (WINDOWS_1252.has(label)) return 'windows-1252'
+  try {
+    return new TextDecoder(label).encoding
+  } catch {
+    return null
+  }
+}
+
 function fromBom(b: Buffer): { label: string; length: number } | null {
   if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return { label: 'utf-8', length: 3 }
   if (b[0] === 0xfe && b[1] === 0xff) return { label: 'utf-16be', length: 2 }
