@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
+import { strictFromLenient } from './json-lenient.js'
 import { selectJsonText } from './json-text.js'
 import { otherCharsets } from './answer/charset.js'
 import { charsetPairs, formReadings } from './keys.js'
@@ -332,6 +333,13 @@ function selectText(
   } catch (err) {
     if (!(err instanceof JsonTextError)) throw err
     jsonError = err
+    // Not JSON to a strict reader: perhaps to a lenient one (Gson, Json.NET), whatever the type.
+    const strict = strictFromLenient(text)
+    try {
+      if (strict !== null) ids = selectJsonText(strict, selector.lowerSteps, true)
+    } catch (e) {
+      if (!(e instanceof JsonTextError)) throw e
+    }
   }
   const fields = type === FORM || jsonError !== null ? forms.flatMap((form) => selectForm(form, selector)) : []
   if (ids === null) {

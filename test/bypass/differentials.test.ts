@@ -174,6 +174,20 @@ describe('bodies as the upstream may read them', () => {
     expect(servedTo(app, 'alice')).toBe(0)
   })
 
+  it('lenient JSON (Gson, Json.NET) counts whatever the type: a form-typed {ids:[…]} is not zero ids', async () => {
+    const who = basic('carol', USERS.carol as string)
+    let next = 400
+    const six = () => Array.from({ length: 6 }, () => next++)
+    const FORM = 'application/x-www-form-urlencoded'
+    for (const body of [
+      `{ids:[${six().join(',')}]}`,
+      `{'ids':[${six().join(';')}]}`,
+      `{ids=>[${six().join(',')}]} // sent by a jQuery page`,
+    ])
+      expect(await post('/api/contacts/batch', body, FORM, who), body).toBe(429)
+    expect(servedTo(app, 'carol')).toBe(0)
+  })
+
   it('a body in another charset counts as the servers that honour it read it; one no reader here knows is refused', async () => {
     const who = basic('carol', USERS.carol as string)
     let next = 300

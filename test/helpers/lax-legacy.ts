@@ -106,7 +106,9 @@ const valuesOf = (text: string, name: string) =>
 /** Ids in a JSON text: every number token's digits and every string under a key `id`/`ids`, duplicates included. */
 function jsonIds(text: string, key: string): string[] {
   const out: string[] = []
-  const re = new RegExp(`"${key}"\\s*:\\s*(\\[[^\\]]*\\]|-?\\d+|"[^"]*")`, 'gi')
+  // Strict JSON, and lenient as Gson's fromJson reads it: the name unquoted or in single
+  // quotes, `=` or `=>` for `:`, `;` between elements.
+  const re = new RegExp(`["']?${key}["']?\\s*(?::|=>?)\\s*(\\[[^\\]]*\\]|-?\\d+|"[^"]*")`, 'gi')
   for (const m of text.matchAll(re)) {
     const v = m[1] as string
     for (const t of v.matchAll(/-?\d+|"([^"]*)"/g)) out.push(t[1] ?? t[0])
