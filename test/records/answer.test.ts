@@ -2,7 +2,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { compileConfigText } from '../../src/config/index.js'
-import { compileAnswer } from '../../src/records/answer/index.js'
+import { UninspectableError } from '../../src/errors.js'
+import { compileAnswer, type AnswerSpec } from '../../src/records/answer/index.js'
 
 const ids = (spec: Parameters<typeof compileAnswer>[0], body: string | Buffer, type = 'text/html; charset=utf-8') =>
   compileAnswer(spec).extract(Buffer.isBuffer(body) ? body : Buffer.from(body), type).ids
@@ -232,5 +233,34 @@ describe('streamed: the same ids whatever the pieces the answer comes in', () =>
     const r = compileAnswer({ xml: '//entry/@id' }).begin('text/xml')
     r.write(Buffer.from('<a><entry id="1"/>'))
     expect(() => r.write(Buffer.from('</b>'))).toThrow(/not well-formed/)
+  })
+})
+
+describe('an answer in another format than the route reads', () => {
+  const html = { html: 'tr[data-id]', attr: 'data-id' }
+  const csv = { csv: { column: 'id' } }
+  const xml = { xml: '//entry/@id' }
+  it('is uninspectable when it says so, or starts as no answer of the format does', () => {
+    const refused: [AnswerSpec, string, string | undefined][] = [
+      [html, '{"items":[{"id":1}]}', 'text/html'],
+      [html, ' \n[1,2]', undefined],
+      [html, '<entry id="1"/>', 'application/xml; charset=utf-8'],
+      [html, '%PDF-1.4 …', 'application/octet-stream'],
+      [html, 'anything', 'application/pdf'],
+      [csv, '<html><table>', 'text/plain'],
+      [csv, 'id\r\n1\r\n', 'application/json'],
+      [csv, 'PK\u0003\u0004\u0014\u0000id,name', 'application/octet-stream'],
+      [xml, '{"entry":[]}', 'text/plain'],
+      [xml, '<entry id="1"/>', 'text/csv'],
+    ]
+    for (const [spec, body, type] of refused)
+      expect(() => compileAnswer(spec).extract(Buffer.from(body), type), `${body} ${type}`).toThrow(UninspectableError)
+  })
+  it('reads what says nothing, or says what legacy apps say', () => {
+    expect(ids(html, '\n  <table><tr data-id="1"></table>', undefined)).toEqual(['1'])
+    expect(ids(html, '<tr data-id="2">', 'text/plain')).toEqual(['2'])
+    expect(ids(csv, 'id\r\n3\r\n', 'text/html')).toEqual(['3']) // PHP's default type
+    expect(ids(csv, 'id\r\n4\r\n', 'application/vnd.ms-excel')).toEqual(['4'])
+    expect(ids(xml, '<?xml version="1.0"?><entry id="5"/>', 'application/soap+xml')).toEqual(['5'])
   })
 })

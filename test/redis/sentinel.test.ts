@@ -316,8 +316,14 @@ describe.skipIf(!hasRedis)('Redis Sentinel: failover under load', () => {
     )}`
     // Still over its limit (the counts were replicated); a request caught by the breaker's
     // cool-down is answered by the failure policy (503), never served.
-    expect(r.enumerator.filter((s) => s !== 429 && s !== 503), seen).toEqual([])
-    expect(r.clerks.filter((s) => s !== 200 && s !== 503), seen).toEqual([])
+    expect(
+      r.enumerator.filter((s) => s !== 429 && s !== 503),
+      seen,
+    ).toEqual([])
+    expect(
+      r.clerks.filter((s) => s !== 200 && s !== 503),
+      seen,
+    ).toEqual([])
     expect(r.clerks.filter((s) => s === 200).length, seen).toBeGreaterThan(0)
   }, 90_000)
 })

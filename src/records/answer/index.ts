@@ -4,7 +4,7 @@
 // load; fed the decoded answer (content-encoding undone) chunk by chunk as it arrives, charset
 // decoded as browsers do: HTML, XML and CSV are read as they stream in, JSON (whose reader
 // needs the whole text) when it is complete.
-import { SelectorError } from '../../errors.js'
+import { SelectorError, UninspectableError } from '../../errors.js'
 import { selectJsonBody } from '../body.js'
 import { compileSelector } from '../selector.js'
 import { textStream, type MarkupKind } from './charset.js'
@@ -61,14 +61,63 @@ function extractor(
   }
 }
 
-/** A text format's reader behind the charset decoder. */
+/**
+ * The format an answer says it is, by its media type: one of the readers' formats, `binary`
+ * (a PDF, a spreadsheet, an archive, media), or null when it does not say (no type,
+ * text/plain, octet-stream, a vendor type such as application/vnd.ms-excel).
+ */
+function declaredFormat(contentType: string | undefined): AnswerExtractor['kind'] | 'binary' | null {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (type === 'text/html' || type === 'application/xhtml+xml') return 'html'
+  if (/[/+]json$|javascript|ecmascript/.test(type)) return 'json'
+  if (/[/+]xml$/.test(type)) return 'xml'
+  if (/csv|comma-separated/.test(type)) return 'csv'
+  if (/pdf|zip|openxmlformats|msword|opendocument|^(image|audio|video|font)\//.test(type)) return 'binary'
+  return null
+}
+
+/**
+ * The same URL often answers in another format when asked (`Accept: application/json`,
+ * `X-Requested-With: XMLHttpRequest`, `?format=json|pdf|xlsx`): a reader of the configured
+ * format would find no ids in it and let every record through. An answer that says it is
+ * another format, or whose first text no answer of this format starts with (`{`/`[` for JSON,
+ * `<` for markup, `%PDF-`, NUL bytes), is uninspectable instead (the route's `uninspectable`
+ * policy decides). A CSV export may say text/html (PHP's default type).
+ */
+function sameFormat(kind: AnswerExtractor['kind'], contentType: string | undefined): (head: string) => void {
+  const declared = declaredFormat(contentType)
+  if (declared !== null && declared !== kind && !(kind === 'csv' && declared === 'html'))
+    throw new UninspectableError(`the answer is ${declared} (${contentType}), not the ${kind} this route reads`)
+  return (head) => {
+    const first = head.trimStart()[0] as string
+    const foreign =
+      kind === 'xml'
+        ? first !== '<'
+        : (kind === 'html' ? '{[' : '{[<').includes(first) || head.trimStart().startsWith('%PDF-')
+    if (foreign || head.slice(0, 1024).includes('\u0000'))
+      throw new UninspectableError(
+        `the answer starts ${JSON.stringify(head.trimStart().slice(0, 8))}: not the ${kind} this route reads`,
+      )
+  }
+}
+
+/** A text format's reader behind the charset decoder (and the check that the answer is of its format). */
 function textReader(
   contentType: string | undefined,
   kind: MarkupKind,
+  format: AnswerExtractor['kind'],
   reader: { write(text: string): void },
   end: () => AnswerIds,
 ): AnswerReader {
-  const text = textStream(contentType, kind, (t) => reader.write(t))
+  let check: ((first: string) => void) | null = sameFormat(format, contentType)
+  const text = textStream(contentType, kind, (t) => {
+    // (Checked on the first piece that holds more than white space.)
+    if (check !== null && /\S/.test(t)) {
+      check(t)
+      check = null
+    }
+    reader.write(t)
+  })
   return {
     write: (chunk) => text.write(chunk),
     end: () => {
@@ -99,21 +148,21 @@ export function compileAnswer(spec: AnswerSpec): AnswerExtractor {
     const describe = `html "${spec.html}"${spec.attr !== undefined ? ` @${spec.attr}` : ' text'}${suffix}`
     return extractor('html', describe, (type) => {
       const html = htmlReader(chains, spec.attr)
-      return textReader(type, 'html', html, () => ({ ids: match(html.end()) }))
+      return textReader(type, 'html', 'html', html, () => ({ ids: match(html.end()) }))
     })
   }
   if ('xml' in spec) {
     const path = compileXPath(spec.xml)
     return extractor('xml', `xml ${spec.xml}${suffix}`, (type) => {
       const xml = xmlReader(path)
-      return textReader(type, 'xml', xml, () => ({ ids: match(xml.end()) }))
+      return textReader(type, 'xml', 'xml', xml, () => ({ ids: match(xml.end()) }))
     })
   }
   const column: CsvColumn = { ...spec.csv, header: spec.csv.header ?? true }
   const describe = `csv column ${typeof column.column === 'number' ? column.column : `"${column.column}"`}${suffix}`
   return extractor('csv', describe, (type) => {
     const csv = csvReader(column)
-    return textReader(type, 'text', csv, () => {
+    return textReader(type, 'text', 'csv', csv, () => {
       const { values, skipped } = csv.end()
       return { ids: match(values), skipped }
     })
