@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, sendProblem, uninspectable, type Problem } from '../actions/respond.js'
-import { readCapped, selectBody, UninspectableError } from '../records/body.js'
+import { decodedRequestBody, readCapped, selectBody, UninspectableError } from '../records/body.js'
 import type { Selector } from '../records/selector.js'
 import { block, observe, report } from './decide.js'
 import type { Exchange, Pipeline } from './exchange.js'
@@ -77,6 +77,8 @@ export async function readRequestBody(
 
 interface RequestBody {
   bytes?: Buffer
+  /** The bytes with their Content-Encoding undone, when they have one that could be undone. */
+  decoded?: Buffer
   /** Plugin mode: what the app's own parser made of the body. */
   parsed?: unknown
   problem?: Problem
@@ -87,15 +89,26 @@ interface RequestBody {
 function idsOf(body: RequestBody, contentType: string | undefined, selector: Selector): string[] | Problem {
   if (body.parsed !== undefined) return selector(body.parsed)
   if (!body.bytes) return []
-  try {
-    return selectBody(body.bytes, contentType, selector)
-  } catch (err) {
-    if (!(err instanceof UninspectableError)) throw err
-    return uninspectable(
-      err.message.startsWith('content-type') ? 415 : 400,
-      `The request body cannot be read for record ids: ${err.message}.`,
-    )
+  // A compressed body is read as sent and decompressed (servers that inflate request bodies:
+  // Jetty's GzipHandler, ASP.NET Core's request decompression, Apache's DEFLATE input filter).
+  let ids: string[] = []
+  let read = 0
+  let failure: UninspectableError | null = null
+  for (const bytes of body.decoded ? [body.bytes, body.decoded] : [body.bytes]) {
+    try {
+      // (concat: a body may name hundreds of thousands of ids, too many for push(...spread).)
+      ids = ids.concat(selectBody(bytes, contentType, selector))
+      read++
+    } catch (err) {
+      if (!(err instanceof UninspectableError)) throw err
+      failure ??= err
+    }
   }
+  if (read > 0 || failure === null) return ids
+  return uninspectable(
+    failure.message.startsWith('content-type') ? 415 : 400,
+    `The request body cannot be read for record ids: ${failure.message}.`,
+  )
 }
 
 /** Read (and re-arm for forwarding) the request body: its bytes, or (plugin mode) what the app's parser made of it. */
@@ -124,7 +137,18 @@ async function requestBody(request: FastifyRequest, cap: number, take: (n: numbe
   }
   // The upstream receives exactly the bytes the client sent (headers untouched).
   request.body = Readable.from([read.body])
-  return { bytes: read.body }
+  try {
+    const decoded = await decodedRequestBody(read.body, request.headers['content-encoding'], cap)
+    return decoded === null ? { bytes: read.body } : { bytes: read.body, decoded }
+  } catch (err) {
+    if (!(err instanceof UninspectableError)) throw err
+    return {
+      problem: uninspectable(
+        err.message.startsWith('body larger') ? 413 : 415,
+        `The request body cannot be read for record ids: ${err.message}.`,
+      ),
+    }
+  }
 }
 
 /**

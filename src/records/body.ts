@@ -3,6 +3,7 @@
 // buffer (preallocated when Content-Length is known), capped; decoded and parsed only to find ids
 // (an answer's chunk by chunk as it arrives: `feed`, contentDecoder).
 import { Readable } from 'node:stream'
+import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
 import { strictFromLenient } from './json-lenient.js'
@@ -197,6 +198,44 @@ export interface ContentDecoder {
   destroy(): void
 }
 
+const REQUEST_DECODERS = new Map<string, (b: Buffer, o: { maxOutputLength: number }) => Promise<Buffer>>([
+  ['gzip', promisify(zlib.gunzip)],
+  ['x-gzip', promisify(zlib.gunzip)],
+  ['deflate', promisify(zlib.inflate)],
+  ['br', promisify(zlib.brotliDecompress)],
+])
+
+/**
+ * A request body with its Content-Encoding undone (codings applied in order are undone in
+ * reverse), for the servers that inflate request bodies; null when it has none, or is not
+ * what it says (then no server can read it decoded either). An unknown coding, or more than
+ * `cap` bytes once decoded: UninspectableError.
+ */
+export async function decodedRequestBody(
+  body: Buffer,
+  encoding: string | undefined,
+  cap: number,
+): Promise<Buffer | null> {
+  const codings = (encoding ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity')
+  if (codings.length === 0) return null
+  let bytes = body
+  for (const coding of codings.reverse()) {
+    const undo = REQUEST_DECODERS.get(coding)
+    if (undo === undefined) throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
+    try {
+      bytes = await undo(bytes, { maxOutputLength: cap })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        throw new UninspectableError(`body larger than maxInspectBytes (${cap} bytes) once decoded`)
+      return null
+    }
+  }
+  return bytes
+}
+
 /** The content codings contentDecoder undoes (a request on an inspected route asks for no other). */
 export const DECODABLE_CODINGS: ReadonlySet<string> = new Set(['identity', 'gzip', 'x-gzip', 'deflate', 'br'])
 
@@ -291,7 +330,7 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
   const others = otherCharsets(contentType, body)
   if (others.length === 0) return selectText(text, [text], type, contentType, selector)
   let first: unknown = null
-  const ids: string[] = []
+  let ids: string[] = []
   const readings: [string, Form[]][] = [[text, [text]]]
   for (const decode of others) {
     // A form in a charset: decoded whole, then split and percent-decoded as UTF-8 (ASP.NET
@@ -302,7 +341,7 @@ export function selectBody(body: Buffer, contentType: string | undefined, select
   let read = 0
   for (const [whole, forms] of readings) {
     try {
-      ids.push(...selectText(whole, forms, type, contentType, selector))
+      ids = ids.concat(selectText(whole, forms, type, contentType, selector))
       read++
     } catch (err) {
       if (!(err instanceof UninspectableError)) throw err

@@ -11,6 +11,7 @@
 // Every record id it serves is remembered per user, so a test asks the upstream itself how
 // many distinct records an attacker got.
 import http from 'node:http'
+import { gunzipSync } from 'node:zlib'
 import type { AddressInfo } from 'node:net'
 
 export interface LaxLegacy {
@@ -98,6 +99,14 @@ function servletReading(bytes: Buffer, contentType: string): { form: string; jso
   return { form, json: decode(bytes) }
 }
 
+function gunzipped(bytes: Buffer): Buffer {
+  try {
+    return gunzipSync(bytes)
+  } catch {
+    return bytes
+  }
+}
+
 const valuesOf = (text: string, name: string) =>
   laxPairs(text)
     .filter((p) => p.path[0] === name.toLowerCase())
@@ -134,7 +143,9 @@ export async function startLaxLegacy(
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      const bytes = Buffer.concat(chunks)
+      const sent = Buffer.concat(chunks)
+      // Jetty's GzipHandler and ASP.NET Core's request decompression inflate a gzip body.
+      const bytes = /gzip/i.test(req.headers['content-encoding'] ?? '') ? gunzipped(sent) : sent
       const body = bytes.toString('utf8')
       // Tomcat, ASP.NET and Spring honour the charset a body declares; PHP and Express do not.
       const servlet = servletReading(bytes, String(req.headers['content-type'] ?? ''))
