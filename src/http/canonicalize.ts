@@ -22,7 +22,11 @@ export type Canonical =
 
 const MAX_PATH = 8192
 // Anything that may need more than splitting off the query (or lower-casing).
-const NEEDS_WORK = /[%.;\\"<>`{}|^]|[^\x21-\x7e]|\/\//
+const NEEDS_WORK = /[%.;\\"<>`{}|^(]|[^\x21-\x7e]|\/\//
+// ASP.NET's cookieless session, forms-auth and anonymous-id segment, `(S(…))` or
+// `(A(…)S(…)F(…))`, is taken out of the path before the page is found: `/(S(x))/admin` is
+// `/admin` to it. Matched without it (forwarded with it: the session lives there).
+const COOKIELESS = /^\((?:[A-Za-z]\([^()/]*\))+\)$/
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
 const HEX = /^[0-9A-Fa-f]{2}$/
 // RFC 3986 §2.3: unreserved characters mean the same encoded or not.
@@ -116,8 +120,15 @@ function sameAfterStripping(forwarded: readonly string[], matched: readonly stri
 
 /** Matching ignores empty segments (so a trailing slash) and, unless told otherwise, case. */
 function toMatchPath(segments: readonly string[], options: CanonicalOptions): string {
-  const joined = `/${segments.filter((s) => s !== '').join('/')}`
+  const joined = `/${segments.filter((s) => s !== '' && !isCookieless(s)).join('/')}`
   return options.caseSensitive ? joined : joined.toLowerCase()
+}
+
+function isCookieless(segment: string): boolean {
+  // (IIS decodes the path before ASP.NET looks: `%28S%28x%29%29` is the same segment.)
+  return segment.includes('(') || segment.includes('%28')
+    ? COOKIELESS.test(segment.replace(/%28/gi, '(').replace(/%29/gi, ')'))
+    : false
 }
 
 /**

@@ -94,6 +94,11 @@ const VARIANTS: Variant[] = [
   { target: '/api/contacts/5/%2e' },
   { target: '/api/contacts/5/;/..' },
   { target: '/api/contacts/5/;x/..' },
+  // ASP.NET cookieless sessions: the segment is taken out before the page is found.
+  { target: '/(S(lit3py55t21z5v55vlm25s55))/api/contacts/5' },
+  { target: '/api/(A(anon)S(sess)F(auth))/contacts/5' },
+  { target: '/%28S%28x%29%29/api/contacts/5' },
+  { target: '/(S(x))/(S(y))/API/contacts/5' },
 ]
 
 describe('path bypass table', () => {
