@@ -4,7 +4,7 @@
 // `sluice replay` call this same function, so the proxy and a replay of its log cannot drift.
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import { methodOverride, resolveRoute } from '../routes/resolve.js'
+import { methodOverride, resolveRoute, withoutFormat } from '../routes/resolve.js'
 
 /** The request line and headers, as a server or an access log has them. */
 export interface RequestLine {
@@ -93,8 +93,10 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
 function sessionKind(sessions: CompiledSessions | null, method: string, matchPath: string): SessionKind | null {
   if (!sessions) return null
   const { login, logout } = sessions
-  if (method === login.method && login.pattern.regex.test(matchPath)) return 'login'
-  if (logout && (logout.method === null || logout.method === method) && logout.pattern.regex.test(matchPath))
-    return 'logout'
+  // (`/login.json` logs in too where the framework routes formats: see withoutFormat.)
+  const bare = withoutFormat(matchPath)
+  const at = (regex: RegExp) => regex.test(matchPath) || (bare !== null && regex.test(bare))
+  if (method === login.method && at(login.pattern.regex)) return 'login'
+  if (logout && (logout.method === null || logout.method === method) && at(logout.pattern.regex)) return 'logout'
   return null
 }

@@ -29,9 +29,23 @@ export function resolveRoute(
   overridden?: string,
 ): RouteMatch<CompiledRoute> | null {
   const fold = (m: string) => (m === 'HEAD' ? 'GET' : m)
-  if (overridden !== undefined) {
-    const viaOverride = matchRoute(routes, fold(overridden), matchPath)
-    if (viaOverride) return viaOverride
-  }
-  return matchRoute(routes, fold(method), matchPath)
+  const find = (path: string) =>
+    (overridden !== undefined ? matchRoute(routes, fold(overridden), path) : null) ??
+    matchRoute(routes, fold(method), path)
+  const found = find(matchPath)
+  if (found) return found
+  const bare = withoutFormat(matchPath)
+  return bare === null ? null : find(bare)
 }
+
+/**
+ * The path without a format suffix on its last segment (`/api/contacts.json` →
+ * `/api/contacts`), or null when it has none: Rails routes `(.:format)` and older Spring MVC's
+ * suffix pattern matching serve `/contacts.json`, `.xml`, `.csv` from the `/contacts`
+ * handler. A path no route matches is matched again without it.
+ */
+export function withoutFormat(matchPath: string): string | null {
+  const m = FORMAT_SUFFIX.exec(matchPath)
+  return m === null ? null : matchPath.slice(0, m.index)
+}
+const FORMAT_SUFFIX = /(?<=[^/])\.[A-Za-z0-9]{1,10}$/

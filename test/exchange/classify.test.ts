@@ -108,6 +108,11 @@ const TABLE: Row[] = [
   get('/api/list?page=2', 'response records'),
   get('/api/list?_limit=1000', 'clamp on a response route'),
   get('/files/a/b/c.pdf', 'wildcard route'),
+  get('/api/list.json?page=3', 'a format suffix (Rails, older Spring MVC)'),
+  get('/API/Lookup.XML?id=21', 'a format suffix with a query record'),
+  get('/api/contacts/22.json', 'a suffix on a path record: the record as written'),
+  get('/api/list.json.bak', 'one suffix only'),
+  { method: 'POST', url: '/login.json?username=y', headers: {}, note: 'a login with a format suffix' },
   { method: 'HEAD', url: '/api/contacts/12', headers: {}, note: 'HEAD counts as GET' },
   { method: 'DELETE', url: '/api/contacts/13', headers: {}, note: 'another method, another route' },
   { method: 'POST', url: '/api/contacts/14', headers: {}, note: 'a method no route covers' },
@@ -233,6 +238,21 @@ describe('one classification for the proxy and replay', () => {
         c.kind === 'routed' ? { route: c.route.name, records: c.records ?? [] } : { kind: 'unrouted', session: null }
       expect({ note: row.note, got: replayed[i] }).toEqual({ note: row.note, got: want })
     })
+  })
+
+  it('a path no route matches is matched again without its format suffix', () => {
+    const routeOf = (url: string, method = 'GET') => {
+      const c = classifyRow({ method, url, headers: {} })
+      return c.kind === 'routed'
+        ? [c.route.name, c.records, c.target]
+        : [c.kind, c.kind === 'unrouted' ? c.session : null]
+    }
+    expect(routeOf('/api/list.json?page=3')).toEqual(['list', [], '/api/list.json?page=3']) // forwarded as sent
+    expect(routeOf('/API/Lookup.XML?id=21')).toEqual(['lookup', ['21'], '/API/Lookup.XML?id=21'])
+    expect(routeOf('/api/contacts/22.json')).toEqual(['contact', ['22.json'], '/api/contacts/22.json'])
+    expect(routeOf('/api/list.json.bak')).toEqual(['unrouted', null])
+    expect(routeOf('/.json')).toEqual(['unrouted', null])
+    expect(routeOf('/login.json', 'POST')).toEqual(['unrouted', 'login'])
   })
 
   it('the table covers every kind of classification', () => {
