@@ -45,7 +45,9 @@ export function resolveRoute(
  * handler. A path no route matches is matched again without it.
  */
 export function withoutFormat(matchPath: string): string | null {
-  const m = FORMAT_SUFFIX.exec(matchPath)
-  return m === null ? null : matchPath.slice(0, m.index)
+  // (Most paths have no dot in their last segment: no regular expression for them.)
+  const dot = matchPath.lastIndexOf('.')
+  if (dot <= matchPath.lastIndexOf('/') + 1 || !FORMAT.test(matchPath.slice(dot + 1))) return null
+  return matchPath.slice(0, dot)
 }
-const FORMAT_SUFFIX = /(?<=[^/])\.[A-Za-z0-9]{1,10}$/
+const FORMAT = /^[A-Za-z0-9]{1,10}$/
