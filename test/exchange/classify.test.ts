@@ -242,7 +242,7 @@ describe('one classification for the proxy and replay', () => {
 
   it('a path no route matches is matched again without its format suffix', () => {
     const routeOf = (url: string, method = 'GET') => {
-      const c = classifyRow({ method, url, headers: {} })
+      const c = classify({ method, url, headers: {} }, ctx)
       return c.kind === 'routed'
         ? [c.route.name, c.records, c.target]
         : [c.kind, c.kind === 'unrouted' ? c.session : null]
