@@ -19,7 +19,8 @@ import { compileClamp, type QueryClamp } from '../records/clamp.js'
 import { compileAnswer, type AnswerExtractor, type AnswerSpec } from '../records/answer/index.js'
 import type { PageOptions } from '../actions/respond.js'
 import { compileRecords, type RecordExtractor } from '../records/extract.js'
-import { compileSelector, type Selector } from '../records/selector.js'
+import { configuredPath } from '../records/keys.js'
+import { compileSelector, pathSelector, type Selector } from '../records/selector.js'
 import { compilePattern, type PathPattern } from '../routes/pattern.js'
 import type { UsernameMode } from '../identity/usernames.js'
 import { compileOverrides, type CompiledOverride, type OverrideInfo } from '../overrides/overrides.js'
@@ -36,6 +37,12 @@ export interface CompiledRoute extends MatchableRoute {
   recordSource: string
   /** Records read from a body: the request's (decided before forwarding) or the response's. */
   inspect: Inspection | null
+  /**
+   * A `query` record's key read in a request body as well, when there is one: servlets'
+   * getParameter, PHP's $_REQUEST and ASP.NET's Request[…] and model binding take a field of a
+   * form (or JSON) body as they take the query's.
+   */
+  queryInBody: Inspection | null
   clamp: QueryClamp | null
   /** Set on the copies of a route an override makes (src/overrides/overrides.ts). */
   override?: OverrideInfo
@@ -52,6 +59,10 @@ export interface Inspection {
   maxIds: number
   /** A body that cannot be read for ids: refused/withheld, or counted as this many new records. */
   uninspectable: 'block' | number
+  /** Values hold several ids, split at this (a query record's `split`, read in a body). */
+  split?: string
+  /** A body that is no form or JSON names no ids (a query record's key in a body); too large is still refused. */
+  unreadableIsEmpty?: true
 }
 
 export interface CompiledSessions {
@@ -267,6 +278,7 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       ),
       recordSource: describeRecords(route.records),
       inspect,
+      queryInBody: route.records && 'query' in route.records ? queryInBody(route.records) : null,
       clamp: route.clampQuery ? compileClamp(route.clampQuery) : null,
     })
   })
@@ -473,6 +485,19 @@ function compileInspection(
     maxBytes,
     maxIds: records.maxIds ?? 10_000,
     uninspectable: records.uninspectable ?? 'block',
+  }
+}
+
+function queryInBody(records: { query: string; split?: string }): Inspection {
+  return {
+    from: 'body',
+    select: pathSelector(configuredPath(records.query)),
+    answer: null,
+    maxBytes: 4 * 1024 * 1024,
+    maxIds: 10_000,
+    uninspectable: 'block',
+    ...(records.split !== undefined ? { split: records.split } : {}),
+    unreadableIsEmpty: true,
   }
 }
 

@@ -220,11 +220,25 @@ function decideRequest(
     if (grant) setPass(reply, grant, ex.live.config)
     return CONTINUE
   }
+  const inBody = ex.route.queryInBody
+  if (inBody !== null && records !== null && carriesBody(ex.raw)) {
+    // The query's key in a form or JSON body counts too: decided once the body is read.
+    ex.pending = { from: 'body', inspect: inBody, query: records }
+    if (grant) setPass(reply, grant, ex.live.config)
+    return CONTINUE
+  }
   const seen = records ?? []
   const observed = observe(pipe, ex, seen, now, true)
   if (observed instanceof Promise)
     return observed.then((d) => decided(pipe, request, reply, ex, seen, d, verdict, grant))
   return decided(pipe, request, reply, ex, seen, observed, verdict, grant)
+}
+
+/** A request whose body is forwarded (GET and HEAD bodies are not) and that has one. */
+function carriesBody(raw: FastifyRequest['raw']): boolean {
+  if (raw.method === 'GET' || raw.method === 'HEAD') return false
+  const length = raw.headers['content-length']
+  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 /** Block, or go on to the upstream (with a granted pass, and the answer still to count). */

@@ -45,7 +45,10 @@ export async function readRequestBody(
   let records: string[] = []
   let problem = body.problem
   if (!problem) {
-    const ids = idsOf(body, request.headers['content-type'], inspect.select)
+    let ids = idsOf(body, request.headers['content-type'], inspect.select)
+    // (A query record's key in a body no reader takes as a form or JSON: no ids there.)
+    if (!Array.isArray(ids) && inspect.unreadableIsEmpty && ids.status !== 413) ids = []
+    if (Array.isArray(ids) && inspect.split !== undefined) ids = splitIds(ids, inspect.split)
     if (!Array.isArray(ids)) problem = ids
     else if (ids.length > inspect.maxIds)
       problem = uninspectable(
@@ -69,6 +72,7 @@ export async function readRequestBody(
     } else records = synthetic(inspect.uninspectable)
   }
   ex.pending = null
+  if (pending.query) records = records.length === 0 ? pending.query : [...new Set([...pending.query, ...records])]
   const observed = observe(pipe, ex, records, pipe.clock(), true)
   const decision = observed instanceof Promise ? await observed : observed
   if (decision.kind !== 'allow') report(pipe, request, ex, decision, records, 'request')
@@ -170,6 +174,17 @@ export function holder(pipe: Pipeline, ex: Exchange, reply: FastifyReply): (n: n
 }
 
 /** `n` records nobody else can name: an uninspectable body counted as its worst case. */
+/** Values split into ids as the query's are (compileRecords): trimmed, empty ones dropped. */
+function splitIds(values: readonly string[], split: string): string[] {
+  const out: string[] = []
+  for (const v of values)
+    for (const part of v.split(split)) {
+      const id = part.trim()
+      if (id !== '') out.push(id)
+    }
+  return out
+}
+
 export function synthetic(n: number): string[] {
   const id = randomUUID()
   return Array.from({ length: n }, (_, i) => `\0uninspectable:${id}:${i}`)

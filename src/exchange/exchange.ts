@@ -10,8 +10,11 @@ import type { IdentitySource } from '../identity/chain.js'
 import type { Live, Runtime } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 
-/** Where a route's records still have to be read from, with how. */
-export type Pending = { from: 'body' | 'response'; inspect: Inspection }
+/**
+ * Where a route's records still have to be read from, with how; `query`: the records the
+ * query named already (a query record's key read in the body too: counted together).
+ */
+export type Pending = { from: 'body' | 'response'; inspect: Inspection; query?: string[] }
 
 interface ExchangeBase {
   live: Live

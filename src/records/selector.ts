@@ -31,6 +31,11 @@ export function fieldSelector(name: string): Selector {
   return fromSteps([{ kind: 'key', key: name }])
 }
 
+/** The field at a key path (`filter[id]` as ['filter', 'id']): a query record's key in a body. */
+export function pathSelector(path: readonly string[]): Selector {
+  return fromSteps(path.map((key) => ({ kind: 'key' as const, key })))
+}
+
 function fromSteps(steps: Step[]): Selector {
   const select = (value: unknown) => {
     const out: string[] = []

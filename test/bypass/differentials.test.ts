@@ -32,6 +32,10 @@ routes:
     limits:
       - { window: 10m, distinctRecords: 5, action: throttle }
       - { window: 10m, distinctRecords: 8, action: disable }
+  - name: find
+    path: /api/find
+    records: { query: id, split: "," }
+    limits: [ { window: 10m, distinctRecords: 5, action: throttle } ]
   - name: batch
     methods: [POST]
     path: /api/contacts/batch
@@ -187,6 +191,21 @@ describe('bodies as the upstream may read them', () => {
     ])
       expect(await post('/api/contacts/batch', body, FORM, who), body).toBe(429)
     expect(servedTo(app, 'carol')).toBe(0)
+  })
+
+  it("a query record's key in a body counts, as servlets, PHP and ASP.NET take it from there too", async () => {
+    const who = basic('dave', USERS.dave as string)
+    const FORM = 'application/x-www-form-urlencoded'
+    // Three in the query, three more in a form body: six ids, over the limit of five.
+    expect(await post('/api/find?id=601,602,603', 'id=604&ID=605,606', FORM, who)).toBe(429)
+    expect(await post('/api/find', '{"id":[611,612,613,614,615,616]}', 'application/json', who)).toBe(429)
+    expect(await post('/api/find', 'id[]=621&id[]=622&[id]=623,624,625,626', FORM, who)).toBe(429)
+    // Within the limit: served, and exactly those counted.
+    expect(await post('/api/find?id=631', 'id=632,633', FORM, who)).toBe(200)
+    expect(await post('/api/find', 'id=634&id=635&id=636', FORM, who)).toBe(429) // 6 > 5
+    // A body that is no form or JSON names no ids; the query's still count.
+    expect(await post('/api/find?id=634', '\u0000\u0001binary', 'application/octet-stream', who)).toBe(200)
+    expect(servedTo(app, 'dave')).toBe(4)
   })
 
   it('a compressed body counts as the servers that inflate it read it; a coding no reader here knows is refused', async () => {

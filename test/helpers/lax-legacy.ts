@@ -30,6 +30,7 @@ export const USERS: Record<string, string> = {
   mallory: 'mallory-pw',
   bob: 'bob-pw',
   carol: 'carol-pw',
+  dave: 'dave-pw',
 }
 
 const fold = (name: string) => name.normalize('NFKC').trim().toUpperCase().toLowerCase()
@@ -226,6 +227,14 @@ export async function startLaxLegacy(
         const items = Array.from({ length: Math.min(size, 5000) }, (_, i) => String(page * size + i + 1))
         serve(who, items)
         return json(200, { items: items.map((id) => ({ id })) })
+      }
+      if (path === '/api/find') {
+        // A servlet's getParameter (or PHP's $_REQUEST, ASP.NET's Request[…]): the query's
+        // fields and a form body's, whatever the method; ASP.NET MVC binds a JSON body's too.
+        const fromBody = body.trim().startsWith('{') ? jsonIds(body, 'id') : valuesOf(body, 'id')
+        const ids = [...valuesOf(query, 'id'), ...fromBody].flatMap((v) => v.split(','))
+        serve(who, ids)
+        return json(200, { items: ids.map((id) => ({ id })) })
       }
       if (path === '/api/contacts/batch' && req.method === 'POST') {
         // JSON whatever the type, else a form with bracket keys; as UTF-8 and in the body's charset.
