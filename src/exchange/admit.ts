@@ -15,10 +15,11 @@ import {
   type Verdict,
 } from '../actions/challenge.js'
 import { badRequest, busy, sendProblem } from '../actions/respond.js'
+import type { CompiledConfig } from '../config/compile.js'
 import type { Decision } from '../engine/engine.js'
 import { sessionAccount, type Identity } from '../identity/chain.js'
 import { AmbiguousIdentityError, cookieValues } from '../identity/credentials.js'
-import { ipAccount } from '../identity/ip.js'
+import { ipAccount, trustedPeer } from '../identity/ip.js'
 import { askForWholeAnswer } from '../http/whole-answer.js'
 import type { Live } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
@@ -58,6 +59,7 @@ export function admit(pipe: Pipeline, request: FastifyRequest, reply: FastifyRep
     // The upstream receives the path that was matched.
     if (c.target !== raw.url) raw.url = c.target
     for (const h of live.identity.untrustedHeaders(raw)) delete raw.headers[h]
+    stripUrlOverrides(raw, live.config)
   }
   if (c.kind === 'unrouted') {
     if (c.session)
@@ -232,6 +234,21 @@ function decideRequest(
   if (observed instanceof Promise)
     return observed.then((d) => decided(pipe, request, reply, ex, seen, d, verdict, grant))
   return decided(pipe, request, reply, ex, seen, observed, verdict, grant)
+}
+
+/**
+ * Old Symfony and Zend Framework (and IIS's URL Rewrite behind them) serve the path an
+ * `X-Original-URL` or `X-Rewrite-URL` header names instead of the request's: `GET /` with
+ * `X-Original-URL: /api/contacts/5` is record 5 to them and no route to sluice. Only a proxy in
+ * front of sluice may set them (trustedProxies); a client's are dropped.
+ */
+function stripUrlOverrides(raw: FastifyRequest['raw'], config: CompiledConfig): void {
+  const headers = raw.headers
+  // (Deleted only when there: a delete turns the headers object into a slower dictionary.)
+  if (headers['x-original-url'] === undefined && headers['x-rewrite-url'] === undefined) return
+  if (trustedPeer(raw.socket, config.trust)) return
+  delete headers['x-original-url']
+  delete headers['x-rewrite-url']
 }
 
 /** A request whose body is forwarded (GET and HEAD bodies are not) and that has one. */

@@ -181,6 +181,28 @@ describe('forwarding', () => {
   })
 })
 
+describe('URL override headers (X-Original-URL, X-Rewrite-URL)', () => {
+  // Old Symfony and Zend serve the path these name instead of the request's: a client's would
+  // fetch any record through a path no route matches.
+  it('are dropped when a client sends them, on any path, and kept from a trusted proxy', async () => {
+    proxy = await startProxy(CONFIG, { upstream: upstream.url })
+    for (const path of ['/', '/about', '/api/contacts/1'])
+      await send(proxy.url, path, {
+        headers: { 'x-original-url': '/api/contacts/5', 'X-Rewrite-URL': '/api/contacts/6', 'x-user': 'u' },
+      })
+    for (const r of upstream.received.slice(-3)) {
+      expect(r.headers['x-original-url']).toBeUndefined()
+      expect(r.headers['x-rewrite-url']).toBeUndefined()
+    }
+    await proxy.close()
+    proxy = await startProxy(CONFIG.replace('version: 1', 'version: 1\ntrustedProxies: [loopback]'), {
+      upstream: upstream.url,
+    })
+    await send(proxy.url, '/about', { headers: { 'x-original-url': '/about/us' } })
+    expect(upstream.received.at(-1)?.headers['x-original-url']).toBe('/about/us')
+  })
+})
+
 describe('hop-by-hop headers of the upstream answer', () => {
   it("are not passed on, nor the headers its Connection names; the client's own Connection holds", async () => {
     await upstream.close()
