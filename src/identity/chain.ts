@@ -122,9 +122,7 @@ function extractor(c: IdentityConfig, basicKey: string): Extractor {
       const tolerance = parseDuration(c.clockTolerance ?? '5m') ?? 300_000
       const verify = createJwtVerifier({ ...c, clockToleranceMs: tolerance })
       return (req, _trusted, now) => {
-        const token = c.cookie
-          ? singleCookie(req.headers, c.cookie)
-          : bearerToken(headerValue(req.headers, c.header.toLowerCase()))
+        const token = c.cookie ? singleCookie(req.headers, c.cookie) : bearerOf(req, c.header.toLowerCase())
         if (!token) return undefined
         return verify(token, now).then((v) =>
           v === undefined
@@ -191,6 +189,22 @@ function sessionValue(req: IncomingMessage, name: string): string | undefined {
     throw new AmbiguousIdentityError(`session ${name} sent more than once with different values`)
   }
   return values[0]
+}
+
+/**
+ * The bearer token of the header, or else of an `access_token` query parameter (RFC 6750
+ * §2.3): passport-http-bearer and other resource servers take it from there, so a token sent
+ * that way is the same account. Two different ones: ambiguous (passport refuses them, 400).
+ */
+function bearerOf(req: IncomingMessage, header: string): string | undefined {
+  const fromHeader = bearerToken(headerValue(req.headers, header))
+  const url = req.url ?? ''
+  const q = url.indexOf('?')
+  if (q < 0 || !url.includes('access_token', q)) return fromHeader
+  const tokens = new Set<string>(fromHeader ? [fromHeader] : [])
+  for (const [k, v] of pairs(url.slice(q + 1))) if (k === 'access_token' && v.trim() !== '') tokens.add(v.trim())
+  if (tokens.size > 1) throw new AmbiguousIdentityError('more than one bearer token (header and access_token)')
+  return tokens.values().next().value
 }
 
 /** Values of a query parameter named like the session cookie (names compared as cookie names). */

@@ -154,6 +154,22 @@ routes:
     expect(accounts).toContain('ip:127.0.0.1')
     expect(accounts).toContain('jwt:bob')
   })
+
+  it('a token in the access_token query parameter (RFC 6750, passport) is the same account; two different ones are refused', async () => {
+    proxy = await startProxy(JWT_CONFIG, { upstream: upstream.url, env: { JWT_SECRET: SECRET } })
+    const carol = await token('carol')
+    expect((await send(proxy.url, '/api/contacts/1', { headers: { authorization: `Bearer ${carol}` } })).status).toBe(
+      200,
+    )
+    // From another address, say: the query's token is still carol, not a fresh client.
+    expect((await send(proxy.url, `/api/contacts/2?access_token=${carol}`)).status).toBe(200)
+    expect((await send(proxy.url, `/api/contacts/3?x=1&access_token=${carol}`)).status).toBe(429)
+    const both = await send(proxy.url, `/api/contacts/4?access_token=${await token('dave')}`, {
+      headers: { authorization: `Bearer ${carol}` },
+    })
+    expect(both.status).toBe(400)
+    expect(proxy.decisions().map((d) => d.account)).not.toContain('ip:127.0.0.1')
+  })
 })
 
 describe('forwarding', () => {
