@@ -86,6 +86,9 @@ export function sendProblem(reply: FastifyReply, problem: Problem, extra?: Recor
 }
 
 export function sendRendered(reply: FastifyReply, r: Rendered): FastifyReply {
+  // Refused before its body was read to the end (too large, busy): the rest is still on the
+  // connection, where the next request would wait behind it. Close it after this answer.
+  if (!reply.request.raw.complete) reply.header('connection', 'close')
   return reply.code(r.status).headers(r.headers).send(r.body)
 }
 

@@ -251,11 +251,24 @@ function stripUrlOverrides(raw: FastifyRequest['raw'], config: CompiledConfig): 
   delete headers['x-rewrite-url']
 }
 
-/** A request whose body is forwarded (GET and HEAD bodies are not) and that has one. */
+/**
+ * A request with a body (GET and HEAD bodies are not forwarded) of a kind servers take
+ * parameters from: a form, multipart form data, JSON, text or no type. An upload of another
+ * type names no query key.
+ */
 function carriesBody(raw: FastifyRequest['raw']): boolean {
   if (raw.method === 'GET' || raw.method === 'HEAD') return false
   const length = raw.headers['content-length']
-  return raw.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
+  if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return false
+  const type = (raw.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  return (
+    type === '' ||
+    type === 'application/x-www-form-urlencoded' ||
+    type === 'multipart/form-data' ||
+    type === 'text/plain' ||
+    type.endsWith('/json') ||
+    type.endsWith('+json')
+  )
 }
 
 /** Block, or go on to the upstream (with a granted pass, and the answer still to count). */

@@ -44,6 +44,9 @@ export async function readRequestBody(
   const inspect = pending.inspect
   let records: string[] = []
   let problem = body.problem
+  // A query key in a multipart body past the cap: an upload beside the form's fields, which
+  // are not refused for it (the query's ids still count).
+  if (problem && inspect.unreadableIsEmpty && problem.status === 413 && isMultipart(request)) problem = undefined
   if (!problem) {
     let ids = idsOf(body, request.headers['content-type'], inspect.select)
     // (A query record's key in a body no reader takes as a form or JSON: no ids there.)
@@ -174,6 +177,10 @@ export function holder(pipe: Pipeline, ex: Exchange, reply: FastifyReply): (n: n
 }
 
 /** `n` records nobody else can name: an uninspectable body counted as its worst case. */
+function isMultipart(request: FastifyRequest): boolean {
+  return /^\s*multipart\/form-data/i.test(request.headers['content-type'] ?? '')
+}
+
 /** Values split into ids as the query's are (compileRecords): trimmed, empty ones dropped. */
 function splitIds(values: readonly string[], split: string): string[] {
   const out: string[] = []

@@ -206,6 +206,14 @@ describe('bodies as the upstream may read them', () => {
     // A body that is no form or JSON names no ids; the query's still count.
     expect(await post('/api/find?id=634', '\u0000\u0001binary', 'application/octet-stream', who)).toBe(200)
     expect(servedTo(app, 'dave')).toBe(4)
+    // Large bodies: an upload of another type is not read; a multipart form past 4 MB keeps its
+    // upload (the query's ids count); a form past 4 MB cannot be counted: 413.
+    const big = 'x'.repeat(5 * 1024 * 1024)
+    expect(await post('/api/find?id=631', big, 'image/png', who)).toBe(200)
+    const boundary = 'b0undary'
+    const multipart = `--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="a.png"\r\n\r\n${big}\r\n--${boundary}--\r\n`
+    expect(await post('/api/find?id=631', multipart, `multipart/form-data; boundary=${boundary}`, who)).toBe(200)
+    expect(await post('/api/find?id=631', `id=632&pad=${big}`, FORM, who)).toBe(413)
   })
 
   it('a compressed body counts as the servers that inflate it read it; a coding no reader here knows is refused', async () => {
