@@ -21,6 +21,7 @@ import { sessionAccount, type Identity } from '../identity/chain.js'
 import { AmbiguousIdentityError, cookieValues } from '../identity/credentials.js'
 import { ipAccount, trustedPeer } from '../identity/ip.js'
 import { askForWholeAnswer } from '../http/whole-answer.js'
+import { mediaType } from '../records/body.js'
 import type { Live } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 import { METHOD_OVERRIDE_HEADERS } from '../routes/resolve.js'
@@ -260,7 +261,7 @@ function carriesBody(raw: FastifyRequest['raw']): boolean {
   if (raw.method === 'GET' || raw.method === 'HEAD') return false
   const length = raw.headers['content-length']
   if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return false
-  const type = (raw.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  const type = mediaType(raw.headers['content-type'])
   return (
     type === '' ||
     type === 'application/x-www-form-urlencoded' ||

@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { busy, sendProblem, uninspectable, type Problem } from '../actions/respond.js'
-import { decodedRequestBody, readCapped, selectBody, UninspectableError } from '../records/body.js'
+import { decodedRequestBody, mediaType, readCapped, selectBody, UninspectableError } from '../records/body.js'
+import { splitIds } from '../records/extract.js'
 import type { Selector } from '../records/selector.js'
 import { block, observe, report } from './decide.js'
 import type { Exchange, Pipeline } from './exchange.js'
@@ -96,26 +97,15 @@ interface RequestBody {
 function idsOf(body: RequestBody, contentType: string | undefined, selector: Selector): string[] | Problem {
   if (body.parsed !== undefined) return selector(body.parsed)
   if (!body.bytes) return []
-  // A compressed body is read as sent and decompressed (servers that inflate request bodies:
-  // Jetty's GzipHandler, ASP.NET Core's request decompression, Apache's DEFLATE input filter).
-  let ids: string[] = []
-  let read = 0
-  let failure: UninspectableError | null = null
-  for (const bytes of body.decoded ? [body.bytes, body.decoded] : [body.bytes]) {
-    try {
-      // (concat: a body may name hundreds of thousands of ids, too many for push(...spread).)
-      ids = ids.concat(selectBody(bytes, contentType, selector))
-      read++
-    } catch (err) {
-      if (!(err instanceof UninspectableError)) throw err
-      failure ??= err
-    }
+  try {
+    return selectBody(body.bytes, contentType, selector, body.decoded ?? null)
+  } catch (err) {
+    if (!(err instanceof UninspectableError)) throw err
+    return uninspectable(
+      err.message.startsWith('content-type') ? 415 : 400,
+      `The request body cannot be read for record ids: ${err.message}.`,
+    )
   }
-  if (read > 0 || failure === null) return ids
-  return uninspectable(
-    failure.message.startsWith('content-type') ? 415 : 400,
-    `The request body cannot be read for record ids: ${failure.message}.`,
-  )
 }
 
 /** Read (and re-arm for forwarding) the request body: its bytes, or (plugin mode) what the app's parser made of it. */
@@ -178,18 +168,7 @@ export function holder(pipe: Pipeline, ex: Exchange, reply: FastifyReply): (n: n
 
 /** `n` records nobody else can name: an uninspectable body counted as its worst case. */
 function isMultipart(request: FastifyRequest): boolean {
-  return /^\s*multipart\/form-data/i.test(request.headers['content-type'] ?? '')
-}
-
-/** Values split into ids as the query's are (compileRecords): trimmed, empty ones dropped. */
-function splitIds(values: readonly string[], split: string): string[] {
-  const out: string[] = []
-  for (const v of values)
-    for (const part of v.split(split)) {
-      const id = part.trim()
-      if (id !== '') out.push(id)
-    }
-  return out
+  return mediaType(request.headers['content-type']) === 'multipart/form-data'
 }
 
 export function synthetic(n: number): string[] {

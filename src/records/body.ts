@@ -198,12 +198,22 @@ export interface ContentDecoder {
   destroy(): void
 }
 
-const REQUEST_DECODERS = new Map<string, (b: Buffer, o: { maxOutputLength: number }) => Promise<Buffer>>([
-  ['gzip', promisify(zlib.gunzip)],
-  ['x-gzip', promisify(zlib.gunzip)],
-  ['deflate', promisify(zlib.inflate)],
-  ['br', promisify(zlib.brotliDecompress)],
+/** The content codings sluice undoes: streamed (answers, contentDecoder) or whole (request bodies). */
+const CODINGS = new Map<
+  string,
+  {
+    stream: () => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress
+    whole: (b: Buffer, o: { maxOutputLength: number }) => Promise<Buffer>
+  }
+>([
+  ['gzip', { stream: () => zlib.createGunzip(), whole: promisify(zlib.gunzip) }],
+  ['x-gzip', { stream: () => zlib.createGunzip(), whole: promisify(zlib.gunzip) }],
+  ['deflate', { stream: () => zlib.createInflate(), whole: promisify(zlib.inflate) }],
+  ['br', { stream: () => zlib.createBrotliDecompress(), whole: promisify(zlib.brotliDecompress) }],
 ])
+
+/** What a request on an inspected route may ask for (Accept-Encoding): identity and CODINGS. */
+export const DECODABLE_CODINGS: ReadonlySet<string> = new Set(['identity', ...CODINGS.keys()])
 
 /**
  * A request body with its Content-Encoding undone (codings applied in order are undone in
@@ -223,10 +233,10 @@ export async function decodedRequestBody(
   if (codings.length === 0) return null
   let bytes = body
   for (const coding of codings.reverse()) {
-    const undo = REQUEST_DECODERS.get(coding)
+    const undo = CODINGS.get(coding)
     if (undo === undefined) throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
     try {
-      bytes = await undo(bytes, { maxOutputLength: cap })
+      bytes = await undo.whole(bytes, { maxOutputLength: cap })
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
         throw new UninspectableError(`body larger than maxInspectBytes (${cap} bytes) once decoded`)
@@ -235,9 +245,6 @@ export async function decodedRequestBody(
   }
   return bytes
 }
-
-/** The content codings contentDecoder undoes (a request on an inspected route asks for no other). */
-export const DECODABLE_CODINGS: ReadonlySet<string> = new Set(['identity', 'gzip', 'x-gzip', 'deflate', 'br'])
 
 /**
  * Content-Encoding undone as the chunks come, each decoded piece passed to `out` (which may
@@ -259,14 +266,7 @@ export function contentDecoder(
   }
   if (coding === '' || coding === 'identity')
     return { write: counted, end: () => Promise.resolve(), destroy: () => undefined }
-  const z =
-    coding === 'gzip' || coding === 'x-gzip'
-      ? zlib.createGunzip()
-      : coding === 'deflate'
-        ? zlib.createInflate()
-        : coding === 'br'
-          ? zlib.createBrotliDecompress()
-          : null
+  const z = CODINGS.get(coding)?.stream()
   if (!z) throw new UninspectableError(`content-encoding "${coding}" is not supported for inspection`)
   let failure: Error | null = null
   let settle: (err: Error | null) => void = () => undefined
@@ -319,25 +319,37 @@ export function contentDecoder(
  * A body none of these can read (not JSON, and no form field the selector names) throws
  * UninspectableError: the route's `uninspectable` policy decides.
  */
-export function selectBody(body: Buffer, contentType: string | undefined, selector: Selector): string[] {
+export function selectBody(
+  body: Buffer,
+  contentType: string | undefined,
+  selector: Selector,
+  inflated: Buffer | null = null,
+): string[] {
   if (body.length === 0) return []
   const type = mediaType(contentType)
-  const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
-  const text = body.toString('utf8', bom)
-  // Read as UTF-8 (PHP, Express) and, when the body says it is in another charset, as the
-  // servers that honour it read it (servlet containers, ASP.NET, Spring's JSON): the ids of
-  // every reading that works; none works, the UTF-8 reading's error.
-  const others = otherCharsets(contentType, body)
-  if (others.length === 0) return selectText(text, [text], type, contentType, selector)
-  let first: unknown = null
-  let ids: string[] = []
-  const readings: [string, Form[]][] = [[text, [text]]]
-  for (const decode of others) {
-    // A form in a charset: decoded whole, then split and percent-decoded as UTF-8 (ASP.NET
-    // Core), or split at its bytes, percent-decoded, then decoded (servlet containers).
-    const decoded = decode(body)
-    readings.push([decoded, [decoded, charsetPairs(body.toString('latin1'), decode)]])
+  // Every reading the upstream might make, and the ids of each that works (none works: the
+  // first one's error): the bytes as sent and, compressed, inflated (servers that inflate
+  // request bodies: Jetty's GzipHandler, ASP.NET Core's request decompression, Apache's
+  // DEFLATE input filter); each as UTF-8 (PHP, Express) and, when the body says it is in
+  // another charset, as the servers that honour it read it (servlet containers, ASP.NET,
+  // Spring's JSON).
+  const readings: [string, Form[]][] = []
+  for (const bytes of inflated === null ? [body] : [body, inflated]) {
+    const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0
+    const text = bytes.toString('utf8', bom)
+    readings.push([text, [text]])
+    for (const decode of otherCharsets(contentType, bytes)) {
+      // A form in a charset: decoded whole, then split and percent-decoded as UTF-8 (ASP.NET
+      // Core), or split at its bytes, percent-decoded, then decoded (servlet containers).
+      const decoded = decode(bytes)
+      readings.push([decoded, [decoded, charsetPairs(bytes.toString('latin1'), decode)]])
+    }
   }
+  const [only] = readings
+  if (readings.length === 1 && only) return selectText(only[0], only[1], type, contentType, selector)
+  let first: unknown = null
+  // (concat: a body may name hundreds of thousands of ids, too many for push(...spread).)
+  let ids: string[] = []
   let read = 0
   for (const [whole, forms] of readings) {
     try {
@@ -413,7 +425,8 @@ export function selectJsonBody(body: Buffer, contentType: string | undefined, se
   }
 }
 
-function mediaType(contentType: string | undefined): string {
+/** The media type of a Content-Type, lower-cased, without parameters ('' for none). */
+export function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
 }
 

@@ -26,11 +26,19 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
     const out = new Set<string>()
     for (const [k, v] of pairs(search.slice(1))) {
       if (!namesKey(k, path)) continue
-      for (const part of split ? v.split(split) : [v]) {
-        const id = part.trim()
-        if (id !== '') out.add(id)
-      }
+      for (const id of split ? splitIds([v], split) : [v.trim()]) if (id !== '') out.add(id)
     }
     return out.size === 0 ? NONE : [...out]
   }
+}
+
+/** Values split into ids (a query record's `split`; its key read in a body too): trimmed, empty ones dropped. */
+export function splitIds(values: readonly string[], split: string): string[] {
+  const out: string[] = []
+  for (const v of values)
+    for (const part of v.split(split)) {
+      const id = part.trim()
+      if (id !== '') out.push(id)
+    }
+  return out
 }

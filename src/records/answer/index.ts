@@ -5,7 +5,7 @@
 // decoded as browsers do: HTML, XML and CSV are read as they stream in, JSON (whose reader
 // needs the whole text) when it is complete.
 import { SelectorError, UninspectableError } from '../../errors.js'
-import { selectJsonBody } from '../body.js'
+import { mediaType, selectJsonBody } from '../body.js'
 import { compileSelector } from '../selector.js'
 import { textStream, type MarkupKind } from './charset.js'
 import { csvReader, type CsvColumn } from './csv.js'
@@ -67,7 +67,7 @@ function extractor(
  * text/plain, octet-stream, a vendor type such as application/vnd.ms-excel).
  */
 function declaredFormat(contentType: string | undefined): AnswerExtractor['kind'] | 'binary' | null {
-  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  const type = mediaType(contentType)
   if (type === 'text/html' || type === 'application/xhtml+xml') return 'html'
   if (/[/+]json$|javascript|ecmascript/.test(type)) return 'json'
   if (/[/+]xml$/.test(type)) return 'xml'
