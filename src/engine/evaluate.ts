@@ -73,6 +73,13 @@ let lookedUpUnique = 0
  */
 export const scanLimits = { few: 4, ids: 32, work: 1024 }
 
+/** `n` zeros, pushed: `new Array(n).fill(0)` makes a holey array, ~0.1 µs dearer per observation. */
+export function zeros(n: number): number[] {
+  const a: number[] = []
+  for (let i = 0; i < n; i++) a.push(0)
+  return a
+}
+
 /**
  * Count the request, decide, and count its records only if nothing blocks it: a blocked
  * request served no data, so it must not spend the account's record budget (ARCHITECTURE.md).
@@ -85,7 +92,7 @@ export function evaluate(
   records: readonly string[],
   now: number,
   step: EvaluateStep = REQUEST,
-  counts: number[] = new Array<number>(policy.slots).fill(0),
+  counts: number[] = zeros(policy.slots),
 ): Evaluation {
   let worst: Limit | null = null
   const passes = step.passes

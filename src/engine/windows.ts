@@ -363,16 +363,28 @@ export function countWindows(
   // Limits are sorted longest window first, so their cutoffs ascend: the first is the prune
   // cutoff, and once a record is not after one cutoff it is not after any later one.
   const drop = prune ? (cutoffs[0] as number) : -1
+  // The first two limits (most routes have one or two) are tallied in locals, not in counts:
+  // a store per record per limit was most of a replay's window cost.
+  const c0 = cutoffs[0] as number
+  const c1 = k > 1 ? (cutoffs[1] as number) : Infinity
+  let n0 = 0
+  let n1 = 0
   const e = entryAt(mem, s, 0)
   const end = e + ENTRY * (mem[s + D_N] as number)
   let w = e
   for (let r = e; r < end; r += ENTRY) {
     const at = mem[r + 2] as number
     if (at <= drop) continue
-    for (let i = 0; i < k; i++) {
-      if (at <= (cutoffs[i] as number)) break
-      const index = (limits[i] as Limit).index
-      counts[index] = (counts[index] as number) + 1
+    if (at > c0) {
+      n0++
+      if (at > c1) {
+        n1++
+        for (let i = 2; i < k; i++) {
+          if (at <= (cutoffs[i] as number)) break
+          const index = (limits[i] as Limit).index
+          counts[index] = (counts[index] as number) + 1
+        }
+      }
     }
     if (w !== r) {
       mem[w] = mem[r] as number
@@ -381,6 +393,8 @@ export function countWindows(
     }
     w += ENTRY
   }
+  counts[(limits[0] as Limit).index] = n0
+  if (k > 1) counts[(limits[1] as Limit).index] = n1
   if (w !== end) mem[s + D_N] = (w - e) / ENTRY
 }
 

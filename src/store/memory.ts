@@ -17,7 +17,7 @@
 // cursor, which follows every move.
 import { randomBytes } from 'node:crypto'
 import type { LRUCache } from 'lru-cache'
-import { commit, evaluate, moreSevere, REQUEST, type EvaluateStep, type Section } from '../engine/evaluate.js'
+import { commit, evaluate, moreSevere, REQUEST, zeros, type EvaluateStep, type Section } from '../engine/evaluate.js'
 import {
   buildPolicy,
   MAX_WINDOW_MS,
@@ -250,9 +250,7 @@ export class MemoryStore implements Store {
   private hitParts(input: HitInput, parts: readonly Part[]): HitResult {
     // A literal, not a spread of stepOf's: an object spread costs more than the whole step here.
     const step: EvaluateStep = { countRequest: input.countRequest ?? true, passes: input.passes, defer: true }
-    // Pushed, not new Array(n).fill(0): a holey array filled costs ~0.1 µs more.
-    const counts: number[] = []
-    for (let i = 0; i < input.policy.slots; i++) counts.push(0)
+    const counts = zeros(input.policy.slots)
     const wall = Math.floor(input.now)
     // Every part's windows first (admission may count a key under an overflow key instead):
     // an account's in the arena, a network's or the route's in a wide log (wide.ts).

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs'
 import { RedisUnavailableError } from '../errors.js'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { partKey, sectionNames, type Part, type Per, type RoutePolicy } from '../engine/policy.js'
-import { moreSevere } from '../engine/evaluate.js'
+import { moreSevere, zeros } from '../engine/evaluate.js'
 import { MemoryStore } from './memory.js'
 import { beyondKey } from '../engine/store.js'
 import { HIT_LUA, READ_LUA } from './scripts.js'
@@ -705,7 +705,7 @@ export class RedisStore implements Store {
     const { policy } = input
     const limit = worstIndex >= 0 ? (policy.limits[worstIndex] ?? null) : null
     const until = (v: number) => (v === -1 ? null : v === -2 ? Infinity : v)
-    const counts = new Array<number>(policy.slots).fill(0)
+    const counts = zeros(policy.slots)
     let i = 0
     for (const part of partsOf(policy)) {
       if (!owners.includes(part.per)) continue
