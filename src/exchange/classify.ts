@@ -4,7 +4,7 @@
 // `sluice replay` call this same function, so the proxy and a replay of its log cannot drift.
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import { methodOverride, resolveRoute, withoutFormat } from '../routes/resolve.js'
+import { methodOverride, queryMethodOverrides, resolveRoute, withoutFormat } from '../routes/resolve.js'
 
 /** The request line and headers, as a server or an access log has them. */
 export interface RequestLine {
@@ -61,11 +61,13 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
   const canonical = canonicalize(request.url, ctx.canonical)
   if (!canonical.ok) return { kind: 'rejected', reason: canonical.reason }
   const override = methodOverride(request.headers)
-  // As for routes, the real method and the one an override names: whichever the upstream honours.
-  const session =
-    sessionKind(ctx.sessions, request.method, canonical.matchPath) ??
-    (override !== undefined ? sessionKind(ctx.sessions, override, canonical.matchPath) : null)
-  const match = resolveRoute(ctx.routes, request.method, canonical.matchPath, override)
+  // As for routes, the real method and the ones overrides name: whichever the upstream honours.
+  const queried = queryMethodOverrides(request.method, canonical.search)
+  const overrides = override === undefined ? queried : [override, ...queried]
+  let session = sessionKind(ctx.sessions, request.method, canonical.matchPath)
+  for (let i = 0; session === null && i < overrides.length; i++)
+    session = sessionKind(ctx.sessions, overrides[i] as string, canonical.matchPath)
+  const match = resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides)
   if (!match)
     return { kind: 'unrouted', target: canonical.path + canonical.search, search: canonical.search, override, session }
 

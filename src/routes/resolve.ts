@@ -1,7 +1,9 @@
 // Which sensitive route a request belongs to, as the upstream will see it: HEAD counts as GET,
-// and a method-override header is matched as the method it names, and the real method too
-// (whichever the upstream honours). Shared by the proxy and `sluice replay`.
+// and a method override (a header, or a POST's `_method` query key) is matched as the method
+// it names, and the real method too (whichever the upstream honours). Shared by the proxy and
+// `sluice replay`.
 import type { CompiledRoute } from '../config/compile.js'
+import { namesKey, pairs } from '../records/keys.js'
 import { matchRoute, type RouteMatch } from './table.js'
 
 // Old frameworks honour these on POST; a scraper can use them to dress a GET as something else.
@@ -22,16 +24,40 @@ export function methodOverride(headers: Headers): string | undefined {
   return undefined
 }
 
+const METHOD_KEY = ['_method']
+
+/**
+ * The methods a POST's query names with `_method` (`?_method=GET`): Express's method-override
+ * set up as `methodOverride('_method')`, Laravel and Symfony (`_method` in the query or the
+ * form) serve the POST as that method. Every value, in every reading of the key (`_method[]`,
+ * `%5Fmethod`, `_METHOD` for servers that fold case): whichever one the upstream takes. Empty
+ * for other methods (no framework overrides them) and for queries without the key.
+ */
+export function queryMethodOverrides(method: string, search: string): string[] {
+  if (method !== 'POST' || search.length < 2 || !(search.includes('%') || /_method/i.test(search))) return []
+  const out: string[] = []
+  for (const [key, value] of pairs(search.slice(1))) {
+    const m = value.trim().toUpperCase()
+    if (KNOWN_METHODS.has(m) && namesKey(key, METHOD_KEY) && !out.includes(m)) out.push(m)
+  }
+  return out
+}
+
 export function resolveRoute(
   routes: readonly CompiledRoute[],
   method: string,
   matchPath: string,
-  overridden?: string,
+  overridden?: string | readonly string[],
 ): RouteMatch<CompiledRoute> | null {
   const fold = (m: string) => (m === 'HEAD' ? 'GET' : m)
-  const find = (path: string) =>
-    (overridden !== undefined ? matchRoute(routes, fold(overridden), path) : null) ??
-    matchRoute(routes, fold(method), path)
+  const overrides = typeof overridden === 'string' ? [overridden] : (overridden ?? [])
+  const find = (path: string) => {
+    for (const m of overrides) {
+      const found = matchRoute(routes, fold(m), path)
+      if (found) return found
+    }
+    return matchRoute(routes, fold(method), path)
+  }
   const found = find(matchPath)
   if (found) return found
   const bare = withoutFormat(matchPath)

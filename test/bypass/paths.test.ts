@@ -88,6 +88,12 @@ const VARIANTS: Variant[] = [
   { target: '/api/contacts/5', method: 'POST', headers: { 'x-http-method': 'get' } },
   { target: '/api/contacts/5', method: 'PUT', headers: { 'x-method-override': 'GET' } },
   { target: '/api/contacts/5', method: 'GET', headers: { 'x-http-method-override': 'DELETE' } },
+  // Express's methodOverride('_method'), Laravel, Symfony: a POST served as the method its query names.
+  { target: '/api/contacts/5?_method=GET', method: 'POST' },
+  { target: '/api/contacts/5?_method=get', method: 'POST' },
+  { target: '/api/contacts/5?%5Fmethod=GET', method: 'POST' },
+  { target: '/api/contacts/5?_method[]=GET', method: 'POST' },
+  { target: '/api/contacts/5?_method=PUT&_method=GET', method: 'POST' },
   { target: '/API/./Contacts//5/;x' },
   { target: '/api/contacts/%35/.' },
   { target: '/api/contacts/5/x/..' },

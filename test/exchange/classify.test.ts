@@ -113,6 +113,9 @@ const TABLE: Row[] = [
   get('/api/contacts/22.json', 'a suffix on a path record: the record as written'),
   get('/api/list.json.bak', 'one suffix only'),
   { method: 'POST', url: '/login.json?username=y', headers: {}, note: 'a login with a format suffix' },
+  { method: 'POST', url: '/api/contacts/23?_method=DELETE', headers: {}, note: "a POST's _method query key" },
+  { method: 'POST', url: '/api/contacts/24?%5Fmethod=get', headers: {}, note: 'an encoded _method key' },
+  { method: 'GET', url: '/api/contacts/25?_method=DELETE', headers: {}, note: '_method on a GET: no override' },
   { method: 'HEAD', url: '/api/contacts/12', headers: {}, note: 'HEAD counts as GET' },
   { method: 'DELETE', url: '/api/contacts/13', headers: {}, note: 'another method, another route' },
   { method: 'POST', url: '/api/contacts/14', headers: {}, note: 'a method no route covers' },
@@ -253,6 +256,30 @@ describe('one classification for the proxy and replay', () => {
     expect(routeOf('/api/list.json.bak')).toEqual(['unrouted', null])
     expect(routeOf('/.json')).toEqual(['unrouted', null])
     expect(routeOf('/login.json', 'POST')).toEqual(['unrouted', 'login'])
+  })
+
+  it("a POST's `_method` query key is an override, in every spelling, each value tried", () => {
+    const routeOf = (url: string, method = 'POST', headers: Record<string, string> = {}) => {
+      const c = classify({ method, url, headers }, ctx)
+      return c.kind === 'routed' ? c.route.name : c.kind
+    }
+    // contact is GET, delete is DELETE on the same path; POST matches neither by itself.
+    expect(routeOf('/api/contacts/5')).toBe('unrouted')
+    expect(routeOf('/api/contacts/5?_method=GET')).toBe('contact')
+    expect(routeOf('/api/contacts/5?_method=get')).toBe('contact')
+    expect(routeOf('/api/contacts/5?%5Fmethod=GET')).toBe('contact')
+    expect(routeOf('/api/contacts/5?_method[]=GET')).toBe('contact')
+    expect(routeOf('/api/contacts/5?_METHOD=GET')).toBe('contact') // ASP.NET folds key case
+    expect(routeOf('/api/contacts/5?x=1&_method=DELETE')).toBe('delete')
+    // Two values (PHP takes the last, qs-based method-override the first): both are tried.
+    expect(routeOf('/api/contacts/5?_method=PATCH&_method=GET')).toBe('contact')
+    // A header's and the query's: whichever the upstream honours.
+    expect(routeOf('/api/contacts/5?_method=GET', 'POST', { 'x-http-method-override': 'PATCH' })).toBe('contact')
+    expect(routeOf('/api/contacts/5?_method=BOGUS')).toBe('unrouted')
+    expect(routeOf('/api/contacts/5?method=GET')).toBe('unrouted')
+    // Frameworks override POST only.
+    expect(routeOf('/api/contacts/5?_method=DELETE', 'GET')).toBe('contact')
+    expect(routeOf('/api/contacts/5?_method=GET', 'PUT')).toBe('unrouted')
   })
 
   it('the table covers every kind of classification', () => {
