@@ -434,8 +434,9 @@ function sizeOrIssue(text: string | number, at: (string | number)[], issues: Con
 
 function describeRecords(records: RecordsConfig | undefined): string {
   if (!records) return 'none'
-  if ('param' in records) return `path :${records.param}`
-  if ('query' in records) return `query ${records.query}${records.split ? ` split "${records.split}"` : ''}`
+  const split = 'split' in records && records.split ? ` split "${records.split}"` : ''
+  if ('param' in records) return `path :${records.param}${split}`
+  if ('query' in records) return `query ${records.query}${split}`
   if ('body' in records) return `request body ${records.body}`
   return `response ${compileAnswerOrNull(records.response)?.describe ?? JSON.stringify(records.response)}`
 }

@@ -341,6 +341,13 @@ const ParamRecords = Type.Object(
       minLength: 1,
       description: 'Path parameter naming the record, e.g. id for /api/contacts/:id.',
     }),
+    split: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'Separator when one segment names several records, e.g. "," for /api/contacts/1,2,3 (Spring binds it to a List).',
+      }),
+    ),
   },
   { ...Strict, required: ['param'] },
 )

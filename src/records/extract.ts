@@ -1,7 +1,7 @@
 // Record ids a request asks for, read before it is forwarded.
 import { configuredPath, namesKey, pairs } from './keys.js'
 
-export type RecordSource = { param: string } | { query: string; split?: string }
+export type RecordSource = { param: string; split?: string } | { query: string; split?: string }
 
 export type RecordExtractor = (params: Readonly<Record<string, string>>, search: string) => string[]
 
@@ -11,9 +11,11 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
   if (!source) return () => NONE
   if ('param' in source) {
     const name = source.param
+    const split = source.split
     return (params) => {
       const id = params[name]
-      return id === undefined || id === '' ? NONE : [id]
+      if (id === undefined || id === '') return NONE
+      return split === undefined ? [id] : [...new Set(splitIds([id], split))]
     }
   }
   // Query keys are read as every common stack reads them (keys.ts): `ID=`, `id[]=`, `[id]=`,

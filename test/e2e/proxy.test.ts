@@ -102,6 +102,19 @@ describe('enumeration', () => {
     expect(upstream.received.at(-1)?.url).toBe('/api/parcels/19?x=19')
     expect(proxy.decisions()).toEqual([])
   })
+
+  it('counts every record of a path segment that names several, with split (/api/contacts/1,2,3)', async () => {
+    const config = CONFIG.replace('records: { param: id }', 'records: { param: id, split: "," }')
+    proxy = await startProxy(config, { upstream: upstream.url })
+    const get = (path: string) => send(proxy!.url, path, { headers: basic('mallory') })
+    expect((await get('/api/contacts/1,2,3,4')).status).toBe(200)
+    expect((await get('/api/contacts/5,6,7,8,9')).status).toBe(200)
+    expect((await get('/api/contacts/2,10,1')).status).toBe(200) // 10 records: the limit
+    const before = upstream.received.length
+    expect((await get('/api/contacts/11,1')).status).toBe(429) // the 11th is withheld, with the batch
+    expect((await get('/api/contacts/1,2,3,4,5,6,7,8,9,10')).status).toBe(200) // re-reads are free
+    expect(upstream.received.length).toBe(before + 1)
+  })
 })
 
 describe('identity through the proxy', () => {

@@ -47,6 +47,13 @@ describe('record extraction', () => {
     expect(compileRecords({ param: 'id' })({ id: '7' }, '')).toEqual(['7'])
   })
 
+  it('splits a path parameter naming several records when told to (Spring binds /contacts/1,2,3 to a List)', () => {
+    const split = compileRecords({ param: 'ids', split: ',' })
+    expect(split({ ids: '1,2, 3,,2' }, '')).toEqual(['1', '2', '3'])
+    expect(split({ ids: ',' }, '')).toEqual([])
+    expect(compileRecords({ param: 'ids' })({ ids: '1,2,3' }, '')).toEqual(['1,2,3'])
+  })
+
   it("reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key's case or brackets", () => {
     const extract = compileRecords({ query: 'ids', split: ',' })
     expect(extract({}, '?ids=1,2, 3&IDS=4&ids[]=5&ids[0]=6&ids=1&other=9&ids=')).toEqual(['1', '2', '3', '4', '5', '6'])
