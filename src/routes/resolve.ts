@@ -3,6 +3,7 @@
 // it names, and the real method too (whichever the upstream honours). Shared by the proxy and
 // `sluice replay`.
 import type { CompiledRoute } from '../config/compile.js'
+import { mediaType } from '../records/body.js'
 import { namesKey, pairs } from '../records/keys.js'
 import { matchRoute, type RouteMatch } from './table.js'
 
@@ -41,6 +42,26 @@ export function queryMethodOverrides(method: string, search: string): string[] {
     if (KNOWN_METHODS.has(m) && namesKey(key, METHOD_KEY) && !out.includes(m)) out.push(m)
   }
   return out
+}
+
+/**
+ * Would a legacy upstream serve this POST as the GET of the same URL? Servlets (`doPost`
+ * calling `doGet`, Struts actions), PHP scripts, ASP.NET WebForms pages, and Rails and Laravel
+ * with `_method=get` in the form all do, for a form, multipart, plain-text or untyped body:
+ * such a POST on a path only a GET route covers is counted as that route (a form that writes
+ * to a page it was read from counts one more request there, its record already counted). A
+ * JSON, XML or other body is an API call (a REST create): never.
+ */
+export function postReadAsGet(method: string, headers: Headers): boolean {
+  if (method !== 'POST') return false
+  const type = headers['content-type']
+  const media = mediaType(typeof type === 'string' ? type : undefined)
+  return (
+    media === '' ||
+    media === 'application/x-www-form-urlencoded' ||
+    media === 'multipart/form-data' ||
+    media === 'text/plain'
+  )
 }
 
 export function resolveRoute(

@@ -39,7 +39,10 @@ interface Variant {
   target: string
   method?: string
   headers?: Record<string, string>
+  body?: string
 }
+
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
 
 const VARIANTS: Variant[] = [
   { target: '/api/contacts/5' },
@@ -94,6 +97,17 @@ const VARIANTS: Variant[] = [
   { target: '/api/contacts/5?%5Fmethod=GET', method: 'POST' },
   { target: '/api/contacts/5?_method[]=GET', method: 'POST' },
   { target: '/api/contacts/5?_method=PUT&_method=GET', method: 'POST' },
+  // A POST a legacy upstream serves as the GET (doPost → doGet, PHP, WebForms, Rails' and
+  // Laravel's `_method=get` in the form).
+  { target: '/api/contacts/5', method: 'POST', headers: FORM, body: '_method=get' },
+  { target: '/api/contacts/5', method: 'POST', headers: FORM, body: 'x=1' },
+  {
+    target: '/api/contacts/5',
+    method: 'POST',
+    headers: { 'content-type': 'multipart/form-data; boundary=b' },
+    body: '--b--',
+  },
+  { target: '/api/contacts/5', method: 'POST' },
   { target: '/API/./Contacts//5/;x' },
   { target: '/api/contacts/%35/.' },
   { target: '/api/contacts/5/x/..' },
@@ -118,6 +132,7 @@ describe('path bypass table', () => {
       const res = await send(proxy.url, variant.target, {
         method: variant.method ?? 'GET',
         headers: { 'x-account-id': account, ...variant.headers },
+        ...(variant.body !== undefined ? { body: variant.body } : {}),
       })
       expect([400, 429]).toContain(res.status)
       expect(upstream.received.length).toBe(before)

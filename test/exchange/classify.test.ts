@@ -118,7 +118,13 @@ const TABLE: Row[] = [
   { method: 'GET', url: '/api/contacts/25?_method=DELETE', headers: {}, note: '_method on a GET: no override' },
   { method: 'HEAD', url: '/api/contacts/12', headers: {}, note: 'HEAD counts as GET' },
   { method: 'DELETE', url: '/api/contacts/13', headers: {}, note: 'another method, another route' },
-  { method: 'POST', url: '/api/contacts/14', headers: {}, note: 'a method no route covers' },
+  { method: 'POST', url: '/api/contacts/14', headers: {}, note: 'a POST with a JSON body: a method no route covers' },
+  {
+    method: 'POST',
+    url: '/api/contacts/26',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    note: 'a form POST on a GET route: read as the GET',
+  },
   {
     method: 'POST',
     url: '/api/contacts/15',
@@ -158,6 +164,10 @@ let dir: string
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sluice-classify-'))
   app = Fastify()
+  // (A form body taken as text: what the app does with it is not under test.)
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, body),
+  )
   await app.register(sluice, { config: CONFIG, forwarding: true })
   // What the hook made of each request: its exchange, and the URL it would forward.
   // (In a header, so that HEAD answers it too.)
@@ -187,10 +197,11 @@ afterAll(async () => {
 
 async function throughHook(row: Row): Promise<unknown> {
   // Byte for byte on the wire (fetch and inject would normalise the very paths under test).
+  const headers = hookHeaders(row)
   const post =
     row.method === 'POST'
-      ? { body: '{"ids":[1]}', headers: { ...row.headers, 'content-type': 'application/json' } }
-      : { headers: row.headers }
+      ? { body: headers['content-type'] === 'application/json' ? '{"ids":[1]}' : 'x=1', headers }
+      : { headers }
   const res = await send(base, row.url, { method: row.method, ...post })
   // (A malformed escape is refused by Fastify's router before any hook: a 400 all the same.)
   if (res.status === 400) return { kind: 'rejected' }
@@ -221,12 +232,20 @@ const ctx = {
   sessions: CONFIG.sessions,
   canonical: canonicalOptions(CONFIG.paths.stripMatrixParams),
 }
-const classifyRow = (r: Row) => classify(r, ctx)
+const classifyRow = (r: Row, headers: Record<string, string> = r.headers) => classify({ ...r, headers }, ctx)
+/** What the hook is sent: a POST's body is JSON unless the row says otherwise. */
+const hookHeaders = (r: Row): Record<string, string> =>
+  r.method === 'POST' && r.headers['content-type'] === undefined
+    ? { ...r.headers, 'content-type': 'application/json' }
+    : r.headers
 
 describe('one classification for the proxy and replay', () => {
   it(`the hook classifies every request of a ${TABLE.length}-row table exactly as classify() does`, async () => {
     for (const row of TABLE)
-      expect({ note: row.note, got: await throughHook(row) }).toEqual({ note: row.note, got: shape(classifyRow(row)) })
+      expect({ note: row.note, got: await throughHook(row) }).toEqual({
+        note: row.note,
+        got: shape(classifyRow(row, hookHeaders(row))),
+      })
   })
 
   it('replay classifies every request an access log can carry exactly as classify() does', async () => {
@@ -259,8 +278,9 @@ describe('one classification for the proxy and replay', () => {
   })
 
   it("a POST's `_method` query key is an override, in every spelling, each value tried", () => {
+    // (A JSON body: a POST with a form is also read as the GET: next test.)
     const routeOf = (url: string, method = 'POST', headers: Record<string, string> = {}) => {
-      const c = classify({ method, url, headers }, ctx)
+      const c = classify({ method, url, headers: { 'content-type': 'application/json', ...headers } }, ctx)
       return c.kind === 'routed' ? c.route.name : c.kind
     }
     // contact is GET, delete is DELETE on the same path; POST matches neither by itself.
@@ -280,6 +300,26 @@ describe('one classification for the proxy and replay', () => {
     // Frameworks override POST only.
     expect(routeOf('/api/contacts/5?_method=DELETE', 'GET')).toBe('contact')
     expect(routeOf('/api/contacts/5?_method=GET', 'PUT')).toBe('unrouted')
+  })
+
+  it('a POST with a form, multipart, text or untyped body on a path only a GET route covers is that route', () => {
+    const routeOf = (type: string | undefined, method = 'POST', url = '/api/contacts/5?x=1') => {
+      const c = classify({ method, url, headers: type === undefined ? {} : { 'content-type': type } }, ctx)
+      return c.kind === 'routed' ? [c.route.name, c.records] : [c.kind]
+    }
+    // Servlets' doPost → doGet, PHP, WebForms, Rails' and Laravel's `_method=get` serve it as the GET.
+    expect(routeOf('application/x-www-form-urlencoded')).toEqual(['contact', ['5']])
+    expect(routeOf('Application/X-WWW-Form-Urlencoded; charset=UTF-8')).toEqual(['contact', ['5']])
+    expect(routeOf('multipart/form-data; boundary=x')).toEqual(['contact', ['5']])
+    expect(routeOf('text/plain')).toEqual(['contact', ['5']])
+    expect(routeOf(undefined)).toEqual(['contact', ['5']])
+    // An API call (a REST create) is not a read.
+    expect(routeOf('application/json')).toEqual(['unrouted'])
+    expect(routeOf('application/xml')).toEqual(['unrouted'])
+    // Other methods are not served as GET; a route that takes the POST itself comes first.
+    expect(routeOf('application/x-www-form-urlencoded', 'PUT')).toEqual(['unrouted'])
+    expect(routeOf('application/x-www-form-urlencoded', 'POST', '/api/batch')).toEqual(['batch', null])
+    expect(routeOf('application/x-www-form-urlencoded', 'POST', '/api/lookup?id=3')).toEqual(['lookup', ['3']])
   })
 
   it('the table covers every kind of classification', () => {
