@@ -38,11 +38,12 @@ export interface CompiledRoute extends MatchableRoute {
   /** Records read from a body: the request's (decided before forwarding) or the response's. */
   inspect: Inspection | null
   /**
-   * A `query` record's key read in a request body as well, when there is one: servlets'
-   * getParameter, PHP's $_REQUEST and ASP.NET's Request[…] and model binding take a field of a
-   * form (or JSON) body as they take the query's.
+   * The record's key — a `query` record's, a `param` record's name — read in a request body as
+   * well, when there is one: servlets' getParameter, PHP's $_REQUEST and ASP.NET's Request[…]
+   * take a field of a form (or JSON) body as they take the query's, and ASP.NET MVC's model
+   * binding prefers a form's `id` to the route's.
    */
-  queryInBody: Inspection | null
+  keyInBody: Inspection | null
   clamp: QueryClamp | null
   /** Set on the copies of a route an override makes (src/overrides/overrides.ts). */
   override?: OverrideInfo
@@ -278,7 +279,8 @@ export function compileConfig(input: SluiceConfig): CompiledConfig {
       ),
       recordSource: describeRecords(route.records),
       inspect,
-      queryInBody: route.records && 'query' in route.records ? queryInBody(route.records) : null,
+      keyInBody:
+        route.records && !('body' in route.records || 'response' in route.records) ? keyInBody(route.records) : null,
       clamp: route.clampQuery ? compileClamp(route.clampQuery) : null,
     })
   })
@@ -489,10 +491,10 @@ function compileInspection(
   }
 }
 
-function queryInBody(records: { query: string; split?: string }): Inspection {
+function keyInBody(records: { query: string; split?: string } | { param: string; split?: string }): Inspection {
   return {
     from: 'body',
-    select: pathSelector(configuredPath(records.query)),
+    select: pathSelector(configuredPath('query' in records ? records.query : records.param)),
     answer: null,
     maxBytes: 4 * 1024 * 1024,
     maxIds: 10_000,

@@ -223,9 +223,9 @@ function decideRequest(
     if (grant) setPass(reply, grant, ex.live.config)
     return CONTINUE
   }
-  const inBody = ex.route.queryInBody
+  const inBody = ex.route.keyInBody
   if (inBody !== null && records !== null && carriesBody(ex.raw)) {
-    // The query's key in a form or JSON body counts too: decided once the body is read.
+    // The record's key in a form or JSON body counts too: decided once the body is read.
     ex.pending = { from: 'body', inspect: inBody, query: records }
     if (grant) setPass(reply, grant, ex.live.config)
     return CONTINUE

@@ -11,8 +11,8 @@ import type { Live, Runtime } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 
 /**
- * Where a route's records still have to be read from, with how; `query`: the records the
- * query named already (a query record's key read in the body too: counted together).
+ * Where a route's records still have to be read from, with how; `query`: the records the path
+ * and query named already (the record's key read in the body too: counted together).
  */
 export type Pending = { from: 'body' | 'response'; inspect: Inspection; query?: string[] }
 

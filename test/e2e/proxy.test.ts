@@ -115,6 +115,24 @@ describe('enumeration', () => {
     expect((await get('/api/contacts/1,2,3,4,5,6,7,8,9,10')).status).toBe(200) // re-reads are free
     expect(upstream.received.length).toBe(before + 1)
   })
+
+  it("counts the path record's name in the query and in a form body too (mod_rewrite QSA + PHP, ASP.NET MVC binding)", async () => {
+    proxy = await startProxy(CONFIG.replace('distinctRecords: 10', 'distinctRecords: 3'), { upstream: upstream.url })
+    const get = (path: string) => send(proxy!.url, path, { headers: basic('mallory') })
+    const post = (path: string, body: string) =>
+      send(proxy!.url, path, {
+        method: 'POST',
+        headers: { ...basic('mallory'), 'content-type': 'application/x-www-form-urlencoded' },
+        body,
+      })
+    expect((await get('/api/contacts/1')).status).toBe(200)
+    expect((await get('/api/contacts/1?id=2')).status).toBe(200)
+    expect((await post('/api/contacts/1', 'id=3')).status).toBe(200) // records 1, 2, 3: the limit
+    expect((await post('/api/contacts/1', 'name=x&ID=4')).status).toBe(429)
+    expect((await get('/api/contacts/1?id=5')).status).toBe(429)
+    expect((await get('/api/contacts/2?id=3')).status).toBe(200) // re-reads are free
+    expect(upstream.received.map((r) => r.url)).not.toContain('/api/contacts/1?id=5')
+  })
 })
 
 describe('identity through the proxy', () => {

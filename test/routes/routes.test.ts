@@ -54,6 +54,16 @@ describe('record extraction', () => {
     expect(compileRecords({ param: 'ids' })({ ids: '1,2,3' }, '')).toEqual(['1,2,3'])
   })
 
+  it("counts the parameter's name in the query too (mod_rewrite's QSA in front of PHP takes the last id)", () => {
+    const extract = compileRecords({ param: 'id' })
+    expect(extract({ id: '5' }, '?id=6')).toEqual(['5', '6'])
+    expect(extract({ id: '5' }, '?ID=6&id[]=7&%69d=8&x=9')).toEqual(['5', '6', '7', '8'])
+    expect(extract({ id: '5' }, '?id=5&fields=name')).toEqual(['5'])
+    expect(extract({ id: '5' }, '?fields=name')).toEqual(['5'])
+    expect(compileRecords({ param: 'contact_id' })({ contact_id: '5' }, '?contact.id=6')).toEqual(['5', '6'])
+    expect(compileRecords({ param: 'ids', split: ',' })({ ids: '1,2' }, '?ids=2,3')).toEqual(['1', '2', '3'])
+  })
+
   it("reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key's case or brackets", () => {
     const extract = compileRecords({ query: 'ids', split: ',' })
     expect(extract({}, '?ids=1,2, 3&IDS=4&ids[]=5&ids[0]=6&ids=1&other=9&ids=')).toEqual(['1', '2', '3', '4', '5', '6'])
