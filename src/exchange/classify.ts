@@ -87,7 +87,7 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
     search,
     override,
     session,
-    records: route.inspect?.from === 'body' ? null : route.records(match.params, search),
+    records: route.inspect?.from === 'body' ? null : route.records(match.params, search, request.headers.cookie),
     clamped: clamp ? clamp.clamped : null,
     clampShadowed: shadow,
   }

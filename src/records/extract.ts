@@ -1,9 +1,16 @@
 // Record ids a request asks for, read before it is forwarded.
+import { unescape } from 'node:querystring'
+import { cookieValue } from '../http/cookies.js'
 import { configuredPath, namesKey, pairs } from './keys.js'
 
 export type RecordSource = { param: string; split?: string } | { query: string; split?: string }
 
-export type RecordExtractor = (params: Readonly<Record<string, string>>, search: string) => string[]
+/** `cookie`: the request's Cookie header(s), whose cookies some stacks read as parameters. */
+export type RecordExtractor = (
+  params: Readonly<Record<string, string>>,
+  search: string,
+  cookie?: string | readonly string[],
+) => string[]
 
 const NONE: string[] = []
 
@@ -16,39 +23,50 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
     const name = source.param
     const split = source.split
     const inQuery = queryValues(source.param, split)
-    return (params, search) => {
+    return (params, search, cookie) => {
       const id = params[name]
       const ids = id === undefined || id === '' ? NONE : split === undefined ? [id] : splitIds([id], split)
-      const more = inQuery(search)
+      const more = inQuery(search, cookie)
       if (more.length === 0) return split === undefined ? ids : [...new Set(ids)]
       return [...new Set([...ids, ...more])]
     }
   }
   const inQuery = queryValues(source.query, source.split)
-  return (_params, search) => inQuery(search)
+  return (_params, search, cookie) => inQuery(search, cookie)
 }
 
 /**
  * Every value of a query key, read as every common stack reads keys (keys.ts): `ID=`, `id[]=`,
  * `[id]=`, `id[0]=` all name `id`. Counting a key the upstream ignores only over-counts, while
- * missing one it honours is a bypass. Every repeated value counts.
+ * missing one it honours is a bypass. Every repeated value counts — and every cookie of that
+ * name: classic ASP.NET's `Request["id"]` reads the query, the form, then the cookies, and so
+ * does PHP's `$_REQUEST` where `request_order` is unset (no php.ini: `EGPCS`).
  */
-function queryValues(key: string, split: string | undefined): (search: string) => string[] {
+function queryValues(
+  key: string,
+  split: string | undefined,
+): (search: string, cookie?: string | readonly string[]) => string[] {
   const path = configuredPath(key)
   // (A query that cannot hold the key is not parsed: the key's letters nowhere in any case,
   // nothing percent-encoded, all ASCII. A name PHP could mangle into, `contact.id` for
   // `contact_id`, is always parsed.)
   const base = path[0] as string
   const mayHold = base.includes('_') ? null : new RegExp(base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'iu')
-  return (search) => {
-    if (search.length < 2) return NONE
-    if (mayHold !== null && !mayHold.test(search) && !/[%\u0080-\uffff]/.test(search)) return NONE
-    const out = new Set<string>()
-    for (const [k, v] of pairs(search.slice(1))) {
-      if (!namesKey(k, path)) continue
-      for (const id of split ? splitIds([v], split) : [v.trim()]) if (id !== '') out.add(id)
+  const mayName = (text: string) => mayHold === null || mayHold.test(text) || /[%\u0080-\uffff]/.test(text)
+  return (search, cookie) => {
+    let out: Set<string> | null = null
+    const add = (v: string) => {
+      for (const id of split ? splitIds([v], split) : [v.trim()]) if (id !== '') (out ??= new Set()).add(id)
     }
-    return out.size === 0 ? NONE : [...out]
+    if (search.length > 1 && mayName(search)) for (const [k, v] of pairs(search.slice(1))) if (namesKey(k, path)) add(v)
+    if (cookie !== undefined)
+      for (const header of typeof cookie === 'string' ? [cookie] : cookie)
+        if (mayName(header))
+          for (const pair of header.split(';')) {
+            const eq = pair.indexOf('=')
+            if (eq > 0 && namesKey(unescape(pair.slice(0, eq)), path)) add(cookieValue(pair.slice(eq + 1)))
+          }
+    return out === null ? NONE : [...(out as Set<string>)]
   }
 }
 

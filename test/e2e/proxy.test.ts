@@ -132,6 +132,13 @@ describe('enumeration', () => {
     expect((await get('/api/contacts/1?id=5')).status).toBe(429)
     expect((await get('/api/contacts/2?id=3')).status).toBe(200) // re-reads are free
     expect(upstream.received.map((r) => r.url)).not.toContain('/api/contacts/1?id=5')
+    // A cookie of that name: classic ASP.NET's Request["id"] reads cookies after the query and form.
+    const cookie = (await send(proxy.url, '/api/contacts/1', { headers: { ...basic('mallory'), cookie: 'id=6' } }))
+      .status
+    expect(cookie).toBe(429)
+    expect(
+      (await send(proxy.url, '/api/contacts/1', { headers: { ...basic('mallory'), cookie: 'id=3' } })).status,
+    ).toBe(200)
   })
 })
 

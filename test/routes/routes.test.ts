@@ -64,6 +64,15 @@ describe('record extraction', () => {
     expect(compileRecords({ param: 'ids', split: ',' })({ ids: '1,2' }, '?ids=2,3')).toEqual(['1', '2', '3'])
   })
 
+  it('counts cookies of the key\'s name too (classic ASP.NET Request["id"], PHP $_REQUEST without a php.ini)', () => {
+    const query = compileRecords({ query: 'id', split: ',' })
+    expect(query({}, '', 'sid=abc; id=7,8; theme=dark')).toEqual(['7', '8'])
+    expect(query({}, '?id=1', ['ID=2', '%69d="3"; id[]=4'])).toEqual(['1', '2', '3', '4'])
+    expect(query({}, '', 'sid=abc; idx=5; theme=dark')).toEqual([])
+    expect(query({}, '', 'id=%37')).toEqual(['7'])
+    expect(compileRecords({ param: 'id' })({ id: '5' }, '', 'id=6')).toEqual(['5', '6'])
+  })
+
   it("reads every value of a query parameter, split, trimmed and de-duplicated, whatever the key's case or brackets", () => {
     const extract = compileRecords({ query: 'ids', split: ',' })
     expect(extract({}, '?ids=1,2, 3&IDS=4&ids[]=5&ids[0]=6&ids=1&other=9&ids=')).toEqual(['1', '2', '3', '4', '5', '6'])
