@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
-import { strictFromLenient } from './json-lenient.js'
+import { jsonpPayload, strictFromLenient } from './json-lenient.js'
 import { selectJsonText } from './json-text.js'
 import { otherCharsets } from './answer/charset.js'
 import { charsetPairs, formReadings } from './keys.js'
@@ -411,10 +411,14 @@ const FORM = 'application/x-www-form-urlencoded'
 export function selectJsonBody(body: Buffer, contentType: string | undefined, selector: Selector): string[] {
   if (body.length === 0) return []
   const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
+  const text = body.toString('utf8', bom)
   try {
-    return selectJsonText(body.toString('utf8', bom), selector.steps)
+    return selectJsonText(text, selector.steps)
   } catch (err) {
     if (!(err instanceof JsonTextError)) throw err
+    // What a legacy page's script reads all the same: JSONP, an XSSI guard, lenient JSON.
+    const strict = strictFromLenient(jsonpPayload(text) ?? text)
+    if (strict !== null) return selectJsonText(strict, selector.steps)
     const type = mediaType(contentType)
     const labelled = type === '' || type === 'application/json' || type.endsWith('+json')
     throw new UninspectableError(

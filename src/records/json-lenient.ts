@@ -3,7 +3,7 @@
 // is by default, Jackson is with its ALLOW_* features, and servlets often parse the body
 // whatever its Content-Type: `{ids:[1,2,3]}` posted as a form is three ids to them and no JSON
 // at all to a strict reader (nor a form with an `ids` field). Read here, as the union of those
-// readers: the non-execute prefix `)]}'`, comments (`//`, `#`, `/* */`), unquoted and
+// readers: the non-execute prefixes (`)]}'`, `)]}',`, `while(1);`, `for(;;);`, `{}&&`), comments (`//`, `#`, `/* */`), unquoted and
 // single-quoted names and strings, `=` and `=>` for `:`, `;` for `,`, missing and trailing
 // separators. A value that is no JSON literal (`017`, `0x1F`, `NaN`, `abc`) becomes a string:
 // an id spelled apart from its record's usual spelling counts as another id (an over-count,
@@ -11,6 +11,26 @@
 // (what follows it may be white space and comments only): anything else stays as unreadable as
 // it was. Iterative, depth-capped like json-text.ts.
 import { MAX_DEPTH } from './json-text.js'
+
+/**
+ * Prefixes that keep a JSON answer from running as a script (XSSI guards): AngularJS's and
+ * Google's, Facebook's, and older ones. Longest first.
+ */
+const GUARDS = [")]}',", ")]}'", 'while(1);', 'while (1);', 'for(;;);', 'for (;;);', '{}&&']
+
+/**
+ * The JSON inside a JSONP answer (`callback({...});`, jQuery's `typeof cb === 'function' &&
+ * cb({...})`, behind an empty comment too), or null when the text is not one. Legacy AJAX pages
+ * fetch their data so; the ids are the document's all the same.
+ */
+export function jsonpPayload(text: string): string | null {
+  const m = JSONP.exec(text)
+  if (m === null) return null
+  const end = text.lastIndexOf(')')
+  if (end < m[0].length || !/^\s*;?\s*$/.test(text.slice(end + 1))) return null
+  return text.slice(m[0].length, end)
+}
+const JSONP = /^\s*(?:\/\*\*\/\s*)?(?:typeof\s+[\w$.]+\s*={2,3}\s*(['"])function\1\s*&&\s*)?[A-Za-z_$][\w$.]*\s*\(/
 
 const NAME = 0
 const VALUE = 1
@@ -20,7 +40,8 @@ const AFTER = 2
 export function strictFromLenient(text: string): string | null {
   const n = text.length
   let i = skip(text, text.charCodeAt(0) === 0xfeff ? 1 : 0)
-  if (text.startsWith(")]}'", i)) i = skip(text, i + 4)
+  const guard = GUARDS.find((g) => text.startsWith(g, i))
+  if (guard !== undefined) i = skip(text, i + guard.length)
   const first = text[i]
   if (first !== '{' && first !== '[') return null
   const out: string[] = []

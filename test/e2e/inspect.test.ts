@@ -31,6 +31,13 @@ async function listUpstream(): Promise<Upstream> {
           }),
         )
         const headers: Record<string, string> = { 'content-type': 'application/json' }
+        // How legacy AJAX pages get their data: JSONP, or behind an XSSI guard (AngularJS's).
+        const wrap = url.searchParams.get('wrap')
+        if (wrap === 'jsonp') {
+          payload = Buffer.concat([Buffer.from('/**/ cb('), payload, Buffer.from(');')])
+          headers['content-type'] = 'application/javascript'
+        }
+        if (wrap === 'xssi') payload = Buffer.concat([Buffer.from(")]}',\n"), payload])
         const enc = url.searchParams.get('enc')
         if (enc === 'gzip') payload = gzipSync(payload)
         if (enc === 'br') payload = brotliCompressSync(payload)
@@ -145,6 +152,16 @@ describe('records in responses', () => {
     expect((await get('/api/contacts?page=1&pageSize=20')).status).toBe(200)
     expect((await get('/api/contacts?page=2&pageSize=10')).status).toBe(200)
     expect((await get('/api/contacts?page=9&pageSize=20', 'alice')).status).toBe(200)
+  })
+
+  it('a JSONP answer and one behind an XSSI guard are counted as the JSON inside them', async () => {
+    proxy = await startProxy(config(), { upstream: upstream.url })
+    for (const wrap of ['jsonp', 'xssi']) {
+      const statuses: number[] = []
+      for (let page = 1; page <= 3; page++)
+        statuses.push((await get(`/api/contacts?page=${page}&pageSize=20&wrap=${wrap}`, `ajax-${wrap}`)).status)
+      expect({ wrap, statuses }).toEqual({ wrap, statuses: [200, 200, 429] })
+    }
   })
 
   it('clampQuery: the upstream never sees an over-large page size, however it is spelled', async () => {

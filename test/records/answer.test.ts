@@ -81,6 +81,25 @@ const SOAP = `<?xml version="1.0" encoding="UTF-8"?>
   </ns2:lookupResponse></soap:Body>
 </soap:Envelope>`
 
+describe('json', () => {
+  it("reads what a legacy page's script reads: XSSI guards, JSONP, lenient JSON", () => {
+    const list = (prefix: string, suffix = '') => `${prefix}{"items":[{"id":1},{"id":2}]}${suffix}`
+    const json = (body: string, type = 'application/json') => ids('$.items[*].id', body, type)
+    expect(json(list(")]}',\n"))).toEqual(['1', '2']) // AngularJS
+    expect(json(list(")]}'\n"))).toEqual(['1', '2'])
+    expect(json(list('while(1);'))).toEqual(['1', '2']) // Google
+    expect(json(list('for (;;);'))).toEqual(['1', '2']) // Facebook
+    expect(json(list('{}&&'))).toEqual(['1', '2'])
+    expect(json(list('cb(', ');'), 'application/javascript')).toEqual(['1', '2'])
+    expect(json(list('/**/ jQuery1124_99(', ')'), 'text/javascript')).toEqual(['1', '2'])
+    expect(json(list('typeof cb === "function" && cb(', ');'))).toEqual(['1', '2'])
+    expect(json("{items:[{id:3},{'id':'4'}]}")).toEqual(['3', '4']) // Json.NET, Gson
+    // Not a document: still uninspectable.
+    expect(() => json(list('cb(', '); steal()'))).toThrow(UninspectableError)
+    expect(() => json('Internal error')).toThrow(UninspectableError)
+  })
+})
+
 describe('xml', () => {
   it('follows an XPath subset with namespace prefixes ignored', () => {
     expect(ids({ xml: '/Envelope/Body/lookupResponse/entry/@id' }, SOAP, 'text/xml')).toEqual(['501', '502'])
