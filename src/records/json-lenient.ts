@@ -3,13 +3,14 @@
 // is by default, Jackson is with its ALLOW_* features, and servlets often parse the body
 // whatever its Content-Type: `{ids:[1,2,3]}` posted as a form is three ids to them and no JSON
 // at all to a strict reader (nor a form with an `ids` field). Read here, as the union of those
-// readers: the non-execute prefixes (`)]}'`, `)]}',`, `while(1);`, `for(;;);`, `{}&&`), comments (`//`, `#`, `/* */`), unquoted and
-// single-quoted names and strings, `=` and `=>` for `:`, `;` for `,`, missing and trailing
-// separators. A value that is no JSON literal (`017`, `0x1F`, `NaN`, `abc`) becomes a string:
-// an id spelled apart from its record's usual spelling counts as another id (an over-count,
-// never a miss). Only a whole document whose first value is an object or an array is read
-// (what follows it may be white space and comments only): anything else stays as unreadable as
-// it was. Iterative, depth-capped like json-text.ts.
+// readers: the non-execute prefixes (`)]}'`, `)]}',`, `while(1);`, `for(;;);`, `{}&&`),
+// comments (`//`, `#`, `/* */`), unquoted and single-quoted names and strings, `=` and `=>`
+// for `:`, `;` for `,`, missing and trailing separators. A value that is no JSON literal
+// (`017`, `0x1F`, `NaN`, `abc`) becomes a string: an id spelled apart from its record's usual
+// spelling counts as another id (an over-count, never a miss). Only a whole document whose
+// first value is an object or an array is read (what follows it may be white space and
+// comments only): anything else stays as unreadable as it was. Iterative, depth-capped like
+// json-text.ts.
 import { MAX_DEPTH } from './json-text.js'
 
 /**
