@@ -1,17 +1,3 @@
-// `npm run bench` (about 4 minutes) and `npm run bench -- --quick` (under 1 minute).
-//
-// Side by side in one run, interleaved A B C D … for several rounds, on loopback:
-//   upstream direct · plain @fastify/http-proxy · sluice (memory, non-sensitive route) ·
-//   sluice (memory, sensitive route, 3 limits, 10,000 accounts) · sluice (redis store) ·
-//   sluice (memory, the 10 KB list endpoint with its response ids counted)
-// The proxies are pinned to CPU 0, the upstream and the load generator to CPU 1 (taskset).
-// Ratios to the plain proxy are what count: absolute numbers on a noisy 2-core box are not. A
-// ratio is taken within each round (against the plain proxy measured minutes apart at most),
-// and the median over rounds reported, with each proxy's CPU time per request beside it.
-// Then: memory of one process holding 10k / 100k accounts × 3 routes with full windows, Redis
-// memory per active account of the same shape (bench/redis-memory.js), a store-churn flood
-// (bench/churn.js: 1,000,000 fresh identities against a full store), and an exactness run
-// (200 concurrent connections enumerating records on one account).
 // `npm run bench` (about 9 minutes) and `npm run bench -- --quick` (under 1 minute; CI's smoke run).
 //
 // Side by side in one run, interleaved A B C D … for several rounds, on loopback:
