@@ -44,7 +44,11 @@ describe.skipIf(!hasRedis).each([
         fc.boolean(),
         async (limits, steps, forever) => {
           const account = `acct-${run++}`
-          const disableForMs = forever ? Infinity : 40
+          // Redis keeps a disable for disableFor of *real* time (SET … PX); the trace's clock is
+          // synthetic. 1.5 s outlasts any real time a trace takes to reach its synthetic end
+          // (a 40 ms disable lapsed in Redis during a slow step on a loaded CI machine, while
+          // the trace had moved 10 ms: 'disable' again against the memory store's 'disabled').
+          const disableForMs = forever ? Infinity : 1500
           const enforced = buildPolicy('r', limits, false)
           const shadowed = buildPolicy('r', limits, true)
           const memory = new Engine(new MemoryStore({ maxAccounts: 10 }), { disableForMs })
