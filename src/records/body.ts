@@ -429,6 +429,17 @@ export function selectJsonBody(body: Buffer, contentType: string | undefined, se
   }
 }
 
+/**
+ * Bodies servers read form parameters from, or may (a servlet's getParameter, PHP, WebForms):
+ * a form, multipart form data, plain text, or no type at all.
+ */
+export const FORM_TYPES: ReadonlySet<string> = new Set([
+  '',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data',
+  'text/plain',
+])
+
 /** The media type of a Content-Type, lower-cased, without parameters ('' for none). */
 export function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? ''

@@ -22,17 +22,17 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
     // reads `$_REQUEST['id']` or `req.query.id || req.params.id` does the same.
     const name = source.param
     const split = source.split
-    const inQuery = queryValues(source.param, split)
+    const asKey = keyValues(source.param, split)
     return (params, search, cookie) => {
       const id = params[name]
       const ids = id === undefined || id === '' ? NONE : split === undefined ? [id] : splitIds([id], split)
-      const more = inQuery(search, cookie)
+      const more = asKey(search, cookie)
       if (more.length === 0) return split === undefined ? ids : [...new Set(ids)]
       return [...new Set([...ids, ...more])]
     }
   }
-  const inQuery = queryValues(source.query, source.split)
-  return (_params, search, cookie) => inQuery(search, cookie)
+  const asKey = keyValues(source.query, source.split)
+  return (_params, search, cookie) => asKey(search, cookie)
 }
 
 /**
@@ -42,7 +42,7 @@ export function compileRecords(source: RecordSource | undefined): RecordExtracto
  * name: classic ASP.NET's `Request["id"]` reads the query, the form, then the cookies, and so
  * does PHP's `$_REQUEST` where `request_order` is unset (no php.ini: `EGPCS`).
  */
-function queryValues(
+function keyValues(
   key: string,
   split: string | undefined,
 ): (search: string, cookie?: string | readonly string[]) => string[] {
@@ -54,6 +54,7 @@ function queryValues(
   const mayHold = base.includes('_') ? null : new RegExp(base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'iu')
   const mayName = (text: string) => mayHold === null || mayHold.test(text) || /[%\u0080-\uffff]/.test(text)
   return (search, cookie) => {
+    if (search.length < 2 && cookie === undefined) return NONE
     let out: Set<string> | null = null
     const add = (v: string) => {
       for (const id of split ? splitIds([v], split) : [v.trim()]) if (id !== '') (out ??= new Set()).add(id)

@@ -3,7 +3,7 @@
 // it names, and the real method too (whichever the upstream honours). Shared by the proxy and
 // `sluice replay`.
 import type { CompiledRoute } from '../config/compile.js'
-import { mediaType } from '../records/body.js'
+import { FORM_TYPES, mediaType } from '../records/body.js'
 import { namesKey, pairs } from '../records/keys.js'
 import { matchRoute, type RouteMatch } from './table.js'
 
@@ -26,6 +26,7 @@ export function methodOverride(headers: Headers): string | undefined {
 }
 
 const METHOD_KEY = ['_method']
+const NO_OVERRIDES: readonly string[] = []
 
 /**
  * The methods a POST's query names with `_method` (`?_method=GET`): Express's method-override
@@ -34,8 +35,8 @@ const METHOD_KEY = ['_method']
  * `%5Fmethod`, `_METHOD` for servers that fold case): whichever one the upstream takes. Empty
  * for other methods (no framework overrides them) and for queries without the key.
  */
-export function queryMethodOverrides(method: string, search: string): string[] {
-  if (method !== 'POST' || search.length < 2 || !(search.includes('%') || /_method/i.test(search))) return []
+export function queryMethodOverrides(method: string, search: string): readonly string[] {
+  if (method !== 'POST' || search.length < 2 || !(search.includes('%') || /_method/i.test(search))) return NO_OVERRIDES
   const out: string[] = []
   for (const [key, value] of pairs(search.slice(1))) {
     const m = value.trim().toUpperCase()
@@ -55,23 +56,16 @@ export function queryMethodOverrides(method: string, search: string): string[] {
 export function postReadAsGet(method: string, headers: Headers): boolean {
   if (method !== 'POST') return false
   const type = headers['content-type']
-  const media = mediaType(typeof type === 'string' ? type : undefined)
-  return (
-    media === '' ||
-    media === 'application/x-www-form-urlencoded' ||
-    media === 'multipart/form-data' ||
-    media === 'text/plain'
-  )
+  return FORM_TYPES.has(mediaType(typeof type === 'string' ? type : undefined))
 }
 
 export function resolveRoute(
   routes: readonly CompiledRoute[],
   method: string,
   matchPath: string,
-  overridden?: string | readonly string[],
+  overrides: readonly string[] = NO_OVERRIDES,
 ): RouteMatch<CompiledRoute> | null {
   const fold = (m: string) => (m === 'HEAD' ? 'GET' : m)
-  const overrides = typeof overridden === 'string' ? [overridden] : (overridden ?? [])
   const find = (path: string) => {
     for (const m of overrides) {
       const found = matchRoute(routes, fold(m), path)
