@@ -335,8 +335,7 @@ export function selectBody(
   // Spring's JSON).
   const readings: [string, Form[]][] = []
   for (const bytes of inflated === null ? [body] : [body, inflated]) {
-    const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0
-    const text = bytes.toString('utf8', bom)
+    const text = utf8Text(bytes)
     readings.push([text, [text]])
     for (const decode of otherCharsets(contentType, bytes)) {
       // A form in a charset: decoded whole, then split and percent-decoded as UTF-8 (ASP.NET
@@ -407,11 +406,15 @@ function selectText(
 
 const FORM = 'application/x-www-form-urlencoded'
 
+/** Bytes as UTF-8 text, without a UTF-8 BOM (as every JSON and form reader skips it). */
+function utf8Text(bytes: Buffer): string {
+  return bytes.toString('utf8', bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0)
+}
+
 /** The ids in a JSON answer (clients read answers as JSON: no form reading); not JSON → UninspectableError. */
 export function selectJsonBody(body: Buffer, contentType: string | undefined, selector: Selector): string[] {
   if (body.length === 0) return []
-  const bom = body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? 3 : 0
-  const text = body.toString('utf8', bom)
+  const text = utf8Text(body)
   try {
     return selectJsonText(text, selector.steps)
   } catch (err) {
