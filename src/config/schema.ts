@@ -263,7 +263,7 @@ const CookieIdentity = Type.Object(
     name: Type.String({
       minLength: 1,
       description:
-        'Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored. Read as servers read it: name case-insensitively, value percent-decoded, and from a ;name= path parameter or a ?name= query parameter (URL sessions) too.',
+        "Session cookie name, e.g. JSESSIONID. Each session counts as one account; its value is hashed, never stored. Read as servers read it: name case-insensitively, value percent-decoded, `,` separating cookies and a value ending at its first separator (as Tomcat's legacy parser reads them), and from a ;name= path parameter or a ?name= query parameter (URL sessions) too.",
     }),
   },
   { ...Strict, required: ['type', 'name'], description: 'One account per session cookie (session:<fingerprint>).' },

@@ -293,7 +293,7 @@ function sessionEvent(request: FastifyRequest, live: Live, kind: SessionKind, se
   if (kind === 'logout' || !sessions) return { kind: 'logout' }
   const usernames = new Set<string>()
   sessions.queryUsernames(search, usernames)
-  const value = cookieValues(request.headers, sessions.config.login.cookie)[0]
+  const value = cookieValues(request.headers, sessions.config.login.cookie, true)[0]
   return {
     kind: 'login',
     usernames,

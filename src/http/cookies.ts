@@ -28,6 +28,33 @@ export function cookieValue(raw: string): string {
   return value
 }
 
+/** RFC 2616's separators: Tomcat's legacy cookie parser ends a value's token at the first of them. */
+const SEPARATOR = /[()<>@,;:\\"/[\]?={} \t]/
+
+/**
+ * A credential's value (a session id, a token) as a lenient server may read it. Tomcat's
+ * legacy cookie parser (the default through Tomcat 8.0; GlassFish's is the same) ends a value
+ * at its first separator and skips what follows up to the next `;` or `,`, so to it
+ * `JSESSIONID=<id>, n=1`, `<id> 2`, `<id>=3` and `"<id>"4` are all the session `<id>`, while a
+ * reader that keeps the whole value would see a fresh identity in every one of them. The value
+ * is cut there when what is left could be a credential by itself (16 characters or more;
+ * servlet session ids are 16 to 32): spellings of one secret only ever merge one client's
+ * requests. A shorter cut is left whole (`s` of express-session's `s:<id>.<mac>`, a PHP id
+ * with a `,` near its start) so that no two clients meet in one account.
+ */
+export function credentialValue(value: string): string {
+  let token: string
+  if (value.startsWith('"')) {
+    const end = value.indexOf('"', 1)
+    token = end < 0 ? value.slice(1) : value.slice(1, end)
+  } else {
+    const at = value.search(SEPARATOR)
+    if (at < 0) return value
+    token = value.slice(0, at)
+  }
+  return token.length >= 16 ? token : value
+}
+
 /**
  * A cookie name as servers compare it: percent-decoded (PHP), blanks trimmed, case ignored
  * (ASP.NET's cookie collection), `.` and spaces as `_` (PHP's variable names).

@@ -12,7 +12,7 @@
 //   ip     the socket peer, or X-Forwarded-For only through trusted proxies; IPv6 by /64
 import type { IncomingMessage } from 'node:http'
 import { randomBytes } from 'node:crypto'
-import { cookieName, cookieValue } from '../http/cookies.js'
+import { cookieName, cookieValue, credentialValue } from '../http/cookies.js'
 import {
   AmbiguousIdentityError,
   basicCredentials,
@@ -122,7 +122,7 @@ function extractor(c: IdentityConfig, basicKey: string): Extractor {
       const tolerance = parseDuration(c.clockTolerance ?? '5m') ?? 300_000
       const verify = createJwtVerifier({ ...c, clockToleranceMs: tolerance })
       return (req, _trusted, now) => {
-        const token = c.cookie ? singleCookie(req.headers, c.cookie) : bearerOf(req, c.header.toLowerCase())
+        const token = c.cookie ? singleCookie(req.headers, c.cookie, true) : bearerOf(req, c.header.toLowerCase())
         if (!token) return undefined
         return verify(token, now).then((v) =>
           v === undefined
@@ -165,9 +165,9 @@ function identity(found: Found, source: IdentitySource): Identity {
     : { account: found.account, source, claims: found.claims }
 }
 
-/** The account of a session id (a cookie value as cookieValue reads it). */
+/** The account of a session id (a cookie value as cookieValue reads it, cut as credentialValue cuts it). */
 export function sessionAccount(value: string): string {
-  return `session:${fingerprint(value)}`
+  return `session:${fingerprint(credentialValue(value))}`
 }
 
 /**
@@ -176,7 +176,7 @@ export function sessionAccount(value: string): string {
  * upstream could pick either, so the request is ambiguous (400).
  */
 function sessionValue(req: IncomingMessage, name: string): string | undefined {
-  const cookies = cookieValues(req.headers, name)
+  const cookies = cookieValues(req.headers, name, true)
   const url = req.url ?? ''
   const semi = url.indexOf(';')
   const q = url.indexOf('?')
@@ -213,7 +213,7 @@ function queryValues(query: string, name: string): string[] {
   const out: string[] = []
   for (const [k, v] of pairs(query)) {
     if (cookieName(k) !== wanted) continue
-    const value = cookieValue(v)
+    const value = credentialValue(cookieValue(v))
     if (value !== '') out.push(value)
   }
   return out
@@ -229,7 +229,7 @@ function matrixValues(path: string, name: string): string[] {
       const p = params[i] as string
       const eq = p.indexOf('=')
       if (eq > 0 && cookieName(p.slice(0, eq)) === wanted) {
-        const v = cookieValue(p.slice(eq + 1))
+        const v = credentialValue(cookieValue(p.slice(eq + 1)))
         if (v !== '') out.push(v)
       }
     }

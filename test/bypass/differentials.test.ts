@@ -319,6 +319,27 @@ describe('logins and sessions', () => {
     expect(await get('/api/contacts/408', { cookie: `JSESSIONID=${sid}` })).toBe(429)
   })
 
+  it("a session cookie as Tomcat's legacy parser reads it is that session: no fresh identity per spelling", async () => {
+    // Through Tomcat 8.0 (and in GlassFish, ASP.NET Core) `,` separates cookies and a value
+    // ends at its first separator, so every spelling below is carol's session to the app.
+    const sid = (await login('', `username=carol&password=${USERS.carol}`)) as string
+    const before = servedTo(app, 'carol')
+    const spellings = [
+      `JSESSIONID=${sid}, n=1`,
+      `JSESSIONID=${sid},2`,
+      `theme=dark, JSESSIONID=${sid}`,
+      `JSESSIONID=${sid} 4`,
+      `JSESSIONID=${sid}=5`,
+      `JSESSIONID="${sid}"6`,
+      `JSESSIONID=${sid}:7`,
+      `JSESSIONID=${sid}(8)`,
+    ]
+    const statuses = []
+    for (const [i, cookie] of spellings.entries()) statuses.push(await get(`/api/contacts/${500 + i}`, { cookie }))
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429])
+    expect(servedTo(app, 'carol') - before).toBe(5)
+  })
+
   it('Basic users are one account however the name is spelled', async () => {
     const statuses = []
     for (const [i, u] of ['carol', 'CAROL', ' carol', 'ｃａｒｏｌ', 'Carol', 'carol'].entries())

@@ -4,12 +4,15 @@
 //            `%5Bid%5D` all name `id` (qs, PHP); `pageSize`/`_limit` read the same way
 //   bodies   JSON whatever the Content-Type (PHP's json_decode(php://input)); forms with
 //            bracket keys; numbers read from their digits (Java `long`); duplicate keys: both
-//   cookies  names in any case, values percent-decoded; `;jsessionid=` in the path (Tomcat)
+//   cookies  names in any case, values percent-decoded; `;jsessionid=` in the path (Tomcat);
+//            and as Tomcat's legacy parser reads them: `,` separates cookies too, a value ends
+//            at its first separator (`JSESSIONID=<id>, x=1` is the session <id>)
 //   logins   the user name from the query first, then the body (a servlet's getParameter),
 //            compared case-insensitively after NFKC and trimming; Basic users likewise
 //   logout   answers 200 and forgets nothing (a common legacy bug)
 // Every record id it serves is remembered per user, so a test asks the upstream itself how
 // many distinct records an attacker got.
+import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import type { AddressInfo } from 'node:net'
@@ -176,6 +179,7 @@ export async function startLaxLegacy(
       }
       const sid = cookieSession ?? urlSession
       let user = sid !== undefined ? sessions.get(sid) : undefined
+      user ??= sessions.get(tomcatLegacySession(req.headers.cookie ?? '') ?? '')
       const auth = req.headers.authorization
       if (!user && auth?.toLowerCase().startsWith('basic ')) {
         const [u = '', p = ''] = Buffer.from(auth.slice(6), 'base64').toString('utf8').split(':')
@@ -199,7 +203,8 @@ export async function startLaxLegacy(
             ? (JSON.parse(body) as Record<string, string>).password
             : valuesOf(body, 'password')[0])
         if (USERS[name] === undefined || USERS[name] !== password) return json(401, { error: 'bad credentials' })
-        const id = `S${nextSession++}x${Math.random().toString(36).slice(2, 10)}`
+        // Tomcat's: 16 random bytes in hex (nextSession keeps them apart in a failing test's output).
+        const id = `${(nextSession++).toString(16).padStart(4, '0')}${randomBytes(14).toString('hex')}`.toUpperCase()
         sessions.set(id, name)
         res.writeHead(200, { 'set-cookie': `JSESSIONID=${id}; Path=/; HttpOnly`, 'content-type': 'application/json' })
         return res.end(JSON.stringify({ user: name }))
@@ -277,4 +282,21 @@ export async function startLaxLegacy(
 /** Distinct records the upstream served to `user`. */
 export function servedTo(app: LaxLegacy, user: string): number {
   return app.served.get(user)?.size ?? 0
+}
+
+/**
+ * JSESSIONID as Tomcat's LegacyCookieProcessor reads it (the default through Tomcat 8.0): `;`
+ * and `,` separate cookies, blanks are skipped, a quoted value ends at its quote and a token at
+ * the first RFC 2616 separator; the rest up to the next `;` or `,` is skipped. No decoding.
+ */
+function tomcatLegacySession(header: string): string | undefined {
+  let found: string | undefined
+  for (const part of header.split(/[;,]/)) {
+    const eq = part.indexOf('=')
+    if (eq < 0 || part.slice(0, eq).trim() !== 'JSESSIONID') continue
+    const raw = part.slice(eq + 1).replace(/^[ \t]+/, '')
+    const value = raw.startsWith('"') ? raw.slice(1).split('"')[0] : /^[^()<>@,;:\\"[\]?={} \t]*/.exec(raw)?.[0]
+    if (value) found ??= value
+  }
+  return found
 }

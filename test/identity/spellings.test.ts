@@ -101,6 +101,54 @@ describe('session cookies and URL sessions', () => {
   })
 })
 
+describe("credential cookies as Tomcat's legacy parser reads them", () => {
+  const chain = buildIdentityChain([{ type: 'cookie', name: 'JSESSIONID' }], compileTrust([]))
+  const id = async (cookie: string) => (await chain.identify(req({ cookie }), NOW)).account
+  const sid = '8F1C2A0B9D3E4F5A6B7C8D9E0F1A2B3C'
+
+  it('a value ends at its first separator and `,` separates cookies: one session, not a fresh identity each', async () => {
+    const plain = await id(`JSESSIONID=${sid}`)
+    for (const cookie of [
+      `JSESSIONID=${sid}, n=1`,
+      `JSESSIONID=${sid},2`,
+      `theme=dark, JSESSIONID=${sid}`,
+      `x, JSESSIONID=${sid}`,
+      `JSESSIONID=${sid} 4`,
+      `JSESSIONID=${sid}\t5`,
+      `JSESSIONID=${sid}=6`,
+      `JSESSIONID="${sid}"7`,
+      `JSESSIONID=${sid}:8`,
+      `JSESSIONID=${sid}(9)`,
+      `JSESSIONID=${sid}%2C10`,
+      `JSESSIONID=${sid}@x; theme=dark`,
+    ])
+      expect(await id(cookie), cookie).toBe(plain)
+    expect(await id(`JSESSIONID=${sid}/x`)).toBe(plain)
+  })
+
+  it('a cut shorter than a credential leaves the value whole: no two clients meet in one account', async () => {
+    // express-session's signed cookie (`s:` + id + `.` + MAC) and a PHP id with `,` near its start.
+    const express = await id('JSESSIONID=s%3AaBcDeFgHiJkLmNoPqRsTuV.QKUqo4Yk0T1RvS2c3mNx')
+    expect(express).not.toBe(await id('JSESSIONID=s%3AzYxWvUtSrQpOnMlKjIhG.QKUqo4Yk0T1RvS2c3mNx'))
+    expect(await id('JSESSIONID=ab,cdefghijklmnopqrstuvwxyz')).not.toBe(await id('JSESSIONID=ab,zyxwvutsrqponmlkjihg'))
+  })
+
+  it('a JWT in a cookie is read the same way', async () => {
+    const inCookie = buildIdentityChain([{ ...jwt, cookie: 'token' }], compileTrust([]))
+    const t = await token({ sub: 'alice' }, NOW / 1000 + 3600)
+    for (const cookie of [`token=${t}`, `token=${t}, n=1`, `x=1, token=${t}`, `token="${t}"2`])
+      expect((await inCookie.identify(req({ cookie }), NOW)).account, cookie).toBe('jwt:alice')
+  })
+
+  it('two different sessions in one header, however separated, are ambiguous', () => {
+    for (const cookie of [
+      `JSESSIONID=${sid}, JSESSIONID=00112233445566778899AABBCCDDEEFF`,
+      `JSESSIONID=${sid}; x=1, JSESSIONID=00112233445566778899AABBCCDDEEFF`,
+    ])
+      expect(() => chain.identify(req({ cookie }), NOW), cookie).toThrow(AmbiguousIdentityError)
+  })
+})
+
 describe('JWT time', () => {
   const chain = buildIdentityChain([jwt], compileTrust([]))
 
