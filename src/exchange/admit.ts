@@ -226,7 +226,7 @@ function decideRequest(
   const inBody = ex.route.keyInBody
   if (inBody !== null && records !== null && carriesBody(ex.raw)) {
     // The record's key in a form or JSON body counts too: decided once the body is read.
-    ex.pending = { from: 'body', inspect: inBody, query: records }
+    ex.pending = { from: 'body', inspect: inBody, named: records }
     if (grant) setPass(reply, grant, ex.live.config)
     return CONTINUE
   }

@@ -76,7 +76,7 @@ export async function readRequestBody(
     } else records = synthetic(inspect.uninspectable)
   }
   ex.pending = null
-  if (pending.query) records = records.length === 0 ? pending.query : [...new Set([...pending.query, ...records])]
+  if (pending.named) records = records.length === 0 ? pending.named : [...new Set([...pending.named, ...records])]
   const observed = observe(pipe, ex, records, pipe.clock(), true)
   const decision = observed instanceof Promise ? await observed : observed
   if (decision.kind !== 'allow') report(pipe, request, ex, decision, records, 'request')

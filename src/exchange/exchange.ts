@@ -11,10 +11,10 @@ import type { Live, Runtime } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 
 /**
- * Where a route's records still have to be read from, with how; `query`: the records the path
+ * Where a route's records still have to be read from, with how; `named`: the records the path
  * and query named already (the record's key read in the body too: counted together).
  */
-export type Pending = { from: 'body' | 'response'; inspect: Inspection; query?: string[] }
+export type Pending = { from: 'body' | 'response'; inspect: Inspection; named?: string[] }
 
 interface ExchangeBase {
   live: Live
