@@ -4,7 +4,7 @@
 // `sluice replay` call this same function, so the proxy and a replay of its log cannot drift.
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import { methodOverride, postReadAsGet, queryMethodOverrides, resolveRoute, withoutFormat } from '../routes/resolve.js'
+import { methodOverride, queryMethodOverrides, readAsGet, resolveRoute, withoutFormat } from '../routes/resolve.js'
 
 /** The request line and headers, as a server or an access log has them. */
 export interface RequestLine {
@@ -69,7 +69,7 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
     session = sessionKind(ctx.sessions, overrides[i] as string, canonical.matchPath)
   const match =
     resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides) ??
-    (postReadAsGet(request.method, request.headers) ? resolveRoute(ctx.routes, 'GET', canonical.matchPath) : null)
+    (readAsGet(request.method, request.headers) ? resolveRoute(ctx.routes, 'GET', canonical.matchPath) : null)
   if (!match)
     return { kind: 'unrouted', target: canonical.path + canonical.search, search: canonical.search, override, session }
 

@@ -46,15 +46,18 @@ export function queryMethodOverrides(method: string, search: string): readonly s
 }
 
 /**
- * Would a legacy upstream serve this POST as the GET of the same URL? Servlets (`doPost`
- * calling `doGet`, Struts actions), PHP scripts, ASP.NET WebForms pages, and Rails and Laravel
- * with `_method=get` in the form all do, for a form, multipart, plain-text or untyped body:
- * such a POST on a path only a GET route covers is counted as that route (a form that writes
- * to a page it was read from counts one more request there, its record already counted). A
- * JSON, XML or other body is an API call (a REST create): never.
+ * Would a legacy upstream serve this request as the GET of the same URL? PHP scripts run
+ * whatever the method (`DELETE /contact.php?id=5` prints contact 5), as do Spring's
+ * `@RequestMapping` without a method, JSPs before JSP 2.3 and Express's `app.all`; servlets
+ * (`doPost` calling `doGet`, Struts actions) and ASP.NET WebForms serve a POST as the page;
+ * Rails and Laravel forms with `_method=get` too. So a request of any method but GET and HEAD,
+ * with a form, multipart, plain-text or no body, on a path only a GET route covers, is counted
+ * as that route (a form that writes back to the page it was read from counts one more request
+ * there, its record already counted; a DELETE of a record just read is a re-read). A JSON,
+ * XML or other body is an API call (a REST create or update): never.
  */
-export function postReadAsGet(method: string, headers: Headers): boolean {
-  if (method !== 'POST') return false
+export function readAsGet(method: string, headers: Headers): boolean {
+  if (method === 'GET' || method === 'HEAD') return false
   const type = headers['content-type']
   return FORM_TYPES.has(mediaType(typeof type === 'string' ? type : undefined))
 }

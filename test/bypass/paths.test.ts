@@ -108,6 +108,12 @@ const VARIANTS: Variant[] = [
     body: '--b--',
   },
   { target: '/api/contacts/5', method: 'POST' },
+  // Any other method: PHP scripts run whatever it is, as do Spring's @RequestMapping without a
+  // method, JSPs before JSP 2.3 and Express's app.all.
+  { target: '/api/contacts/5', method: 'DELETE' },
+  { target: '/api/contacts/5', method: 'PUT', headers: FORM, body: 'x=1' },
+  { target: '/api/contacts/5', method: 'PATCH' },
+  { target: '/api/contacts/5', method: 'OPTIONS' },
   { target: '/API/./Contacts//5/;x' },
   { target: '/api/contacts/%35/.' },
   { target: '/api/contacts/5/x/..' },

@@ -302,7 +302,7 @@ describe('one classification for the proxy and replay', () => {
     expect(routeOf('/api/contacts/5?_method=GET', 'PUT')).toBe('unrouted')
   })
 
-  it('a POST with a form, multipart, text or untyped body on a path only a GET route covers is that route', () => {
+  it('a request of any other method with a form, multipart, text or no body on a path only a GET route covers is that route', () => {
     const routeOf = (type: string | undefined, method = 'POST', url = '/api/contacts/5?x=1') => {
       const c = classify({ method, url, headers: type === undefined ? {} : { 'content-type': type } }, ctx)
       return c.kind === 'routed' ? [c.route.name, c.records] : [c.kind]
@@ -316,8 +316,15 @@ describe('one classification for the proxy and replay', () => {
     // An API call (a REST create) is not a read.
     expect(routeOf('application/json')).toEqual(['unrouted'])
     expect(routeOf('application/xml')).toEqual(['unrouted'])
-    // Other methods are not served as GET; a route that takes the POST itself comes first.
-    expect(routeOf('application/x-www-form-urlencoded', 'PUT')).toEqual(['unrouted'])
+    // PHP scripts run whatever the method, as do Spring's @RequestMapping without a method,
+    // old JSPs and Express's app.all: `DELETE /contact.php?id=5` prints contact 5.
+    for (const method of ['PUT', 'PATCH', 'OPTIONS', 'PROPFIND', 'TRACE']) {
+      expect(routeOf(undefined, method), method).toEqual(['contact', ['5']])
+      expect(routeOf('application/x-www-form-urlencoded', method), method).toEqual(['contact', ['5']])
+      expect(routeOf('application/json', method), method).toEqual(['unrouted'])
+    }
+    // A route that takes the method itself comes first (this config has one for DELETE).
+    expect(routeOf(undefined, 'DELETE')).toEqual(['delete', ['5']])
     expect(routeOf('application/x-www-form-urlencoded', 'POST', '/api/batch')).toEqual(['batch', null])
     expect(routeOf('application/x-www-form-urlencoded', 'POST', '/api/lookup?id=3')).toEqual(['lookup', ['3']])
   })
