@@ -5,6 +5,7 @@
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
 import { methodOverride, queryMethodOverrides, readAsGet, resolveRoute, withoutFormat } from '../routes/resolve.js'
+import type { RouteMatch } from '../routes/table.js'
 
 /** The request line and headers, as a server or an access log has them. */
 export interface RequestLine {
@@ -68,8 +69,7 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
   for (let i = 0; session === null && i < overrides.length; i++)
     session = sessionKind(ctx.sessions, overrides[i] as string, canonical.matchPath)
   const match =
-    resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides) ??
-    (readAsGet(request.method, request.headers) ? resolveRoute(ctx.routes, 'GET', canonical.matchPath) : null)
+    resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides) ?? asGet(request, canonical.matchPath, ctx)
   if (!match)
     return { kind: 'unrouted', target: canonical.path + canonical.search, search: canonical.search, override, session }
 
@@ -91,6 +91,13 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
     clamped: clamp ? clamp.clamped : null,
     clampShadowed: shadow,
   }
+}
+
+/** The GET route a request no route takes is served as, by a legacy upstream (see readAsGet). */
+function asGet(request: RequestLine, matchPath: string, ctx: ClassifyContext): RouteMatch<CompiledRoute> | null {
+  if (request.method === 'GET' || request.method === 'HEAD') return null
+  const get = resolveRoute(ctx.routes, 'GET', matchPath)
+  return get && readAsGet(request.method, request.headers, get.route.inspect?.from === 'response') ? get : null
 }
 
 /** Is this request a login or logout? (matched on the canonical path, like routes) */

@@ -47,17 +47,19 @@ export function queryMethodOverrides(method: string, search: string): readonly s
 
 /**
  * Would a legacy upstream serve this request as the GET of the same URL? PHP scripts run
- * whatever the method (`DELETE /contact.php?id=5` prints contact 5), as do Spring's
- * `@RequestMapping` without a method, JSPs before JSP 2.3 and Express's `app.all`; servlets
- * (`doPost` calling `doGet`, Struts actions) and ASP.NET WebForms serve a POST as the page;
- * Rails and Laravel forms with `_method=get` too. So a request of any method but GET and HEAD,
- * with a form, multipart, plain-text or no body, on a path only a GET route covers, is counted
- * as that route (a form that writes back to the page it was read from counts one more request
- * there, its record already counted; a DELETE of a record just read is a re-read). A JSON,
- * XML or other body is an API call (a REST create or update): never.
+ * whatever the method and body (`DELETE /contact.php?id=5`, or a JSON POST to it, prints
+ * contact 5 from `$_GET`), as do Spring's `@RequestMapping` without a method, JSPs before JSP
+ * 2.3 and Express's `app.all`; servlets (`doPost` calling `doGet`, Struts actions) and ASP.NET
+ * WebForms serve a form POST as the page; Rails and Laravel forms with `_method=get` too. So a
+ * request of any method but GET and HEAD on a path only a GET route covers is counted as that
+ * route: a form that writes back to the page it was read from counts one more request there,
+ * its record already counted; a DELETE of a record just read is a re-read. But where the GET
+ * route reads its records from the answer (`answered`), only a form, multipart, plain-text or
+ * no body: the answer to a JSON or XML API call (a REST create or update) is not the page.
  */
-export function readAsGet(method: string, headers: Headers): boolean {
+export function readAsGet(method: string, headers: Headers, answered: boolean): boolean {
   if (method === 'GET' || method === 'HEAD') return false
+  if (!answered) return true
   const type = headers['content-type']
   return FORM_TYPES.has(mediaType(typeof type === 'string' ? type : undefined))
 }

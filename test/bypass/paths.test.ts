@@ -114,6 +114,9 @@ const VARIANTS: Variant[] = [
   { target: '/api/contacts/5', method: 'PUT', headers: FORM, body: 'x=1' },
   { target: '/api/contacts/5', method: 'PATCH' },
   { target: '/api/contacts/5', method: 'OPTIONS' },
+  // Whatever the body, where the record is in the URL (PHP reads `$_GET` under a JSON POST too).
+  { target: '/api/contacts/5', method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' },
+  { target: '/api/contacts/5', method: 'PUT', headers: { 'content-type': 'application/xml' }, body: '<a/>' },
   { target: '/API/./Contacts//5/;x' },
   { target: '/api/contacts/%35/.' },
   { target: '/api/contacts/5/x/..' },
