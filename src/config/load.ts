@@ -460,6 +460,15 @@ function yamlHint(message: string, code: string): { hint?: string } {
   if (code === 'DUPLICATE_KEY')
     return { hint: 'each key may appear once per mapping; remove or merge the repeated one' }
   if (/tab/i.test(message)) return { hint: 'indent with spaces, not tabs' }
+  if (
+    code === 'BAD_INDENT' ||
+    code === 'MULTILINE_IMPLICIT_KEY' ||
+    code === 'BLOCK_AS_IMPLICIT_KEY' ||
+    /without - indicator/.test(message)
+  )
+    return {
+      hint: 'check the indentation here and on the next lines: the keys of one mapping start in the same column (name:, path:, records: under one "- "), a nested one further right',
+    }
   if (code === 'MISSING_CHAR' || code === 'UNEXPECTED_TOKEN' || /flow/i.test(message)) {
     return {
       hint: 'inside { … } an ${ENV} reference must be quoted: secret: "${JWT_SECRET}"; otherwise check for an unclosed bracket or quote',

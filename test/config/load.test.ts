@@ -51,6 +51,16 @@ describe('loading a config', () => {
     expect(issuesOf('version: 1\n\tupstream: x\n')[0]?.code).toBe('SLUICE_ERR_CONFIG_YAML')
   })
 
+  it('says to check the indentation when a key is indented one space too far or too little', () => {
+    const route = (records: string) =>
+      `version: 1\nupstream: { url: http://x }\nroutes:\n  - name: a\n    path: /x/:id\n${records}\n`
+    for (const text of [route('     records: { param: id }'), route('   records: { param: id }')]) {
+      const [issue] = issuesOf(text)
+      expect(issue?.code, text).toBe('SLUICE_ERR_CONFIG_YAML')
+      expect(issue?.hint, text).toContain('indentation')
+    }
+  })
+
   it('refuses a document that is not a mapping', () => {
     expect(issuesOf('- a\n- b\n')[0]?.message).toContain('mapping')
     expect(issuesOf('')[0]?.code).toBe('SLUICE_ERR_CONFIG_YAML')
