@@ -72,13 +72,16 @@ export function parseConfigText(text: string, file: string, options: ParseOption
     return { line, col }
   }
 
-  const yamlIssues: ConfigIssue[] = doc.errors.map((e) => ({
-    code: 'SLUICE_ERR_CONFIG_YAML',
-    path: [],
-    message: yamlMessage(e.message),
-    ...yamlHint(e.message, e.code),
-    ...at(e.pos[0]),
-  }))
+  // (One mistake often raises two errors at one place: the first says it.)
+  const yamlIssues: ConfigIssue[] = doc.errors
+    .filter((e, i) => doc.errors.findIndex((f) => f.pos[0] === e.pos[0]) === i)
+    .map((e) => ({
+      code: 'SLUICE_ERR_CONFIG_YAML',
+      path: [],
+      message: yamlMessage(e.message),
+      ...yamlHint(e.message, e.code),
+      ...at(e.pos[0]),
+    }))
   if (yamlIssues.length > 0) throw new ConfigError(yamlIssues, file)
   if (!isMap(doc.contents)) {
     throw new ConfigError(

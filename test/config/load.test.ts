@@ -55,7 +55,9 @@ describe('loading a config', () => {
     const route = (records: string) =>
       `version: 1\nupstream: { url: http://x }\nroutes:\n  - name: a\n    path: /x/:id\n${records}\n`
     for (const text of [route('     records: { param: id }'), route('   records: { param: id }')]) {
-      const [issue] = issuesOf(text)
+      const issues = issuesOf(text)
+      const [issue] = issues
+      expect(issues, text).toHaveLength(1) // (the yaml library says it twice at one place)
       expect(issue?.code, text).toBe('SLUICE_ERR_CONFIG_YAML')
       expect(issue?.hint, text).toContain('indentation')
     }
