@@ -173,7 +173,14 @@ export class JsonTextError extends SluiceError {
 
 /** A body that cannot be read for record ids: the route's `uninspectable` policy decides. */
 export class UninspectableError extends SluiceError {
-  constructor(message: string) {
+  /**
+   * @param hides the body may name ids that a server reads all the same (a charset sluice cannot
+   *   decode, which Tomcat may): never taken as naming none.
+   */
+  constructor(
+    message: string,
+    readonly hides = false,
+  ) {
     super('SLUICE_ERR_RECORDS_UNINSPECTABLE', message)
     this.name = 'UninspectableError'
   }

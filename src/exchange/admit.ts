@@ -21,7 +21,7 @@ import { sessionAccount, type Identity } from '../identity/chain.js'
 import { AmbiguousIdentityError, cookieValues } from '../identity/credentials.js'
 import { ipAccount, trustedPeer } from '../identity/ip.js'
 import { askForWholeAnswer } from '../http/whole-answer.js'
-import { FORM_TYPES, mediaType } from '../records/body.js'
+import { formLike, mediaType } from '../records/body.js'
 import type { Live } from '../runtime.js'
 import type { SessionEvent } from '../sessions/binding.js'
 import { METHOD_OVERRIDE_HEADERS } from '../routes/resolve.js'
@@ -262,7 +262,7 @@ function carriesBody(raw: FastifyRequest['raw']): boolean {
   const length = raw.headers['content-length']
   if (raw.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return false
   const type = mediaType(raw.headers['content-type'])
-  return FORM_TYPES.has(type) || type.endsWith('/json') || type.endsWith('+json')
+  return formLike(raw.headers['content-type']) || type.endsWith('/json') || type.endsWith('+json')
 }
 
 /** Block, or go on to the upstream (with a granted pass, and the answer still to count). */

@@ -36,7 +36,7 @@ export async function readRequestBody(
   }
   const sessions = ex.live.sessions
   if (ex.session?.kind === 'login' && sessions && !body.problem) {
-    const names = idsOf(body, request.headers['content-type'], sessions.field)
+    const names = idsOf(body, request.headers['content-type'], sessions.field, false)
     if (Array.isArray(names)) for (const name of names) sessions.addUsername(name, ex.session.usernames)
   }
   if (ex.kind !== 'routed' || !pending) return
@@ -49,9 +49,7 @@ export async function readRequestBody(
   // are not refused for it (the query's ids still count).
   if (problem && inspect.unreadableIsEmpty && problem.status === 413 && isMultipart(request)) problem = undefined
   if (!problem) {
-    let ids = idsOf(body, request.headers['content-type'], inspect.select)
-    // (A query record's key in a body no reader takes as a form or JSON: no ids there.)
-    if (!Array.isArray(ids) && inspect.unreadableIsEmpty && ids.status !== 413) ids = []
+    let ids = idsOf(body, request.headers['content-type'], inspect.select, inspect.unreadableIsEmpty === true)
     if (Array.isArray(ids) && inspect.split !== undefined) ids = splitIds(ids, inspect.split)
     if (!Array.isArray(ids)) problem = ids
     else if (ids.length > inspect.maxIds)
@@ -94,15 +92,23 @@ interface RequestBody {
 }
 
 /** The ids a selector finds in a body (every reading of it), or why it cannot be read. */
-function idsOf(body: RequestBody, contentType: string | undefined, selector: Selector): string[] | Problem {
+function idsOf(
+  body: RequestBody,
+  contentType: string | undefined,
+  selector: Selector,
+  unreadableIsEmpty: boolean,
+): string[] | Problem {
   if (body.parsed !== undefined) return selector(body.parsed)
   if (!body.bytes) return []
   try {
     return selectBody(body.bytes, contentType, selector, body.decoded ?? null)
   } catch (err) {
     if (!(err instanceof UninspectableError)) throw err
+    // A query record's key in a body no reader takes as a form or JSON: no ids there. But one in
+    // a charset sluice cannot decode may name them to a server that can: refused.
+    if (unreadableIsEmpty && !err.hides) return []
     return uninspectable(
-      err.message.startsWith('content-type') ? 415 : 400,
+      err.message.startsWith('content-type') || err.hides ? 415 : 400,
       `The request body cannot be read for record ids: ${err.message}.`,
     )
   }
@@ -168,7 +174,7 @@ export function holder(pipe: Pipeline, ex: Exchange, reply: FastifyReply): (n: n
 
 /** `n` records nobody else can name: an uninspectable body counted as its worst case. */
 function isMultipart(request: FastifyRequest): boolean {
-  return mediaType(request.headers['content-type']) === 'multipart/form-data'
+  return mediaType(request.headers['content-type']).startsWith('multipart/')
 }
 
 export function synthetic(n: number): string[] {

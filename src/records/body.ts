@@ -4,6 +4,7 @@
 // (an answer's chunk by chunk as it arrives: `feed`, contentDecoder).
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
+import { unescape } from 'node:querystring'
 import * as zlib from 'node:zlib'
 import { BrokenBodyError, JsonTextError, UninspectableError } from '../errors.js'
 import { jsonpPayload, strictFromLenient } from './json-lenient.js'
@@ -315,7 +316,9 @@ export function contentDecoder(
  *          all followed)
  *   form   `application/x-www-form-urlencoded`, or any body that is not JSON (a PHP app may
  *          `parse_str` it): bracket keys as qs and PHP read them, keys in any case (keys.ts)
- *   multipart/form-data   its fields (not its files), as a form
+ *   multipart  its fields (not its files), as a form: any multipart/* type (commons-fileupload,
+ *          and so Spring and Struts 1, take them all), or any type that merely contains
+ *          `multipart/form-data` (Struts 2's test), besides the type's own readings
  * A body none of these can read (not JSON, and no form field the selector names) throws
  * UninspectableError: the route's `uninspectable` policy decides.
  */
@@ -374,7 +377,16 @@ function selectText(
   contentType: string | undefined,
   selector: Selector,
 ): string[] {
-  if (type === 'multipart/form-data') return selectForm(multipartFields(text, contentType ?? ''), selector)
+  if (type.startsWith('multipart/')) return selectForm(multipartFields(text, contentType ?? ''), selector)
+  if (contentType !== undefined && MULTIPART_INSIDE.test(contentType)) {
+    const parts = selectForm(multipartFields(text, contentType), selector)
+    try {
+      return [...parts, ...selectText(text, forms, type, undefined, selector)]
+    } catch (err) {
+      if (!(err instanceof UninspectableError)) throw err
+      return parts
+    }
+  }
   let ids: string[] | null = null
   let jsonError: JsonTextError | null = null
   try {
@@ -432,16 +444,25 @@ export function selectJsonBody(body: Buffer, contentType: string | undefined, se
   }
 }
 
+/** Struts 2 reads a body as multipart when its Content-Type merely contains this. */
+const MULTIPART_INSIDE = /multipart\/form-data/i
+
+/** The media types of formLike's bodies besides multipart ones. */
+const FORM_TYPES: ReadonlySet<string> = new Set(['', 'application/x-www-form-urlencoded', 'text/plain'])
+
 /**
- * Bodies servers read form parameters from, or may (a servlet's getParameter, PHP, WebForms):
- * a form, multipart form data, plain text, or no type at all.
+ * Is this a body servers read form parameters from, or may? A form, plain text or no type (a
+ * servlet's getParameter, PHP, WebForms), any multipart/* (commons-fileupload takes them all)
+ * and a type that contains `multipart/form-data` anywhere (Struts 2).
  */
-export const FORM_TYPES: ReadonlySet<string> = new Set([
-  '',
-  'application/x-www-form-urlencoded',
-  'multipart/form-data',
-  'text/plain',
-])
+export function formLike(contentType: string | undefined): boolean {
+  const type = mediaType(contentType)
+  return (
+    FORM_TYPES.has(type) ||
+    type.startsWith('multipart/') ||
+    (contentType !== undefined && MULTIPART_INSIDE.test(contentType))
+  )
+}
 
 /** The media type of a Content-Type, lower-cased, without parameters ('' for none). */
 export function mediaType(contentType: string | undefined): string {
@@ -456,21 +477,57 @@ function selectForm(form: Form, selector: Selector): string[] {
 }
 
 /**
- * The fields of a multipart/form-data body (parts without a filename), re-encoded as a form.
- * A deliberately small reader: boundaries, each part's Content-Disposition name, its text.
+ * The fields of a multipart body (parts without a filename), re-encoded as a form, as every
+ * server may read them: with each boundary the Content-Type may be taken to name (a parameter
+ * map keeps the last `boundary=`, PHP finds the first "boundary" anywhere, even in
+ * `xboundary=`, and reads it up to `;` or `,`), headers ending at CRLF CRLF or a bare LF LF,
+ * and every name the Content-Disposition gives (quoted, unquoted as busboy and commons-fileupload
+ * take it, or RFC 2231's `name*=`).
  */
 function multipartFields(text: string, contentType: string): string {
-  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)
-  const boundary = m?.[1] ?? m?.[2]
-  if (!boundary) throw new UninspectableError('multipart body without a boundary')
-  const fields = new URLSearchParams()
-  for (const part of text.split(`--${boundary}`).slice(1)) {
-    const end = part.indexOf('\r\n\r\n')
-    if (end < 0) continue
-    const head = part.slice(0, end)
-    const name = /content-disposition:[^\r\n]*?\bname="([^"]*)"/i.exec(head)?.[1]
-    if (name === undefined || /\bfilename\*?=/i.test(head)) continue
-    fields.append(name, part.slice(end + 4).replace(/\r\n$/, ''))
+  const boundaries = new Set<string>()
+  for (const m of contentType.matchAll(BOUNDARY)) {
+    const raw = m[1] as string
+    const quoted = /^\s*"([^"]*)"/.exec(raw)?.[1]
+    for (const b of [raw, raw.trim(), raw.trim().split(/\s/)[0] as string, quoted ?? ''])
+      if (b !== '') boundaries.add(b)
   }
+  // (A quoted boundary holding `;` or `,`.)
+  for (const m of contentType.matchAll(QUOTED_BOUNDARY)) if (m[1] !== '') boundaries.add(m[1] as string)
+  if (boundaries.size === 0) throw new UninspectableError('multipart body without a boundary')
+  const fields = new URLSearchParams()
+  for (const boundary of boundaries)
+    for (const part of text.split(`--${boundary}`).slice(1)) {
+      const crlf = part.indexOf('\r\n\r\n')
+      const lf = part.indexOf('\n\n')
+      const [end, gap] = lf >= 0 && (crlf < 0 || lf < crlf) ? [lf, 2] : [crlf, 4]
+      if (end < 0) continue
+      const disposition = /content-disposition[ \t]*:([^\r\n]*)/i.exec(part.slice(0, end))?.[1]
+      if (disposition === undefined || /(?:^|[;\s])filename\*?\s*=/i.test(disposition)) continue
+      const value = part.slice(end + gap).replace(/\r?\n$/, '')
+      for (const name of dispositionNames(disposition)) fields.append(name, value)
+    }
   return fields.toString()
+}
+
+/** `boundary=` anywhere, its value up to `;` or `,` as PHP reads it (its blanks and quotes undone above). */
+const BOUNDARY = /boundary\s*=([^;,]*)/gi
+const QUOTED_BOUNDARY = /boundary\s*=\s*"([^"]*)"/gi
+/** A Content-Disposition's `name` parameters: quoted (backslash escapes), bare, and `name*`. */
+const DISPOSITION_NAME = /(?:^|[;\s])name(\*?)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/gi
+
+function dispositionNames(disposition: string): string[] {
+  const names: string[] = []
+  for (const m of disposition.matchAll(DISPOSITION_NAME)) {
+    const quoted = m[2]
+    let name = quoted === undefined ? (m[3] as string) : quoted.replace(/\\(.)/g, '$1')
+    if (m[1] === '*') {
+      // RFC 2231: charset'language'percent-encoded.
+      const parts = name.split("'")
+      name = parts.length === 3 ? unescape(parts[2] as string) : name
+    }
+    if (quoted !== undefined && quoted !== name) names.push(quoted)
+    names.push(name)
+  }
+  return names
 }

@@ -3,7 +3,7 @@
 // it names, and the real method too (whichever the upstream honours). Shared by the proxy and
 // `sluice replay`.
 import type { CompiledRoute } from '../config/compile.js'
-import { FORM_TYPES, mediaType } from '../records/body.js'
+import { formLike } from '../records/body.js'
 import { namesKey, pairs } from '../records/keys.js'
 import { matchRoute, type RouteMatch } from './table.js'
 
@@ -61,7 +61,7 @@ export function readAsGet(method: string, headers: Headers, answered: boolean): 
   if (method === 'GET' || method === 'HEAD') return false
   if (!answered) return true
   const type = headers['content-type']
-  return FORM_TYPES.has(mediaType(typeof type === 'string' ? type : undefined))
+  return formLike(typeof type === 'string' ? type : undefined)
 }
 
 export function resolveRoute(

@@ -236,7 +236,13 @@ export async function startLaxLegacy(
       if (path === '/api/find') {
         // A servlet's getParameter (or PHP's $_REQUEST, ASP.NET's Request[…]): the query's
         // fields and a form body's, whatever the method; ASP.NET MVC binds a JSON body's too.
-        const fromBody = body.trim().startsWith('{') ? jsonIds(body, 'id') : valuesOf(body, 'id')
+        const type = String(req.headers['content-type'] ?? '')
+        // commons-fileupload (Spring, Struts 1) reads any multipart/*; Struts 2 a type containing multipart/form-data.
+        const fromBody = /multipart\//i.test(type)
+          ? multipartValues(body, type, 'id')
+          : body.trim().startsWith('{')
+            ? jsonIds(body, 'id')
+            : valuesOf(body, 'id')
         const ids = [...valuesOf(query, 'id'), ...fromBody].flatMap((v) => v.split(','))
         serve(who, ids)
         return json(200, { items: ids.map((id) => ({ id })) })
@@ -299,4 +305,19 @@ function tomcatLegacySession(header: string): string | undefined {
     if (value) found ??= value
   }
   return found
+}
+
+/** A multipart body's fields named `key` (not files), split at the last `boundary=` (a parameter map's). */
+function multipartValues(body: string, type: string, key: string): string[] {
+  const boundary = [...type.matchAll(/boundary=([^;\s]+)/gi)].at(-1)?.[1]
+  if (boundary === undefined) return []
+  const out: string[] = []
+  for (const part of body.split(`--${boundary}`)) {
+    const end = part.indexOf('\r\n\r\n')
+    if (end < 0) continue
+    const head = part.slice(0, end)
+    const name = /name="?([^";\r\n]+)/i.exec(head)?.[1]
+    if (name?.toLowerCase() === key && !/filename=/i.test(head)) out.push(part.slice(end + 4).replace(/\r\n$/, ''))
+  }
+  return out
 }

@@ -157,6 +157,37 @@ describe('reading bodies', () => {
     ).toEqual(['1', '2'])
   })
 
+  it('reads multipart fields as every server may: boundaries, blank lines, names, types', () => {
+    const ids = compileSelector('$.id')
+    const read = (type: string, body: string) => [...new Set(selectBody(Buffer.from(body), type, ids))].sort()
+    const part = (b: string, disposition: string, value: string, eol = '\r\n') =>
+      `--${b}${eol}Content-Disposition: ${disposition}${eol}${eol}${value}${eol}`
+    const form = (b: string, disposition = 'form-data; name="id"', eol = '\r\n') =>
+      `${part(b, disposition, '6', eol)}--${b}--${eol}`
+    expect(read('multipart/form-data; boundary=b1', form('b1'))).toEqual(['6'])
+    // The boundary: a parameter map keeps the last one, PHP finds the first "boundary" anywhere
+    // and reads it up to `;` or `,` (blanks and all).
+    expect(read('multipart/form-data; boundary=a; boundary=b2', form('b2'))).toEqual(['6'])
+    expect(read('multipart/form-data; xboundary=b3; boundary=zz', form('b3'))).toEqual(['6'])
+    expect(read('multipart/form-data; boundary=b4 x', form('b4 x'))).toEqual(['6'])
+    expect(read('multipart/form-data; boundary="b;5"', form('b;5'))).toEqual(['6'])
+    // Headers ended by a bare LF LF (PHP reads them).
+    expect(read('multipart/form-data; boundary=b6', form('b6', 'form-data; name="id"', '\n'))).toEqual(['6'])
+    // Names unquoted (busboy, commons-fileupload), escaped, RFC 2231, twice (either may be taken).
+    expect(read('multipart/form-data; boundary=b7', form('b7', 'form-data; name=id'))).toEqual(['6'])
+    expect(read('multipart/form-data; boundary=b8', form('b8', 'form-data; name="\\id"'))).toEqual(['6'])
+    expect(read('multipart/form-data; boundary=b9', form('b9', "form-data; name*=UTF-8''%69d"))).toEqual(['6'])
+    expect(read('multipart/form-data; boundary=c1', form('c1', 'form-data; name="x"; name="id"'))).toEqual(['6'])
+    // Any multipart/* (commons-fileupload: Spring, Struts 1), and a type that merely contains
+    // multipart/form-data (Struts 2).
+    expect(read('multipart/mixed; boundary=c2', form('c2'))).toEqual(['6'])
+    expect(read('text/plain; boundary=c3; x=multipart/form-data', form('c3'))).toEqual(['6'])
+    // Files are not parameters; a name that only looks like one is.
+    expect(read('multipart/form-data; boundary=c4', form('c4', 'form-data; name="id"; filename="a.txt"'))).toEqual([])
+    expect(read('multipart/form-data; boundary=c5', form('c5', 'form-data; name="id"; xfilename="a"'))).toEqual(['6'])
+    expect(() => read('multipart/form-data', form('c6'))).toThrow(/without a boundary/)
+  })
+
   it('reads request JSON keys in any case (ASP.NET Core binds them so), duplicates included', () => {
     const ids = compileSelector('$.contactIds')
     expect(selectBody(Buffer.from('{"ContactIDs":[1,2],"contactids":[3]}'), 'application/json', ids).sort()).toEqual([

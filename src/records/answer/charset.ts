@@ -117,7 +117,7 @@ export function otherCharsets(contentType: string | undefined, body: Buffer): ((
   // (Java's own names spell `-` as `_`: ISO8859_1, UTF_16LE.)
   const label = encodingOf(declared) !== null ? declared : declared.replace(/_/g, '-')
   const encoding = encodingOf(label)
-  if (encoding === null) throw new UninspectableError(`unknown charset "${declared}"`)
+  if (encoding === null) throw new UninspectableError(`unknown charset "${declared}"`, true)
   if (encoding === 'utf-8') return []
   const labels = encoding === 'utf-16le' && bom === null && label !== 'utf-16le' ? [label, 'utf-16be'] : [label]
   return labels.map((l) => {
