@@ -4,7 +4,14 @@
 // `sluice replay` call this same function, so the proxy and a replay of its log cannot drift.
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import { methodOverride, queryMethodOverrides, readAsGet, resolveRoute, withoutFormat } from '../routes/resolve.js'
+import {
+  methodOverride,
+  queryMethodOverrides,
+  readAsGet,
+  resolveRoute,
+  withoutFormat,
+  withoutPathInfo,
+} from '../routes/resolve.js'
 import type { RouteMatch } from '../routes/table.js'
 
 /** The request line and headers, as a server or an access log has them. */
@@ -104,9 +111,11 @@ function asGet(request: RequestLine, matchPath: string, ctx: ClassifyContext): R
 function sessionKind(sessions: CompiledSessions | null, method: string, matchPath: string): SessionKind | null {
   if (!sessions) return null
   const { login, logout } = sessions
-  // (`/login.json` logs in too where the framework routes formats: see withoutFormat.)
+  // (`/login.json` and `/login.php/x` log in too: see withoutFormat and withoutPathInfo.)
   const bare = withoutFormat(matchPath)
-  const at = (regex: RegExp) => regex.test(matchPath) || (bare !== null && regex.test(bare))
+  const script = withoutPathInfo(matchPath)
+  const at = (regex: RegExp) =>
+    regex.test(matchPath) || (bare !== null && regex.test(bare)) || (script !== null && regex.test(script))
   if (method === login.method && at(login.pattern.regex)) return 'login'
   if (logout && (logout.method === null || logout.method === method) && at(logout.pattern.regex)) return 'logout'
   return null

@@ -80,9 +80,28 @@ export function resolveRoute(
   }
   const found = find(matchPath)
   if (found) return found
-  const bare = withoutFormat(matchPath)
-  return bare === null ? null : find(bare)
+  for (const bare of [withoutFormat(matchPath), withoutPathInfo(matchPath)]) {
+    const again = bare === null ? null : find(bare)
+    if (again) return again
+  }
+  return null
 }
+
+/**
+ * The path up to its first script segment when more segments follow (`/contact.php/x/y` →
+ * `/contact.php`), or null: Apache runs `contact.php` for it with the rest as PATH_INFO, as
+ * IIS does `Contact.aspx/x`, CGI scripts, ColdFusion pages and ISAPI DLLs. A path no route
+ * matches (nor without a format suffix) is matched again so.
+ */
+export function withoutPathInfo(matchPath: string): string | null {
+  // (Most paths have no dot before their last segment: no regular expression for them.)
+  const dot = matchPath.indexOf('.')
+  if (dot < 0 || dot > matchPath.lastIndexOf('/')) return null
+  const m = SCRIPT_SEGMENT.exec(matchPath)
+  return m === null ? null : (m[1] as string)
+}
+const SCRIPT_SEGMENT =
+  /^(\/(?:[^/]*\/)*?[^/]*\.(?:php\d?|phtml|aspx?|ash[xd]|asmx|axd|svc|cgi|pl|cfml?|cfc|dll|exe))\/./i
 
 /**
  * The path without a format suffix on its last segment (`/api/contacts.json` →

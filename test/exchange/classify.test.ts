@@ -262,6 +262,47 @@ describe('one classification for the proxy and replay', () => {
     })
   })
 
+  it('a path no route matches is matched again up to its script segment (PATH_INFO), logins too', () => {
+    const scripts = compileConfigText(
+      `
+version: 1
+upstream: { url: http://127.0.0.1:1 }
+sessions:
+  login: { path: /login.php, usernameField: username, cookie: PHPSESSID }
+identity: [ { type: cookie, name: PHPSESSID } ]
+routes:
+  - name: php
+    methods: [GET]
+    path: /contact.php
+    records: { query: id }
+    limits: [ { window: 10m, distinctRecords: 10, action: log } ]
+  - name: webforms
+    path: /book/Contact.aspx
+    records: { query: id }
+    limits: [ { window: 10m, distinctRecords: 10, action: log } ]
+  - name: more
+    path: /contact.php/more
+    limits: [ { window: 10m, requests: 10, action: log } ]
+`,
+      'scripts.yaml',
+    )
+    const at = { routes: scripts.routes, sessions: scripts.sessions, canonical: canonicalOptions(true) }
+    const routeOf = (url: string, method = 'GET') => {
+      const c = classify({ method, url, headers: {} }, at)
+      return c.kind === 'routed' ? [c.route.name, c.records] : [c.kind, c.kind === 'unrouted' ? c.session : null]
+    }
+    // Apache runs contact.php for /contact.php/x (the rest is PATH_INFO); IIS Contact.aspx likewise.
+    expect(routeOf('/contact.php/x?id=5')).toEqual(['php', ['5']])
+    expect(routeOf('/contact.php/x/y.php/z?id=6')).toEqual(['php', ['6']])
+    expect(routeOf('/CONTACT.PHP/%78?id=7')).toEqual(['php', ['7']])
+    expect(routeOf('/book/contact.aspx/anything/else?id=8')).toEqual(['webforms', ['8']])
+    // A route of its own comes first; other paths are left alone.
+    expect(routeOf('/contact.php/more')).toEqual(['more', []])
+    expect(routeOf('/contact.phpx/y?id=9')).toEqual(['unrouted', null])
+    expect(routeOf('/other.php/contact.php?id=9')).toEqual(['unrouted', null])
+    expect(routeOf('/login.php/x', 'POST')).toEqual(['unrouted', 'login'])
+  })
+
   it('a path no route matches is matched again without its format suffix', () => {
     const routeOf = (url: string, method = 'GET') => {
       const c = classify({ method, url, headers: {} }, ctx)
