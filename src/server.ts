@@ -76,10 +76,19 @@ function routeOf(request: FastifyRequest): string {
 }
 
 function upstreamFailed(reply: FastifyReply, error: UpstreamError, metrics: Metrics): void {
-  metrics.upstreamErrors.labels(routeOf(reply.request), error.timedOut ? '504' : '502').inc()
+  const route = routeOf(reply.request)
+  metrics.upstreamErrors.labels(route, error.timedOut ? '504' : '502').inc()
+  // (The route's name and the method say which requests fail; the path may name a record.)
   reply.log.error(
-    { event: 'sluice.upstream_error', code: error.code, err: error.message, cause: error.cause },
-    'upstream failed',
+    {
+      event: 'sluice.upstream_error',
+      route,
+      method: reply.request.method,
+      code: error.code,
+      err: error.message,
+      cause: error.cause,
+    },
+    `upstream failed (${error.timedOut ? '504' : '502'}): ${error.message}`,
   )
   sendProblem(
     reply,

@@ -81,5 +81,12 @@ describe('upstream metrics', () => {
     expect(t).toContain('sluice_upstream_errors_total{route="contact",status="502"} 1')
     expect(t).toContain('sluice_upstream_errors_total{route="-",status="502"} 1')
     expect(t).not.toContain('sluice_upstream_latency_seconds_count{')
+    // The log says which route and method failed, and why, without the path (it may name a record).
+    const logged = dead.logs.filter((l) => l.event === 'sluice.upstream_error')
+    expect(logged).toContainEqual(
+      expect.objectContaining({ route: 'contact', method: 'GET', code: 'ECONNREFUSED', level: 50 }),
+    )
+    expect(logged.find((l) => l.route === 'contact')?.msg).toMatch(/^upstream failed \(502\): connect ECONNREFUSED/)
+    expect(JSON.stringify(logged)).not.toContain('/api/contacts/1')
   })
 })
