@@ -77,7 +77,8 @@ function routeOf(request: FastifyRequest): string {
 
 function upstreamFailed(reply: FastifyReply, error: UpstreamError, metrics: Metrics): void {
   const route = routeOf(reply.request)
-  metrics.upstreamErrors.labels(route, error.timedOut ? '504' : '502').inc()
+  const status = error.timedOut ? 504 : 502
+  metrics.upstreamErrors.labels(route, String(status)).inc()
   // (The route's name and the method say which requests fail; the path may name a record.)
   reply.log.error(
     {
@@ -88,7 +89,7 @@ function upstreamFailed(reply: FastifyReply, error: UpstreamError, metrics: Metr
       err: error.message,
       cause: error.cause,
     },
-    `upstream failed (${error.timedOut ? '504' : '502'}): ${error.message}`,
+    `upstream failed (${status}): ${error.message}`,
   )
   sendProblem(
     reply,

@@ -4,15 +4,7 @@
 // `sluice replay` call this same function, so the proxy and a replay of its log cannot drift.
 import type { CompiledRoute, CompiledSessions } from '../config/compile.js'
 import { canonicalize, type CanonicalOptions } from '../http/canonicalize.js'
-import {
-  methodOverride,
-  queryMethodOverrides,
-  readAsGet,
-  resolveRoute,
-  withoutFormat,
-  withoutPathInfo,
-} from '../routes/resolve.js'
-import type { RouteMatch } from '../routes/table.js'
+import { asRouted, methodOverride, queryMethodOverrides, resolveRoute, servedAsGet } from '../routes/resolve.js'
 
 /** The request line and headers, as a server or an access log has them. */
 export interface RequestLine {
@@ -72,11 +64,10 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
   // As for routes, the real method and the ones overrides name: whichever the upstream honours.
   const queried = queryMethodOverrides(request.method, canonical.search)
   const overrides = override === undefined ? queried : [override, ...queried]
-  let session = sessionKind(ctx.sessions, request.method, canonical.matchPath)
-  for (let i = 0; session === null && i < overrides.length; i++)
-    session = sessionKind(ctx.sessions, overrides[i] as string, canonical.matchPath)
+  const session = sessionKind(ctx.sessions, request.method, overrides, canonical.matchPath)
   const match =
-    resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides) ?? asGet(request, canonical.matchPath, ctx)
+    resolveRoute(ctx.routes, request.method, canonical.matchPath, overrides) ??
+    servedAsGet(ctx.routes, request.method, request.headers, canonical.matchPath)
   if (!match)
     return { kind: 'unrouted', target: canonical.path + canonical.search, search: canonical.search, override, session }
 
@@ -100,23 +91,20 @@ export function classify(request: RequestLine, ctx: ClassifyContext): Classifica
   }
 }
 
-/** The GET route a request no route takes is served as, by a legacy upstream (see readAsGet). */
-function asGet(request: RequestLine, matchPath: string, ctx: ClassifyContext): RouteMatch<CompiledRoute> | null {
-  if (request.method === 'GET' || request.method === 'HEAD') return null
-  const get = resolveRoute(ctx.routes, 'GET', matchPath)
-  return get && readAsGet(request.method, request.headers, get.route.inspect?.from === 'response') ? get : null
-}
-
-/** Is this request a login or logout? (matched on the canonical path, like routes) */
-function sessionKind(sessions: CompiledSessions | null, method: string, matchPath: string): SessionKind | null {
+/** Is this request a login or logout, by its method or one an override names? (On the canonical path, like routes.) */
+function sessionKind(
+  sessions: CompiledSessions | null,
+  method: string,
+  overrides: readonly string[],
+  matchPath: string,
+): SessionKind | null {
   if (!sessions) return null
   const { login, logout } = sessions
-  // (`/login.json` and `/login.php/x` log in too: see withoutFormat and withoutPathInfo.)
-  const bare = withoutFormat(matchPath)
-  const script = withoutPathInfo(matchPath)
-  const at = (regex: RegExp) =>
-    regex.test(matchPath) || (bare !== null && regex.test(bare)) || (script !== null && regex.test(script))
-  if (method === login.method && at(login.pattern.regex)) return 'login'
-  if (logout && (logout.method === null || logout.method === method) && at(logout.pattern.regex)) return 'logout'
-  return null
+  const named = (m: string) => m === method || overrides.includes(m)
+  // (`/login.json` and `/login.php/x` log in too: see asRouted.)
+  return asRouted(matchPath, (path) => {
+    if (named(login.method) && login.pattern.regex.test(path)) return 'login'
+    if (logout && (logout.method === null || named(logout.method)) && logout.pattern.regex.test(path)) return 'logout'
+    return null
+  })
 }

@@ -28,6 +28,28 @@ export function cookieValue(raw: string): string {
   return value
 }
 
+/**
+ * Each `name=value` pair of Cookie headers, raw: split at `;` as every server splits them and,
+ * with `commas`, at `,` as well, as Tomcat's legacy parser, GlassFish and ASP.NET Core also do
+ * (to them `x=1, JSESSIONID=<id>` carries a session). A pair without `=` is skipped.
+ */
+export function eachCookie(
+  header: string | readonly string[],
+  commas: boolean,
+  visit: (name: string, value: string) => void,
+): void {
+  const pair = (text: string) => {
+    const eq = text.indexOf('=')
+    if (eq >= 0) visit(text.slice(0, eq), text.slice(eq + 1))
+  }
+  for (const h of typeof header === 'string' ? [header] : header)
+    for (const text of h.split(';')) {
+      pair(text)
+      // (The first `,`-part is the pair itself: its value is cut by credentialValue.)
+      if (commas && text.includes(',')) for (const part of text.split(',').slice(1)) pair(part)
+    }
+}
+
 /** RFC 2616's separators: Tomcat's legacy cookie parser ends a value's token at the first of them. */
 const SEPARATOR = /[()<>@,;:\\"/[\]?={} \t]/
 

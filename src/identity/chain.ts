@@ -165,9 +165,9 @@ function identity(found: Found, source: IdentitySource): Identity {
     : { account: found.account, source, claims: found.claims }
 }
 
-/** The account of a session id (a cookie value as cookieValue reads it, cut as credentialValue cuts it). */
+/** The account of a session id, read as a credential is (cookieValue, then credentialValue). */
 export function sessionAccount(value: string): string {
-  return `session:${fingerprint(credentialValue(value))}`
+  return `session:${fingerprint(value)}`
 }
 
 /**

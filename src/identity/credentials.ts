@@ -2,7 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { createHash, createHmac } from 'node:crypto'
 import { AmbiguousIdentityError } from '../errors.js'
-import { cookieName, cookieValue, credentialValue } from '../http/cookies.js'
+import { cookieName, cookieValue, credentialValue, eachCookie } from '../http/cookies.js'
 
 /** A token shown once in logs and stored as a key must not be the token: hash it. */
 export function fingerprint(value: string, length = 16): string {
@@ -22,31 +22,20 @@ export { AmbiguousIdentityError }
 /**
  * Every value of one cookie. A request may carry a name twice (`a=1; a=2`); servers disagree
  * on which one wins, so the caller must not pick one silently. A `credential` (a session id, a
- * token) is read as the most lenient server reads it: pairs split on `,` as well as `;` (to
- * Tomcat's legacy parser, GlassFish's and ASP.NET Core's, `x=1, JSESSIONID=<id>` carries a
- * session) and each value as credentialValue cuts it.
+ * token) is read as the most lenient server reads it: pairs split on `,` as well as `;`
+ * (eachCookie) and each value as credentialValue cuts it.
  */
 export function cookieValues(headers: IncomingHttpHeaders, name: string, credential = false): string[] {
   const raw = headers.cookie
   if (!raw) return []
   const out: string[] = []
   const wanted = cookieName(name)
-  const read = (pair: string) => {
-    const eq = pair.indexOf('=')
-    if (eq < 0) return
+  eachCookie(raw, credential, (n, v) => {
     // Names compare as the most lenient server compares them (see cookieName).
-    const n = pair.slice(0, eq)
     if (n.trim() !== name && cookieName(n) !== wanted) return
-    const value = credential ? credentialValue(cookieValue(pair.slice(eq + 1))) : cookieValue(pair.slice(eq + 1))
+    const value = credential ? credentialValue(cookieValue(v)) : cookieValue(v)
     if (value !== '') out.push(value)
-  }
-  for (const header of Array.isArray(raw) ? raw : [raw]) {
-    for (const pair of header.split(';')) {
-      read(pair)
-      // (The first `,`-part is the pair itself, its value cut by credentialValue.)
-      if (credential && pair.includes(',')) for (const part of pair.split(',').slice(1)) read(part)
-    }
-  }
+  })
   return out
 }
 

@@ -1,6 +1,6 @@
 // Record ids a request asks for, read before it is forwarded.
 import { unescape } from 'node:querystring'
-import { cookieValue } from '../http/cookies.js'
+import { cookieValue, eachCookie } from '../http/cookies.js'
 import { configuredPath, namesKey, pairs } from './keys.js'
 
 export type RecordSource = { param: string; split?: string } | { query: string; split?: string }
@@ -60,13 +60,10 @@ function keyValues(
       for (const id of split ? splitIds([v], split) : [v.trim()]) if (id !== '') (out ??= new Set()).add(id)
     }
     if (search.length > 1 && mayName(search)) for (const [k, v] of pairs(search.slice(1))) if (namesKey(k, path)) add(v)
-    if (cookie !== undefined)
-      for (const header of typeof cookie === 'string' ? [cookie] : cookie)
-        if (mayName(header))
-          for (const pair of header.split(';')) {
-            const eq = pair.indexOf('=')
-            if (eq > 0 && namesKey(unescape(pair.slice(0, eq)), path)) add(cookieValue(pair.slice(eq + 1)))
-          }
+    if (cookie !== undefined && (typeof cookie === 'string' ? mayName(cookie) : cookie.some(mayName)))
+      eachCookie(cookie, false, (name, value) => {
+        if (namesKey(unescape(name), path)) add(cookieValue(value))
+      })
     return out === null ? NONE : [...(out as Set<string>)]
   }
 }

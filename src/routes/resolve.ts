@@ -45,25 +45,6 @@ export function queryMethodOverrides(method: string, search: string): readonly s
   return out
 }
 
-/**
- * Would a legacy upstream serve this request as the GET of the same URL? PHP scripts run
- * whatever the method and body (`DELETE /contact.php?id=5`, or a JSON POST to it, prints
- * contact 5 from `$_GET`), as do Spring's `@RequestMapping` without a method, JSPs before JSP
- * 2.3 and Express's `app.all`; servlets (`doPost` calling `doGet`, Struts actions) and ASP.NET
- * WebForms serve a form POST as the page; Rails and Laravel forms with `_method=get` too. So a
- * request of any method but GET and HEAD on a path only a GET route covers is counted as that
- * route: a form that writes back to the page it was read from counts one more request there,
- * its record already counted; a DELETE of a record just read is a re-read. But where the GET
- * route reads its records from the answer (`answered`), only a form, multipart, plain-text or
- * no body: the answer to a JSON or XML API call (a REST create or update) is not the page.
- */
-export function readAsGet(method: string, headers: Headers, answered: boolean): boolean {
-  if (method === 'GET' || method === 'HEAD') return false
-  if (!answered) return true
-  const type = headers['content-type']
-  return formLike(typeof type === 'string' ? type : undefined)
-}
-
 export function resolveRoute(
   routes: readonly CompiledRoute[],
   method: string,
@@ -71,20 +52,54 @@ export function resolveRoute(
   overrides: readonly string[] = NO_OVERRIDES,
 ): RouteMatch<CompiledRoute> | null {
   const fold = (m: string) => (m === 'HEAD' ? 'GET' : m)
-  const find = (path: string) => {
+  return asRouted(matchPath, (path) => {
     for (const m of overrides) {
       const found = matchRoute(routes, fold(m), path)
       if (found) return found
     }
     return matchRoute(routes, fold(method), path)
-  }
+  })
+}
+
+/**
+ * The GET route a legacy upstream serves this request as, when no route takes its own method.
+ * PHP scripts run whatever the method and body (`DELETE /contact.php?id=5`, or a JSON POST to
+ * it, prints contact 5 from `$_GET`), as do Spring's `@RequestMapping` without a method, JSPs
+ * before JSP 2.3 and Express's `app.all`; servlets (`doPost` calling `doGet`, Struts actions)
+ * and ASP.NET WebForms serve a form POST as the page; Rails and Laravel forms with
+ * `_method=get` too. So a request of any method but GET and HEAD on a path only a GET route
+ * covers is counted as that route: a form that writes back to the page it was read from counts
+ * one more request there, its record already counted; a DELETE of a record just read is a
+ * re-read. But where the GET route reads its records from the answer, only with a form,
+ * multipart, plain-text or no body: the answer to a JSON or XML API call (a REST create or
+ * update) is not the page.
+ */
+export function servedAsGet(
+  routes: readonly CompiledRoute[],
+  method: string,
+  headers: Headers,
+  matchPath: string,
+): RouteMatch<CompiledRoute> | null {
+  if (method === 'GET' || method === 'HEAD') return null
+  const get = resolveRoute(routes, 'GET', matchPath)
+  if (get === null || get.route.inspect?.from !== 'response') return get
+  const type = headers['content-type']
+  return formLike(typeof type === 'string' ? type : undefined) ? get : null
+}
+
+/**
+ * `find` of the path, or else of the path as a server may route it: without a format suffix
+ * (withoutFormat), then up to its script segment (withoutPathInfo). Each is worked out only
+ * when the one before found nothing.
+ */
+export function asRouted<T>(matchPath: string, find: (path: string) => T | null): T | null {
   const found = find(matchPath)
-  if (found) return found
-  for (const bare of [withoutFormat(matchPath), withoutPathInfo(matchPath)]) {
-    const again = bare === null ? null : find(bare)
-    if (again) return again
-  }
-  return null
+  if (found !== null) return found
+  const bare = withoutFormat(matchPath)
+  const byFormat = bare === null ? null : find(bare)
+  if (byFormat !== null) return byFormat
+  const script = withoutPathInfo(matchPath)
+  return script === null ? null : find(script)
 }
 
 /**

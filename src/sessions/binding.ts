@@ -13,7 +13,7 @@
 // nothing: counts belong to the user, and a logout the upstream ignores must not refund them.
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompiledSessions } from '../config/compile.js'
-import { cookieName, parseSetCookie, setCookies } from '../http/cookies.js'
+import { cookieName, credentialValue, parseSetCookie, setCookies } from '../http/cookies.js'
 import { sessionAccount } from '../identity/chain.js'
 import { normalizeUsername } from '../identity/usernames.js'
 import { configuredPath, namesKey, pairs } from '../records/keys.js'
@@ -85,7 +85,7 @@ export class SessionBinder {
       .map((h) => parseSetCookie(h, now))
       .find((c) => c !== null && cookieName(c.name) === wanted && c.value !== '')
     if (cookie && cookie.maxAgeMs !== undefined && cookie.maxAgeMs <= 0) return null
-    const session = cookie ? sessionAccount(cookie.value) : event.session
+    const session = cookie ? sessionAccount(credentialValue(cookie.value)) : event.session
     if (session === undefined) {
       if (!this.warnedNoCookie) {
         this.warnedNoCookie = true
