@@ -485,15 +485,17 @@ function selectForm(form: Form, selector: Selector): string[] {
  * take it, or RFC 2231's `name*=`).
  */
 function multipartFields(text: string, contentType: string): string {
+  // Servers take the first `boundary=` or the last, never another: only those two are read (each
+  // reading is a pass over the body, and a header can name a thousand). Of each, the quoted
+  // value, or the value up to `;` or `,` (PHP, blanks inside kept) and its first word.
+  const found = [...contentType.matchAll(BOUNDARY)]
   const boundaries = new Set<string>()
-  for (const m of contentType.matchAll(BOUNDARY)) {
-    const raw = m[1] as string
-    const quoted = /^\s*"([^"]*)"/.exec(raw)?.[1]
-    for (const b of [raw, raw.trim(), raw.trim().split(/\s/)[0] as string, quoted ?? ''])
+  for (const m of found.length > 2 ? [found[0], found[found.length - 1]] : found) {
+    const [, quoted, bare = ''] = m as RegExpExecArray
+    const value = bare.trim()
+    for (const b of quoted !== undefined ? [quoted] : [value, value.split(/\s/)[0] as string])
       if (b !== '') boundaries.add(b)
   }
-  // (A quoted boundary holding `;` or `,`.)
-  for (const m of contentType.matchAll(QUOTED_BOUNDARY)) if (m[1] !== '') boundaries.add(m[1] as string)
   if (boundaries.size === 0) throw new UninspectableError('multipart body without a boundary')
   const fields = new URLSearchParams()
   for (const boundary of boundaries)
@@ -510,9 +512,8 @@ function multipartFields(text: string, contentType: string): string {
   return fields.toString()
 }
 
-/** `boundary=` anywhere, its value up to `;` or `,` as PHP reads it (its blanks and quotes undone above). */
-const BOUNDARY = /boundary\s*=([^;,]*)/gi
-const QUOTED_BOUNDARY = /boundary\s*=\s*"([^"]*)"/gi
+/** `boundary=` anywhere (PHP finds it even in `xboundary=`): its value quoted, or up to `;` or `,`. */
+const BOUNDARY = /boundary\s*=\s*(?:"([^"]*)"|([^;,]*))/gi
 /** A Content-Disposition's `name` parameters: quoted (backslash escapes), bare, and `name*`. */
 const DISPOSITION_NAME = /(?:^|[;\s])name(\*?)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))/gi
 

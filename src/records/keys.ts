@@ -156,14 +156,10 @@ function put(root: Record<string, unknown>, path: readonly string[], value: stri
     }
     const existing: unknown = node[seg]
     if (last) {
-      node[seg] =
-        existing === undefined
-          ? value
-          : Array.isArray(existing)
-            ? [...existing, value]
-            : typeof existing === 'string'
-              ? [existing, value]
-              : existing
+      // (Pushed in place: a copy per repeated key made 80,000 `id=` pairs take 43 s.)
+      if (Array.isArray(existing)) existing.push(value)
+      else if (existing === undefined) node[seg] = value
+      else if (typeof existing === 'string') node[seg] = [existing, value]
       return
     }
     if (existing !== null && typeof existing === 'object') {
