@@ -252,8 +252,14 @@ describe.skipIf(!hasRedis)('Redis Sentinel: failover under load', () => {
       seen,
     ).toBe(true)
     served += count(r.enumerator)
-    expect(served, seen).toBeLessThanOrEqual(LIMIT + 5)
-    expect(r.enumerator.at(-1), seen).toBe(429)
+    // Records the lag gave back are served once the enumerator's throttle lapses (on a slow
+    // machine, within these rounds): then it is at its limit again and refused.
+    const tail: number[] = []
+    for (let k = 0; (tail.at(-1) ?? r.enumerator.at(-1)) !== 429 && k <= LIMIT; k++)
+      tail.push(await get(k, 'enumerator', 600 + k))
+    served += count(tail)
+    expect(served, `${seen}; then ${tail.join(' ')}`).toBeLessThanOrEqual(LIMIT + 5)
+    expect(tail.at(-1) ?? r.enumerator.at(-1), `${seen}; then ${tail.join(' ')}`).toBe(429)
     expect(
       r.clerks.every((s) => s === 200 || s === 503),
       seen,
